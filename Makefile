@@ -1,0 +1,27 @@
+# The README's two commands: `make train` and `make test`. Each sets up .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup train test lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip uv
+	# torch first, pinned: a bare range would pull gigabytes of CUDA packages here.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: $(STAMP)
+	$(PY) experiments/train.py $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/world_step.py

@@ -1,0 +1,226 @@
+"""Dataclass schemas for every config group.
+
+Hydra merges each YAML file into these typed nodes, so a misspelt or unknown key, or a value of
+the wrong type, fails at start-up with an error that names the key (the system we replace
+silently ignored such keys). Semantic checks that need more than one node (a meter named in an
+effect must exist, an agent must not stand on a wall) live in `townlet.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import II, MISSING
+
+# --------------------------------------------------------------------------- world
+
+
+@dataclass
+class MeterConfig:
+    """One need. Values live in [0, 1], 1 = fully satisfied."""
+
+    decay: float = 0.001
+    """Amount lost per tick."""
+    initial: float = 0.8
+    """Starting value unless the scenario overrides it for an agent."""
+    critical: bool = False
+    """Reaching 0 makes the agent faint (its episode ends with the terminal penalty)."""
+
+
+@dataclass
+class AffordanceTypeConfig:
+    """One entry of the affordance catalogue; placements live in the scenario."""
+
+    capacity: int = 1
+    """Agents served at once; the rest wait in a FIFO queue."""
+    duration: int = 1
+    """Ticks from start to completion."""
+    open_hour: float = 0.0
+    """Opening hour in [0, 24]; open_hour > close_hour wraps past midnight."""
+    close_hour: float = 24.0
+    cost: float = 0.0
+    """Money taken on completion; an agent with less money cannot start."""
+    effects: dict[str, float] = field(default_factory=dict)
+    """Meter deltas applied on completion, by meter name."""
+    stock: int = -1
+    """Uses per day per instance (-1 = unlimited); restocked at midnight."""
+    workplace: bool = False
+    """A job location: presence matters, INTERACT does nothing."""
+
+
+@dataclass
+class JobConfig:
+    """A daily shift at a workplace instance named in the scenario."""
+
+    location: str = MISSING
+    shift_start: float = 9.0
+    """Hour of day the shift starts."""
+    shift_end: float = 17.0
+    grace_ticks: int = 2
+    """Arriving at most this many ticks after the start still counts as on time."""
+    wage_per_tick: float = 0.004
+    """Money earned per tick present during the shift."""
+    late_penalty: float = 0.5
+    """Reward penalty on a late arrival."""
+    absent_penalty: float = 1.0
+    """Reward penalty when a shift ends without the worker having arrived."""
+
+
+@dataclass
+class RivalryConfig:
+    gain: float = 0.25
+    """Rivalry added between a queue joiner and each agent ahead of it, per contention event."""
+    decay: float = 0.02
+    """Fraction of rivalry lost per tick."""
+    avoid_threshold: float = 0.5
+    """Rivalry above this marks an agent to avoid (observation feature)."""
+
+
+@dataclass
+class RewardConfig:
+    survival: float = 0.01
+    """Per tick alive."""
+    need_weights: dict[str, float] = field(default_factory=dict)
+    """Weight on each meter's change during the tick, by meter name (missing = 0)."""
+    wage_weight: float = 1.0
+    """Reward per unit of money earned as wage."""
+    faint_penalty: float = 1.0
+    """Terminal penalty on fainting; never clipped."""
+    clip_min: float = -0.2
+    """Clip range for the per-tick shaping terms only (survival, needs, wage)."""
+    clip_max: float = 1.0
+
+
+@dataclass
+class ObservationConfig:
+    window: int = 11
+    """Side of the egocentric square window; odd."""
+
+
+@dataclass
+class WorldConfig:
+    ticks_per_day: int = 240
+    meters: dict[str, MeterConfig] = field(default_factory=dict)
+    affordances: dict[str, AffordanceTypeConfig] = field(default_factory=dict)
+    jobs: dict[str, JobConfig] = field(default_factory=dict)
+    rivalry: RivalryConfig = field(default_factory=RivalryConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    device: str = "cpu"
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+@dataclass
+class PlacementConfig:
+    """An affordance instance in the scenario's town."""
+
+    name: str = MISSING
+    type: str = MISSING
+    pos: list[int] = MISSING
+    """[x, y]."""
+
+
+@dataclass
+class IntentConfig:
+    """One step of an agent's script; the scripted controller turns it into actions."""
+
+    do: str = MISSING
+    """go_to | use | wait | wait_until | leave_queue."""
+    target: str | None = None
+    """Affordance instance name for go_to / use."""
+    pos: list[int] | None = None
+    """[x, y] for go_to a tile."""
+    ticks: int | None = None
+    """For wait."""
+    hour: float | None = None
+    """For wait_until."""
+
+
+@dataclass
+class AgentConfig:
+    id: str = MISSING
+    pos: list[int] = MISSING
+    """[x, y] start tile."""
+    meters: dict[str, float] = field(default_factory=dict)
+    """Initial meter overrides by name."""
+    job: str | None = None
+    """Key of world.jobs."""
+    script: list[IntentConfig] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = MISSING
+    description: str = ""
+    width: int = MISSING
+    height: int = MISSING
+    walls: list[list[int]] = field(default_factory=list)
+    """Each entry is [x, y] or a filled rectangle [x0, y0, x1, y1] (inclusive)."""
+    affordances: list[PlacementConfig] = field(default_factory=list)
+    agents: list[AgentConfig] = field(default_factory=list)
+    ticks: int = 240
+    """Episode length in ticks (truncation limit)."""
+    start_hour: float = 6.0
+    seed: int = 0
+    expect: dict[str, float] = field(default_factory=dict)
+    """Behaviour the scenario must show, asserted by its test."""
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@dataclass
+class PPOConfig:
+    """PPO settings. The optimiser's hyperparameters join when the PPO loop lands (issue 4);
+    until then only keys that something reads are declared, so none is silently ignored."""
+
+    num_envs: int = 64
+    """Environments stepped together in one batched world."""
+
+
+@dataclass
+class RecordingConfig:
+    """Episode recording; only `off` exists until the recorder lands (issue 7)."""
+
+    enabled: bool = False
+
+
+@dataclass
+class CurriculumConfig:
+    """Curriculum; only `none` (stage 1 throughout) exists until issue 4."""
+
+    name: str = "none"
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking; only `off` exists until MLflow tracking lands (issue 6)."""
+
+    backend: str = "off"
+
+
+@dataclass
+class TrainConfig:
+    total_ticks: int = 2000
+    """World ticks to run (each tick steps every env and agent)."""
+    num_envs: int = II("ppo.num_envs")
+    policy: str = "random"
+    """random (masked uniform) until the PPO loop lands."""
+    threads: int = 0
+    """torch intra-op threads; 0 keeps torch's default."""
+
+
+@dataclass
+class TownletConfig:
+    """The root: the first entry of every defaults list, so every key is typed."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = II("scenario.seed")

@@ -1,0 +1,45 @@
+"""Turn a composed Townlet config into a running world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from townlet.config import register_configs
+from townlet.config.schema import ScenarioConfig, TownletConfig, WorldConfig
+from townlet.world import World
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def typed(cfg: DictConfig) -> TownletConfig:
+    """The composed config as schema dataclasses (interpolations resolved)."""
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def build_world(
+    cfg: DictConfig | TownletConfig,
+    num_envs: int = 1,
+    auto_reset: bool = False,
+    seed: int | None = None,
+) -> World:
+    """A world for the config's scenario; the seed defaults to the config's `seed`."""
+    config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
+    world: WorldConfig = config.world
+    scenario: ScenarioConfig = config.scenario
+    return World(
+        world,
+        scenario,
+        num_envs=num_envs,
+        seed=config.seed if seed is None else seed,
+        auto_reset=auto_reset,
+    )
+
+
+def load_config(overrides: list[str] | None = None, config_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose the project config outside a Hydra app (tests, notebooks, tools)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides or []))

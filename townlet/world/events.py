@@ -1,0 +1,38 @@
+"""Per-step events: what happened to each agent this tick, and counters derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from townlet.world.constants import ShiftEvent
+
+
+@dataclass
+class StepEvents:
+    """Per-agent (E, A) event tensors for one tick. Treat as read-only: they may be shared."""
+
+    started: torch.Tensor  # int64 affordance type index started, -1 none
+    completed: torch.Tensor  # int64 affordance type index completed, -1 none
+    contention: torch.Tensor  # bool: joined a queue behind others
+    contention_intensity: torch.Tensor  # float32: place in line when joining (1 = first)
+    shift_event: torch.Tensor  # int64 ShiftEvent
+    fainted: torch.Tensor  # bool
+    wage: torch.Tensor  # float32 money earned this tick
+
+    def counters(self, affordance_types: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Per-env (E,) counts, named; off the hot path (consumers call it when they log)."""
+        out = {
+            "contention_events": self.contention.sum(-1),
+            "contention_intensity": self.contention_intensity.sum(-1),
+            "shift_on_time": (self.shift_event == ShiftEvent.ON_TIME).sum(-1),
+            "shift_late": (self.shift_event == ShiftEvent.LATE).sum(-1),
+            "shift_absent": (self.shift_event == ShiftEvent.ABSENT).sum(-1),
+            "faints": self.fainted.sum(-1),
+            "wage": self.wage.sum(-1),
+        }
+        for i, name in enumerate(affordance_types):
+            out[f"started.{name}"] = (self.started == i).sum(-1)
+            out[f"completed.{name}"] = (self.completed == i).sum(-1)
+        return out

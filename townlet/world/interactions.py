@@ -1,0 +1,95 @@
+"""Affordances and their FIFO queues: progress, completion, admission, queueing, contention.
+
+Order within a tick: interactions in progress advance and may complete (freeing slots), then
+candidates are admitted in ticket order — agents already queued first, then this tick's new
+requesters in a seeded random order — up to the free slots (and the stock left). Requesters
+that find no slot join the queue: a contention event whose intensity is their place in line,
+which raises rivalry with every agent ahead of them (users and earlier queuers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from townlet.config.schema import RivalryConfig
+from townlet.world.constants import Action
+from townlet.world.layout import Layout
+from townlet.world.state import WorldState
+
+
+@dataclass
+class InteractionOutcome:
+    started: torch.Tensor  # (E, A) int64 type index or -1
+    completed: torch.Tensor  # (E, A) int64 type index or -1
+    meter_delta: torch.Tensor  # (E, A, M) effects and cost of completions
+    contention: torch.Tensor  # (E, A) bool
+    intensity: torch.Tensor  # (E, A) float32
+
+
+def eligible_here(state: WorldState, layout: Layout, tod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(instance on each agent's tile or -1, whether it could start there now)."""
+    tile = layout.tile_instance[state.pos]
+    inst = tile.clamp(min=0)
+    ok = (tile >= 0) & layout.inst_interactable[inst] & state.alive
+    ok &= layout.inst_open[inst, tod.unsqueeze(1)]
+    if layout.money_index >= 0:
+        ok &= state.meters[..., layout.money_index] >= layout.inst_cost[inst]
+    return tile, ok
+
+
+def interact(
+    state: WorldState,
+    layout: Layout,
+    actions: torch.Tensor,
+    tod: torch.Tensor,
+    rivalry: RivalryConfig,
+    generator: torch.Generator,
+) -> InteractionOutcome:
+    """Advance all interactions and queues one tick, in place."""
+    using = state.using
+    busy = using >= 0
+    state.progress += busy
+    used_inst = using.clamp(min=0)
+    done_now = busy & (state.progress >= layout.inst_duration[used_inst])
+    completed = torch.where(done_now, layout.inst_type[used_inst], -1)
+    meter_delta = layout.inst_delta[used_inst] * done_now.unsqueeze(-1)
+    using = torch.where(done_now, -1, using)
+    state.progress = torch.where(done_now, 0, state.progress)
+
+    tile, ok = eligible_here(state, layout, tod)
+    wants = (actions == Action.INTERACT) & ok & (using < 0) & (state.queued < 0) & ~done_now
+    is_candidate = ((state.queued >= 0) & ok) | wants
+    cand = torch.where(is_candidate, tile, -1)
+
+    tie_break = torch.rand(wants.shape, generator=generator, device=wants.device, dtype=torch.float64)
+    new_ticket = state.tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
+    ticket = torch.where(wants, new_ticket, state.ticket)
+
+    same = (cand.unsqueeze(2) == cand.unsqueeze(1)) & is_candidate.unsqueeze(1)
+    ahead = same & (ticket.unsqueeze(1) < ticket.unsqueeze(2))
+    rank = ahead.sum(-1)
+
+    n = layout.inst_cell.numel()
+    occupancy = torch.zeros(using.shape[0], n + 1, dtype=torch.int64, device=using.device)
+    occupancy.scatter_add_(1, using + 1, torch.ones_like(using))
+    slots = torch.minimum(layout.inst_capacity - occupancy[:, 1:], state.stock)
+    cand_inst = cand.clamp(min=0)
+    slot_here = slots.gather(1, cand_inst)
+    admitted = is_candidate & (rank < slot_here)
+    joined = wants & ~admitted
+
+    state.using = torch.where(admitted, cand, using)
+    state.queued = torch.where(admitted, -1, torch.where(joined, cand, state.queued))
+    state.ticket = ticket
+    state.stock.scatter_add_(1, cand_inst, -admitted.long())
+    started = torch.where(admitted, layout.inst_type[cand_inst], -1)
+    intensity = (rank - slot_here.clamp(min=0) + 1).float() * joined
+
+    if bool(joined.any()):
+        users = state.using.unsqueeze(1) == cand.unsqueeze(2)
+        rivals = (users | ahead) & joined.unsqueeze(2)
+        raised = rivalry.gain * (rivals | rivals.transpose(1, 2))
+        state.rivalry = (state.rivalry + raised).clamp_(max=1.0)
+    return InteractionOutcome(started, completed, meter_delta, joined, intensity)

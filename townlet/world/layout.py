@@ -1,0 +1,435 @@
+"""Compile a (world, scenario) config pair into the static tensors the step reads.
+
+Everything that does not change during an episode is resolved here once: names, the padded
+walkability and code maps, per-instance tables (capacity, duration, cost, effects, hours,
+stock), per-agent job tables and the flat-index move deltas. Semantic errors that a schema
+cannot see (a wall under an agent, an effect on an unknown meter) are raised here, naming the
+scenario, the agent and the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.world.constants import (
+    ACTION_DELTAS,
+    MAX_CODE,
+    OCCUPANT_KINDS,
+    TERRAIN_FLOOR,
+    TERRAIN_WALL,
+    terrain_code,
+    terrain_names,
+)
+
+UNLIMITED_STOCK = 2**30
+
+
+class ConfigError(ValueError):
+    """A config that composes but cannot describe a valid world."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Static description of one town, shared by every environment of a batched world."""
+
+    # names
+    scenario_name: str
+    meter_names: tuple[str, ...]
+    affordance_types: tuple[str, ...]
+    instance_names: tuple[str, ...]
+    agent_ids: tuple[str, ...]
+    terrain_names: tuple[str, ...]
+    # geometry
+    width: int
+    height: int
+    radius: int
+    padded_width: int
+    padded_height: int
+    walls: tuple[tuple[int, int], ...]
+    walkable: torch.Tensor  # (cells + 1,) bool, last = sink for fainted agents
+    base_codes: torch.Tensor  # (cells + 1,) uint8, terrain * OCCUPANT_KINDS
+    tile_instance: torch.Tensor  # (cells + 1,) int64, -1 where no affordance
+    move_delta: torch.Tensor  # (actions,) int64 in flat padded cells
+    window_offsets: torch.Tensor  # (window * window,) int64
+    # instances
+    inst_cell: torch.Tensor  # (N,) int64
+    inst_xy: tuple[tuple[int, int], ...]
+    inst_type: torch.Tensor  # (N,) int64
+    inst_capacity: torch.Tensor  # (N,) int64
+    inst_duration: torch.Tensor  # (N,) int64
+    inst_cost: torch.Tensor  # (N,) float32
+    inst_effects: torch.Tensor  # (N, M) float32
+    inst_stock: torch.Tensor  # (N,) int64
+    inst_interactable: torch.Tensor  # (N,) bool
+    inst_open: torch.Tensor  # (N, ticks_per_day) bool
+    inst_idle_code: torch.Tensor  # (N,) int64 terrain code when idle
+    inst_delta: torch.Tensor  # (N, M) float32 meter change on completion, cost included
+    # agents
+    start_cell: torch.Tensor  # (A,) int64
+    initial_meters: torch.Tensor  # (A, M) float32
+    has_job: torch.Tensor  # (A,) bool
+    job_cell: torch.Tensor  # (A,) int64 (sink when no job)
+    shift_start: torch.Tensor  # (A,) int64 tick of day
+    shift_end: torch.Tensor  # (A,) int64
+    on_time_until: torch.Tensor  # (A,) int64: last tick of day that still counts as on time
+    wage: torch.Tensor  # (A,) float32
+    late_penalty: torch.Tensor  # (A,) float32
+    absent_penalty: torch.Tensor  # (A,) float32
+    # per (agent, tick of day) lookup tables, flat: index = agent * ticks_per_day + tod
+    agent_tod_base: torch.Tensor  # (A,) int64
+    shift_phase: torch.Tensor  # (A * tpd,) int64 ShiftPhase
+    shift_last_tick: torch.Tensor  # (A * tpd,) bool: the shift's final tick
+    clock_features: torch.Tensor  # (A * tpd, 3) float32: time sin, time cos, shift starts in
+    # meters and reward
+    decay: torch.Tensor  # (M,) float32
+    critical: torch.Tensor  # (M,) bool
+    need_weights: torch.Tensor  # (M,) float32
+    money_index: int  # -1 when the town has no money meter
+    # time
+    ticks_per_day: int
+    start_tick: int
+    episode_ticks: int
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agent_ids)
+
+    @property
+    def num_meters(self) -> int:
+        return len(self.meter_names)
+
+    @property
+    def window(self) -> int:
+        return 2 * self.radius + 1
+
+    @property
+    def sink_cell(self) -> int:
+        return self.padded_width * self.padded_height
+
+    def cell_of(self, x: int, y: int) -> int:
+        """Flat padded cell index of grid tile (x, y)."""
+        return (y + self.radius) * self.padded_width + (x + self.radius)
+
+    def xy_of(self, cells: torch.Tensor) -> torch.Tensor:
+        """Grid (x, y) of flat padded cells, stacked on a new last dim."""
+        x = cells % self.padded_width - self.radius
+        y = cells // self.padded_width - self.radius
+        return torch.stack((x, y), dim=-1)
+
+
+def hour_to_tick(hour: float, ticks_per_day: int) -> int:
+    return int(round(hour * ticks_per_day / 24.0))
+
+
+def _wall_tiles(scenario: ScenarioConfig) -> set[tuple[int, int]]:
+    tiles: set[tuple[int, int]] = set()
+    for i, entry in enumerate(scenario.walls):
+        where = f"scenario '{scenario.name}': walls[{i}]"
+        if len(entry) == 2:
+            x0, y0 = x1, y1 = entry
+        elif len(entry) == 4:
+            x0, y0, x1, y1 = entry
+        else:
+            raise ConfigError(f"{where}: expected [x, y] or [x0, y0, x1, y1], got {list(entry)}")
+        for x in range(min(x0, x1), max(x0, x1) + 1):
+            for y in range(min(y0, y1), max(y0, y1) + 1):
+                _check_in_grid(scenario, (x, y), where)
+                tiles.add((x, y))
+    return tiles
+
+
+def _check_in_grid(scenario: ScenarioConfig, xy: tuple[int, int], where: str) -> None:
+    x, y = xy
+    if not (0 <= x < scenario.width and 0 <= y < scenario.height):
+        raise ConfigError(
+            f"{where}: position [{x}, {y}] is outside the {scenario.width}x{scenario.height} grid"
+        )
+
+
+def _xy(scenario: ScenarioConfig, pos: list[int], where: str) -> tuple[int, int]:
+    if len(pos) != 2:
+        raise ConfigError(f"{where}: pos must be [x, y], got {list(pos)}")
+    xy = (int(pos[0]), int(pos[1]))
+    _check_in_grid(scenario, xy, where)
+    return xy
+
+
+def _meter_vector(
+    values: dict[str, float], meter_index: dict[str, int], where: str, default: float = 0.0
+) -> list[float]:
+    vec = [default] * len(meter_index)
+    for name, value in values.items():
+        if name not in meter_index:
+            raise ConfigError(
+                f"{where}: unknown meter '{name}' (meters: {', '.join(meter_index)})"
+            )
+        vec[meter_index[name]] = float(value)
+    return vec
+
+
+def _open_ticks(open_hour: float, close_hour: float, ticks_per_day: int, where: str) -> list[bool]:
+    for key, hour in (("open_hour", open_hour), ("close_hour", close_hour)):
+        if not 0.0 <= hour <= 24.0:
+            raise ConfigError(f"{where}.{key}: {hour} is not an hour in [0, 24]")
+    start, end = hour_to_tick(open_hour, ticks_per_day), hour_to_tick(close_hour, ticks_per_day)
+    if start == end or (start == 0 and end == ticks_per_day):
+        return [True] * ticks_per_day
+    if start < end:
+        return [start <= t < end for t in range(ticks_per_day)]
+    return [t >= start or t < end for t in range(ticks_per_day)]
+
+
+def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
+    """Resolve configs into static tensors, raising ConfigError on anything inconsistent."""
+    name = scenario.name
+    tpd = world.ticks_per_day
+    if tpd <= 0:
+        raise ConfigError(f"world.ticks_per_day: must be positive, got {tpd}")
+    if scenario.width <= 0 or scenario.height <= 0:
+        raise ConfigError(f"scenario '{name}': width and height must be positive")
+    if scenario.ticks <= 0:
+        raise ConfigError(f"scenario '{name}': ticks must be positive, got {scenario.ticks}")
+    window = world.observation.window
+    if window < 1 or window % 2 == 0:
+        raise ConfigError(f"world.observation.window: must be odd and positive, got {window}")
+    if not world.meters:
+        raise ConfigError("world.meters: at least one meter is required")
+
+    meter_names = tuple(world.meters)
+    meter_index = {m: i for i, m in enumerate(meter_names)}
+    types = tuple(world.affordances)
+    type_index = {t: i for i, t in enumerate(types)}
+    if terrain_code(len(types), 0) * OCCUPANT_KINDS > MAX_CODE + 1:
+        raise ConfigError(f"world.affordances: too many types ({len(types)}) for uint8 map codes")
+
+    for m, meter in world.meters.items():
+        if meter.decay < 0 or not 0.0 <= meter.initial <= 1.0:
+            raise ConfigError(f"world.meters.{m}: decay must be >= 0 and initial in [0, 1]")
+    for t, spec in world.affordances.items():
+        where = f"world.affordances.{t}"
+        if spec.capacity < 1:
+            raise ConfigError(f"{where}.capacity: must be >= 1, got {spec.capacity}")
+        if spec.duration < 1 and not spec.workplace:
+            raise ConfigError(f"{where}.duration: must be >= 1 tick, got {spec.duration}")
+        if spec.cost < 0:
+            raise ConfigError(f"{where}.cost: must be >= 0, got {spec.cost}")
+        _meter_vector(spec.effects, meter_index, f"{where}.effects")
+    reward_weights = _meter_vector(world.reward.need_weights, meter_index, "world.reward.need_weights")
+    if world.reward.clip_min > world.reward.clip_max:
+        raise ConfigError("world.reward: clip_min must not exceed clip_max")
+    money_index = meter_index.get("money", -1)
+
+    walls = _wall_tiles(scenario)
+    radius = window // 2
+    pw, ph = scenario.width + 2 * radius, scenario.height + 2 * radius
+    cells = pw * ph
+
+    def cell(xy: tuple[int, int]) -> int:
+        return (xy[1] + radius) * pw + (xy[0] + radius)
+
+    walkable = torch.zeros(cells + 1, dtype=torch.bool)
+    terrain = torch.full((cells + 1,), TERRAIN_WALL, dtype=torch.int64)
+    for x in range(scenario.width):
+        for y in range(scenario.height):
+            if (x, y) not in walls:
+                walkable[cell((x, y))] = True
+                terrain[cell((x, y))] = TERRAIN_FLOOR
+    tile_instance = torch.full((cells + 1,), -1, dtype=torch.int64)
+
+    inst_names: list[str] = []
+    inst_xy: list[tuple[int, int]] = []
+    inst_type: list[int] = []
+    for i, placement in enumerate(scenario.affordances):
+        where = f"scenario '{name}': affordances[{i}] '{placement.name}'"
+        if placement.type not in type_index:
+            raise ConfigError(
+                f"{where}: unknown affordance type '{placement.type}' (types: {', '.join(types)})"
+            )
+        if placement.name in inst_names:
+            raise ConfigError(f"{where}: duplicate affordance name")
+        xy = _xy(scenario, placement.pos, where)
+        if xy in walls:
+            raise ConfigError(f"{where}: pos {list(xy)} is on a wall")
+        if xy in inst_xy:
+            raise ConfigError(f"{where}: pos {list(xy)} already holds '{inst_names[inst_xy.index(xy)]}'")
+        tile_instance[cell(xy)] = len(inst_names)
+        terrain[cell(xy)] = terrain_code(type_index[placement.type])
+        inst_names.append(placement.name)
+        inst_xy.append(xy)
+        inst_type.append(type_index[placement.type])
+
+    specs = [world.affordances[types[t]] for t in inst_type]
+    inst_effects = [
+        _meter_vector(s.effects, meter_index, f"world.affordances.{types[t]}.effects")
+        for s, t in zip(specs, inst_type, strict=True)
+    ]
+    inst_open = [
+        _open_ticks(s.open_hour, s.close_hour, tpd, f"world.affordances.{types[t]}")
+        for s, t in zip(specs, inst_type, strict=True)
+    ]
+    if money_index < 0 and any(s.cost > 0 for s in specs):
+        raise ConfigError("world.affordances: costs need a meter named 'money' in world.meters")
+
+    agent_ids: list[str] = []
+    start_cells: list[int] = []
+    initial: list[list[float]] = []
+    job_rows: list[tuple] = []
+    base_meters = {m: spec.initial for m, spec in world.meters.items()}
+    if not scenario.agents:
+        raise ConfigError(f"scenario '{name}': no agents")
+    for i, agent in enumerate(scenario.agents):
+        where = f"scenario '{name}': agent '{agent.id}' (agents[{i}])"
+        if agent.id in agent_ids:
+            raise ConfigError(f"{where}: duplicate agent id")
+        xy = _xy(scenario, agent.pos, f"{where}.pos")
+        if xy in walls:
+            raise ConfigError(f"{where}.pos: {list(xy)} is on a wall")
+        for m, v in agent.meters.items():
+            if m not in meter_index:
+                raise ConfigError(f"{where}.meters: unknown meter '{m}' (meters: {', '.join(meter_names)})")
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{where}.meters.{m}: {v} is outside [0, 1]")
+        initial.append([float(agent.meters.get(m, base_meters[m])) for m in meter_names])
+        agent_ids.append(agent.id)
+        start_cells.append(cell(xy))
+        job_rows.append(_job_row(world, agent.job, inst_names, inst_xy, specs, where, cell, cells))
+
+    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(len(specs), len(meter_names))
+    if money_index >= 0:
+        inst_delta[:, money_index] -= torch.tensor([s.cost for s in specs], dtype=torch.float32)
+    clock = _clock_tables(job_rows, tpd)
+
+    return Layout(
+        scenario_name=name,
+        meter_names=meter_names,
+        affordance_types=types,
+        instance_names=tuple(inst_names),
+        agent_ids=tuple(agent_ids),
+        terrain_names=terrain_names(types),
+        width=scenario.width,
+        height=scenario.height,
+        radius=radius,
+        padded_width=pw,
+        padded_height=ph,
+        walls=tuple(sorted(walls)),
+        walkable=walkable,
+        base_codes=(terrain * OCCUPANT_KINDS).to(torch.uint8),
+        tile_instance=tile_instance,
+        move_delta=torch.tensor([dx + dy * pw for dx, dy in ACTION_DELTAS], dtype=torch.int64),
+        window_offsets=torch.tensor(
+            [dy * pw + dx for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)],
+            dtype=torch.int64,
+        ),
+        inst_cell=torch.tensor([cell(xy) for xy in inst_xy], dtype=torch.int64),
+        inst_xy=tuple(inst_xy),
+        inst_type=torch.tensor(inst_type, dtype=torch.int64),
+        inst_capacity=torch.tensor([s.capacity for s in specs], dtype=torch.int64),
+        inst_duration=torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.int64),
+        inst_cost=torch.tensor([s.cost for s in specs], dtype=torch.float32),
+        inst_effects=torch.tensor(inst_effects, dtype=torch.float32).reshape(len(specs), len(meter_names)),
+        inst_stock=torch.tensor(
+            [UNLIMITED_STOCK if s.stock < 0 else s.stock for s in specs], dtype=torch.int64
+        ),
+        inst_interactable=torch.tensor([not s.workplace for s in specs], dtype=torch.bool),
+        inst_open=torch.tensor(inst_open, dtype=torch.bool).reshape(len(specs), tpd),
+        inst_idle_code=torch.tensor([terrain_code(t) for t in inst_type], dtype=torch.int64),
+        inst_delta=inst_delta,
+        start_cell=torch.tensor(start_cells, dtype=torch.int64),
+        initial_meters=torch.tensor(initial, dtype=torch.float32),
+        has_job=torch.tensor([r[0] for r in job_rows], dtype=torch.bool),
+        job_cell=torch.tensor([r[1] for r in job_rows], dtype=torch.int64),
+        shift_start=torch.tensor([r[2] for r in job_rows], dtype=torch.int64),
+        shift_end=torch.tensor([r[3] for r in job_rows], dtype=torch.int64),
+        on_time_until=torch.tensor([r[4] for r in job_rows], dtype=torch.int64),
+        wage=torch.tensor([r[5] for r in job_rows], dtype=torch.float32),
+        late_penalty=torch.tensor([r[6] for r in job_rows], dtype=torch.float32),
+        absent_penalty=torch.tensor([r[7] for r in job_rows], dtype=torch.float32),
+        agent_tod_base=torch.arange(len(job_rows), dtype=torch.int64) * tpd,
+        shift_phase=clock[0],
+        shift_last_tick=clock[1],
+        clock_features=clock[2],
+        decay=torch.tensor([world.meters[m].decay for m in meter_names], dtype=torch.float32),
+        critical=torch.tensor([world.meters[m].critical for m in meter_names], dtype=torch.bool),
+        need_weights=torch.tensor(reward_weights, dtype=torch.float32),
+        money_index=money_index,
+        ticks_per_day=tpd,
+        start_tick=hour_to_tick(scenario.start_hour, tpd) % tpd,
+        episode_ticks=scenario.ticks,
+    )
+
+
+def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> tuple:
+    """(has_job, cell, start, end, on_time_until, wage, late_penalty, absent_penalty)."""
+    if job_name is None:
+        return (False, sink, 0, 0, 0, 0.0, 0.0, 0.0)
+    if job_name not in world.jobs:
+        known = ", ".join(world.jobs) or "none"
+        raise ConfigError(f"{where}.job: unknown job '{job_name}' (jobs: {known})")
+    job = world.jobs[job_name]
+    jwhere = f"world.jobs.{job_name}"
+    if job.location not in inst_names:
+        raise ConfigError(
+            f"{jwhere}.location: no affordance named '{job.location}' in the scenario ({where})"
+        )
+    index = inst_names.index(job.location)
+    if not specs[index].workplace:
+        raise ConfigError(f"{jwhere}.location: '{job.location}' is not a workplace affordance")
+    tpd = world.ticks_per_day
+    start, end = hour_to_tick(job.shift_start, tpd), hour_to_tick(job.shift_end, tpd)
+    if not 0 <= start < end <= tpd or (start == 0 and end == tpd):
+        raise ConfigError(
+            f"{jwhere}: need 0 <= shift_start < shift_end <= 24 within one day, not all day"
+        )
+    if job.grace_ticks < 0:
+        raise ConfigError(f"{jwhere}.grace_ticks: must be >= 0")
+    return (
+        True,
+        cell(inst_xy[index]),
+        start,
+        end,
+        start + job.grace_ticks,
+        job.wage_per_tick,
+        job.late_penalty,
+        job.absent_penalty,
+    )
+
+
+class ShiftPhase:
+    """Where a tick of day falls relative to an agent's shift (values of `Layout.shift_phase`)."""
+
+    BEFORE = 0
+    ON_TIME_WINDOW = 1
+    LATE_WINDOW = 2
+    AFTER = 3
+    NO_JOB = 4
+
+
+def _clock_tables(job_rows: list[tuple], tpd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per (agent, tick of day): shift phase, last-tick flag, and clock features.
+
+    Precomputed so the step reads them with one gather instead of a chain of comparisons.
+    """
+    tod = torch.arange(tpd, dtype=torch.int64)
+    angle = 2 * math.pi * tod.double() / tpd
+    phases, lasts, clocks = [], [], []
+    for has_job, _cell, start, end, until, *_ in job_rows:
+        if has_job:
+            phase = torch.full((tpd,), ShiftPhase.AFTER, dtype=torch.int64)
+            phase[tod < end] = ShiftPhase.LATE_WINDOW
+            phase[tod <= until] = ShiftPhase.ON_TIME_WINDOW
+            phase[tod < start] = ShiftPhase.BEFORE
+            phase[tod >= end] = ShiftPhase.AFTER
+            last = tod == end - 1
+            starts_in = ((start - tod) % tpd).double() / tpd
+        else:
+            phase = torch.full((tpd,), ShiftPhase.NO_JOB, dtype=torch.int64)
+            last = torch.zeros(tpd, dtype=torch.bool)
+            starts_in = torch.zeros(tpd, dtype=torch.float64)
+        phases.append(phase)
+        lasts.append(last)
+        clocks.append(torch.stack((angle.sin(), angle.cos(), starts_in), dim=-1))
+    return torch.cat(phases), torch.cat(lasts), torch.cat(clocks).float()

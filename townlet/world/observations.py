@@ -1,0 +1,182 @@
+"""Observations: an egocentric window of symbolic map codes plus a named feature vector.
+
+The map is one uint8 code per cell (terrain * 4 + occupant, see `constants`), built once per
+tick for every env and read for every agent with a single flat gather. Dense one-hot channels
+are derived from codes only by consumers that need them (`dense_channels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from townlet.world.constants import (
+    NUM_ACTIONS,
+    OCCUPANT_KINDS,
+    OCCUPANT_OTHER,
+    OCCUPANT_SELF,
+    SHIFT_STATE_NAMES,
+    TERRAIN_FIRST_AFFORDANCE,
+    TERRAIN_WALL,
+    Action,
+    ShiftState,
+    dense_channel_names,
+)
+from townlet.world.interactions import eligible_here
+from townlet.world.layout import Layout, ShiftPhase
+from townlet.world.rivalry import rivalry_summary
+from townlet.world.state import WorldState
+
+AGENT_FEATURES: tuple[str, ...] = (
+    "time_sin",
+    "time_cos",
+    "shift_starts_in",
+    *(f"shift_{name}" for name in SHIFT_STATE_NAMES),
+    "has_job",
+    "at_workplace",
+    "in_queue",
+    "interacting",
+    "interaction_progress",
+    "rivalry_max",
+    "rivalry_avoid_count",
+    "pos_x",
+    "pos_y",
+    "alive",
+)
+
+# Shift state by (phase, arrived): the arrival only matters while the shift runs.
+_SHIFT_BY_PHASE_ARRIVED = {
+    ShiftPhase.BEFORE: (ShiftState.PRE_SHIFT,) * 3,
+    ShiftPhase.ON_TIME_WINDOW: (ShiftState.PRE_SHIFT, ShiftState.ON_TIME, ShiftState.LATE),
+    ShiftPhase.LATE_WINDOW: (ShiftState.ABSENT, ShiftState.ON_TIME, ShiftState.LATE),
+    ShiftPhase.AFTER: (ShiftState.POST_SHIFT,) * 3,
+    ShiftPhase.NO_JOB: (ShiftState.NO_JOB,) * 3,
+}
+
+
+@dataclass
+class Observation:
+    """Per-agent observations; every tensor has leading (E, A) dims."""
+
+    map_codes: torch.Tensor  # (E, A, V, V) uint8
+    features: torch.Tensor  # (E, A, F) float32
+    action_mask: torch.Tensor  # (E, A, NUM_ACTIONS) bool
+
+
+def shift_state_codes(phase: torch.Tensor, arrived: torch.Tensor) -> torch.Tensor:
+    """ShiftState per agent from its shift phase and arrival (used by tests and consumers)."""
+    table = torch.tensor([s for p in sorted(_SHIFT_BY_PHASE_ARRIVED) for s in _SHIFT_BY_PHASE_ARRIVED[p]])
+    return table.to(phase.device)[phase * 3 + arrived]
+
+
+class ObservationBuilder:
+    """Builds observations for a batched world; holds the small lookup tables it needs."""
+
+    def __init__(self, layout: Layout, rivalry_threshold: float, device: torch.device) -> None:
+        self.layout = layout
+        self.rivalry_threshold = rivalry_threshold
+        self.feature_names = (*layout.meter_names, *AGENT_FEATURES)
+        self.channel_names = dense_channel_names(layout.affordance_types)
+        v = layout.window
+        self._center = layout.radius * v + layout.radius
+        states = shift_state_codes(torch.arange(5).repeat_interleave(3), torch.arange(3).repeat(5))
+        one_hot = torch.zeros(len(states), len(SHIFT_STATE_NAMES) + 1)
+        for row, state in enumerate(states.tolist()):
+            if state != ShiftState.NO_JOB:
+                one_hot[row, state] = 1.0
+                one_hot[row, -1] = 1.0  # has_job
+        self._shift_table = one_hot.to(device)
+        cells = torch.arange(layout.sink_cell + 1)
+        xy = layout.xy_of(cells).float()
+        xy /= torch.tensor([max(layout.width - 1, 1), max(layout.height - 1, 1)])
+        self._cell_xy = xy.to(device)
+        self._dense_table = self._build_dense_table().to(device)
+        self._wait_only = torch.zeros(NUM_ACTIONS, dtype=torch.bool, device=device)
+        self._wait_only[Action.WAIT] = True
+
+    # ------------------------------------------------------------------ map codes
+    def map_codes(self, state: WorldState, instance_state: torch.Tensor | None) -> torch.Tensor:
+        """(E, A, V, V) uint8 window codes around every agent."""
+        layout = self.layout
+        e, a = state.pos.shape
+        grid = layout.base_codes.expand(e, -1).clone()
+        if instance_state is not None:
+            codes = (layout.inst_idle_code + instance_state) * OCCUPANT_KINDS
+            grid[:, layout.inst_cell] = codes.to(torch.uint8)
+        drawn = torch.where(state.alive, state.pos, layout.sink_cell)
+        grid.scatter_(1, drawn, grid.gather(1, drawn) | OCCUPANT_OTHER)
+        index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
+        window = grid.gather(1, index).view(e, a, -1)
+        shared = (drawn.unsqueeze(2) == drawn.unsqueeze(1)).sum(-1) > 1
+        center = window[:, :, self._center]
+        window[:, :, self._center] = (center & ~(OCCUPANT_KINDS - 1)) | (OCCUPANT_SELF + shared)
+        v = layout.window
+        return window.view(e, a, v, v)
+
+    @staticmethod
+    def instance_state(state: WorldState, num_instances: int) -> torch.Tensor:
+        """(E, N) int64: 0 idle, 1 occupied, 2 someone queued."""
+        e = state.pos.shape[0]
+        flags = torch.zeros(e, num_instances + 1, dtype=torch.int64, device=state.pos.device)
+        flags.scatter_(1, state.using + 1, 1)
+        flags.scatter_(1, state.queued + 1, 2)
+        return flags[:, 1:]
+
+    # ------------------------------------------------------------------ features
+    def features(self, state: WorldState, clock: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        layout = self.layout
+        e, a = state.pos.shape
+        m = layout.num_meters
+        out = torch.empty(e, a, len(self.feature_names), device=state.pos.device)
+        out[..., :m] = state.meters
+        out[..., m : m + 3] = layout.clock_features[clock]
+        out[..., m + 3 : m + 9] = self._shift_table[phase * 3 + state.arrived]
+        k = m + 9
+        out[..., k] = state.pos == layout.job_cell
+        out[..., k + 1] = state.queued >= 0
+        interacting = state.using >= 0
+        out[..., k + 2] = interacting
+        duration = layout.inst_duration[state.using.clamp(min=0)]
+        out[..., k + 3] = state.progress / duration * interacting
+        riv_max, avoid = rivalry_summary(state.rivalry, self.rivalry_threshold)
+        out[..., k + 4] = riv_max
+        out[..., k + 5] = avoid
+        out[..., k + 6 : k + 8] = self._cell_xy[state.pos]
+        out[..., k + 8] = state.alive
+        return out
+
+    # ------------------------------------------------------------------ masks
+    def action_mask(self, state: WorldState, tod: torch.Tensor) -> torch.Tensor:
+        """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked."""
+        layout = self.layout
+        mask = layout.walkable[state.pos.unsqueeze(-1) + layout.move_delta]
+        _, ok = eligible_here(state, layout, tod)
+        mask[..., Action.INTERACT] = ok | (state.using >= 0) | (state.queued >= 0)
+        return torch.where(state.alive.unsqueeze(-1), mask, self._wait_only)
+
+    # ------------------------------------------------------------------ dense form
+    def _build_dense_table(self) -> torch.Tensor:
+        """(256, C) float32: the dense channels of every possible code."""
+        types = self.layout.affordance_types
+        table = torch.zeros(256, len(self.channel_names))
+        occupied, queued = len(types) + 1, len(types) + 2
+        other, me = len(types) + 3, len(types) + 4
+        for code in range(256):
+            terrain, occupant = divmod(code, OCCUPANT_KINDS)
+            if terrain == TERRAIN_WALL:
+                table[code, 0] = 1.0
+            elif terrain >= TERRAIN_FIRST_AFFORDANCE:
+                type_index, st = divmod(terrain - TERRAIN_FIRST_AFFORDANCE, 3)
+                if type_index < len(types):
+                    table[code, 1 + type_index] = 1.0
+                    table[code, occupied] = float(st >= 1)
+                    table[code, queued] = float(st == 2)
+            table[code, other] = float(occupant in (OCCUPANT_OTHER, OCCUPANT_KINDS - 1))
+            table[code, me] = float(occupant >= OCCUPANT_SELF)
+        return table
+
+    def dense_channels(self, map_codes: torch.Tensor) -> torch.Tensor:
+        """(..., V, V) codes -> (..., C, V, V) float32 named one-hot channels."""
+        dense = self._dense_table[map_codes.long()]
+        return dense.movedim(-1, -3)

@@ -1,0 +1,254 @@
+"""The batched town: E environments x A agents stepped together with tensor ops.
+
+`World.step` reads as the list of phases it runs: move, interact (affordances and queues),
+restock, work (employment), needs, rivalry, reward, time, termination, auto-reset, observe.
+Phases whose inputs are provably idle (nobody interacting or queued, no jobs, unlimited stock)
+are skipped; at E=1 the cost of a step is the number of tensor operations, not their size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.world.constants import (
+    ACTION_NAMES,
+    OCCUPANT_NAMES,
+    SHIFT_STATE_NAMES,
+    Action,
+)
+from townlet.world.employment import clock_index, work
+from townlet.world.events import StepEvents
+from townlet.world.interactions import interact
+from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout
+from townlet.world.movement import leave_on_move, move
+from townlet.world.needs import update_meters
+from townlet.world.observations import Observation, ObservationBuilder
+from townlet.world.rewards import compute_reward
+from townlet.world.rivalry import decay_rivalry
+from townlet.world.state import WorldState
+
+
+@dataclass(frozen=True)
+class WorldNames:
+    """Every name exported with the tensors, so artifacts are readable without the config."""
+
+    meters: tuple[str, ...]
+    actions: tuple[str, ...]
+    affordance_types: tuple[str, ...]
+    instances: tuple[str, ...]
+    agents: tuple[str, ...]
+    terrain_codes: tuple[str, ...]
+    occupant_codes: tuple[str, ...]
+    dense_channels: tuple[str, ...]
+    features: tuple[str, ...]
+    shift_states: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class StepResult:
+    """What one tick produced. With auto-reset, `obs` already belongs to the new episode."""
+
+    obs: Observation
+    reward: torch.Tensor  # (E, A) float32
+    terminated: torch.Tensor  # (E, A) bool: fainted this tick
+    truncated: torch.Tensor  # (E, A) bool: still standing when the tick limit hit
+    env_done: torch.Tensor  # (E,) bool
+    env_terminated: torch.Tensor  # (E,) bool: every agent fainted
+    events: StepEvents
+    episode_return: torch.Tensor  # (E, A) returns so far (final ones where env_done)
+    episode_length: torch.Tensor  # (E,) ticks so far (final ones where env_done)
+
+
+class World:
+    """A batched town built from a world config and a scenario config."""
+
+    def __init__(
+        self,
+        world: WorldConfig,
+        scenario: ScenarioConfig,
+        num_envs: int = 1,
+        seed: int = 0,
+        auto_reset: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.device = torch.device(device or world.device)
+        self.config = world
+        self.layout = _layout_to(compile_layout(world, scenario), self.device)
+        self.num_envs = num_envs
+        self.auto_reset = auto_reset
+        self.seed = seed
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        layout = self.layout
+        self._fresh = WorldState.initial(layout, num_envs, self.device)
+        self.observer = ObservationBuilder(layout, world.rivalry.avoid_threshold, self.device)
+        self._has_jobs = bool(layout.has_job.any())
+        self._limited_stock = bool((layout.inst_stock < UNLIMITED_STOCK).any())
+        e, a = num_envs, layout.num_agents
+        self._none_int = torch.full((e, a), -1, dtype=torch.int64, device=self.device)
+        self._zero_int = torch.zeros((e, a), dtype=torch.int64, device=self.device)
+        self._zero_bool = torch.zeros((e, a), dtype=torch.bool, device=self.device)
+        self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
+        self.names = WorldNames(
+            meters=layout.meter_names,
+            actions=ACTION_NAMES,
+            affordance_types=layout.affordance_types,
+            instances=layout.instance_names,
+            agents=layout.agent_ids,
+            terrain_codes=layout.terrain_names,
+            occupant_codes=OCCUPANT_NAMES,
+            dense_channels=self.observer.channel_names,
+            features=self.observer.feature_names,
+            shift_states=SHIFT_STATE_NAMES,
+        )
+        self.reset()
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start every env afresh; a given seed re-seeds the world's generator."""
+        if seed is not None:
+            self.seed = seed
+            self.generator.manual_seed(seed)
+        self.state = self._fresh.clone()
+        self._engaged = False
+        self._advance_clock()
+        return self.observe()
+
+    def time_of_day(self) -> torch.Tensor:
+        """(E,) tick of day of the current state."""
+        return self._tod
+
+    def observe(self) -> Observation:
+        """Observations of the current state, for every agent of every env."""
+        with torch.no_grad():
+            s = self.state
+            inst_state = (
+                ObservationBuilder.instance_state(s, len(self.layout.instance_names))
+                if self._engaged
+                else None
+            )
+            phase = self.layout.shift_phase[self._clock]
+            return Observation(
+                map_codes=self.observer.map_codes(s, inst_state),
+                features=self.observer.features(s, self._clock, phase),
+                action_mask=self.observer.action_mask(s, self._tod),
+            )
+
+    def dense_map(self, obs: Observation) -> torch.Tensor:
+        """(E, A, C, V, V) float32 named channels from the observation's codes."""
+        return self.observer.dense_channels(obs.map_codes)
+
+    # ------------------------------------------------------------------ step
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Advance every env one tick. `actions` is (E, A) int64 action ids."""
+        with torch.no_grad():
+            return self._step(actions)
+
+    def _step(self, actions: torch.Tensor) -> StepResult:
+        s, layout, config = self.state, self.layout, self.config
+        tod, clock = self._tod, self._clock
+        alive_before = s.alive
+        actions = torch.where(alive_before, actions, Action.WAIT)
+
+        moved = move(s, layout, actions)
+        if self._engaged:
+            leave_on_move(s, moved)
+
+        engaged = self._engaged or bool((actions == Action.INTERACT).any())
+        if engaged:
+            outcome = interact(s, layout, actions, tod, config.rivalry, self.generator)
+            started, completed = outcome.started, outcome.completed
+            contention, intensity = outcome.contention, outcome.intensity
+            completion_delta = outcome.meter_delta
+        else:
+            started = completed = self._none_int
+            contention, intensity = self._zero_bool, self._zero_float
+            completion_delta = None
+
+        if self._limited_stock:
+            midnight = (tod == 0).unsqueeze(1)
+            s.stock = torch.where(midnight, layout.inst_stock, s.stock)
+
+        if self._has_jobs:
+            shift = work(s, layout, clock)
+            wage, penalty, shift_event = shift.wage, shift.penalty, shift.event
+        else:
+            wage = penalty = None
+            shift_event = self._zero_int
+
+        meter_change, fainted = update_meters(s, layout, completion_delta, wage)
+        if engaged and bool(fainted.any()):
+            s.using = torch.where(s.alive, s.using, -1)
+            s.queued = torch.where(s.alive, s.queued, -1)
+        decay_rivalry(s, config.rivalry)
+
+        reward = compute_reward(
+            layout, config.reward, alive_before, meter_change, wage, penalty, fainted
+        )
+        s.episode_return += reward
+        s.tick += 1
+
+        env_terminated = ~s.alive.any(-1)
+        env_done = env_terminated | (s.tick >= layout.episode_ticks)
+        truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
+        episode_return, episode_length = s.episode_return, s.tick
+        if self.auto_reset and bool(env_done.any()):
+            episode_return, episode_length = episode_return.clone(), episode_length.clone()
+            s.reset_where(env_done, self._fresh)
+        self._engaged = engaged and bool((torch.maximum(s.using, s.queued) >= 0).any())
+        self._advance_clock()
+
+        events = StepEvents(
+            started=started,
+            completed=completed,
+            contention=contention,
+            contention_intensity=intensity,
+            shift_event=shift_event,
+            fainted=fainted,
+            wage=self._zero_float if wage is None else wage,
+        )
+        return StepResult(
+            obs=self.observe(),
+            reward=reward,
+            terminated=fainted,
+            truncated=truncated,
+            env_done=env_done,
+            env_terminated=env_terminated,
+            events=events,
+            episode_return=episode_return,
+            episode_length=episode_length,
+        )
+
+    def _advance_clock(self) -> None:
+        self._tod = (self.state.tick + self.layout.start_tick) % self.layout.ticks_per_day
+        self._clock = clock_index(self.layout, self._tod)
+
+    # ------------------------------------------------------------------ convenience
+    def positions(self) -> torch.Tensor:
+        """(E, A, 2) grid (x, y) of every agent."""
+        return self.layout.xy_of(self.state.pos)
+
+    def meter(self, name: str) -> torch.Tensor:
+        """(E, A) values of one named meter."""
+        return self.state.meters[..., self.layout.meter_names.index(name)]
+
+
+def _layout_to(layout: Layout, device: torch.device) -> Layout:
+    """The layout with every tensor on `device`."""
+    if device.type == "cpu":
+        return layout
+    moved = {
+        f.name: getattr(layout, f.name).to(device)
+        for f in dataclasses.fields(layout)
+        if isinstance(getattr(layout, f.name), torch.Tensor)
+    }
+    return dataclasses.replace(layout, **moved)

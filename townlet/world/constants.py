@@ -21,6 +21,8 @@ class Action(IntEnum):
 
 
 ACTION_NAMES: tuple[str, ...] = tuple(a.name for a in Action)
+# The step tests "did anyone INTERACT?" as `actions.max() == INTERACT`: keep it the largest id.
+assert max(Action) == Action.INTERACT
 NUM_ACTIONS = len(ACTION_NAMES)
 # (dx, dy) per action; y grows downwards (row index).
 ACTION_DELTAS: tuple[tuple[int, int], ...] = ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (0, 0))

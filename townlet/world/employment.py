@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import torch
 
 from townlet.world.constants import ShiftEvent
-from townlet.world.layout import Layout, ShiftPhase
+from townlet.world.layout import Layout
 from townlet.world.state import WorldState
 
 
 @dataclass
 class ShiftOutcome:
-    phase: torch.Tensor  # (E, A) int64 ShiftPhase
     event: torch.Tensor  # (E, A) int64 ShiftEvent
     wage: torch.Tensor  # (E, A) float32 money earned
     penalty: torch.Tensor  # (E, A) float32 reward penalty
@@ -31,17 +30,15 @@ def clock_index(layout: Layout, tod: torch.Tensor) -> torch.Tensor:
 
 def work(state: WorldState, layout: Layout, clock: torch.Tensor) -> ShiftOutcome:
     """Update arrivals in place and return this tick's shift events, wages and penalties."""
-    phase = layout.shift_phase[clock]
-    in_shift = (phase == ShiftPhase.ON_TIME_WINDOW) | (phase == ShiftPhase.LATE_WINDOW)
-    arrived = state.arrived * in_shift
+    in_shift = layout.shift_in_progress[clock]
+    arrived = torch.where(in_shift, state.arrived, 0)
     present = (state.pos == layout.job_cell) & state.alive
-    arriving = in_shift & present & (arrived == 0)
-    on_time = arriving & (phase == ShiftPhase.ON_TIME_WINDOW)
-    late = arriving & ~on_time
-    arrived = arrived + on_time + 2 * late
+    arriving = present & in_shift & (arrived == 0)
+    arrival = torch.where(arriving, layout.shift_arrival_kind[clock], 0)
+    arrived = arrived + arrival
     state.arrived = arrived
-    wage = (in_shift & present & (arrived > 0)) * layout.wage
+    wage = torch.where(present & (arrived > 0), layout.wage, 0.0)
     absent = layout.shift_last_tick[clock] & (arrived == 0) & state.alive
-    event = on_time * ShiftEvent.ON_TIME + late * ShiftEvent.LATE + absent * ShiftEvent.ABSENT
-    penalty = late * layout.late_penalty + absent * layout.absent_penalty
-    return ShiftOutcome(phase, event, wage, penalty)
+    event = torch.where(absent, ShiftEvent.ABSENT, arrival)
+    penalty = layout.penalty_by_event[layout.agent_event_base + event]
+    return ShiftOutcome(event, wage, penalty)

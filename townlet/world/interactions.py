@@ -28,22 +28,21 @@ class InteractionOutcome:
     intensity: torch.Tensor  # (E, A) float32
 
 
-def eligible_here(state: WorldState, layout: Layout, tod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(instance on each agent's tile or -1, whether it could start there now)."""
-    tile = layout.tile_instance[state.pos]
-    inst = tile.clamp(min=0)
-    ok = (tile >= 0) & layout.inst_interactable[inst] & state.alive
-    ok &= layout.inst_open[inst, tod.unsqueeze(1)]
+def can_start_here(state: WorldState, layout: Layout, tod_cells: torch.Tensor) -> torch.Tensor:
+    """(E, A) bool: the agent's tile holds an interactable affordance, open now, that it can
+    afford. The action mask and the admission rule both use this, so they cannot disagree.
+    `tod_cells` is (E, 1): tick of day times the padded cell count (the table's row offset)."""
+    ok = torch.take(layout.open_here, state.pos + tod_cells)
     if layout.money_index >= 0:
-        ok &= state.meters[..., layout.money_index] >= layout.inst_cost[inst]
-    return tile, ok
+        ok &= state.meters[..., layout.money_index] >= torch.take(layout.cost_here, state.pos)
+    return ok
 
 
 def interact(
     state: WorldState,
     layout: Layout,
     actions: torch.Tensor,
-    tod: torch.Tensor,
+    tod_cells: torch.Tensor,
     rivalry: RivalryConfig,
     generator: torch.Generator,
 ) -> InteractionOutcome:
@@ -58,7 +57,8 @@ def interact(
     using = torch.where(done_now, -1, using)
     state.progress = torch.where(done_now, 0, state.progress)
 
-    tile, ok = eligible_here(state, layout, tod)
+    tile = torch.take(layout.tile_instance, state.pos)
+    ok = can_start_here(state, layout, tod_cells) & state.alive
     wants = (actions == Action.INTERACT) & ok & (using < 0) & (state.queued < 0) & ~done_now
     is_candidate = ((state.queued >= 0) & ok) | wants
     cand = torch.where(is_candidate, tile, -1)

@@ -21,6 +21,7 @@ from townlet.world.constants import (
     OCCUPANT_KINDS,
     TERRAIN_FLOOR,
     TERRAIN_WALL,
+    ShiftEvent,
     terrain_code,
     terrain_names,
 )
@@ -83,7 +84,18 @@ class Layout:
     agent_tod_base: torch.Tensor  # (A,) int64
     shift_phase: torch.Tensor  # (A * tpd,) int64 ShiftPhase
     shift_last_tick: torch.Tensor  # (A * tpd,) bool: the shift's final tick
+    shift_in_progress: torch.Tensor  # (A * tpd,) bool: inside the shift window
+    shift_arrival_kind: torch.Tensor  # (A * tpd,) int64 ShiftEvent an arrival now would be
+    agent_event_base: torch.Tensor  # (A,) int64 = agent * len(ShiftEvent)
+    penalty_by_event: torch.Tensor  # (A * len(ShiftEvent),) float32 reward penalty per event
     clock_features: torch.Tensor  # (A * tpd, 3) float32: time sin, time cos, shift starts in
+    shift_active_at: torch.Tensor  # (tpd,) bool: some agent's shift runs at this tick of day
+    agent_cell_base: torch.Tensor  # (A,) int64 = agent * (cells + 1)
+    cell_features: torch.Tensor  # (A * (cells + 1), 3) float32: pos_x, pos_y, at_workplace
+    noncritical_offset: torch.Tensor  # (M,) float32: 0 for critical meters, 2 otherwise
+    tod_of_tick: torch.Tensor  # (episode_ticks + 1,) int64 tick of day at each episode tick
+    open_here: torch.Tensor  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
+    cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
     # meters and reward
     decay: torch.Tensor  # (M,) float32
     critical: torch.Tensor  # (M,) bool
@@ -302,6 +314,20 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
     if money_index >= 0:
         inst_delta[:, money_index] -= torch.tensor([s.cost for s in specs], dtype=torch.float32)
     clock = _clock_tables(job_rows, tpd)
+    open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
+    cost_here = torch.zeros(cells + 1, dtype=torch.float32)
+    for i, xy in enumerate(inst_xy):
+        if not specs[i].workplace:
+            open_here[:, cell(xy)] = torch.tensor(inst_open[i])
+            cost_here[cell(xy)] = specs[i].cost
+    start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
+    in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
+    all_cells = torch.arange(cells + 1)
+    xy = torch.stack(((all_cells % pw - radius).float(), (all_cells // pw - radius).float()), -1)
+    xy /= torch.tensor([max(scenario.width - 1, 1), max(scenario.height - 1, 1)])
+    cell_features = torch.cat(
+        [torch.cat((xy, (all_cells == r[1]).float().unsqueeze(1) * r[0]), dim=1) for r in job_rows]
+    )
 
     return Layout(
         scenario_name=name,
@@ -351,13 +377,32 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         agent_tod_base=torch.arange(len(job_rows), dtype=torch.int64) * tpd,
         shift_phase=clock[0],
         shift_last_tick=clock[1],
+        shift_in_progress=in_progress,
+        shift_active_at=in_progress.view(len(job_rows), tpd).any(0),
+        agent_cell_base=torch.arange(len(job_rows), dtype=torch.int64) * (cells + 1),
+        cell_features=cell_features,
+        noncritical_offset=torch.tensor(
+            [0.0 if world.meters[m].critical else 2.0 for m in meter_names], dtype=torch.float32
+        ),
+        shift_arrival_kind=torch.where(
+            clock[0] == ShiftPhase.ON_TIME_WINDOW,
+            int(ShiftEvent.ON_TIME),
+            torch.where(clock[0] == ShiftPhase.LATE_WINDOW, int(ShiftEvent.LATE), 0),
+        ),
+        agent_event_base=torch.arange(len(job_rows), dtype=torch.int64) * len(ShiftEvent),
+        penalty_by_event=torch.tensor(
+            [[0.0, 0.0, r[6], r[7]] for r in job_rows], dtype=torch.float32
+        ).reshape(-1),
         clock_features=clock[2],
+        tod_of_tick=(torch.arange(scenario.ticks + 1, dtype=torch.int64) + start_tick) % tpd,
+        open_here=open_here.reshape(-1),
+        cost_here=cost_here,
         decay=torch.tensor([world.meters[m].decay for m in meter_names], dtype=torch.float32),
         critical=torch.tensor([world.meters[m].critical for m in meter_names], dtype=torch.bool),
         need_weights=torch.tensor(reward_weights, dtype=torch.float32),
         money_index=money_index,
         ticks_per_day=tpd,
-        start_tick=hour_to_tick(scenario.start_hour, tpd) % tpd,
+        start_tick=start_tick,
         episode_ticks=scenario.ticks,
     )
 

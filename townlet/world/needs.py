@@ -13,8 +13,10 @@ def update_meters(
     layout: Layout,
     completion_delta: torch.Tensor | None,
     wage: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply decay, effects and wage in place; return (meter change (E,A,M), fainted (E,A))."""
+    all_alive: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Apply decay, effects and wage in place; return (meter change (E,A,M), fainted (E,A)),
+    with fainted None when provably nobody fainted."""
     old = state.meters
     new = old - layout.decay
     if completion_delta is not None:
@@ -22,8 +24,13 @@ def update_meters(
     if wage is not None:
         new[..., layout.money_index] += wage
     new.clamp_(0.0, 1.0)
-    new = torch.where(state.alive.unsqueeze(-1), new, old)
-    fainted = state.alive & ((new <= 0.0) & layout.critical).any(-1)
+    if not all_alive:  # the fainted are frozen
+        new = torch.where(state.alive.unsqueeze(-1), new, old)
     state.meters = new
+    # Non-critical meters are lifted above 0 so one min finds any critical meter at 0.
+    lifted = new + layout.noncritical_offset
+    if all_alive and float(lifted.amin()) > 0.0:
+        return new - old, None
+    fainted = (lifted <= 0.0).any(-1) & state.alive
     state.alive = state.alive & ~fainted
     return new - old, fainted

@@ -23,7 +23,7 @@ from townlet.world.constants import (
     ShiftState,
     dense_channel_names,
 )
-from townlet.world.interactions import eligible_here
+from townlet.world.interactions import can_start_here
 from townlet.world.layout import Layout, ShiftPhase
 from townlet.world.rivalry import rivalry_summary
 from townlet.world.state import WorldState
@@ -34,15 +34,16 @@ AGENT_FEATURES: tuple[str, ...] = (
     "shift_starts_in",
     *(f"shift_{name}" for name in SHIFT_STATE_NAMES),
     "has_job",
+    "pos_x",
+    "pos_y",
     "at_workplace",
+    # the tail below is constant (1, 0, 0, ...) while nobody is engaged, fainted or rivalrous
+    "alive",
     "in_queue",
     "interacting",
     "interaction_progress",
     "rivalry_max",
     "rivalry_avoid_count",
-    "pos_x",
-    "pos_y",
-    "alive",
 )
 
 # Shift state by (phase, arrived): the arrival only matters while the shift runs.
@@ -86,17 +87,19 @@ class ObservationBuilder:
             if state != ShiftState.NO_JOB:
                 one_hot[row, state] = 1.0
                 one_hot[row, -1] = 1.0  # has_job
-        self._shift_table = one_hot.to(device)
-        cells = torch.arange(layout.sink_cell + 1)
-        xy = layout.xy_of(cells).float()
-        xy /= torch.tensor([max(layout.width - 1, 1), max(layout.height - 1, 1)])
-        self._cell_xy = xy.to(device)
+        # One row per (agent, tick of day, arrived): clock features then the shift one-hot.
+        shift_rows = one_hot[(layout.shift_phase * 3).unsqueeze(1) + torch.arange(3)]
+        clock_rows = layout.clock_features.unsqueeze(1).expand(-1, 3, -1)
+        self._clock_shift = torch.cat((clock_rows, shift_rows), dim=-1).reshape(-1, 9).to(device)
+        self._idle_tail = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0], device=device)
         self._dense_table = self._build_dense_table().to(device)
         self._wait_only = torch.zeros(NUM_ACTIONS, dtype=torch.bool, device=device)
         self._wait_only[Action.WAIT] = True
 
     # ------------------------------------------------------------------ map codes
-    def map_codes(self, state: WorldState, instance_state: torch.Tensor | None) -> torch.Tensor:
+    def map_codes(
+        self, state: WorldState, instance_state: torch.Tensor | None, all_alive: bool
+    ) -> torch.Tensor:
         """(E, A, V, V) uint8 window codes around every agent."""
         layout = self.layout
         e, a = state.pos.shape
@@ -104,13 +107,20 @@ class ObservationBuilder:
         if instance_state is not None:
             codes = (layout.inst_idle_code + instance_state) * OCCUPANT_KINDS
             grid[:, layout.inst_cell] = codes.to(torch.uint8)
-        drawn = torch.where(state.alive, state.pos, layout.sink_cell)
-        grid.scatter_(1, drawn, grid.gather(1, drawn) | OCCUPANT_OTHER)
-        index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
-        window = grid.gather(1, index).view(e, a, -1)
-        shared = (drawn.unsqueeze(2) == drawn.unsqueeze(1)).sum(-1) > 1
-        center = window[:, :, self._center]
-        window[:, :, self._center] = (center & ~(OCCUPANT_KINDS - 1)) | (OCCUPANT_SELF + shared)
+        if a == 1:  # a lone agent: draw it as SELF, nothing else can share its tile
+            grid.scatter_(1, state.pos, grid.gather(1, state.pos) + OCCUPANT_SELF)
+            index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
+            window = grid.gather(1, index)
+        else:
+            drawn = state.pos if all_alive else torch.where(state.alive, state.pos, layout.sink_cell)
+            # Occupant bits are 0 before drawing, so adding OTHER is exact even for shared tiles.
+            grid.scatter_(1, drawn, grid.gather(1, drawn) + OCCUPANT_OTHER)
+            index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
+            window = grid.gather(1, index).view(e, a, -1)
+            # At its own window centre an agent's OTHER becomes SELF (2), or SELF+OTHER (3)
+            # when another agent shares the tile: XOR with 3 or 2 respectively.
+            shared = (drawn.unsqueeze(2) == drawn.unsqueeze(1)).sum(-1) > 1
+            window[:, :, self._center] ^= (OCCUPANT_OTHER | OCCUPANT_SELF) - shared.to(torch.uint8)
         v = layout.window
         return window.view(e, a, v, v)
 
@@ -124,35 +134,51 @@ class ObservationBuilder:
         return flags[:, 1:]
 
     # ------------------------------------------------------------------ features
-    def features(self, state: WorldState, clock: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    def features(
+        self, state: WorldState, clock: torch.Tensor, engaged: bool, rivalry_active: bool, all_alive: bool
+    ) -> torch.Tensor:
+        """(E, A, F) float32 named features; idle parts are filled without computing them."""
         layout = self.layout
         e, a = state.pos.shape
         m = layout.num_meters
         out = torch.empty(e, a, len(self.feature_names), device=state.pos.device)
         out[..., :m] = state.meters
-        out[..., m : m + 3] = layout.clock_features[clock]
-        out[..., m + 3 : m + 9] = self._shift_table[phase * 3 + state.arrived]
-        k = m + 9
-        out[..., k] = state.pos == layout.job_cell
-        out[..., k + 1] = state.queued >= 0
-        interacting = state.using >= 0
-        out[..., k + 2] = interacting
-        duration = layout.inst_duration[state.using.clamp(min=0)]
-        out[..., k + 3] = state.progress / duration * interacting
-        riv_max, avoid = rivalry_summary(state.rivalry, self.rivalry_threshold)
-        out[..., k + 4] = riv_max
-        out[..., k + 5] = avoid
-        out[..., k + 6 : k + 8] = self._cell_xy[state.pos]
-        out[..., k + 8] = state.alive
+        out[..., m : m + 9] = self._clock_shift[clock * 3 + state.arrived]
+        out[..., m + 9 : m + 12] = layout.cell_features[layout.agent_cell_base + state.pos]
+        k = m + 12
+        if all_alive and not engaged and not rivalry_active:
+            out[..., k:] = self._idle_tail
+            return out
+        out[..., k] = state.alive
+        if engaged:
+            interacting = state.using >= 0
+            out[..., k + 1] = state.queued >= 0
+            out[..., k + 2] = interacting
+            duration = torch.take(layout.inst_duration, state.using.clamp(min=0))
+            out[..., k + 3] = torch.where(interacting, state.progress / duration, 0.0)
+        else:
+            out[..., k + 1 : k + 4] = 0.0
+        if rivalry_active:
+            riv_max, avoid = rivalry_summary(state.rivalry, self.rivalry_threshold)
+            out[..., k + 4] = riv_max
+            out[..., k + 5] = avoid
+        else:
+            out[..., k + 4 : k + 6] = 0.0
         return out
 
     # ------------------------------------------------------------------ masks
-    def action_mask(self, state: WorldState, tod: torch.Tensor) -> torch.Tensor:
+    def action_mask(
+        self, state: WorldState, tod_cells: torch.Tensor, engaged: bool, all_alive: bool
+    ) -> torch.Tensor:
         """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked."""
         layout = self.layout
-        mask = layout.walkable[state.pos.unsqueeze(-1) + layout.move_delta]
-        _, ok = eligible_here(state, layout, tod)
-        mask[..., Action.INTERACT] = ok | (state.using >= 0) | (state.queued >= 0)
+        mask = torch.take(layout.walkable, state.pos.unsqueeze(-1) + layout.move_delta)
+        here = can_start_here(state, layout, tod_cells)
+        if engaged:
+            here |= torch.maximum(state.using, state.queued) >= 0
+        mask[..., Action.INTERACT] = here
+        if all_alive:
+            return mask
         return torch.where(state.alive.unsqueeze(-1), mask, self._wait_only)
 
     # ------------------------------------------------------------------ dense form

@@ -22,13 +22,18 @@ def compute_reward(
     meter_change: torch.Tensor,
     wage: torch.Tensor | None,
     penalty: torch.Tensor | None,
-    fainted: torch.Tensor,
+    fainted: torch.Tensor | None,
+    all_alive_before: bool = False,
 ) -> torch.Tensor:
+    """(E, A) reward; None arguments mean "nothing of that kind happened this tick"."""
     shaping = meter_change @ layout.need_weights + config.survival
     if wage is not None:
         shaping += config.wage_weight * wage
-    shaping.clamp_(config.clip_min, config.clip_max)
-    reward = shaping * alive_before
+    reward = shaping.clamp_(config.clip_min, config.clip_max)
+    if not all_alive_before:  # the already fainted earn nothing
+        reward = reward * alive_before
     if penalty is not None:
         reward -= penalty
-    return reward - config.faint_penalty * fainted
+    if fainted is not None:
+        reward = reward - config.faint_penalty * fainted
+    return reward

@@ -98,6 +98,7 @@ class World:
         self._zero_int = torch.zeros((e, a), dtype=torch.int64, device=self.device)
         self._zero_bool = torch.zeros((e, a), dtype=torch.bool, device=self.device)
         self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
+        self._zero_env_bool = torch.zeros(e, dtype=torch.bool, device=self.device)
         self.names = WorldNames(
             meters=layout.meter_names,
             actions=ACTION_NAMES,
@@ -119,7 +120,12 @@ class World:
             self.seed = seed
             self.generator.manual_seed(seed)
         self.state = self._fresh.clone()
-        self._engaged = False
+        # Facts tracked in Python so idle phases can be skipped without reading tensors:
+        self._engaged = False  # someone is using or queued for an affordance
+        self._rivalry_active = False  # rivalry has been raised since the reset
+        self._all_alive = True  # nobody has fainted
+        self._oldest_tick = 0  # the largest episode tick over envs
+        self._arrivals_pending_reset = False  # a shift ran; arrivals must clear before the next
         self._advance_clock()
         return self.observe()
 
@@ -130,17 +136,18 @@ class World:
     def observe(self) -> Observation:
         """Observations of the current state, for every agent of every env."""
         with torch.no_grad():
-            s = self.state
+            s, engaged, all_alive = self.state, self._engaged, self._all_alive
             inst_state = (
                 ObservationBuilder.instance_state(s, len(self.layout.instance_names))
-                if self._engaged
+                if engaged
                 else None
             )
-            phase = self.layout.shift_phase[self._clock]
             return Observation(
-                map_codes=self.observer.map_codes(s, inst_state),
-                features=self.observer.features(s, self._clock, phase),
-                action_mask=self.observer.action_mask(s, self._tod),
+                map_codes=self.observer.map_codes(s, inst_state, all_alive),
+                features=self.observer.features(
+                    s, self._clock, engaged, self._rivalry_active, all_alive
+                ),
+                action_mask=self.observer.action_mask(s, self._tod_cells, engaged, all_alive),
             )
 
     def dense_map(self, obs: Observation) -> torch.Tensor:
@@ -157,54 +164,86 @@ class World:
         s, layout, config = self.state, self.layout, self.config
         tod, clock = self._tod, self._clock
         alive_before = s.alive
-        actions = torch.where(alive_before, actions, Action.WAIT)
+        if not self._all_alive:
+            actions = torch.where(alive_before, actions, Action.WAIT)
 
-        moved = move(s, layout, actions)
+        # --- movement; leaving a tile leaves its queue or interaction
+        previous_pos = s.pos
+        move(s, layout, actions)
         if self._engaged:
-            leave_on_move(s, moved)
+            leave_on_move(s, previous_pos)
 
-        engaged = self._engaged or bool((actions == Action.INTERACT).any())
+        # --- affordances and queues
+        engaged = self._engaged or int(actions.max()) == Action.INTERACT
         if engaged:
-            outcome = interact(s, layout, actions, tod, config.rivalry, self.generator)
+            outcome = interact(s, layout, actions, self._tod_cells, config.rivalry, self.generator)
             started, completed = outcome.started, outcome.completed
             contention, intensity = outcome.contention, outcome.intensity
             completion_delta = outcome.meter_delta
+            if not self._rivalry_active:
+                self._rivalry_active = bool(contention.any())
         else:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
             completion_delta = None
+        if self._limited_stock and int(tod.min()) == 0:
+            s.stock = torch.where((tod == 0).unsqueeze(1), layout.inst_stock, s.stock)
 
-        if self._limited_stock:
-            midnight = (tod == 0).unsqueeze(1)
-            s.stock = torch.where(midnight, layout.inst_stock, s.stock)
-
-        if self._has_jobs:
+        # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
+        if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
             shift = work(s, layout, clock)
             wage, penalty, shift_event = shift.wage, shift.penalty, shift.event
+            self._arrivals_pending_reset = True
         else:
+            if self._arrivals_pending_reset:
+                s.arrived = torch.zeros_like(s.arrived)
+                self._arrivals_pending_reset = False
             wage = penalty = None
             shift_event = self._zero_int
 
-        meter_change, fainted = update_meters(s, layout, completion_delta, wage)
-        if engaged and bool(fainted.any()):
+        # --- needs, fainting, rivalry
+        meter_change, fainted = update_meters(s, layout, completion_delta, wage, self._all_alive)
+        any_faint = fainted is not None and bool(fainted.any())
+        if fainted is None:
+            fainted = self._zero_bool
+        if any_faint:
+            self._all_alive = False
             s.using = torch.where(s.alive, s.using, -1)
             s.queued = torch.where(s.alive, s.queued, -1)
-        decay_rivalry(s, config.rivalry)
+        if self._rivalry_active:
+            decay_rivalry(s, config.rivalry)
 
+        # --- reward and time
         reward = compute_reward(
-            layout, config.reward, alive_before, meter_change, wage, penalty, fainted
+            layout, config.reward, alive_before, meter_change, wage, penalty,
+            fainted if any_faint else None, self._all_alive,
         )
         s.episode_return += reward
         s.tick += 1
+        self._oldest_tick += 1
 
-        env_terminated = ~s.alive.any(-1)
-        env_done = env_terminated | (s.tick >= layout.episode_ticks)
-        truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
+        # --- termination (an env ends when all its agents fainted or at the tick limit)
+        if self._all_alive:
+            env_terminated = self._zero_env_bool
+        else:
+            env_terminated = ~s.alive.any(-1)
+        if self._oldest_tick >= layout.episode_ticks:
+            env_done = env_terminated | (s.tick >= layout.episode_ticks)
+        else:
+            env_done = env_terminated
+        if self._all_alive and self._oldest_tick < layout.episode_ticks:
+            truncated, any_done = self._zero_bool, False
+        else:
+            truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
+            any_done = bool(env_done.any())
         episode_return, episode_length = s.episode_return, s.tick
-        if self.auto_reset and bool(env_done.any()):
+        if self.auto_reset and any_done:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
             s.reset_where(env_done, self._fresh)
-        self._engaged = engaged and bool((torch.maximum(s.using, s.queued) >= 0).any())
+            self._all_alive = bool(s.alive.all())
+            self._oldest_tick = int(s.tick.max())
+        if engaged:
+            self._engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
         self._advance_clock()
 
         events = StepEvents(
@@ -229,8 +268,13 @@ class World:
         )
 
     def _advance_clock(self) -> None:
-        self._tod = (self.state.tick + self.layout.start_tick) % self.layout.ticks_per_day
-        self._clock = clock_index(self.layout, self._tod)
+        layout = self.layout
+        if self._oldest_tick <= layout.episode_ticks:
+            self._tod = torch.take(layout.tod_of_tick, self.state.tick)
+        else:  # stepped past the limit without auto-reset
+            self._tod = (self.state.tick + layout.start_tick) % layout.ticks_per_day
+        self._clock = clock_index(layout, self._tod)
+        self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
 
     # ------------------------------------------------------------------ convenience
     def positions(self) -> torch.Tensor:

@@ -1,0 +1,69 @@
+"""World step throughput with observations built, as JSON lines (one figure per line).
+
+Agents act uniformly at random among their unmasked actions, so interactions, queues, shifts
+and faints all happen; envs auto-reset. Run: python benchmarks/world_step.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from townlet.scenarios import build_world, load_config
+
+SIZES = ((1, 1), (64, 4), (1024, 4), (4096, 4))
+
+
+def town_config(agents: int):
+    cfg = load_config()
+    cfg.scenario.agents = cfg.scenario.agents[:agents]
+    return cfg
+
+
+def sample_actions(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Uniform over unmasked actions, vectorised."""
+    scores = torch.rand(mask.shape, generator=generator) * mask
+    return scores.argmax(-1)
+
+
+def measure(envs: int, agents: int, seconds: float) -> dict:
+    world = build_world(town_config(agents), num_envs=envs, auto_reset=True, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    obs = world.observe()
+    for _ in range(20):
+        obs = world.step(sample_actions(obs.action_mask, generator)).obs
+    steps, start = 0, time.perf_counter()
+    while True:
+        obs = world.step(sample_actions(obs.action_mask, generator)).obs
+        steps += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and steps >= 20:
+            break
+    return {"steps": steps, "elapsed": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per size")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    conditions = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.machine(),
+                  "scenario": "town", "window": 11, "policy": "uniform over action mask"}
+    for envs, agents in SIZES:
+        run = measure(envs, agents, args.seconds)
+        rate = run["steps"] * envs * agents / run["elapsed"]
+        print(json.dumps({"name": "world_step_throughput", "value": round(rate), "unit": "agent-steps/s",
+                          "envs": envs, "agents": agents, **conditions}), flush=True)
+        if envs == 1 and agents == 1:
+            latency = run["elapsed"] / run["steps"] * 1e6
+            print(json.dumps({"name": "world_step_latency", "value": round(latency, 1), "unit": "us/step",
+                              "envs": 1, "agents": 1, **conditions}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,17 +52,45 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    conditions = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.machine(),
-                  "scenario": "town", "window": 11, "policy": "uniform over action mask"}
+    conditions = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "cpu": platform.machine(),
+        "scenario": "town",
+        "window": 11,
+        "policy": "uniform over action mask",
+    }
     for envs, agents in SIZES:
         run = measure(envs, agents, args.seconds)
         rate = run["steps"] * envs * agents / run["elapsed"]
-        print(json.dumps({"name": "world_step_throughput", "value": round(rate), "unit": "agent-steps/s",
-                          "envs": envs, "agents": agents, **conditions}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "name": "world_step_throughput",
+                    "value": round(rate),
+                    "unit": "agent-steps/s",
+                    "envs": envs,
+                    "agents": agents,
+                    **conditions,
+                }
+            ),
+            flush=True,
+        )
         if envs == 1 and agents == 1:
             latency = run["elapsed"] / run["steps"] * 1e6
-            print(json.dumps({"name": "world_step_latency", "value": round(latency, 1), "unit": "us/step",
-                              "envs": 1, "agents": 1, **conditions}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "name": "world_step_latency",
+                        "value": round(latency, 1),
+                        "unit": "us/step",
+                        "envs": 1,
+                        "agents": 1,
+                        **conditions,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

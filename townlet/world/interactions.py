@@ -63,7 +63,9 @@ def interact(
     is_candidate = ((state.queued >= 0) & ok) | wants
     cand = torch.where(is_candidate, tile, -1)
 
-    tie_break = torch.rand(wants.shape, generator=generator, device=wants.device, dtype=torch.float64)
+    tie_break = torch.rand(
+        wants.shape, generator=generator, device=wants.device, dtype=torch.float64
+    )
     new_ticket = state.tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
     ticket = torch.where(wants, new_ticket, state.ticket)
 

@@ -94,7 +94,9 @@ class Layout:
     cell_features: torch.Tensor  # (A * (cells + 1), 3) float32: pos_x, pos_y, at_workplace
     noncritical_offset: torch.Tensor  # (M,) float32: 0 for critical meters, 2 otherwise
     tod_of_tick: torch.Tensor  # (episode_ticks + 1,) int64 tick of day at each episode tick
-    open_here: torch.Tensor  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
+    open_here: (
+        torch.Tensor
+    )  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
     cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
     # meters and reward
     decay: torch.Tensor  # (M,) float32
@@ -176,9 +178,7 @@ def _meter_vector(
     vec = [default] * len(meter_index)
     for name, value in values.items():
         if name not in meter_index:
-            raise ConfigError(
-                f"{where}: unknown meter '{name}' (meters: {', '.join(meter_index)})"
-            )
+            raise ConfigError(f"{where}: unknown meter '{name}' (meters: {', '.join(meter_index)})")
         vec[meter_index[name]] = float(value)
     return vec
 
@@ -230,7 +230,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         if spec.cost < 0:
             raise ConfigError(f"{where}.cost: must be >= 0, got {spec.cost}")
         _meter_vector(spec.effects, meter_index, f"{where}.effects")
-    reward_weights = _meter_vector(world.reward.need_weights, meter_index, "world.reward.need_weights")
+    reward_weights = _meter_vector(
+        world.reward.need_weights, meter_index, "world.reward.need_weights"
+    )
     if world.reward.clip_min > world.reward.clip_max:
         raise ConfigError("world.reward: clip_min must not exceed clip_max")
     money_index = meter_index.get("money", -1)
@@ -267,7 +269,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         if xy in walls:
             raise ConfigError(f"{where}: pos {list(xy)} is on a wall")
         if xy in inst_xy:
-            raise ConfigError(f"{where}: pos {list(xy)} already holds '{inst_names[inst_xy.index(xy)]}'")
+            raise ConfigError(
+                f"{where}: pos {list(xy)} already holds '{inst_names[inst_xy.index(xy)]}'"
+            )
         tile_instance[cell(xy)] = len(inst_names)
         terrain[cell(xy)] = terrain_code(type_index[placement.type])
         inst_names.append(placement.name)
@@ -302,7 +306,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             raise ConfigError(f"{where}.pos: {list(xy)} is on a wall")
         for m, v in agent.meters.items():
             if m not in meter_index:
-                raise ConfigError(f"{where}.meters: unknown meter '{m}' (meters: {', '.join(meter_names)})")
+                raise ConfigError(
+                    f"{where}.meters: unknown meter '{m}' (meters: {', '.join(meter_names)})"
+                )
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{where}.meters.{m}: {v} is outside [0, 1]")
         initial.append([float(agent.meters.get(m, base_meters[m])) for m in meter_names])
@@ -310,7 +316,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         start_cells.append(cell(xy))
         job_rows.append(_job_row(world, agent.job, inst_names, inst_xy, specs, where, cell, cells))
 
-    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(len(specs), len(meter_names))
+    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(
+        len(specs), len(meter_names)
+    )
     if money_index >= 0:
         inst_delta[:, money_index] -= torch.tensor([s.cost for s in specs], dtype=torch.float32)
     clock = _clock_tables(job_rows, tpd)
@@ -347,7 +355,11 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         tile_instance=tile_instance,
         move_delta=torch.tensor([dx + dy * pw for dx, dy in ACTION_DELTAS], dtype=torch.int64),
         window_offsets=torch.tensor(
-            [dy * pw + dx for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)],
+            [
+                dy * pw + dx
+                for dy in range(-radius, radius + 1)
+                for dx in range(-radius, radius + 1)
+            ],
             dtype=torch.int64,
         ),
         inst_cell=torch.tensor([cell(xy) for xy in inst_xy], dtype=torch.int64),
@@ -356,7 +368,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         inst_capacity=torch.tensor([s.capacity for s in specs], dtype=torch.int64),
         inst_duration=torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.int64),
         inst_cost=torch.tensor([s.cost for s in specs], dtype=torch.float32),
-        inst_effects=torch.tensor(inst_effects, dtype=torch.float32).reshape(len(specs), len(meter_names)),
+        inst_effects=torch.tensor(inst_effects, dtype=torch.float32).reshape(
+            len(specs), len(meter_names)
+        ),
         inst_stock=torch.tensor(
             [UNLIMITED_STOCK if s.stock < 0 else s.stock for s in specs], dtype=torch.int64
         ),
@@ -453,7 +467,9 @@ class ShiftPhase:
     NO_JOB = 4
 
 
-def _clock_tables(job_rows: list[tuple], tpd: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _clock_tables(
+    job_rows: list[tuple], tpd: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per (agent, tick of day): shift phase, last-tick flag, and clock features.
 
     Precomputed so the step reads them with one gather instead of a chain of comparisons.

@@ -67,7 +67,9 @@ class Observation:
 
 def shift_state_codes(phase: torch.Tensor, arrived: torch.Tensor) -> torch.Tensor:
     """ShiftState per agent from its shift phase and arrival (used by tests and consumers)."""
-    table = torch.tensor([s for p in sorted(_SHIFT_BY_PHASE_ARRIVED) for s in _SHIFT_BY_PHASE_ARRIVED[p]])
+    table = torch.tensor(
+        [s for p in sorted(_SHIFT_BY_PHASE_ARRIVED) for s in _SHIFT_BY_PHASE_ARRIVED[p]]
+    )
     return table.to(phase.device)[phase * 3 + arrived]
 
 
@@ -112,7 +114,9 @@ class ObservationBuilder:
             index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
             window = grid.gather(1, index)
         else:
-            drawn = state.pos if all_alive else torch.where(state.alive, state.pos, layout.sink_cell)
+            drawn = (
+                state.pos if all_alive else torch.where(state.alive, state.pos, layout.sink_cell)
+            )
             # Occupant bits are 0 before drawing, so adding OTHER is exact even for shared tiles.
             grid.scatter_(1, drawn, grid.gather(1, drawn) + OCCUPANT_OTHER)
             index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
@@ -135,7 +139,12 @@ class ObservationBuilder:
 
     # ------------------------------------------------------------------ features
     def features(
-        self, state: WorldState, clock: torch.Tensor, engaged: bool, rivalry_active: bool, all_alive: bool
+        self,
+        state: WorldState,
+        clock: torch.Tensor,
+        engaged: bool,
+        rivalry_active: bool,
+        all_alive: bool,
     ) -> torch.Tensor:
         """(E, A, F) float32 named features; idle parts are filled without computing them."""
         layout = self.layout

@@ -11,7 +11,7 @@ from townlet.world.layout import Layout
 
 @dataclass
 class WorldState:
-    """Everything that changes during an episode. Shapes: E envs, A agents, N instances, M meters."""
+    """Everything that changes during an episode (E envs, A agents, N instances, M meters)."""
 
     tick: torch.Tensor  # (E,) int64 ticks since the episode started
     pos: torch.Tensor  # (E, A) int64 flat padded cell

@@ -215,18 +215,21 @@ class World:
 
         # --- reward and time
         reward = compute_reward(
-            layout, config.reward, alive_before, meter_change, wage, penalty,
-            fainted if any_faint else None, self._all_alive,
+            layout,
+            config.reward,
+            alive_before,
+            meter_change,
+            wage,
+            penalty,
+            fainted if any_faint else None,
+            self._all_alive,
         )
         s.episode_return += reward
         s.tick += 1
         self._oldest_tick += 1
 
         # --- termination (an env ends when all its agents fainted or at the tick limit)
-        if self._all_alive:
-            env_terminated = self._zero_env_bool
-        else:
-            env_terminated = ~s.alive.any(-1)
+        env_terminated = self._zero_env_bool if self._all_alive else ~s.alive.any(-1)
         if self._oldest_tick >= layout.episode_ticks:
             env_done = env_terminated | (s.tick >= layout.episode_ticks)
         else:

@@ -1,0 +1,57 @@
+"""Shared helpers: compose the real config and build small worlds from scenario dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from townlet.config.schema import ScenarioConfig
+from townlet.scenarios import build_world, load_config
+from townlet.world import Action, World
+
+A = Action
+
+
+@pytest.fixture(scope="session")
+def base_cfg():
+    """The project's composed default config (real Hydra composition)."""
+    return load_config()
+
+
+def make_world(
+    scenario: dict[str, Any],
+    world: dict[str, Any] | None = None,
+    num_envs: int = 1,
+    seed: int = 0,
+    auto_reset: bool = False,
+) -> World:
+    """A world from the default world config plus a scenario, merged through the schemas."""
+    cfg = load_config()
+    cfg.scenario = OmegaConf.merge(OmegaConf.structured(ScenarioConfig), {"name": "test", **scenario})
+    if world:
+        with open_dict(cfg):  # composition allows new dict entries (jobs, meters); so do we
+            cfg.world = OmegaConf.merge(cfg.world, world)
+    return build_world(cfg, num_envs=num_envs, auto_reset=auto_reset, seed=seed)
+
+
+def act(world: World, *actions: int | Action):
+    """Step a single-env world with one action per agent."""
+    return world.step(torch.tensor([[int(a) for a in actions]], dtype=torch.int64))
+
+
+def run(world: World, plan: list[tuple], collect: list | None = None):
+    """Step through a list of per-tick action tuples, returning the last result."""
+    result = None
+    for actions in plan:
+        result = act(world, *actions)
+        if collect is not None:
+            collect.append(result)
+    return result
+
+
+def xy(world: World, agent: int = 0) -> tuple[int, int]:
+    x, y = world.positions()[0, agent].tolist()
+    return int(x), int(y)

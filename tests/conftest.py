@@ -30,7 +30,9 @@ def make_world(
 ) -> World:
     """A world from the default world config plus a scenario, merged through the schemas."""
     cfg = load_config()
-    cfg.scenario = OmegaConf.merge(OmegaConf.structured(ScenarioConfig), {"name": "test", **scenario})
+    cfg.scenario = OmegaConf.merge(
+        OmegaConf.structured(ScenarioConfig), {"name": "test", **scenario}
+    )
     if world:
         with open_dict(cfg):  # composition allows new dict entries (jobs, meters); so do we
             cfg.world = OmegaConf.merge(cfg.world, world)

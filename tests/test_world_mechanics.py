@@ -17,8 +17,9 @@ def feature(world, obs, name, agent=0):
 
 
 def test_moves_take_one_tick_and_walls_and_edges_block():
-    world = make_world({"width": 5, "height": 3, "walls": [[2, 0, 2, 1]],
-                        "agents": [{"id": "a", "pos": [1, 0]}]})
+    world = make_world(
+        {"width": 5, "height": 3, "walls": [[2, 0, 2, 1]], "agents": [{"id": "a", "pos": [1, 0]}]}
+    )
     mask = world.observe().action_mask[0, 0]
     assert mask.tolist() == [True, False, True, True, False, False]  # WAIT UP DOWN LEFT RIGHT INT
     act(world, A.RIGHT)
@@ -33,9 +34,14 @@ def test_moves_take_one_tick_and_walls_and_edges_block():
 
 
 def test_agent_walks_to_bed_and_sleeping_restores_energy():
-    world = make_world({"width": 4, "height": 2,
-                        "affordances": [{"name": "bed", "type": "Bed", "pos": [0, 0]}],
-                        "agents": [{"id": "a", "pos": [2, 0], "meters": {"energy": 0.3}}]})
+    world = make_world(
+        {
+            "width": 4,
+            "height": 2,
+            "affordances": [{"name": "bed", "type": "Bed", "pos": [0, 0]}],
+            "agents": [{"id": "a", "pos": [2, 0], "meters": {"energy": 0.3}}],
+        }
+    )
     run(world, [(A.LEFT,), (A.LEFT,)])
     assert xy(world) == (0, 0)
     energy_before = float(world.meter("energy")[0, 0])
@@ -58,17 +64,24 @@ def test_agent_walks_to_bed_and_sleeping_restores_energy():
 
 
 def shower_town(agents):
-    return {"width": 5, "height": 3,
-            "affordances": [{"name": "shower", "type": "Shower", "pos": [2, 0]}],
-            "agents": agents}
+    return {
+        "width": 5,
+        "height": 3,
+        "affordances": [{"name": "shower", "type": "Shower", "pos": [2, 0]}],
+        "agents": agents,
+    }
 
 
 def test_busy_shower_queues_fifo_then_serves_everyone_in_turn():
-    world = make_world(shower_town([
-        {"id": "a", "pos": [1, 0], "meters": {"hygiene": 0.2}},
-        {"id": "b", "pos": [3, 0], "meters": {"hygiene": 0.2}},
-        {"id": "c", "pos": [2, 1], "meters": {"hygiene": 0.2}},
-    ]))
+    world = make_world(
+        shower_town(
+            [
+                {"id": "a", "pos": [1, 0], "meters": {"hygiene": 0.2}},
+                {"id": "b", "pos": [3, 0], "meters": {"hygiene": 0.2}},
+                {"id": "c", "pos": [2, 1], "meters": {"hygiene": 0.2}},
+            ]
+        )
+    )
     results = []
     run(world, [(A.RIGHT, A.WAIT, A.WAIT), (A.INTERACT, A.LEFT, A.WAIT)], results)
     assert int(results[-1].events.started[0, 0]) == SHOWER
@@ -104,8 +117,10 @@ def test_leaving_the_tile_leaves_the_queue():
 
 
 def test_rivalry_rises_on_contention_then_decays():
-    world = make_world(shower_town([{"id": "a", "pos": [2, 0]}, {"id": "b", "pos": [3, 0]}]),
-                       world={"rivalry": {"gain": 0.6, "decay": 0.05, "avoid_threshold": 0.5}})
+    world = make_world(
+        shower_town([{"id": "a", "pos": [2, 0]}, {"id": "b", "pos": [3, 0]}]),
+        world={"rivalry": {"gain": 0.6, "decay": 0.05, "avoid_threshold": 0.5}},
+    )
     run(world, [(A.INTERACT, A.LEFT), (A.WAIT, A.INTERACT)])
     series = [float(world.state.rivalry[0, 1, 0])]
     assert series[0] == pytest.approx(0.6 * 0.95)
@@ -118,24 +133,44 @@ def test_rivalry_rises_on_contention_then_decays():
 
 
 def job_town(agents, grace=2):
-    scenario = {"width": 6, "height": 1, "start_hour": 8.5,
-                "affordances": [{"name": "desk", "type": "Job", "pos": [5, 0]}],
-                "agents": agents}
-    world = {"jobs": {"clerk": {"location": "desk", "shift_start": 9, "shift_end": 10,
-                                "grace_ticks": grace, "wage_per_tick": 0.01,
-                                "late_penalty": 0.5, "absent_penalty": 1.0}}}
+    scenario = {
+        "width": 6,
+        "height": 1,
+        "start_hour": 8.5,
+        "affordances": [{"name": "desk", "type": "Job", "pos": [5, 0]}],
+        "agents": agents,
+    }
+    world = {
+        "jobs": {
+            "clerk": {
+                "location": "desk",
+                "shift_start": 9,
+                "shift_end": 10,
+                "grace_ticks": grace,
+                "wage_per_tick": 0.01,
+                "late_penalty": 0.5,
+                "absent_penalty": 1.0,
+            }
+        }
+    }
     return scenario, world
 
 
 def test_punctual_worker_earns_late_worker_is_penalised_and_absent_one_too():
-    scenario, world_cfg = job_town([
-        {"id": "early", "pos": [4, 0], "job": "clerk"},
-        {"id": "late", "pos": [0, 0], "job": "clerk"},
-        {"id": "absent", "pos": [0, 0], "job": "clerk"},
-    ])
+    scenario, world_cfg = job_town(
+        [
+            {"id": "early", "pos": [4, 0], "job": "clerk"},
+            {"id": "late", "pos": [0, 0], "job": "clerk"},
+            {"id": "absent", "pos": [0, 0], "job": "clerk"},
+        ]
+    )
     world = make_world(scenario, world_cfg)
     # tod 85 at tick 0; shift 90..99, on time until tick-of-day 92.
-    plan = [(A.RIGHT, A.WAIT, A.WAIT)] + [(A.WAIT, A.WAIT, A.WAIT)] * 7 + [(A.WAIT, A.RIGHT, A.WAIT)] * 5
+    plan = (
+        [(A.RIGHT, A.WAIT, A.WAIT)]
+        + [(A.WAIT, A.WAIT, A.WAIT)] * 7
+        + [(A.WAIT, A.RIGHT, A.WAIT)] * 5
+    )
     plan += [(A.WAIT, A.WAIT, A.WAIT)] * 10
     results = []
     run(world, plan, results)
@@ -161,10 +196,10 @@ def test_punctual_worker_earns_late_worker_is_penalised_and_absent_one_too():
 def test_shift_state_feature_follows_the_day():
     scenario, world_cfg = job_town([{"id": "w", "pos": [4, 0], "job": "clerk"}])
     world = make_world(scenario, world_cfg)
-    seen = [world.names.shift_states[int(world.observe().features[0, 0, 5 + 3:5 + 8].argmax())]]
+    seen = [world.names.shift_states[int(world.observe().features[0, 0, 5 + 3 : 5 + 8].argmax())]]
     for action in [A.RIGHT] + [A.WAIT] * 20:
         obs = act(world, action).obs
-        onehot = obs.features[0, 0, 5 + 3:5 + 8]
+        onehot = obs.features[0, 0, 5 + 3 : 5 + 8]
         assert float(onehot.sum()) == 1.0
         seen.append(world.names.shift_states[int(onehot.argmax())])
     # tick 5 is the shift's first tick (tick of day 90): the arrival registers during it.
@@ -173,9 +208,17 @@ def test_shift_state_feature_follows_the_day():
 
 
 def test_fainting_ends_the_agents_episode_with_an_unclipped_penalty():
-    world = make_world({"width": 3, "height": 1, "ticks": 50,
-                        "agents": [{"id": "a", "pos": [0, 0], "meters": {"satiation": 0.005}},
-                                   {"id": "b", "pos": [2, 0]}]})
+    world = make_world(
+        {
+            "width": 3,
+            "height": 1,
+            "ticks": 50,
+            "agents": [
+                {"id": "a", "pos": [0, 0], "meters": {"satiation": 0.005}},
+                {"id": "b", "pos": [2, 0]},
+            ],
+        }
+    )
     first = act(world, A.WAIT, A.WAIT)
     assert not bool(first.terminated.any())
     second = act(world, A.RIGHT, A.WAIT)
@@ -189,13 +232,20 @@ def test_fainting_ends_the_agents_episode_with_an_unclipped_penalty():
 
 
 def test_all_fainted_terminates_the_env_and_tick_limit_truncates():
-    world = make_world({"width": 2, "height": 1,
-                        "agents": [{"id": "a", "pos": [0, 0], "meters": {"energy": 0.002}}]})
+    world = make_world(
+        {
+            "width": 2,
+            "height": 1,
+            "agents": [{"id": "a", "pos": [0, 0], "meters": {"energy": 0.002}}],
+        }
+    )
     result = act(world, A.WAIT)
     assert bool(result.env_done[0]) and bool(result.env_terminated[0])
     assert not bool(result.truncated.any())
 
-    world = make_world({"width": 2, "height": 1, "ticks": 3, "agents": [{"id": "a", "pos": [0, 0]}]})
+    world = make_world(
+        {"width": 2, "height": 1, "ticks": 3, "agents": [{"id": "a", "pos": [0, 0]}]}
+    )
     results = []
     run(world, [(A.WAIT,)] * 3, results)
     assert [bool(r.env_done[0]) for r in results] == [False, False, True]
@@ -203,15 +253,25 @@ def test_all_fainted_terminates_the_env_and_tick_limit_truncates():
 
 
 def test_opening_hours_and_money_gate_interactions():
-    cafe = {"width": 2, "height": 1, "affordances": [{"name": "cafe", "type": "Cafe", "pos": [0, 0]}],
-            "agents": [{"id": "a", "pos": [0, 0]}]}
+    cafe = {
+        "width": 2,
+        "height": 1,
+        "affordances": [{"name": "cafe", "type": "Cafe", "pos": [0, 0]}],
+        "agents": [{"id": "a", "pos": [0, 0]}],
+    }
     closed = make_world({**cafe, "start_hour": 22.0})
     assert not bool(closed.observe().action_mask[0, 0, A.INTERACT])
     assert int(act(closed, A.INTERACT).events.started[0, 0]) == -1
     opened = make_world({**cafe, "start_hour": 12.0})
     assert bool(opened.observe().action_mask[0, 0, A.INTERACT])
     assert int(act(opened, A.INTERACT).events.started[0, 0]) == CAFE
-    broke = make_world({**cafe, "start_hour": 12.0, "agents": [{"id": "a", "pos": [0, 0], "meters": {"money": 0.01}}]})
+    broke = make_world(
+        {
+            **cafe,
+            "start_hour": 12.0,
+            "agents": [{"id": "a", "pos": [0, 0], "meters": {"money": 0.01}}],
+        }
+    )
     assert not bool(broke.observe().action_mask[0, 0, A.INTERACT]), "the cafe costs 0.05"
     assert int(act(broke, A.INTERACT).events.started[0, 0]) == -1
 
@@ -225,10 +285,16 @@ def test_cost_is_paid_on_completion():
 
 
 def test_fridge_stock_runs_out_and_restocks_at_midnight():
-    world = make_world({"width": 2, "height": 1, "start_hour": 23.5,
-                        "affordances": [{"name": "fridge", "type": "Fridge", "pos": [0, 0]}],
-                        "agents": [{"id": "a", "pos": [0, 0], "meters": {"money": 1.0}}]},
-                       world={"affordances": {"Fridge": {"stock": 2}}})
+    world = make_world(
+        {
+            "width": 2,
+            "height": 1,
+            "start_hour": 23.5,
+            "affordances": [{"name": "fridge", "type": "Fridge", "pos": [0, 0]}],
+            "agents": [{"id": "a", "pos": [0, 0], "meters": {"money": 1.0}}],
+        },
+        world={"affordances": {"Fridge": {"stock": 2}}},
+    )
     started = []
     for _ in range(8):  # tick of day 234..241 (midnight at the 7th step)
         result = act(world, A.INTERACT)
@@ -245,7 +311,9 @@ def test_reward_varies_over_a_random_episode_in_town(base_cfg):
     obs = world.observe()
     rewards = []
     for _ in range(240):
-        actions = (torch.rand(obs.action_mask.shape, generator=generator) * obs.action_mask).argmax(-1)
+        actions = (torch.rand(obs.action_mask.shape, generator=generator) * obs.action_mask).argmax(
+            -1
+        )
         result = world.step(actions)
         obs = result.obs
         rewards.append(result.reward)
@@ -257,8 +325,11 @@ def test_reward_varies_over_a_random_episode_in_town(base_cfg):
 
 
 def test_auto_reset_restarts_finished_envs_and_reports_final_returns():
-    world = make_world({"width": 3, "height": 1, "ticks": 3, "agents": [{"id": "a", "pos": [0, 0]}]},
-                       num_envs=2, auto_reset=True)
+    world = make_world(
+        {"width": 3, "height": 1, "ticks": 3, "agents": [{"id": "a", "pos": [0, 0]}]},
+        num_envs=2,
+        auto_reset=True,
+    )
     result = None
     for actions in ([[A.RIGHT], [A.WAIT]], [[A.RIGHT], [A.WAIT]], [[A.WAIT], [A.WAIT]]):
         result = world.step(torch.tensor(actions))

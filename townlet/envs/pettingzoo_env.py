@@ -47,11 +47,11 @@ class TownParallelEnv(ParallelEnv):
         self._action_space = spaces.Discrete(NUM_ACTIONS)
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo requires the same object back
+    @functools.cache  # noqa: B019 - PettingZoo requires the same object back
     def observation_space(self, agent: str) -> spaces.Space:
         return self._observation_space
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return self._action_space
 

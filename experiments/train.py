@@ -6,6 +6,7 @@ Until the PPO loop lands it runs the batched town under a random policy and writ
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from townlet.config import register_configs
+from townlet.scenarios.lint import preflight
 from townlet.simulate import describe, simulate
 
 register_configs()
@@ -28,4 +30,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()

@@ -139,6 +139,22 @@ class IntentConfig:
 
 
 @dataclass
+class ExpectationConfig:
+    """A behaviour the scenario must show, checked against its capture's per-agent metrics."""
+
+    metric: str = MISSING
+    """A per-sample capture metric, e.g. `meter_gain.satiation`, `completions.Shower`."""
+    agent: str | None = None
+    """Only this agent; None = every agent must satisfy it (or their sum, with `total`)."""
+    total: bool = False
+    """Compare the sum over the selected agents instead of each one."""
+    min: float | None = None
+    max: float | None = None
+    why: str = ""
+    """What the check demonstrates, shown when it fails."""
+
+
+@dataclass
 class AgentConfig:
     id: str = MISSING
     pos: list[int] = MISSING
@@ -164,8 +180,8 @@ class ScenarioConfig:
     """Episode length in ticks (truncation limit)."""
     start_hour: float = 6.0
     seed: int = 0
-    expect: dict[str, float] = field(default_factory=dict)
-    """Behaviour the scenario must show, asserted by its test."""
+    expect: list[ExpectationConfig] = field(default_factory=list)
+    """Behaviour the scenario must show, asserted on a fresh capture by its test."""
 
 
 # --------------------------------------------------------------------------- learning
@@ -213,6 +229,24 @@ class TrainConfig:
 
 
 @dataclass
+class CaptureConfig:
+    """Options of `experiments/capture.py`."""
+
+    ticks: int | None = None
+    """Ticks to capture; None = the scenario's own `ticks`."""
+    agent: str | None = None
+    """Capture only this agent; None = every agent."""
+    prefix: str = "rollout_sample"
+    compress: bool = False
+    """Write compressed NPZ files."""
+    auto_seed_agents: bool = False
+    """Add placeholder agents (they wait) when the scenario spawns none."""
+    auto_seed_count: int = 1
+    gamma: float = 0.99
+    """Discount of the Monte Carlo value estimates stored as `value_preds`."""
+
+
+@dataclass
 class TownletConfig:
     """The root: the first entry of every defaults list, so every key is typed."""
 
@@ -223,4 +257,5 @@ class TownletConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     seed: int = II("scenario.seed")

@@ -1,0 +1,31 @@
+"""Capture a scenario: `python experiments/capture.py scenario=queue_conflict [capture.*=...]`.
+
+Runs the scenario under its script and writes replay samples, a manifest and per-sample
+metrics into the Hydra run directory; `-m scenario=a,b,...` captures a suite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from townlet.capture import capture, describe
+from townlet.config import register_configs
+from townlet.scenarios.lint import preflight
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    result = capture(cfg, Path(HydraConfig.get().runtime.output_dir))
+    print(describe(result))
+
+
+if __name__ == "__main__":
+    preflight(sys.argv[1:])
+    main()

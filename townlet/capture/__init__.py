@@ -1,0 +1,5 @@
+"""Rollout capture: scripted scenario runs written as replay samples, manifest and metrics."""
+
+from townlet.capture.run import CaptureResult, capture, describe
+
+__all__ = ["CaptureResult", "capture", "describe"]

@@ -1,0 +1,193 @@
+"""`capture(cfg, output_dir)`: run a scenario under its script and write replay samples.
+
+Writes, atomically, into the run directory: one NPZ per agent (`<prefix>_<agent>_<nnn>.npz`)
+with a JSON sidecar, `<prefix>_manifest.json` and `<prefix>_metrics.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from townlet.capture.samples import (
+    LOG_PROBS_MEANING,
+    VALUE_PREDS_MEANING,
+    Sample,
+    build_sample,
+)
+from townlet.capture.trace import EpisodeTrace, run_scripted_episode
+from townlet.config.schema import AgentConfig, ScenarioConfig, TownletConfig
+from townlet.scenarios.build import typed
+from townlet.scenarios.controller import ScriptedController, validate_scripts
+from townlet.scenarios.expectations import ExpectationResult, check_expectations
+from townlet.util.atomic import atomic_save_npz, atomic_write_json
+from townlet.world import ConfigError, World
+from townlet.world.constants import ACTION_NAMES
+
+SAMPLE_INDEX = 0  # one scripted episode per capture run
+
+
+@dataclass
+class CaptureResult:
+    scenario: str
+    output_dir: Path
+    samples: list[Sample]
+    files: list[str]
+    expectations: list[ExpectationResult]
+    trace: EpisodeTrace
+    world: World
+    seconds: float
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def config_hash(cfg: DictConfig | TownletConfig) -> str:
+    """Stable hash of the resolved config (what makes two captures comparable)."""
+    container = OmegaConf.structured(cfg) if not isinstance(cfg, DictConfig) else cfg
+    text = OmegaConf.to_yaml(container, resolve=True, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def seed_placeholder_agents(scenario: ScenarioConfig, count: int) -> None:
+    """Add `count` waiting agents on the first free floor tiles (row-major, deterministic)."""
+    blocked = {tuple(a.pos) for a in scenario.affordances}
+    walls = set()
+    for entry in scenario.walls:
+        x0, y0, x1, y1 = (*entry, *entry) if len(entry) == 2 else entry
+        walls |= {
+            (x, y)
+            for x in range(min(x0, x1), max(x0, x1) + 1)
+            for y in range(min(y0, y1), max(y0, y1) + 1)
+        }
+    free = [
+        (x, y)
+        for y in range(scenario.height)
+        for x in range(scenario.width)
+        if (x, y) not in walls and (x, y) not in blocked
+    ]
+    if len(free) < count:
+        raise ConfigError(f"scenario '{scenario.name}': no room for {count} placeholder agents")
+    scenario.agents = [AgentConfig(id=f"placeholder_{i}", pos=list(free[i])) for i in range(count)]
+
+
+def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
+    """Run the configured scenario under its script and write the samples."""
+    started = time.perf_counter()
+    config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
+    options, scenario = config.capture, config.scenario
+    if options.ticks is not None:
+        if options.ticks < 1:
+            raise ConfigError(f"capture.ticks: must be >= 1, got {options.ticks}")
+        scenario.ticks = options.ticks
+    if not scenario.agents:
+        if not options.auto_seed_agents:
+            raise ConfigError(
+                f"scenario '{scenario.name}': spawns no agents; set capture.auto_seed_agents=true "
+                "to add placeholders"
+            )
+        seed_placeholder_agents(scenario, options.auto_seed_count)
+    world = World(config.world, scenario, num_envs=1, seed=config.seed)
+    scripts = [list(agent.script) for agent in scenario.agents]
+    validate_scripts(world, scripts, scenario.name)
+    agents = list(world.layout.agent_ids)
+    if options.agent is not None and options.agent not in agents:
+        raise ConfigError(
+            f"capture.agent: unknown agent '{options.agent}' (agents: {', '.join(agents)})"
+        )
+
+    trace = run_scripted_episode(world, ScriptedController(world, scripts), scenario.ticks)
+    samples = [build_sample(world, trace, i, options.gamma) for i in range(len(agents))]
+    metrics_by_agent = {s.agent_id: s.metrics for s in samples}
+    expectations = check_expectations(list(scenario.expect), metrics_by_agent)
+
+    chosen = [s for s in samples if options.agent is None or s.agent_id == options.agent]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    digest = config_hash(cfg)
+    names = world.names
+    files, manifest_rows, metrics = [], [], {}
+    for sample in chosen:
+        stem = f"{options.prefix}_{sample.agent_id}_{SAMPLE_INDEX:03d}"
+        size = atomic_save_npz(output_dir / f"{stem}.npz", sample.arrays, options.compress)
+        meta = {
+            "scenario": scenario.name,
+            "seed": config.seed,
+            "config_hash": digest,
+            "agent_id": sample.agent_id,
+            "sample_index": SAMPLE_INDEX,
+            "timesteps": int(sample.metrics["timesteps"]),
+            "terminated": sample.terminated,
+            "feature_names": list(names.features),
+            "map_channel_names": list(names.dense_channels),
+            "action_names": {str(i): name for i, name in enumerate(ACTION_NAMES)},
+            "meter_names": list(names.meters),
+            "affordance_types": list(names.affordance_types),
+            "behaviour_policy": "scripted",
+            "old_log_probs": LOG_PROBS_MEANING,
+            "value_preds": VALUE_PREDS_MEANING,
+            "gamma": options.gamma,
+            "compressed": options.compress,
+        }
+        atomic_write_json(output_dir / f"{stem}.json", meta)
+        files.append(f"{stem}.npz")
+        metrics[f"{stem}.npz"] = sample.metrics
+        manifest_rows.append(
+            {
+                "file": f"{stem}.npz",
+                "meta": f"{stem}.json",
+                "agent_id": sample.agent_id,
+                "timesteps": meta["timesteps"],
+                "bytes": size,
+            }
+        )
+    atomic_write_json(
+        output_dir / f"{options.prefix}_manifest.json",
+        {
+            "scenario": scenario.name,
+            "seed": config.seed,
+            "config_hash": digest,
+            "ticks": trace.ticks,
+            "samples": manifest_rows,
+        },
+    )
+    atomic_write_json(
+        output_dir / f"{options.prefix}_metrics.json",
+        {
+            "scenario": scenario.name,
+            "seed": config.seed,
+            "config_hash": digest,
+            "samples": metrics,
+            "expectations": [r.as_dict() for r in expectations],
+        },
+    )
+    return CaptureResult(
+        scenario=scenario.name,
+        output_dir=output_dir,
+        samples=chosen,
+        files=files,
+        expectations=expectations,
+        trace=trace,
+        world=world,
+        seconds=time.perf_counter() - started,
+        metrics=metrics,
+    )
+
+
+def describe(result: CaptureResult) -> str:
+    lines = [
+        f"captured {result.scenario}: {result.trace.ticks} ticks, {len(result.files)} sample(s) "
+        f"in {result.seconds:.2f}s -> {result.output_dir}"
+    ]
+    for file, m in result.metrics.items():
+        lines.append(
+            f"  {file}: {m['timesteps']} steps, reward {m['reward_sum']:+.3f}, "
+            f"completions {m['completions_total']}, contention {m['contention_events']}"
+        )
+    failed = [r for r in result.expectations if not r.ok]
+    lines.append(
+        f"expectations: {len(result.expectations) - len(failed)}/{len(result.expectations)} hold"
+    )
+    lines += [f"  FAILED {r.message}" for r in failed]
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Cut a trace into per-agent replay samples and compute each sample's metrics.
+
+A sample runs from the first tick to the agent's own end (faint or truncation), so it holds
+no transitions after the agent is down. `value_preds` are Monte Carlo value estimates of the
+behaviour policy: the discounted return actually realised from each observation within the
+capture; the bootstrap element (index T) is 0, exact after a faint and a documented
+assumption after truncation (nothing beyond the capture is observed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from townlet.capture.trace import EpisodeTrace
+from townlet.world import ShiftEvent, World
+from townlet.world.constants import ACTION_NAMES
+
+VALUE_PREDS_MEANING = (
+    "discounted return-to-go realised under the behaviour policy within the capture "
+    "(Monte Carlo estimate); the last element bootstraps with 0"
+)
+LOG_PROBS_MEANING = (
+    "log-probability of the taken action under the behaviour policy; the scripted controller "
+    "is deterministic, so every value is exactly log(1) = 0"
+)
+
+
+@dataclass
+class Sample:
+    agent_index: int
+    agent_id: str
+    arrays: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    terminated: bool
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(T,) -> (T + 1,) return-to-go with a 0 bootstrap at the end."""
+    out = torch.zeros(rewards.shape[0] + 1, dtype=torch.float64)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        out[t] = rewards[t] + gamma * out[t + 1]
+    return out.float()
+
+
+def agent_length(trace: EpisodeTrace, agent: int) -> int:
+    done = (trace.terminated[:, agent] | trace.truncated[:, agent]).nonzero()
+    return int(done[0]) + 1 if len(done) else trace.ticks
+
+
+def build_sample(world: World, trace: EpisodeTrace, agent: int, gamma: float) -> Sample:
+    t = agent_length(trace, agent)
+    codes = trace.map_codes[:t, agent]
+    rewards = trace.rewards[:t, agent]
+    dones = (trace.terminated[:t, agent] | trace.truncated[:t, agent]).clone()
+    values = discounted_returns(rewards, gamma)
+    arrays = {
+        "map": world.observer.dense_channels(codes).numpy(),
+        "features": trace.features[:t, agent].numpy(),
+        "actions": trace.actions[:t, agent].numpy().astype(np.int64),
+        "old_log_probs": trace.log_probs[:t, agent].numpy().astype(np.float32),
+        "value_preds": values.numpy(),
+        "rewards": rewards.numpy().astype(np.float32),
+        "dones": dones.numpy(),
+    }
+    return Sample(
+        agent_index=agent,
+        agent_id=world.layout.agent_ids[agent],
+        arrays=arrays,
+        metrics=sample_metrics(world, trace, agent, t, values),
+        terminated=bool(trace.terminated[:t, agent].any()),
+    )
+
+
+def sample_metrics(
+    world: World, trace: EpisodeTrace, agent: int, t: int, values: torch.Tensor
+) -> dict[str, float]:
+    """Flat, named per-sample metrics (what golden files and expectations compare)."""
+    layout, names = world.layout, world.names
+    rewards = trace.rewards[:t, agent].double()
+    actions = trace.actions[:t, agent]
+    completed = trace.completed[:t, agent]
+    shift_event = trace.shift_event[:t, agent]
+    features = trace.features[:t, agent]
+    shift_cols = [names.features.index(f"shift_{s}") for s in ("on_time", "late", "absent")]
+    late = int((shift_event == ShiftEvent.LATE).sum())
+    absent = int((shift_event == ShiftEvent.ABSENT).sum())
+    rivalry = trace.rivalry_max[:t, agent].double()
+    metrics: dict[str, float] = {
+        "timesteps": t,
+        "reward_sum": float(rewards.sum()),
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std(unbiased=False)),
+        "log_prob_mean": float(trace.log_probs[:t, agent].double().mean()),
+        "value_pred_mean": float(values[:-1].double().mean()),
+        "contention_events": int(trace.contention[:t, agent].sum()),
+        "contention_intensity": float(trace.intensity[:t, agent].double().sum()),
+        "rivalry_max_mean": float(rivalry.mean()),
+        "rivalry_max_max": float(rivalry.max()),
+        "rivalry_max_final": float(rivalry[-1]),
+        "on_time_ticks": int(features[:, shift_cols[0]].sum()),
+        "late_ticks": int(features[:, shift_cols[1]].sum()),
+        "absent_ticks": int(features[:, shift_cols[2]].sum()),
+        "on_time_events": int((shift_event == ShiftEvent.ON_TIME).sum()),
+        "late_events": late,
+        "absent_events": absent,
+        "shift_penalty": float(
+            late * layout.late_penalty[agent] + absent * layout.absent_penalty[agent]
+        ),
+        "wage_earned": float(trace.wage[:t, agent].double().sum()),
+        "faints": int(trace.terminated[:t, agent].sum()),
+        "completions_total": int((completed >= 0).sum()),
+    }
+    for i, name in enumerate(ACTION_NAMES):
+        metrics[f"action_counts.{name}"] = int((actions == i).sum())
+    for i, name in enumerate(layout.affordance_types):
+        metrics[f"completions.{name}"] = int((completed == i).sum())
+    start, end = trace.meters[0, agent], trace.meters[t, agent]
+    for i, name in enumerate(layout.meter_names):
+        metrics[f"meter_start.{name}"] = float(start[i])
+        metrics[f"meter_end.{name}"] = float(end[i])
+        metrics[f"meter_gain.{name}"] = float(end[i] - start[i])
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}

@@ -1,0 +1,207 @@
+"""The scripted controller: each agent's list of intents becomes primitive actions, tick by tick.
+
+Intents (see `IntentConfig`):
+- `go_to` target | pos: walk a shortest path around walls (BFS distance field to the tile).
+- `use` target: walk there, INTERACT, wait in the queue and through the interaction until it
+  completes (`ticks`, when given, is how long to keep trying to get served before giving up;
+  a queued agent that gives up stays queued until a `leave_queue` or a move).
+- `wait` ticks: WAIT that many ticks.
+- `wait_until` hour: WAIT until that hour of day comes round.
+- `leave_queue`: step off the tile when queued or interacting.
+When the script runs out the agent WAITs. The controller is deterministic: it is a behaviour
+policy with probability 1 on the action it returns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from townlet.config.schema import IntentConfig
+from townlet.world import Action, ConfigError, StepResult, World
+from townlet.world.layout import hour_to_tick
+
+INTENTS = ("go_to", "use", "wait", "wait_until", "leave_queue")
+_MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
+_STEP = {Action.UP: (0, -1), Action.DOWN: (0, 1), Action.LEFT: (-1, 0), Action.RIGHT: (1, 0)}
+_MAX_INTENTS_PER_TICK = 64
+
+
+@dataclass
+class _Cursor:
+    """Where one agent is in its script."""
+
+    index: int = 0
+    elapsed: int = 0  # ticks spent on the current intent
+    wait_left: int | None = None
+    completed: bool = False  # a `use` saw its completion
+
+
+def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: str) -> None:
+    """Fail at load on a script that cannot mean anything, naming scenario, agent and key."""
+    layout = world.layout
+    interactable = dict(zip(layout.instance_names, layout.inst_interactable.tolist(), strict=True))
+    for agent, script in zip(layout.agent_ids, scripts, strict=True):
+        for i, intent in enumerate(script):
+            where = f"scenario '{scenario}': agent '{agent}': script[{i}]"
+            if intent.do not in INTENTS:
+                raise ConfigError(
+                    f"{where}.do: unknown intent '{intent.do}' (intents: {', '.join(INTENTS)})"
+                )
+            if intent.do in ("go_to", "use"):
+                if intent.target is None and (intent.do == "use" or intent.pos is None):
+                    raise ConfigError(f"{where}: '{intent.do}' needs a target")
+                if intent.target is not None and intent.target not in interactable:
+                    known = ", ".join(layout.instance_names) or "none"
+                    raise ConfigError(
+                        f"{where}.target: unknown affordance '{intent.target}' (affordances: {known})"
+                    )
+                if intent.do == "use" and not interactable[intent.target]:
+                    raise ConfigError(
+                        f"{where}.target: '{intent.target}' is a workplace; use go_to"
+                    )
+                if intent.pos is not None:
+                    x, y = intent.pos
+                    if (x, y) in layout.walls or not (
+                        0 <= x < layout.width and 0 <= y < layout.height
+                    ):
+                        raise ConfigError(f"{where}.pos: {list(intent.pos)} is not a floor tile")
+            if intent.do == "wait" and (intent.ticks is None or intent.ticks < 0):
+                raise ConfigError(f"{where}.ticks: 'wait' needs ticks >= 0")
+            if intent.do == "wait_until" and (intent.hour is None or not 0 <= intent.hour < 24):
+                raise ConfigError(f"{where}.hour: 'wait_until' needs an hour in [0, 24)")
+
+
+class ScriptedController:
+    """Acts for every agent of env 0 of a world from their scripts."""
+
+    def __init__(self, world: World, scripts: list[list[IntentConfig]]) -> None:
+        layout = world.layout
+        if len(scripts) != layout.num_agents:
+            raise ValueError(f"{len(scripts)} scripts for {layout.num_agents} agents")
+        self.world = world
+        self.scripts = scripts
+        self.cursors = [_Cursor() for _ in scripts]
+        walls = set(layout.walls)
+        self._floor = {
+            (x, y) for x in range(layout.width) for y in range(layout.height) if (x, y) not in walls
+        }
+        self._instance_xy = dict(zip(layout.instance_names, layout.inst_xy, strict=True))
+        self._distance: dict[tuple[int, int], dict[tuple[int, int], int]] = {}
+
+    # ------------------------------------------------------------------ public
+    def act(self) -> torch.Tensor:
+        """(1, A) int64 actions for the current state."""
+        world = self.world
+        positions = [tuple(p) for p in world.positions()[0].tolist()]
+        using = world.state.using[0].tolist()
+        queued = world.state.queued[0].tolist()
+        alive = world.state.alive[0].tolist()
+        tod = int(world.time_of_day()[0])
+        actions = []
+        for agent, cursor in enumerate(self.cursors):
+            if not alive[agent]:
+                actions.append(Action.WAIT)
+                continue
+            state = "using" if using[agent] >= 0 else "queued" if queued[agent] >= 0 else "free"
+            actions.append(self._agent_action(agent, cursor, positions[agent], state, tod))
+        return torch.tensor([[int(a) for a in actions]], dtype=torch.int64)
+
+    def update(self, result: StepResult) -> None:
+        """Tell the controller what happened, so `use` intents know they completed."""
+        completed = result.events.completed[0].tolist()
+        for agent, cursor in enumerate(self.cursors):
+            cursor.elapsed += 1
+            if completed[agent] >= 0:
+                cursor.completed = True
+
+    def current_intent(self, agent: int) -> str:
+        cursor, script = self.cursors[agent], self.scripts[agent]
+        return script[cursor.index].do if cursor.index < len(script) else "done"
+
+    # ------------------------------------------------------------------ internals
+    def _agent_action(self, agent: int, cursor: _Cursor, pos, state: str, tod: int) -> Action:
+        script = self.scripts[agent]
+        for _ in range(_MAX_INTENTS_PER_TICK):
+            if cursor.index >= len(script):
+                return Action.WAIT
+            action = self._intent_action(script[cursor.index], cursor, pos, state, tod)
+            if action is not None:
+                return action
+            self.cursors[agent] = cursor = _Cursor(index=cursor.index + 1)
+        return Action.WAIT
+
+    def _intent_action(
+        self, intent: IntentConfig, cursor: _Cursor, pos, state: str, tod: int
+    ) -> Action | None:
+        """The action for this tick, or None when the intent is done. `state` is the agent's
+        affordance state: using, queued or free."""
+        busy = state != "free"
+        if intent.do == "go_to":
+            target = self._target(intent)
+            return None if pos == target else self._step_towards(pos, target)
+        if intent.do == "use":
+            target = self._target(intent)
+            if cursor.completed and not busy:
+                return None
+            if intent.ticks is not None and cursor.elapsed >= intent.ticks and state != "using":
+                return None  # gave up before getting served (the agent may still be queued)
+            if pos != target:
+                return self._step_towards(pos, target)
+            return Action.WAIT if busy else Action.INTERACT
+        if intent.do == "wait":
+            if cursor.wait_left is None:
+                cursor.wait_left = int(intent.ticks)
+            if cursor.wait_left <= 0:
+                return None
+            cursor.wait_left -= 1
+            return Action.WAIT
+        if intent.do == "wait_until":
+            tpd = self.world.layout.ticks_per_day
+            if cursor.wait_left is None:
+                cursor.wait_left = (hour_to_tick(intent.hour, tpd) - tod) % tpd
+            if cursor.wait_left <= 0:
+                return None
+            cursor.wait_left -= 1
+            return Action.WAIT
+        if intent.do == "leave_queue":
+            if not busy:
+                return None
+            for move in _MOVES:
+                dx, dy = _STEP[move]
+                if (pos[0] + dx, pos[1] + dy) in self._floor:
+                    return move
+            return None
+        raise ValueError(f"unknown intent {intent.do!r}")
+
+    def _target(self, intent: IntentConfig) -> tuple[int, int]:
+        if intent.target is not None:
+            return self._instance_xy[intent.target]
+        return (int(intent.pos[0]), int(intent.pos[1]))
+
+    def _step_towards(self, pos, target) -> Action:
+        distance = self._distance_field(target)
+        best, best_move = distance.get(pos), Action.WAIT
+        for move in _MOVES:
+            dx, dy = _STEP[move]
+            d = distance.get((pos[0] + dx, pos[1] + dy))
+            if d is not None and (best is None or d < best):
+                best, best_move = d, move
+        return best_move
+
+    def _distance_field(self, target) -> dict[tuple[int, int], int]:
+        """Tiles -> steps to `target` around walls (BFS), cached per target."""
+        if target not in self._distance:
+            field = {target: 0}
+            frontier = deque([target])
+            while frontier:
+                x, y = frontier.popleft()
+                for dx, dy in _STEP.values():
+                    nxt = (x + dx, y + dy)
+                    if nxt in self._floor and nxt not in field:
+                        field[nxt] = field[(x, y)] + 1
+                        frontier.append(nxt)
+            self._distance[target] = field
+        return self._distance[target]

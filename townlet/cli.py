@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _names(args: argparse.Namespace) -> int:
@@ -28,6 +29,60 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _golden_compare(args: argparse.Namespace) -> int:
+    from townlet.golden.compare import compare_runs, drift_table
+
+    comparison = compare_runs([Path(p) for p in args.run_dirs], Path(args.golden))
+    if comparison.ok:
+        within = f"{comparison.compared} metrics within tolerance"
+        print(f"golden: {comparison.samples} sample(s), {within}")
+        return 0
+    print(drift_table(comparison.drifts))
+    print(
+        f"golden: {len(comparison.drifts)} metric(s) drifted across {comparison.samples} sample(s)"
+    )
+    return 1
+
+
+def _golden_merge(args: argparse.Namespace) -> int:
+    from townlet.golden.merge import merge_captures
+
+    report = merge_captures(
+        Path(args.root),
+        Path(args.golden),
+        output=Path(args.output) if args.output else None,
+        include=args.include,
+        allow_template=args.allow_template,
+        dry_run=args.dry_run,
+    )
+    for scenario, count in report.updated.items():
+        print(f"{'would update' if args.dry_run else 'updated'} {scenario}: {count} sample(s)")
+    for scenario in report.skipped_templates:
+        print(f"skipped template scenario {scenario} (use --allow-template)")
+    if report.written_to:
+        print(f"wrote {report.written_to}")
+    return 0
+
+
+def _add_golden(sub) -> None:
+    from townlet.golden.store import DEFAULT_GOLDEN
+
+    golden = sub.add_parser("golden", help="compare captures with golden metrics, or refresh them")
+    verbs = golden.add_subparsers(dest="verb", required=True)
+    compare = verbs.add_parser("compare", help="exit 1 and print a table when a capture drifts")
+    compare.add_argument("run_dirs", nargs="+", help="capture run directories (or their parents)")
+    compare.add_argument("--golden", default=str(DEFAULT_GOLDEN), help="golden file")
+    compare.set_defaults(func=_golden_compare)
+    merge = verbs.add_parser("merge", help="refresh the golden file from a capture suite")
+    merge.add_argument("root", help="a capture run directory or a multirun folder")
+    merge.add_argument("--golden", default=str(DEFAULT_GOLDEN), help="golden file to update")
+    merge.add_argument("--output", help="write here instead of the golden file")
+    merge.add_argument("--include", nargs="+", metavar="NAME", help="only these scenarios")
+    merge.add_argument("--allow-template", action="store_true", help="include '_' scenarios")
+    merge.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    merge.set_defaults(func=_golden_merge)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="townlet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,8 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print the scenario's town as text")
     show.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     show.set_defaults(func=_show)
+    _add_golden(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from townlet.golden.store import GoldenError
+
+    try:
+        return args.func(args)
+    except GoldenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -55,9 +55,8 @@ def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: 
                     raise ConfigError(f"{where}: '{intent.do}' needs a target")
                 if intent.target is not None and intent.target not in interactable:
                     known = ", ".join(layout.instance_names) or "none"
-                    raise ConfigError(
-                        f"{where}.target: unknown affordance '{intent.target}' (affordances: {known})"
-                    )
+                    unknown = f"unknown affordance '{intent.target}'"
+                    raise ConfigError(f"{where}.target: {unknown} (affordances: {known})")
                 if intent.do == "use" and not interactable[intent.target]:
                     raise ConfigError(
                         f"{where}.target: '{intent.target}' is a workplace; use go_to"

@@ -1,7 +1,7 @@
-"""Main job: `python experiments/train.py [overrides]`.
+"""Main job: `python experiments/train.py [overrides]` trains PPO on the configured scenario.
 
-Until the PPO loop lands it runs the batched town under a random policy and writes
-`summary.json` into the Hydra run directory. Returns the mean episode return (for sweepers).
+Leaves telemetry, checkpoints and evaluation in the Hydra run directory and returns the
+deterministic policy's evaluation return (what sweepers optimise).
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from townlet.config import register_configs
+from townlet.policy.train import describe, train
 from townlet.scenarios.lint import preflight
-from townlet.simulate import describe, simulate
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = simulate(cfg, output_dir)
-    print(describe(summary))
-    print(f"run directory: {output_dir}")
-    return summary["mean_episode_return"]
+def main(cfg: DictConfig) -> float:
+    result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    print(describe(result))
+    return result.objective
 
 
 if __name__ == "__main__":

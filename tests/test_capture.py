@@ -46,7 +46,7 @@ def test_samples_follow_the_replay_contract(tmp_path):
         for name, dtype in FIELDS.items():
             assert arrays[name].dtype == dtype, name
         meta = json.loads((out / row["meta"]).read_text())
-        c, v = len(meta["map_channel_names"]), 11
+        c, v = len(meta["map_channel_names"]), 9
         assert arrays["map"].shape == (t, c, v, v)
         assert arrays["features"].shape == (t, len(meta["feature_names"]))
         assert arrays["value_preds"].shape == (t + 1,) and arrays["value_preds"][-1] == 0

@@ -87,16 +87,16 @@ def test_observation_baseline_matches_the_hand_derived_observation(tmp_path):
     names = result.world.names
     channels = list(names.dense_channels)
     # The room: 5 x 4, walls at (0,3) and (1,3), Fridge at (0,0), Bed at (4,0), solo at (2,1).
-    # An 11 x 11 window centred on (2,1): window cell (row, col) shows grid (col - 3, row - 4).
-    expected = np.zeros((len(channels), 11, 11), dtype=np.float32)
-    for row in range(11):
-        for col in range(11):
-            x, y = col - 3, row - 4
+    # A 9 x 9 window centred on (2,1): window cell (row, col) shows grid (col - 2, row - 3).
+    expected = np.zeros((len(channels), 9, 9), dtype=np.float32)
+    for row in range(9):
+        for col in range(9):
+            x, y = col - 2, row - 3
             if not (0 <= x < 5 and 0 <= y < 4) or (x, y) in {(0, 3), (1, 3)}:
                 expected[channels.index("wall"), row, col] = 1.0
-    expected[channels.index("Fridge"), 4, 3] = 1.0
-    expected[channels.index("Bed"), 4, 7] = 1.0
-    expected[channels.index("self"), 5, 5] = 1.0
+    expected[channels.index("Fridge"), 3, 2] = 1.0
+    expected[channels.index("Bed"), 3, 6] = 1.0
+    expected[channels.index("self"), 4, 4] = 1.0
     for t in range(arrays["map"].shape[0]):
         for c, channel in enumerate(channels):
             assert np.array_equal(arrays["map"][t, c], expected[c]), f"tick {t}, channel {channel}"

@@ -90,6 +90,7 @@ class World:
         self.generator.manual_seed(seed)
         layout = self.layout
         self._fresh = WorldState.initial(layout, num_envs, self.device)
+        self._base_decay = layout.decay.clone()
         self.observer = ObservationBuilder(layout, world.rivalry.avoid_threshold, self.device)
         self._has_jobs = bool(layout.has_job.any())
         self._limited_stock = bool((layout.inst_stock < UNLIMITED_STOCK).any())
@@ -123,7 +124,7 @@ class World:
         # Facts tracked in Python so idle phases can be skipped without reading tensors:
         self._engaged = False  # someone is using or queued for an affordance
         self._rivalry_active = False  # rivalry has been raised since the reset
-        self._all_alive = True  # nobody has fainted
+        self._all_alive = bool(self._fresh.alive.all())  # nobody fainted or sits out
         self._oldest_tick = 0  # the largest episode tick over envs
         self._arrivals_pending_reset = False  # a shift ran; arrivals must clear before the next
         self._advance_clock()
@@ -278,6 +279,48 @@ class World:
             self._tod = (self.state.tick + layout.start_tick) % layout.ticks_per_day
         self._clock = clock_index(layout, self._tod)
         self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
+
+    # ------------------------------------------------------------------ curriculum, resume
+    def set_stage(self, decay_scale: float = 1.0, agents: int | None = None) -> None:
+        """Make the town harder or easier from the next episode of each env on.
+
+        `decay_scale` multiplies every meter's decay (immediately); `agents` keeps only the
+        first N agents in episodes that start from now on (the rest sit out, never acting).
+        """
+        self.layout.decay.copy_(self._base_decay * decay_scale)
+        count = self.layout.num_agents if agents is None else agents
+        if not 1 <= count <= self.layout.num_agents:
+            raise ValueError(f"stage agents must be in 1..{self.layout.num_agents}, got {agents}")
+        self._fresh.alive[:] = torch.arange(self.layout.num_agents, device=self.device) < count
+
+    _FLAGS = (
+        "_engaged",
+        "_rivalry_active",
+        "_all_alive",
+        "_oldest_tick",
+        "_arrivals_pending_reset",
+    )
+
+    def snapshot(self) -> dict:
+        """Everything needed to continue exactly from here (state, generator, fast-path flags)."""
+        return {
+            "state": {
+                f.name: getattr(self.state, f.name).clone() for f in dataclasses.fields(self.state)
+            },
+            "fresh_alive": self._fresh.alive.clone(),
+            "decay": self.layout.decay.clone(),
+            "generator": self.generator.get_state(),
+            "flags": {name: getattr(self, name) for name in self._FLAGS},
+        }
+
+    def restore(self, snapshot: dict) -> None:
+        self.state = WorldState(**{k: v.clone() for k, v in snapshot["state"].items()})
+        self._fresh.alive.copy_(snapshot["fresh_alive"])
+        self.layout.decay.copy_(snapshot["decay"])
+        self.generator.set_state(snapshot["generator"])
+        for name, value in snapshot["flags"].items():
+            setattr(self, name, value)
+        self._advance_clock()
 
     # ------------------------------------------------------------------ convenience
     def positions(self) -> torch.Tensor:

@@ -1,0 +1,53 @@
+"""Checkpoints: weights, optimiser, counters, generator states, curriculum, world state and the
+names the network was trained with; written atomically; checked for compatibility on load."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from townlet.util.atomic import atomic_write_bytes
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is unreadable or belongs to an incompatible configuration."""
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **payload}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a Townlet checkpoint of format {FORMAT_VERSION}")
+    return data
+
+
+def check_compatible(path: Path, data: dict[str, Any], names: dict, network_shape: dict) -> None:
+    """Fail naming the first difference between the checkpoint and the current config."""
+    for key, current in names.items():
+        stored = data["names"].get(key)
+        if stored != current:
+            raise CheckpointError(
+                f"{path}: incompatible config: checkpoint {key} {stored} != current {current}"
+            )
+    if data["network_shape"] != network_shape:
+        stored = data["network_shape"]
+        raise CheckpointError(
+            f"{path}: incompatible network: checkpoint {stored} != current {network_shape}"
+        )

@@ -1,0 +1,106 @@
+"""The shared actor-critic: embedded map codes and features -> action logits and a value.
+
+The map arrives as small integer codes (see `townlet.world.constants`); the network learns an
+embedding per code and reads the flattened window with a linear layer, which is matmul-bound
+and fast on a CPU. Two methods, as in CleanRL: `get_value` and `get_action_and_value`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+CODE_VOCAB = 256  # map codes are uint8
+
+
+class _CodeLookup(torch.autograd.Function):
+    """`weight[codes]` whose backward is one `index_add_`.
+
+    The stock CPU embedding backward sorts the indices and runs about 5x slower here for the
+    (minibatch x cells) indices PPO produces; the gradient is simply a per-code sum.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(codes)
+        ctx.vocab = weight.shape[0]
+        return nn.functional.embedding(codes, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (codes,) = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        weight_grad = torch.zeros(ctx.vocab, grad.shape[-1], dtype=grad.dtype, device=grad.device)
+        weight_grad.index_add_(0, codes.reshape(-1), flat)
+        return weight_grad, None
+
+
+class CodeEmbedding(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(CODE_VOCAB, dim) * 0.5)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return _CodeLookup.apply(self.weight, codes.long())
+
+
+def layer_init(layer: nn.Linear, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    def __init__(
+        self, window: int, num_features: int, num_actions: int, hidden: int = 64, embedding: int = 4
+    ) -> None:
+        super().__init__()
+        self.shape = {
+            "window": window,
+            "num_features": num_features,
+            "num_actions": num_actions,
+            "hidden": hidden,
+            "embedding": embedding,
+        }
+        self.embed = CodeEmbedding(embedding)
+        self.map_fc = layer_init(nn.Linear(embedding * window * window, hidden))
+        self.feature_fc = layer_init(nn.Linear(num_features, hidden))
+        self.trunk = layer_init(nn.Linear(2 * hidden, hidden))
+        self.actor = layer_init(nn.Linear(hidden, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def hidden(self, codes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """codes (N, V, V) uint8, features (N, F) -> (N, hidden)."""
+        window = torch.relu(self.map_fc(self.embed(codes).flatten(1)))
+        own = torch.relu(self.feature_fc(features))
+        return torch.tanh(self.trunk(torch.cat((window, own), dim=1)))
+
+    def get_value(self, codes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.hidden(codes, features)).squeeze(-1)
+
+    def get_action_and_value(
+        self,
+        codes: torch.Tensor,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        action: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+    ):
+        """Sample (or score) an action under the action mask.
+
+        Returns (action, log_prob, entropy, value, logits); the logits are already masked.
+        """
+        h = self.hidden(codes, features)
+        logits = self.actor(h).masked_fill(~mask, -1e9)
+        dist = Categorical(logits=logits)
+        if action is None:
+            if deterministic:
+                action = logits.argmax(-1)
+            else:
+                # Gumbel-max with our own generator: reproducible without touching global RNG.
+                uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
+                action = (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
+        return action, dist.log_prob(action), dist.entropy(), self.critic(h).squeeze(-1), logits

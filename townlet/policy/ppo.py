@@ -1,0 +1,131 @@
+"""One PPO update over a batch of valid transitions (clipped surrogate, clipped value loss,
+entropy bonus, gradient clipping, per-minibatch advantage normalisation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from townlet.config.schema import PPOConfig
+from townlet.policy.network import ActorCritic
+
+ZERO_STD = 1e-6
+
+
+@dataclass
+class Batch:
+    """Flat (B, ...) tensors of valid transitions; `b_` prefix in CleanRL's naming."""
+
+    codes: torch.Tensor
+    features: torch.Tensor
+    masks: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    logits: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    def take(self, index: torch.Tensor) -> Batch:
+        return Batch(**{k: v[index] for k, v in self.__dict__.items()})
+
+
+def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
+    """Exact KL(old || new) per row for masked logits."""
+    old_logp = torch.log_softmax(old_logits, -1)
+    new_logp = torch.log_softmax(new_logits, -1)
+    return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
+
+
+def ppo_update(
+    net: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    cfg: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Run `update_epochs` passes of `num_minibatches`; return the update's statistics."""
+    size = len(batch)
+    minibatch = max(1, size // cfg.num_minibatches)
+    stats: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "loss_policy",
+            "loss_value",
+            "loss_entropy",
+            "loss_total",
+            "clip_fraction",
+            "grad_norm",
+            "adv_std",
+            "kl",
+        )
+    }
+    for _ in range(cfg.update_epochs):
+        order = torch.randperm(size, generator=generator)
+        for start in range(0, size - minibatch + 1, minibatch):
+            mb = batch.take(order[start : start + minibatch])
+            _, newlogprob, entropy, newvalue, newlogits = net.get_action_and_value(
+                mb.codes, mb.features, mb.masks, action=mb.actions
+            )
+            logratio = newlogprob - mb.logprobs
+            ratio = logratio.exp()
+            advantages = mb.advantages
+            adv_std = float(advantages.std()) if len(advantages) > 1 else 0.0
+            if cfg.norm_adv and len(advantages) > 1:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            pg_loss = torch.max(
+                -advantages * ratio,
+                -advantages * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef),
+            ).mean()
+            if cfg.clip_vloss:
+                v_clipped = mb.values + (newvalue - mb.values).clamp(-cfg.clip_coef, cfg.clip_coef)
+                v_loss = (
+                    0.5
+                    * torch.max((newvalue - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
+                )
+            else:
+                v_loss = 0.5 * ((newvalue - mb.returns) ** 2).mean()
+            entropy_loss = entropy.mean()
+            loss = pg_loss - cfg.ent_coef * entropy_loss + cfg.vf_coef * v_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                stats["clip_fraction"].append(
+                    float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean())
+                )
+                stats["kl"].append(float(categorical_kl(mb.logits, newlogits).mean()))
+            stats["loss_policy"].append(pg_loss.item())
+            stats["loss_value"].append(v_loss.item())
+            stats["loss_entropy"].append(entropy_loss.item())
+            stats["loss_total"].append(loss.item())
+            stats["grad_norm"].append(float(grad_norm))
+            stats["adv_std"].append(adv_std)
+    per_epoch = max(1, len(stats["loss_total"]) // cfg.update_epochs)
+    last = slice(-per_epoch, None)
+    clip = stats["clip_fraction"]
+    return {
+        "updates": len(stats["loss_total"]),
+        "loss_policy": _mean(stats["loss_policy"][last]),
+        "loss_value": _mean(stats["loss_value"][last]),
+        "loss_entropy": _mean(stats["loss_entropy"][last]),
+        "loss_total": _mean(stats["loss_total"][last]),
+        "clip_fraction": _mean(clip),
+        "clip_fraction_max": max(clip, default=0.0),
+        "clip_triggered_minibatches": sum(1 for c in clip if c > 0),
+        "grad_norm": _mean(stats["grad_norm"]),
+        "grad_norm_max": max(stats["grad_norm"], default=0.0),
+        "adv_zero_std_batches": sum(1 for s in stats["adv_std"] if s < ZERO_STD),
+        "adv_min_std": min(stats["adv_std"], default=0.0),
+        "kl_divergence_max": max(stats["kl"], default=0.0),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,127 @@
+"""Assemble one epoch record (telemetry_version 1.1 plus our additions) from an epoch's data.
+
+Event counters count real world events from the rollout: contention (queue conflicts),
+shared meals, shift arrivals and absences, faints, completions per affordance type. The world
+models no chat, late help or shift takeovers; those keys are always 0 (see the schema).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from townlet.policy.ppo import Batch
+from townlet.policy.rollout import Rollout
+from townlet.telemetry.schema import EVENT_PREFIX
+from townlet.world import ShiftEvent, WorldNames
+
+
+def _corr(x: torch.Tensor, y: torch.Tensor) -> float:
+    if len(x) < 2 or float(x.std()) == 0.0 or float(y.std()) == 0.0:
+        return 0.0
+    return float(torch.corrcoef(torch.stack((x.double(), y.double())))[0, 1])
+
+
+def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    if len(returns) < 2:
+        return 0.0
+    var = float(returns.var())
+    return 0.0 if var == 0.0 else 1.0 - float((returns - values).var()) / var
+
+
+def epoch_record(
+    *,
+    epoch: int,
+    stats: dict[str, float],
+    kl: float,
+    lr: float,
+    steps: int,
+    cycle_id: int,
+    duration: float,
+    rollout_sec: float,
+    update_sec: float,
+    buffers: Rollout,
+    batch: Batch,
+    flat_rewards: torch.Tensor,
+    agents: int,
+    names: WorldNames,
+    rollout_ticks: int,
+    finished_returns: list[float],
+    finished_lengths: list[float],
+    survival: list[float],
+    stage: int,
+    agent_steps: int,
+    meal_types: tuple[int, ...] = (),
+    data_mode: str = "rollout",
+) -> dict[str, Any]:
+    t = buffers.ticks
+    features = buffers.features.view(t, -1, agents, buffers.features.shape[-1])
+    riv = features[..., names.features.index("rivalry_max")]
+    avoid = features[..., names.features.index("rivalry_avoid_count")]
+    completed = buffers.completed.view(t, -1, agents)
+    shared_meals = sum(int(((completed == m).sum(-1) >= 2).sum()) for m in meal_types)
+    valid_entropy = buffers.entropy.reshape(-1)[buffers.valid.reshape(-1)]
+    adv = batch.advantages
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "updates": int(stats.get("updates", 0)),
+        "transitions": len(batch),
+        "loss_policy": stats.get("loss_policy", 0.0),
+        "loss_value": stats.get("loss_value", 0.0),
+        "loss_entropy": stats.get("loss_entropy", 0.0),
+        "loss_total": stats.get("loss_total", 0.0),
+        "clip_fraction": stats.get("clip_fraction", 0.0),
+        "data_mode": data_mode,
+        "adv_mean": float(adv.mean()) if len(adv) else 0.0,
+        "adv_std": float(adv.std()) if len(adv) > 1 else 0.0,
+        "grad_norm": stats.get("grad_norm", 0.0),
+        "kl_divergence": kl,
+        "lr": lr,
+        "steps": steps,
+        "adv_zero_std_batches": int(stats.get("adv_zero_std_batches", 0)),
+        "adv_min_std": stats.get("adv_min_std", 0.0),
+        "clip_triggered_minibatches": int(stats.get("clip_triggered_minibatches", 0)),
+        "clip_fraction_max": stats.get("clip_fraction_max", 0.0),
+        "epoch_duration_sec": duration,
+        "cycle_id": cycle_id,
+        "batch_entropy_mean": float(valid_entropy.mean()) if len(valid_entropy) else 0.0,
+        "batch_entropy_std": float(valid_entropy.std()) if len(valid_entropy) > 1 else 0.0,
+        "grad_norm_max": stats.get("grad_norm_max", 0.0),
+        "kl_divergence_max": max(stats.get("kl_divergence_max", 0.0), kl),
+        "reward_advantage_corr": _corr(flat_rewards, adv),
+        "rollout_ticks": rollout_ticks,
+        "queue_conflict_events": int(buffers.contention.sum()),
+        "queue_conflict_intensity_sum": float(buffers.intensity.sum()),
+        "shared_meal_events": shared_meals,
+        "late_help_events": 0,
+        "shift_takeover_events": 0,
+        "chat_success_events": 0,
+        "chat_failure_events": 0,
+        "chat_quality_mean": 0.0,
+        "conflict.rivalry_max_mean_avg": float(riv.mean(-1).mean()),
+        "conflict.rivalry_max_max_avg": float(riv.amax(-1).mean()),
+        "conflict.rivalry_avoid_count_mean_avg": float(avoid.mean(-1).mean()),
+        "conflict.rivalry_avoid_count_max_avg": float(avoid.amax(-1).mean()),
+        # our additions
+        "explained_variance": _explained_variance(batch.values, batch.returns),
+        "steps_per_sec": agent_steps / duration if duration > 0 else 0.0,
+        "rollout_sec": rollout_sec,
+        "update_sec": update_sec,
+        "episodic_return": sum(finished_returns) / len(finished_returns)
+        if finished_returns
+        else 0.0,
+        "episodic_length": sum(finished_lengths) / len(finished_lengths)
+        if finished_lengths
+        else 0.0,
+        "episodes": len(finished_returns),
+        "survival_rate": sum(survival) / len(survival) if survival else 0.0,
+        "curriculum_stage": stage,
+        "faint_events": int(buffers.fainted.sum()),
+        "shift_on_time_events": int((buffers.shift_event == ShiftEvent.ON_TIME).sum()),
+        "shift_late_events": int((buffers.shift_event == ShiftEvent.LATE).sum()),
+        "shift_absent_events": int((buffers.shift_event == ShiftEvent.ABSENT).sum()),
+    }
+    for i, name in enumerate(names.affordance_types):
+        record[f"{EVENT_PREFIX}{name}"] = int((buffers.completed == i).sum())
+    return record

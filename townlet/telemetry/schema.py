@@ -1,0 +1,140 @@
+"""The epoch-record schema: every key, its version, type and meaning, declared once.
+
+The trainer's writer, the validator, the watcher, the summariser and the MLflow logger all
+iterate over these declarations; nobody retypes a key list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CURRENT_VERSION = "1.1"
+"""Versions are named by strings here; records carry them as numbers (1.0, 1.1)."""
+DATA_MODES = ("rollout", "replay", "mixed")
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    since: str  # first telemetry_version that carries it
+    meaning: str
+    kind: str = "number"  # number | string
+    required: bool = True  # False: present only in some data modes (baseline_*) or optional
+
+
+def _keys(since: str, spec: str) -> list[Key]:
+    rows = []
+    for line in spec.strip().splitlines():
+        name, _, meaning = line.strip().partition(" ")
+        rows.append(Key(name, since, meaning.strip()))
+    return rows
+
+
+_V10 = _keys(
+    "1.0",
+    """
+epoch Epoch number (1-based, continues across resume)
+updates Optimiser steps taken in this epoch
+transitions Valid agent transitions used by this epoch's update
+loss_policy Clipped surrogate policy loss (mean over minibatches of the last update epoch)
+loss_value Value loss (clipped when value clipping is on)
+loss_entropy Mean policy entropy (the bonus term before its coefficient)
+loss_total policy - ent_coef * entropy + vf_coef * value
+clip_fraction Fraction of transitions whose ratio left [1 - clip, 1 + clip]
+adv_mean Mean advantage before normalisation
+adv_std Standard deviation of the advantages before normalisation
+grad_norm Mean global gradient norm before clipping
+kl_divergence Exact KL(behaviour || updated policy) over the epoch's transitions, after the update
+telemetry_version Record format version
+lr Learning rate used in this epoch
+steps Agent steps taken so far (all epochs)
+""",
+)
+
+_V11 = _keys(
+    "1.1",
+    """
+adv_zero_std_batches Minibatches whose advantages had (near) zero standard deviation
+adv_min_std Smallest advantage standard deviation over minibatches
+clip_triggered_minibatches Minibatches in which some ratio was clipped
+clip_fraction_max Largest per-minibatch clip fraction
+epoch_duration_sec Wall time of the epoch (rollout + update)
+cycle_id Data cycle counter (one rollout or one pass over the captures)
+batch_entropy_mean Mean policy entropy over the behaviour policy's transitions
+batch_entropy_std Standard deviation of that entropy
+grad_norm_max Largest gradient norm before clipping
+kl_divergence_max Largest per-minibatch exact KL(behaviour || current) seen during the update
+reward_advantage_corr Pearson correlation of rewards and advantages
+rollout_ticks World ticks per rollout
+log_stream_offset Epoch records written before this one, across rotation and resume
+queue_conflict_events Contention events (joining a queue behind others) in the epoch's rollout
+queue_conflict_intensity_sum Sum of their intensities (place in line)
+shared_meal_events Ticks on which two or more agents of an env completed the same meal type
+late_help_events Not modelled by the world: always 0
+shift_takeover_events Not modelled by the world: always 0
+chat_success_events Not modelled by the world: always 0
+chat_failure_events Not modelled by the world: always 0
+chat_quality_mean Not modelled by the world: always 0
+conflict.rivalry_max_mean_avg Tick average of the mean over agents of each agent's strongest rivalry
+conflict.rivalry_max_max_avg Tick average of the strongest rivalry of any agent
+conflict.rivalry_avoid_count_mean_avg Tick average of the mean number of agents each avoids
+conflict.rivalry_avoid_count_max_avg Tick average of the largest avoid count of any agent
+""",
+)
+_V11.insert(5, Key("data_mode", "1.1", "rollout | replay | mixed", kind="string"))
+
+BASELINE_KEYS = [
+    Key(name, "1.1", meaning, required=False)
+    for name, meaning in (
+        ("baseline_sample_count", "Capture samples read in this epoch"),
+        ("baseline_reward_mean", "Mean per-step reward of the capture samples (their metrics)"),
+        ("baseline_reward_sum", "Sum of the samples' reward sums"),
+        ("baseline_reward_sum_mean", "Mean of the samples' reward sums"),
+        ("baseline_log_prob_mean", "Mean behaviour log-probability of the samples"),
+    )
+]
+
+EXTRA_KEYS = [
+    Key(name, "1.1", meaning, required=False)
+    for name, meaning in (
+        ("explained_variance", "1 - Var(returns - values) / Var(returns) over the epoch"),
+        ("steps_per_sec", "Agent steps per second over the epoch (rollout + update)"),
+        ("rollout_sec", "Seconds spent acting in the world"),
+        ("update_sec", "Seconds spent in the PPO update"),
+        ("episodic_return", "Mean return per agent of episodes finished in the epoch"),
+        ("episodic_length", "Mean length in ticks of episodes finished in the epoch"),
+        ("episodes", "Episodes finished in the epoch (env episodes)"),
+        ("survival_rate", "Fraction of finished agent-episodes that ended without fainting"),
+        ("curriculum_stage", "Curriculum stage (1-based) during the epoch"),
+        ("faint_events", "Agents fainting in the epoch's rollout"),
+        ("shift_on_time_events", "On-time arrivals in the epoch's rollout"),
+        ("shift_late_events", "Late arrivals in the epoch's rollout"),
+        ("shift_absent_events", "Missed shifts in the epoch's rollout"),
+    )
+]
+EVENT_PREFIX = "events.completed."  # + affordance type: completions in the epoch's rollout
+
+REQUIRED: dict[str, list[Key]] = {"1.0": _V10, "1.1": _V10 + _V11}
+ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS
+
+
+def version_key(value: object) -> str | None:
+    """The schema's name for a record's `telemetry_version` (1.1 -> "1.1"), None if unknown."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        name = f"{float(value):.1f}"
+    except ValueError:
+        return None
+    return name if name in REQUIRED else None
+
+
+def required_names(version: str) -> list[str]:
+    return [k.name for k in REQUIRED[version]]
+
+
+def version_of(key: str) -> str | None:
+    for k in ALL_KEYS:
+        if k.name == key:
+            return k.since
+    return None

@@ -27,7 +27,12 @@ class Curriculum:
         return self.stages[self.stage - 1]
 
     def apply(self, world: World) -> None:
-        world.set_stage(self.current.decay_scale, self.current.agents)
+        """Set the world to the current stage; a stage asking for more agents than the scenario
+        has uses them all."""
+        agents = self.current.agents
+        if agents is not None:
+            agents = min(agents, world.layout.num_agents)
+        world.set_stage(self.current.decay_scale, agents)
 
     def record(self, survival_rates: list[float]) -> None:
         """Survival fraction of each env episode that just finished."""

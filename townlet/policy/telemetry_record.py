@@ -18,9 +18,14 @@ from townlet.world import ShiftEvent, WorldNames
 
 
 def _corr(x: torch.Tensor, y: torch.Tensor) -> float:
-    if len(x) < 2 or float(x.std()) == 0.0 or float(y.std()) == 0.0:
+    """Pearson correlation; 0 when either side is (numerically) constant."""
+    if len(x) < 2:
         return 0.0
-    return float(torch.corrcoef(torch.stack((x.double(), y.double())))[0, 1])
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    denominator = float((x.square().sum() * y.square().sum()).sqrt())
+    if denominator < 1e-12:
+        return 0.0
+    return max(-1.0, min(1.0, float((x * y).sum()) / denominator))
 
 
 def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

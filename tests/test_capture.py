@@ -23,6 +23,7 @@ FIELDS = {
     "old_log_probs": np.float32,
     "value_preds": np.float32,
     "rewards": np.float32,
+    "action_masks": np.bool_,
     "dones": np.bool_,
 }
 
@@ -221,3 +222,38 @@ def test_preflight_message_names_everything(capsys, tmp_path):
         "scenario 'cafe_rush' (scenario/cafe_rush.yaml): agent 'yan' (agents[1]): "
         "unknown key 'poss' (known: id, pos, meters, job, script)",
     ]
+
+
+def test_capture_with_a_trained_policy_records_its_real_log_probs_and_values(tmp_path):
+    import torch
+
+    from townlet.policy.checkpoint import load_checkpoint
+    from townlet.policy.network import ActorCritic
+    from townlet.policy.train import train
+
+    train(
+        load_config(
+            ["scenario=kitchen_breakfast", "ppo=fast", "ppo.num_envs=4", "train.total_ticks=64"]
+        ),
+        tmp_path / "train",
+    )
+    checkpoint = tmp_path / "train" / "checkpoints" / "latest.pt"
+    result = run(tmp_path, f"capture.policy={checkpoint}", name="kitchen_breakfast")
+    meta = json.loads((tmp_path / "run" / "rollout_sample_ann_000.json").read_text())
+    assert meta["behaviour_policy"] == f"checkpoint:{checkpoint}"
+    arrays = np.load(tmp_path / "run" / "rollout_sample_ann_000.npz")
+    assert (arrays["old_log_probs"] < 0).all(), "a stochastic policy's log-probabilities"
+    data = load_checkpoint(checkpoint)
+    net = ActorCritic(**data["network_shape"])
+    net.load_state_dict(data["model"])
+    codes = result.world.observer.codes_from_dense(torch.from_numpy(arrays["map"]))
+    with torch.no_grad():
+        _, logp, _, value, _ = net.get_action_and_value(
+            codes,
+            torch.from_numpy(arrays["features"]),
+            torch.from_numpy(arrays["action_masks"]),
+            action=torch.from_numpy(arrays["actions"]),
+        )
+    np.testing.assert_allclose(arrays["old_log_probs"], logp.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(arrays["value_preds"][:-1], value.numpy(), rtol=1e-5, atol=1e-6)
+    assert arrays["action_masks"][np.arange(len(codes)), arrays["actions"]].all()

@@ -10,13 +10,22 @@ from townlet.scenarios import load_config
 
 
 def test_stages_advance_when_agents_survive_and_change_the_town(tmp_path):
-    cfg = load_config([
-        "scenario=kitchen_breakfast", "ppo=fast", "ppo.num_envs=8", "train.total_ticks=320",
-        "curriculum=staged", "curriculum.window=8", "curriculum.survival_threshold=0.9",
-        "curriculum.stages=[{decay_scale:0.5,agents:1},{decay_scale:1.0}]",
-    ])
+    cfg = load_config(
+        [
+            "scenario=kitchen_breakfast",
+            "ppo=fast",
+            "ppo.num_envs=8",
+            "train.total_ticks=320",
+            "curriculum=staged",
+            "curriculum.window=8",
+            "curriculum.survival_threshold=0.9",
+            "curriculum.stages=[{decay_scale:0.5,agents:1},{decay_scale:1.0}]",
+        ]
+    )
     train(cfg, tmp_path)
-    records = [json.loads(x) for x in (tmp_path / "telemetry" / "ppo.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(x) for x in (tmp_path / "telemetry" / "ppo.jsonl").read_text().splitlines()
+    ]
     stages = [r["curriculum_stage"] for r in records]
     assert stages[0] == 1 and stages[-1] == 2 and stages == sorted(stages)
     first_stage = [r for r in records if r["curriculum_stage"] == 1]
@@ -28,7 +37,13 @@ def test_stages_advance_when_agents_survive_and_change_the_town(tmp_path):
 
 
 def test_no_curriculum_stays_at_stage_one(tmp_path):
-    train(load_config(["scenario=kitchen_breakfast", "ppo=fast", "ppo.num_envs=4",
-                       "train.total_ticks=96"]), tmp_path)
-    records = [json.loads(x) for x in (tmp_path / "telemetry" / "ppo.jsonl").read_text().splitlines()]
+    train(
+        load_config(
+            ["scenario=kitchen_breakfast", "ppo=fast", "ppo.num_envs=4", "train.total_ticks=96"]
+        ),
+        tmp_path,
+    )
+    records = [
+        json.loads(x) for x in (tmp_path / "telemetry" / "ppo.jsonl").read_text().splitlines()
+    ]
     assert {r["curriculum_stage"] for r in records} == {1}

@@ -13,16 +13,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from townlet.capture.samples import (
-    LOG_PROBS_MEANING,
-    VALUE_PREDS_MEANING,
-    Sample,
-    build_sample,
-)
-from townlet.capture.trace import EpisodeTrace, run_scripted_episode
+from townlet.capture.behaviour import PolicyBehaviour, ScriptedBehaviour
+from townlet.capture.samples import Sample, build_sample
+from townlet.capture.trace import EpisodeTrace, run_episode
 from townlet.config.schema import AgentConfig, ScenarioConfig, TownletConfig
 from townlet.scenarios.build import typed
-from townlet.scenarios.controller import ScriptedController, validate_scripts
+from townlet.scenarios.controller import validate_scripts
 from townlet.scenarios.expectations import ExpectationResult, check_expectations
 from townlet.util.atomic import atomic_save_npz, atomic_write_json
 from townlet.world import ConfigError, World
@@ -98,7 +94,11 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
             f"capture.agent: unknown agent '{options.agent}' (agents: {', '.join(agents)})"
         )
 
-    trace = run_scripted_episode(world, ScriptedController(world, scripts), scenario.ticks)
+    if options.policy is not None:
+        behaviour = PolicyBehaviour(world, Path(options.policy), config.seed, options.deterministic)
+    else:
+        behaviour = ScriptedBehaviour(world, scripts)
+    trace = run_episode(world, behaviour, scenario.ticks)
     samples = [build_sample(world, trace, i, options.gamma) for i in range(len(agents))]
     metrics_by_agent = {s.agent_id: s.metrics for s in samples}
     expectations = check_expectations(list(scenario.expect), metrics_by_agent)
@@ -124,9 +124,9 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
             "action_names": {str(i): name for i, name in enumerate(ACTION_NAMES)},
             "meter_names": list(names.meters),
             "affordance_types": list(names.affordance_types),
-            "behaviour_policy": "scripted",
-            "old_log_probs": LOG_PROBS_MEANING,
-            "value_preds": VALUE_PREDS_MEANING,
+            "behaviour_policy": behaviour.name,
+            "old_log_probs": behaviour.log_probs_meaning,
+            "value_preds": behaviour.values_meaning,
             "gamma": options.gamma,
             "compressed": options.compress,
         }

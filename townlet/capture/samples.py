@@ -1,10 +1,10 @@
 """Cut a trace into per-agent replay samples and compute each sample's metrics.
 
 A sample runs from the first tick to the agent's own end (faint or truncation), so it holds
-no transitions after the agent is down. `value_preds` are Monte Carlo value estimates of the
-behaviour policy: the discounted return actually realised from each observation within the
-capture; the bootstrap element (index T) is 0, exact after a faint and a documented
-assumption after truncation (nothing beyond the capture is observed).
+no transitions after the agent is down. `value_preds` are the behaviour's own value estimates
+when it has a critic (a trained policy); for the script they are Monte Carlo estimates: the
+discounted return actually realised from each observation within the capture, with a 0
+bootstrap at the end (exact after a faint, a documented assumption after truncation).
 """
 
 from __future__ import annotations
@@ -17,15 +17,6 @@ import torch
 from townlet.capture.trace import EpisodeTrace
 from townlet.world import ShiftEvent, World
 from townlet.world.constants import ACTION_NAMES
-
-VALUE_PREDS_MEANING = (
-    "discounted return-to-go realised under the behaviour policy within the capture "
-    "(Monte Carlo estimate); the last element bootstraps with 0"
-)
-LOG_PROBS_MEANING = (
-    "log-probability of the taken action under the behaviour policy; the scripted controller "
-    "is deterministic, so every value is exactly log(1) = 0"
-)
 
 
 @dataclass
@@ -55,10 +46,16 @@ def build_sample(world: World, trace: EpisodeTrace, agent: int, gamma: float) ->
     codes = trace.map_codes[:t, agent]
     rewards = trace.rewards[:t, agent]
     dones = (trace.terminated[:t, agent] | trace.truncated[:t, agent]).clone()
-    values = discounted_returns(rewards, gamma)
+    terminated = bool(trace.terminated[:t, agent].any())
+    if trace.values is None:
+        values = discounted_returns(rewards, gamma)
+    else:
+        bootstrap = torch.zeros(1) if terminated else trace.values[t, agent].view(1)
+        values = torch.cat((trace.values[:t, agent], bootstrap)).float()
     arrays = {
         "map": world.observer.dense_channels(codes).numpy(),
         "features": trace.features[:t, agent].numpy(),
+        "action_masks": trace.action_masks[:t, agent].numpy(),
         "actions": trace.actions[:t, agent].numpy().astype(np.int64),
         "old_log_probs": trace.log_probs[:t, agent].numpy().astype(np.float32),
         "value_preds": values.numpy(),
@@ -70,7 +67,7 @@ def build_sample(world: World, trace: EpisodeTrace, agent: int, gamma: float) ->
         agent_id=world.layout.agent_ids[agent],
         arrays=arrays,
         metrics=sample_metrics(world, trace, agent, t, values),
-        terminated=bool(trace.terminated[:t, agent].any()),
+        terminated=terminated,
     )
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from townlet.scenarios.controller import ScriptedController
 from townlet.world import World
 
 
@@ -20,6 +19,7 @@ class EpisodeTrace:
 
     map_codes: torch.Tensor  # (T, A, V, V) uint8
     features: torch.Tensor  # (T, A, F) float32
+    action_masks: torch.Tensor  # (T, A, K) bool, what the behaviour could choose from
     actions: torch.Tensor  # (T, A) int64
     log_probs: torch.Tensor  # (T, A) float32 behaviour policy log-probability of the action
     rewards: torch.Tensor  # (T, A) float32
@@ -34,28 +34,31 @@ class EpisodeTrace:
     wage: torch.Tensor  # (T, A) float32
     rivalry_max: torch.Tensor  # (T, A) float32 after the step
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
+    values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
 
     @property
     def ticks(self) -> int:
         return int(self.actions.shape[0])
 
 
-def run_scripted_episode(world: World, controller: ScriptedController, ticks: int) -> EpisodeTrace:
-    """Step env 0 for `ticks` ticks (or until every agent is down) under the script."""
+def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
+    """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour."""
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in EpisodeTrace.__dataclass_fields__}
     obs = world.observe()
     rows["meters"].append(world.state.meters[0].clone())
     for _ in range(ticks):
-        actions = controller.act()
+        actions, log_probs, values = behaviour.act(obs)
+        if values is not None:
+            rows["values"].append(values)
         rows["map_codes"].append(obs.map_codes[0])
         rows["features"].append(obs.features[0])
+        rows["action_masks"].append(obs.action_mask[0])
         rows["acted"].append(world.state.alive[0].clone())
         result = world.step(actions)
-        controller.update(result)
+        behaviour.update(result)
         events = result.events
         rows["actions"].append(actions[0])
-        # The controller is deterministic: probability 1 on its action, log-probability 0.
-        rows["log_probs"].append(torch.zeros(actions.shape[1]))
+        rows["log_probs"].append(log_probs)
         rows["rewards"].append(result.reward[0])
         rows["terminated"].append(result.terminated[0])
         rows["truncated"].append(result.truncated[0])
@@ -70,4 +73,9 @@ def run_scripted_episode(world: World, controller: ScriptedController, ticks: in
         obs = result.obs
         if bool(result.env_done[0]):
             break
-    return EpisodeTrace(**{name: torch.stack(values) for name, values in rows.items()})
+    final_value = behaviour.value(obs)
+    if final_value is not None:
+        rows["values"].append(final_value)
+    return EpisodeTrace(
+        **{name: torch.stack(series) if series else None for name, series in rows.items()}
+    )

@@ -298,7 +298,11 @@ class CaptureConfig:
     """Add placeholder agents (they wait) when the scenario spawns none."""
     auto_seed_count: int = 1
     gamma: float = 0.99
-    """Discount of the Monte Carlo value estimates stored as `value_preds`."""
+    """Discount of the Monte Carlo value estimates stored as `value_preds` (scripted)."""
+    policy: str | None = None
+    """A checkpoint path: act with its trained policy instead of the script."""
+    deterministic: bool = False
+    """With a policy: take its most likely action instead of sampling."""
 
 
 @dataclass

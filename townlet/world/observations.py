@@ -18,6 +18,7 @@ from townlet.world.constants import (
     OCCUPANT_SELF,
     SHIFT_STATE_NAMES,
     TERRAIN_FIRST_AFFORDANCE,
+    TERRAIN_FLOOR,
     TERRAIN_WALL,
     Action,
     ShiftState,
@@ -215,3 +216,19 @@ class ObservationBuilder:
         """(..., V, V) codes -> (..., C, V, V) float32 named one-hot channels."""
         dense = self._dense_table[map_codes.long()]
         return dense.movedim(-1, -3)
+
+    def codes_from_dense(self, dense: torch.Tensor) -> torch.Tensor:
+        """The inverse of `dense_channels`: (..., C, V, V) -> (..., V, V) uint8 codes.
+
+        Exact for every code the world produces (used to train on captured samples)."""
+        types = len(self.layout.affordance_types)
+        dense = dense > 0.5
+        wall, kinds = dense[..., 0, :, :], dense[..., 1 : 1 + types, :, :]
+        occupied, queued = dense[..., 1 + types, :, :], dense[..., 2 + types, :, :]
+        other, me = dense[..., 3 + types, :, :], dense[..., 4 + types, :, :]
+        state = occupied.long() + queued.long()
+        affordance = TERRAIN_FIRST_AFFORDANCE + 3 * kinds.long().argmax(-3) + state
+        terrain = torch.where(kinds.any(-3), affordance, TERRAIN_FLOOR)
+        terrain = torch.where(wall, TERRAIN_WALL, terrain)
+        occupant = other.long() + OCCUPANT_SELF * me.long()
+        return (terrain * OCCUPANT_KINDS + occupant).to(torch.uint8)

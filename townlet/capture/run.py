@@ -123,6 +123,7 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
             "map_channel_names": list(names.dense_channels),
             "action_names": {str(i): name for i, name in enumerate(ACTION_NAMES)},
             "meter_names": list(names.meters),
+            "window": world.layout.window,
             "affordance_types": list(names.affordance_types),
             "behaviour_policy": behaviour.name,
             "old_log_probs": behaviour.log_probs_meaning,

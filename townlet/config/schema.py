@@ -262,6 +262,8 @@ class TrainConfig:
     """rollout (online) | replay (PPO on a capture directory) | mixed (alternating cycles)."""
     capture_dir: str | None = None
     """Capture run directory (or a folder of them) for replay and mixed."""
+    replay_chunk: int = 16
+    """Captured samples (of one length) per replay epoch."""
     resume: Any = False
     """false | true (this run directory's latest checkpoint) | a checkpoint path."""
     checkpoint_every: int = 10

@@ -23,7 +23,7 @@ class Batch:
     masks: torch.Tensor
     actions: torch.Tensor
     logprobs: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None  # the behaviour's full (masked) logits; None when unknown
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
@@ -32,7 +32,7 @@ class Batch:
         return int(self.actions.shape[0])
 
     def take(self, index: torch.Tensor) -> Batch:
-        return Batch(**{k: v[index] for k, v in self.__dict__.items()})
+        return Batch(**{k: None if v is None else v[index] for k, v in self.__dict__.items()})
 
 
 def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,15 @@ def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.
     old_logp = torch.log_softmax(old_logits, -1)
     new_logp = torch.log_softmax(new_logits, -1)
     return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
+
+
+def behaviour_kl(batch: Batch, new_logits: torch.Tensor, new_logprob: torch.Tensor) -> torch.Tensor:
+    """KL(behaviour || new) per transition: exact from the behaviour's logits when stored,
+    else the k3 estimator from the taken actions' log-ratio (unbiased for sampled actions)."""
+    if batch.logits is not None:
+        return categorical_kl(batch.logits, new_logits)
+    logratio = new_logprob - batch.logprobs
+    return logratio.exp() - 1.0 - logratio
 
 
 def ppo_update(
@@ -100,7 +109,7 @@ def ppo_update(
                 stats["clip_fraction"].append(
                     float(((ratio - 1.0).abs() > cfg.clip_coef).float().mean())
                 )
-                stats["kl"].append(float(categorical_kl(mb.logits, newlogits).mean()))
+                stats["kl"].append(float(behaviour_kl(mb, newlogits, newlogprob).mean()))
             stats["loss_policy"].append(pg_loss.item())
             stats["loss_value"].append(v_loss.item())
             stats["loss_entropy"].append(entropy_loss.item())

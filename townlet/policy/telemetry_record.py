@@ -35,6 +35,40 @@ def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return 0.0 if var == 0.0 else 1.0 - float((returns - values).var()) / var
 
 
+def rollout_events(
+    buffers: Rollout, agents: int, names: WorldNames, meal_types: tuple[int, ...]
+) -> dict[str, float]:
+    """Event counters and rivalry statistics of a rollout."""
+    t = buffers.ticks
+    features = buffers.features.view(t, -1, agents, buffers.features.shape[-1])
+    completed = buffers.completed.view(t, -1, agents)
+    events = {
+        "queue_conflict_events": int(buffers.contention.sum()),
+        "queue_conflict_intensity_sum": float(buffers.intensity.sum()),
+        "shared_meal_events": sum(int(((completed == m).sum(-1) >= 2).sum()) for m in meal_types),
+        "faint_events": int(buffers.fainted.sum()),
+        "shift_on_time_events": int((buffers.shift_event == ShiftEvent.ON_TIME).sum()),
+        "shift_late_events": int((buffers.shift_event == ShiftEvent.LATE).sum()),
+        "shift_absent_events": int((buffers.shift_event == ShiftEvent.ABSENT).sum()),
+        **rivalry_statistics(features, names),
+    }
+    for i, name in enumerate(names.affordance_types):
+        events[f"{EVENT_PREFIX}{name}"] = int((buffers.completed == i).sum())
+    return events
+
+
+def rivalry_statistics(features: torch.Tensor, names: WorldNames) -> dict[str, float]:
+    """features (T, E, A, F): tick averages of per-env agent mean / max rivalry and avoid count."""
+    riv = features[..., names.features.index("rivalry_max")]
+    avoid = features[..., names.features.index("rivalry_avoid_count")]
+    return {
+        "conflict.rivalry_max_mean_avg": float(riv.mean(-1).mean()),
+        "conflict.rivalry_max_max_avg": float(riv.amax(-1).mean()),
+        "conflict.rivalry_avoid_count_mean_avg": float(avoid.mean(-1).mean()),
+        "conflict.rivalry_avoid_count_max_avg": float(avoid.amax(-1).mean()),
+    }
+
+
 def epoch_record(
     *,
     epoch: int,
@@ -46,27 +80,21 @@ def epoch_record(
     duration: float,
     rollout_sec: float,
     update_sec: float,
-    buffers: Rollout,
     batch: Batch,
     flat_rewards: torch.Tensor,
-    agents: int,
-    names: WorldNames,
+    entropy: torch.Tensor,
+    events: dict[str, float],
     rollout_ticks: int,
     finished_returns: list[float],
     finished_lengths: list[float],
     survival: list[float],
     stage: int,
     agent_steps: int,
-    meal_types: tuple[int, ...] = (),
     data_mode: str = "rollout",
+    baseline: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    t = buffers.ticks
-    features = buffers.features.view(t, -1, agents, buffers.features.shape[-1])
-    riv = features[..., names.features.index("rivalry_max")]
-    avoid = features[..., names.features.index("rivalry_avoid_count")]
-    completed = buffers.completed.view(t, -1, agents)
-    shared_meals = sum(int(((completed == m).sum(-1) >= 2).sum()) for m in meal_types)
-    valid_entropy = buffers.entropy.reshape(-1)[buffers.valid.reshape(-1)]
+    """`entropy`: the behaviour policy's entropy per transition; `events`: counters from
+    `rollout_events` (or their replay equivalents)."""
     adv = batch.advantages
     record: dict[str, Any] = {
         "epoch": epoch,
@@ -90,24 +118,18 @@ def epoch_record(
         "clip_fraction_max": stats.get("clip_fraction_max", 0.0),
         "epoch_duration_sec": duration,
         "cycle_id": cycle_id,
-        "batch_entropy_mean": float(valid_entropy.mean()) if len(valid_entropy) else 0.0,
-        "batch_entropy_std": float(valid_entropy.std()) if len(valid_entropy) > 1 else 0.0,
+        "batch_entropy_mean": float(entropy.mean()) if len(entropy) else 0.0,
+        "batch_entropy_std": float(entropy.std()) if len(entropy) > 1 else 0.0,
         "grad_norm_max": stats.get("grad_norm_max", 0.0),
         "kl_divergence_max": max(stats.get("kl_divergence_max", 0.0), kl),
         "reward_advantage_corr": _corr(flat_rewards, adv),
         "rollout_ticks": rollout_ticks,
-        "queue_conflict_events": int(buffers.contention.sum()),
-        "queue_conflict_intensity_sum": float(buffers.intensity.sum()),
-        "shared_meal_events": shared_meals,
         "late_help_events": 0,
         "shift_takeover_events": 0,
         "chat_success_events": 0,
         "chat_failure_events": 0,
         "chat_quality_mean": 0.0,
-        "conflict.rivalry_max_mean_avg": float(riv.mean(-1).mean()),
-        "conflict.rivalry_max_max_avg": float(riv.amax(-1).mean()),
-        "conflict.rivalry_avoid_count_mean_avg": float(avoid.mean(-1).mean()),
-        "conflict.rivalry_avoid_count_max_avg": float(avoid.amax(-1).mean()),
+        **events,
         # our additions
         "explained_variance": _explained_variance(batch.values, batch.returns),
         "steps_per_sec": agent_steps / duration if duration > 0 else 0.0,
@@ -122,11 +144,6 @@ def epoch_record(
         "episodes": len(finished_returns),
         "survival_rate": sum(survival) / len(survival) if survival else 0.0,
         "curriculum_stage": stage,
-        "faint_events": int(buffers.fainted.sum()),
-        "shift_on_time_events": int((buffers.shift_event == ShiftEvent.ON_TIME).sum()),
-        "shift_late_events": int((buffers.shift_event == ShiftEvent.LATE).sum()),
-        "shift_absent_events": int((buffers.shift_event == ShiftEvent.ABSENT).sum()),
+        **(baseline or {}),
     }
-    for i, name in enumerate(names.affordance_types):
-        record[f"{EVENT_PREFIX}{name}"] = int((buffers.completed == i).sum())
     return record

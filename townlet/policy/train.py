@@ -1,17 +1,20 @@
-"""Online PPO over the batched town: `train(cfg, output_dir)`.
+"""PPO over the batched town: `train(cfg, output_dir)`.
 
-Reads top to bottom in the order it runs (CleanRL): set-up and seeding, resume, then per epoch
-a rollout of `rollout_ticks` over `num_envs` envs, GAE, the PPO update, an epoch record,
-checkpoints, the curriculum, and evaluation. Leaves in the run directory:
-`telemetry/ppo.jsonl`, `checkpoints/{latest,best,epoch_NNNNNN}.pt`, `evaluation.json`.
+Reads in the order it runs (CleanRL): set-up and seeding, resume, then per epoch the data
+(a rollout of `rollout_ticks` over `num_envs` envs, or a chunk of captured samples), GAE, the
+PPO update, an epoch record, checkpoints, the curriculum, and evaluation. `train.source`:
+`rollout` (online), `replay` (captures only) or `mixed` (rollout and replay epochs alternate).
+Leaves in the run directory: `telemetry/ppo.jsonl`, `checkpoints/{latest,best,epoch_N}.pt`,
+`evaluation.json` and `evaluation_history.jsonl`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,10 @@ from townlet.policy.checkpoint import (
 )
 from townlet.policy.evaluate import evaluate
 from townlet.policy.network import ActorCritic
-from townlet.policy.ppo import Batch, categorical_kl, ppo_update
+from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
+from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
-from townlet.policy.telemetry_record import epoch_record
+from townlet.policy.telemetry_record import epoch_record, rollout_events
 from townlet.scenarios.build import typed
 from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.reader import truncate_after_epoch
@@ -40,6 +44,8 @@ from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
 CHECKPOINT_NAMES = ("meters", "actions", "features", "dense_channels", "affordance_types", "agents")
+SOURCES = ("rollout", "replay", "mixed")
+KL_CHUNK = 8192
 
 
 @dataclass
@@ -56,6 +62,24 @@ class TrainResult:
         return self.evaluation["policy_deterministic"]["return_mean"]
 
 
+@dataclass
+class EpochData:
+    """What one epoch's data source produced, ready for the update and the record."""
+
+    mode: str
+    batch: Batch
+    rewards: torch.Tensor
+    entropy: torch.Tensor
+    events: dict[str, float]
+    agent_steps: int
+    acting_sec: float
+    new_cycle: bool
+    finished_returns: list[float] = field(default_factory=list)
+    finished_lengths: list[float] = field(default_factory=list)
+    survival: list[float] = field(default_factory=list)
+    baseline: dict[str, float] | None = None
+
+
 def _resume_path(resume: Any, output_dir: Path) -> Path | None:
     if resume is False or resume is None or str(resume).lower() in ("false", "none", ""):
         return None
@@ -70,98 +94,177 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
     return Path(str(resume))
 
 
-def train(cfg: DictConfig | TownletConfig, output_dir: Path) -> TrainResult:
-    config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
-    ppo, opts = config.ppo, config.train
-    if opts.source != "rollout":
-        from townlet.policy.replay import train_with_captures
-
-        return train_with_captures(config, output_dir)
-    output_dir = Path(output_dir)
-
-    # --- seeding and set-up
-    if opts.threads > 0:
-        torch.set_num_threads(opts.threads)
-    torch.manual_seed(config.seed)
-    world = World(
-        config.world, config.scenario, num_envs=ppo.num_envs, seed=config.seed, auto_reset=True
-    )
-    layout, names = world.layout, world.names
-    e, a = ppo.num_envs, layout.num_agents
-    n, window, num_features = e * a, layout.window, len(names.features)
-    net = ActorCritic(window, num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim)
-    optimizer = torch.optim.Adam(net.parameters(), lr=ppo.learning_rate, eps=1e-5)
-    act_generator = torch.Generator().manual_seed(config.seed + 1)
-    shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
-    curriculum = Curriculum(config.curriculum)
-    curriculum.apply(world)
-    world.reset()
-    num_epochs = max(1, math.ceil(opts.total_ticks / ppo.rollout_ticks))
-    checkpoint_names = {k: list(getattr(names, k)) for k in CHECKPOINT_NAMES}
-    meal_types = tuple(
-        i
-        for i, t in enumerate(names.affordance_types)
-        if config.world.affordances[t].effects.get("satiation", 0.0) > 0
-    )
-    telemetry_path = output_dir / "telemetry" / "ppo.jsonl"
-    start_epoch, steps, cycle_id, best_return, offset = 0, 0, 0, None, 0
-    episode_faints = torch.zeros(e)
-
-    # --- resume
-    resume_from = _resume_path(opts.resume, output_dir)
-    if resume_from is not None:
-        data = load_checkpoint(resume_from)
-        check_compatible(resume_from, data, checkpoint_names, net.shape)
-        if data["num_envs"] != e or data["num_epochs"] != num_epochs:
-            trained = f"ppo.num_envs={data['num_envs']} over {data['num_epochs']} epochs"
-            raise CheckpointError(
-                f"{resume_from}: trained with {trained}; this config has {e} and {num_epochs}"
+class Trainer:
+    def __init__(self, config: TownletConfig, output_dir: Path) -> None:
+        ppo, opts = config.ppo, config.train
+        if opts.source not in SOURCES:
+            raise ValueError(f"train.source: '{opts.source}' is not one of {', '.join(SOURCES)}")
+        if opts.source != "rollout" and not opts.capture_dir:
+            raise ValueError(
+                f"train.source={opts.source} needs train.capture_dir=<capture run dir>"
             )
-        net.load_state_dict(data["model"])
-        optimizer.load_state_dict(data["optimizer"])
-        act_generator.set_state(data["generators"]["action"])
-        shuffle_generator.set_state(data["generators"]["shuffle"])
-        torch.set_rng_state(data["generators"]["torch"])
-        world.restore(data["world"])
-        curriculum.load_state_dict(data["curriculum"])
-        start_epoch, steps, cycle_id = data["epoch"], data["steps"], data["cycle_id"]
-        best_return, offset, episode_faints = (
-            data["best_return"],
-            data["telemetry_offset"],
-            data["episode_faints"],
-        )
-        truncate_after_epoch(telemetry_path, start_epoch)
-    writer = TelemetryWriter(
-        telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
-    )
-    buffers = Rollout.allocate(ppo.rollout_ticks, n, window, num_features, NUM_ACTIONS)
-    obs = world.observe()
-    show = sys.stderr.isatty() if opts.progress is None else opts.progress
-    bar = tqdm(
-        total=num_epochs, initial=start_epoch, disable=not show, unit="epoch", dynamic_ncols=True
-    )
-    evaluation: dict[str, Any] = {}
+        self.config, self.output_dir = config, Path(output_dir)
 
-    for epoch in range(start_epoch + 1, num_epochs + 1):
+        # --- seeding and set-up
+        if opts.threads > 0:
+            torch.set_num_threads(opts.threads)
+        torch.manual_seed(config.seed)
+        self.world = World(
+            config.world, config.scenario, num_envs=ppo.num_envs, seed=config.seed, auto_reset=True
+        )
+        layout, names = self.world.layout, self.world.names
+        self.e, self.a = ppo.num_envs, layout.num_agents
+        self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
+        self.net = ActorCritic(
+            self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
+        )
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=ppo.learning_rate, eps=1e-5)
+        self.act_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.curriculum = Curriculum(config.curriculum)
+        self.curriculum.apply(self.world)
+        self.world.reset()
+        self.replay = None
+        if opts.source != "rollout":
+            self.replay = ReplayStream(
+                discover(Path(opts.capture_dir), self.world), opts.replay_chunk, config.seed + 3
+            )
+        self.num_epochs = max(1, math.ceil(opts.total_ticks / ppo.rollout_ticks))
+        self.checkpoint_names = {k: list(getattr(names, k)) for k in CHECKPOINT_NAMES}
+        self.meal_types = tuple(
+            i
+            for i, t in enumerate(names.affordance_types)
+            if config.world.affordances[t].effects.get("satiation", 0.0) > 0
+        )
+        telemetry_path = self.output_dir / "telemetry" / "ppo.jsonl"
+        self.start_epoch, self.steps, self.cycle_id, self.best_return, offset = 0, 0, 0, None, 0
+        self.episode_faints = torch.zeros(self.e)
+
+        # --- resume
+        resume_from = _resume_path(opts.resume, self.output_dir)
+        if resume_from is not None:
+            offset = self._restore(resume_from)
+            truncate_after_epoch(telemetry_path, self.start_epoch)
+        self.writer = TelemetryWriter(
+            telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
+        )
+        self.buffers = Rollout.allocate(
+            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS
+        )
+        self.obs = self.world.observe()
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> TrainResult:
+        opts = self.config.train
+        show = sys.stderr.isatty() if opts.progress is None else opts.progress
+        bar = tqdm(
+            total=self.num_epochs,
+            initial=self.start_epoch,
+            disable=not show,
+            unit="epoch",
+            dynamic_ncols=True,
+        )
+        run_start = time.perf_counter()
+        for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
+            record = self._epoch(epoch)
+            if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
+                self._evaluate(epoch, time.perf_counter() - run_start)
+            bar.update(1)
+            bar.set_postfix(
+                sps=f"{record['steps_per_sec']:,.0f}",
+                ret=f"{record['episodic_return']:.2f}",
+                stage=self.curriculum.stage,
+                mode=record["data_mode"],
+            )
+        bar.close()
+        evaluation = self._evaluate(self.num_epochs, time.perf_counter() - run_start)
+        return TrainResult(
+            self.output_dir, self.num_epochs, self.steps, evaluation, self.best_return
+        )
+
+    def _mode(self, epoch: int) -> str:
+        source = self.config.train.source
+        if source == "mixed":
+            return "rollout" if epoch % 2 == 1 else "replay"
+        return source
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        ppo = self.config.ppo
         epoch_start = time.perf_counter()
         lr = (
-            ppo.learning_rate * (1.0 - (epoch - 1) / num_epochs)
+            ppo.learning_rate * (1.0 - (epoch - 1) / self.num_epochs)
             if ppo.anneal_lr
             else ppo.learning_rate
         )
-        for group in optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        stage = curriculum.stage
+        stage = self.curriculum.stage
+        data = self._rollout() if self._mode(epoch) == "rollout" else self._replay_chunk()
 
-        # --- rollout: act in the world with the current policy
+        # --- PPO update
+        update_start = time.perf_counter()
+        batch = data.batch
+        stats = (
+            ppo_update(self.net, self.optimizer, batch, ppo, self.shuffle_generator)
+            if len(batch)
+            else {}
+        )
+        kl = self._final_kl(batch)
+        update_sec = time.perf_counter() - update_start
+        self.steps += data.agent_steps
+        self.cycle_id += int(data.new_cycle)
+        self.curriculum.record(data.survival)
+        record = epoch_record(
+            epoch=epoch,
+            stats=stats,
+            kl=kl,
+            lr=lr,
+            steps=self.steps,
+            cycle_id=self.cycle_id,
+            duration=time.perf_counter() - epoch_start,
+            rollout_sec=data.acting_sec,
+            update_sec=update_sec,
+            batch=batch,
+            flat_rewards=data.rewards,
+            entropy=data.entropy,
+            events=data.events,
+            rollout_ticks=ppo.rollout_ticks,
+            finished_returns=data.finished_returns,
+            finished_lengths=data.finished_lengths,
+            survival=data.survival,
+            stage=stage,
+            agent_steps=data.agent_steps,
+            data_mode=data.mode,
+            baseline=data.baseline,
+        )
+        if self.writer.should_log(epoch):
+            self.writer.write(record)
+
+        # --- checkpoints: latest every epoch, best by episodic return, periodic
+        improved = bool(data.finished_returns) and (
+            self.best_return is None or record["episodic_return"] > self.best_return
+        )
+        if improved:
+            self.best_return = record["episodic_return"]
+        self.curriculum.maybe_advance(self.world, epoch)
+        self._save(epoch, improved)
+        return record
+
+    # ------------------------------------------------------------------ data sources
+    def _rollout(self) -> EpochData:
+        """Act `rollout_ticks` ticks in every env with the current policy."""
+        start = time.perf_counter()
+        ppo, world, buffers, net = self.config.ppo, self.world, self.buffers, self.net
+        n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
+        obs = self.obs
         with torch.no_grad():
             for t in range(ppo.rollout_ticks):
                 codes = obs.map_codes.reshape(n, window, window)
-                features = obs.features.reshape(n, num_features)
+                features = obs.features.reshape(n, nf)
                 masks = obs.action_mask.reshape(n, NUM_ACTIONS)
                 action, logprob, entropy, value, logits = net.get_action_and_value(
-                    codes, features, masks, generator=act_generator
+                    codes, features, masks, generator=self.act_generator
                 )
                 buffers.codes[t] = codes
                 buffers.features[t] = features
@@ -181,29 +284,28 @@ def train(cfg: DictConfig | TownletConfig, output_dir: Path) -> TrainResult:
                 buffers.completed[t] = ev.completed.reshape(n)
                 buffers.shift_event[t] = ev.shift_event.reshape(n)
                 buffers.fainted[t] = ev.fainted.reshape(n)
-                episode_faints += ev.fainted.sum(-1)
+                self.episode_faints += ev.fainted.sum(-1)
                 if bool(result.env_done.any()):
                     done = result.env_done
                     active = world._fresh.alive.sum(-1).clamp(min=1).float()
                     finished_returns += (result.episode_return.sum(-1) / active)[done].tolist()
                     finished_lengths += result.episode_length[done].tolist()
-                    survival += (1.0 - episode_faints / active)[done].tolist()
-                    episode_faints[done] = 0
+                    survival += (1.0 - self.episode_faints / active)[done].tolist()
+                    self.episode_faints[done] = 0
                 obs = result.obs
             next_value = net.get_value(
-                obs.map_codes.reshape(n, window, window), obs.features.reshape(n, num_features)
+                obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
             )
-        rollout_sec = time.perf_counter() - epoch_start
+        self.obs = obs
+        acting_sec = time.perf_counter() - start
 
-        # --- advantages (GAE) and the flat batch of valid transitions
+        # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
         advantages, returns = compute_gae(
             buffers.rewards, buffers.values, buffers.dones, next_value, ppo.gamma, ppo.gae_lambda
         )
-        valid = buffers.valid.reshape(-1)
-        index = valid.nonzero().squeeze(1)
+        index = buffers.valid.reshape(-1).nonzero().squeeze(1)
 
-        def flat(x: torch.Tensor, index: torch.Tensor = index) -> torch.Tensor:
-            """(T, N, ...) -> (B, ...) valid transitions, b_ in CleanRL's naming."""
+        def flat(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1, *x.shape[2:])[index]
 
         batch = Batch(
@@ -217,110 +319,128 @@ def train(cfg: DictConfig | TownletConfig, output_dir: Path) -> TrainResult:
             advantages=flat(advantages),
             returns=flat(returns),
         )
-
-        # --- PPO update
-        update_start = time.perf_counter()
-        stats = ppo_update(net, optimizer, batch, ppo, shuffle_generator) if len(batch) else {}
-        with torch.no_grad():
-            new_logits = (
-                torch.cat(
-                    [
-                        net.get_action_and_value(
-                            batch.codes[i : i + 8192],
-                            batch.features[i : i + 8192],
-                            batch.masks[i : i + 8192],
-                            action=batch.actions[i : i + 8192],
-                        )[4]
-                        for i in range(0, len(batch), 8192)
-                    ]
-                )
-                if len(batch)
-                else batch.logits
-            )
-            kl = float(categorical_kl(batch.logits, new_logits).mean()) if len(batch) else 0.0
-        update_sec = time.perf_counter() - update_start
-        steps += ppo.rollout_ticks * n
-        cycle_id += 1
-        curriculum.record(survival)
-        duration = time.perf_counter() - epoch_start
-
-        record = epoch_record(
-            epoch=epoch,
-            stats=stats,
-            kl=kl,
-            lr=lr,
-            steps=steps,
-            cycle_id=cycle_id,
-            duration=duration,
-            rollout_sec=rollout_sec,
-            update_sec=update_sec,
-            buffers=buffers,
+        return EpochData(
+            mode="rollout",
             batch=batch,
-            flat_rewards=flat(buffers.rewards),
-            agents=a,
-            names=names,
-            rollout_ticks=ppo.rollout_ticks,
+            rewards=flat(buffers.rewards),
+            entropy=flat(buffers.entropy),
+            events=rollout_events(buffers, a, world.names, self.meal_types),
+            agent_steps=ppo.rollout_ticks * n,
+            acting_sec=acting_sec,
+            new_cycle=True,
             finished_returns=finished_returns,
             finished_lengths=finished_lengths,
             survival=survival,
-            stage=stage,
-            agent_steps=ppo.rollout_ticks * n,
-            meal_types=meal_types,
         )
-        if writer.should_log(epoch):
-            writer.write(record)
 
-        # --- checkpoints: latest every epoch, best by episodic return, periodic
-        episodic = record["episodic_return"] if finished_returns else None
-        improved = episodic is not None and (best_return is None or episodic > best_return)
-        if improved:
-            best_return = episodic
-        advanced = curriculum.maybe_advance(world, epoch)
+    def _replay_chunk(self) -> EpochData:
+        """The next chunk of captured samples, with advantages from the current critic."""
+        start = time.perf_counter()
+        refs, new_cycle = self.replay.next_chunk()
+        chunk = load_chunk(
+            refs, self.world, self.net, self.config.ppo.gamma, self.config.ppo.gae_lambda
+        )
+        return EpochData(
+            mode="replay",
+            batch=chunk.batch,
+            rewards=chunk.rewards,
+            entropy=chunk.entropy,
+            events=chunk.events,
+            agent_steps=len(chunk.batch),
+            acting_sec=time.perf_counter() - start,
+            new_cycle=new_cycle,
+            baseline=chunk.baseline,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _final_kl(self, batch: Batch) -> float:
+        """KL(behaviour || updated policy) over the epoch's transitions, after the update."""
+        if not len(batch):
+            return 0.0
+        total = 0.0
+        with torch.no_grad():
+            for i in range(0, len(batch), KL_CHUNK):
+                part = batch.take(torch.arange(i, min(i + KL_CHUNK, len(batch))))
+                _, logprob, _, _, logits = self.net.get_action_and_value(
+                    part.codes, part.features, part.masks, action=part.actions
+                )
+                total += float(behaviour_kl(part, logits, logprob).sum())
+        return total / len(batch)
+
+    def _save(self, epoch: int, improved: bool) -> None:
         payload = {
             "epoch": epoch,
-            "steps": steps,
-            "cycle_id": cycle_id,
-            "num_epochs": num_epochs,
-            "num_envs": e,
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "steps": self.steps,
+            "cycle_id": self.cycle_id,
+            "num_epochs": self.num_epochs,
+            "num_envs": self.e,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "generators": {
-                "action": act_generator.get_state(),
-                "shuffle": shuffle_generator.get_state(),
+                "action": self.act_generator.get_state(),
+                "shuffle": self.shuffle_generator.get_state(),
                 "torch": torch.get_rng_state(),
             },
-            "world": world.snapshot(),
-            "curriculum": curriculum.state_dict(),
-            "telemetry_offset": writer.offset,
-            "best_return": best_return,
-            "episode_faints": episode_faints.clone(),
-            "names": checkpoint_names,
-            "network_shape": net.shape,
-            "scenario": config.scenario.name,
-            "config": OmegaConf.to_yaml(OmegaConf.structured(config)),
+            "world": self.world.snapshot(),
+            "curriculum": self.curriculum.state_dict(),
+            "replay": self.replay.state_dict() if self.replay else None,
+            "telemetry_offset": self.writer.offset,
+            "best_return": self.best_return,
+            "episode_faints": self.episode_faints.clone(),
+            "names": self.checkpoint_names,
+            "network_shape": self.net.shape,
+            "scenario": self.config.scenario.name,
+            "config": OmegaConf.to_yaml(OmegaConf.structured(self.config)),
         }
-        checkpoints = output_dir / "checkpoints"
+        checkpoints = self.output_dir / "checkpoints"
         save_checkpoint(checkpoints / "latest.pt", payload)
         if improved:
             save_checkpoint(checkpoints / "best.pt", payload)
-        if opts.checkpoint_every > 0 and epoch % opts.checkpoint_every == 0:
+        every = self.config.train.checkpoint_every
+        if every > 0 and epoch % every == 0:
             save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
 
-        # --- evaluation
-        if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < num_epochs:
-            evaluation = evaluate(config, net, opts.eval_episodes, config.seed + 1000)
-            atomic_write_json(output_dir / "evaluation.json", {"epoch": epoch, **evaluation})
-        bar.update(1)
-        bar.set_postfix(
-            sps=f"{record['steps_per_sec']:,.0f}",
-            ret=f"{record['episodic_return']:.2f}",
-            stage=curriculum.stage if not advanced else f"{stage}->{curriculum.stage}",
-        )
-    bar.close()
+    def _restore(self, path: Path) -> int:
+        """Load everything a checkpoint holds; return the telemetry offset."""
+        data = load_checkpoint(path)
+        check_compatible(path, data, self.checkpoint_names, self.net.shape)
+        if data["num_envs"] != self.e or data["num_epochs"] != self.num_epochs:
+            trained = f"ppo.num_envs={data['num_envs']} over {data['num_epochs']} epochs"
+            raise CheckpointError(
+                f"{path}: trained with {trained}; this config has {self.e} and {self.num_epochs}"
+            )
+        self.net.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.act_generator.set_state(data["generators"]["action"])
+        self.shuffle_generator.set_state(data["generators"]["shuffle"])
+        torch.set_rng_state(data["generators"]["torch"])
+        self.world.restore(data["world"])
+        self.curriculum.load_state_dict(data["curriculum"])
+        if self.replay is not None and data.get("replay"):
+            self.replay.load_state_dict(data["replay"])
+        self.start_epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
+        self.best_return, self.episode_faints = data["best_return"], data["episode_faints"]
+        return data["telemetry_offset"]
 
-    evaluation = evaluate(config, net, opts.eval_episodes, config.seed + 1000)
-    atomic_write_json(output_dir / "evaluation.json", {"epoch": num_epochs, **evaluation})
-    return TrainResult(output_dir, num_epochs, steps, evaluation, best_return)
+    def _evaluate(self, epoch: int, elapsed: float) -> dict[str, Any]:
+        """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl."""
+        config = self.config
+        evaluation = evaluate(config, self.net, config.train.eval_episodes, config.seed + 1000)
+        entry = {
+            "epoch": epoch,
+            "steps": self.steps,
+            "elapsed_sec": round(elapsed, 3),
+            **evaluation,
+        }
+        atomic_write_json(self.output_dir / "evaluation.json", entry)
+        with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        return evaluation
+
+
+def train(cfg: DictConfig | TownletConfig, output_dir: Path) -> TrainResult:
+    config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
+    return Trainer(config, Path(output_dir)).run()
 
 
 def describe(result: TrainResult) -> str:

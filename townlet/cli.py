@@ -93,7 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     show.set_defaults(func=_show)
     _add_golden(sub)
+    from townlet.telemetry.cli import add_verbs
+    from townlet.telemetry.cli import run as run_telemetry
+
+    telemetry = sub.add_parser("telemetry", help="validate, watch, summarise or plot epoch logs")
+    add_verbs(telemetry)
+    telemetry.set_defaults(runner=run_telemetry)
     args = parser.parse_args(argv)
+    if getattr(args, "runner", None):
+        return args.runner(args)
     from townlet.golden.store import GoldenError
 
     try:

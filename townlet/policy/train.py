@@ -38,6 +38,7 @@ from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.telemetry_record import epoch_record, rollout_events
 from townlet.scenarios.build import typed
 from townlet.telemetry import TelemetryWriter
+from townlet.telemetry.plot import plot
 from townlet.telemetry.reader import truncate_after_epoch
 from townlet.util.atomic import atomic_write_json
 from townlet.world import World
@@ -177,6 +178,8 @@ class Trainer:
                 mode=record["data_mode"],
             )
         bar.close()
+        if self.writer.path.exists():
+            plot(self.writer.path)  # telemetry/ppo.png: loss_total and kl_divergence
         evaluation = self._evaluate(self.num_epochs, time.perf_counter() - run_start)
         return TrainResult(
             self.output_dir, self.num_epochs, self.steps, evaluation, self.best_return

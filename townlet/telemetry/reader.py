@@ -1,4 +1,5 @@
-"""Reading epoch logs: line by line (streaming), with errors that name the file and line."""
+"""Reading epoch logs line by line (streaming: memory stays flat in the log's size), with
+errors that name the file and the line."""
 
 from __future__ import annotations
 
@@ -8,36 +9,63 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 class TelemetryError(ValueError):
-    """A log that cannot be read; the message names the file and line."""
+    """A log that cannot be read or fails validation; the message names file and line."""
+
+
+def parse_line(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
+    """One record, or None for a blank line."""
+    if len(raw) < 3 and not raw.strip():
+        return None
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        try:  # Python's json writes NaN/Infinity tokens: parse them so validation can name the key
+            record = json.loads(raw)
+        except ValueError:
+            raise TelemetryError(f"{path}:{number}: not JSON ({error})") from error
+    if not isinstance(record, dict):
+        raise TelemetryError(f"{path}:{number}: a record must be a JSON object")
+    return record
 
 
 def iter_records(
     path: Path, tolerate_partial_last: bool = False
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each line; a truncated last line is an error unless tolerated."""
+    """(line number, record) for each line. A last line without its newline is a record still
+    being written: an error, unless `tolerate_partial_last` (then it is skipped)."""
     path = Path(path)
-    if not path.exists():
-        raise TelemetryError(f"{path}: no such file")
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the `with handle` below
+    except FileNotFoundError as error:
+        raise TelemetryError(f"{path}: no such file") from error
+    except IsADirectoryError as error:
+        raise TelemetryError(f"{path}: is a directory, not a log") from error
+    seen = 0
+    loads = orjson.loads
+    with handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
+            if raw[-1:] != b"\n":
                 if tolerate_partial_last:
                     return
                 raise TelemetryError(
                     f"{path}:{number}: truncated last line (a writer still writing?)"
                 )
-            text = raw.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise TelemetryError(f"{path}:{number}: not JSON ({error.msg})") from error
-            if not isinstance(record, dict):
-                raise TelemetryError(f"{path}:{number}: a record must be a JSON object")
-            yield number, record
+            try:  # inline fast path; parse_line explains anything unusual
+                record = loads(raw)
+            except orjson.JSONDecodeError:
+                record = parse_line(raw, path, number)
+            else:
+                if record.__class__ is not dict:
+                    record = parse_line(raw, path, number)
+            if record is not None:
+                seen += 1
+                yield number, record
+    if seen == 0:
+        raise TelemetryError(f"{path}:1: empty log (no records)")
 
 
 def truncate_after_epoch(path: Path, epoch: int) -> None:
@@ -47,9 +75,9 @@ def truncate_after_epoch(path: Path, epoch: int) -> None:
         return
     kept = [
         line
-        for line in path.read_text().splitlines(keepends=True)
-        if line.endswith("\n") and json.loads(line).get("epoch", 0) <= epoch
+        for line in path.read_bytes().splitlines(keepends=True)
+        if line.endswith(b"\n") and orjson.loads(line).get("epoch", 0) <= epoch
     ]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(kept))
+    tmp.write_bytes(b"".join(kept))
     os.replace(tmp, path)

@@ -1,0 +1,161 @@
+"""`summary`: what a run's epoch log says, as text, markdown (for a status report) or JSON.
+
+Streaming: running minima and maxima, the latest record, and (with `--last N`) only the last N
+records are kept, so memory stays flat however long the log. Malformed lines are errors naming
+file and line; checking every key against the schema is `validate`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from townlet.telemetry.reader import iter_records
+from townlet.telemetry.validate import drift
+
+KEY_METRICS = (
+    "loss_total",
+    "loss_policy",
+    "loss_value",
+    "loss_entropy",
+    "kl_divergence",
+    "clip_fraction",
+    "grad_norm",
+    "explained_variance",
+    "episodic_return",
+    "survival_rate",
+    "steps_per_sec",
+    "lr",
+)
+_KEY_SET = frozenset(KEY_METRICS)
+
+
+class _Ranges:
+    """Running min/max per key, folded column-wise over chunks of records (C-speed builtins)."""
+
+    CHUNK = 8192
+
+    def __init__(self) -> None:
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+        self._rows: dict[tuple[str, ...], list[tuple]] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        keys = (
+            KEY_METRICS
+            if _KEY_SET.issubset(record)
+            else tuple(k for k in KEY_METRICS if k in record)
+        )
+        rows = self._rows.setdefault(keys, [])
+        rows.append(_getter(keys)(record))
+        if len(rows) >= self.CHUNK:
+            self._fold(keys)
+
+    def _fold(self, keys: tuple[str, ...]) -> None:
+        rows = self._rows.pop(keys, [])
+        for key, column in zip(keys, zip(*rows, strict=True), strict=False):
+            self.low[key] = min(self.low.get(key, math.inf), min(column))
+            self.high[key] = max(self.high.get(key, -math.inf), max(column))
+
+    def finish(self) -> None:
+        for keys in list(self._rows):
+            self._fold(keys)
+
+
+_GETTERS: dict[tuple[str, ...], Any] = {}
+
+
+def _getter(keys: tuple[str, ...]):
+    if keys not in _GETTERS:
+        get = operator.itemgetter(*keys)
+        _GETTERS[keys] = get if len(keys) > 1 else (lambda record, g=get: (g(record),))
+    return _GETTERS[keys]
+
+
+def summarise(
+    path: Path, baseline: dict[str, float] | None = None, last: int | None = None
+) -> dict[str, Any]:
+    records = iter_records(path)  # parse errors are named; `validate` checks the schema
+    if last:
+        records = iter(deque(records, maxlen=last))
+    count, modes, latest, first_epoch = 0, Counter(), None, None
+    ranges = _Ranges()
+    for _, record in records:
+        count += 1
+        modes[record.get("data_mode", "?")] += 1
+        latest = record
+        if first_epoch is None:
+            first_epoch = record.get("epoch")
+        ranges.add(record)
+    ranges.finish()
+    return {
+        "log": str(path),
+        "epochs": count,
+        "first_epoch": first_epoch,
+        "last_epoch": latest["epoch"],
+        "data_modes": dict(modes),
+        "cycle_id": latest.get("cycle_id"),
+        "telemetry_version": latest.get("telemetry_version"),
+        "latest": {k: latest[k] for k in KEY_METRICS if k in latest},
+        "range": {
+            k: {"min": ranges.low[k], "max": ranges.high[k]} for k in KEY_METRICS if k in ranges.low
+        },
+        "baseline_drift": (
+            {k: {"drift": d, "relative": r} for k, (d, r) in drift(latest, baseline).items()}
+            if baseline
+            else None
+        ),
+    }
+
+
+def render(summary: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
+    md = fmt == "markdown"
+    modes = ", ".join(f"{m} x{n}" for m, n in summary["data_modes"].items())
+    head = (
+        f"{summary['epochs']} epoch(s) analysed (last epoch {summary['last_epoch']}); "
+        f"data mode {modes}; cycle {summary['cycle_id']}"
+    )
+    lines = [
+        f"## Telemetry summary: `{summary['log']}`"
+        if md
+        else f"telemetry summary: {summary['log']}",
+        "",
+        head,
+        "",
+    ]
+    rows = [
+        (k, summary["latest"].get(k), summary["range"][k]["min"], summary["range"][k]["max"])
+        for k in summary["range"]
+    ]
+    lines += _table(("metric", "latest", "min", "max"), rows, md)
+    if summary["baseline_drift"]:
+        lines += ["", "Baseline drift (latest record):", ""]
+        drift_rows = [
+            (k, None, d["drift"], d["relative"]) for k, d in summary["baseline_drift"].items()
+        ]
+        lines += _table(("key", "", "drift", "relative"), drift_rows, md)
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple], md: bool) -> list[str]:
+    cells = [list(header)] + [[_fmt(v) if i else str(v) for i, v in enumerate(row)] for row in rows]
+    if md:
+        out = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
+        return out + ["| " + " | ".join(row) + " |" for row in cells[1:]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 
 import torch
@@ -30,20 +31,26 @@ def sample_actions(mask: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return scores.argmax(-1)
 
 
-def measure(envs: int, agents: int, seconds: float) -> dict:
+def measure(envs: int, agents: int, seconds: float, windows: int = 20) -> dict:
+    """Step for `seconds` in `windows` equal slices; per-slice step times give a median that
+    other load on the machine disturbs less than the mean."""
     world = build_world(town_config(agents), num_envs=envs, auto_reset=True, seed=0)
     generator = torch.Generator().manual_seed(1)
     obs = world.observe()
     for _ in range(20):
         obs = world.step(sample_actions(obs.action_mask, generator)).obs
-    steps, start = 0, time.perf_counter()
-    while True:
-        obs = world.step(sample_actions(obs.action_mask, generator)).obs
-        steps += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and steps >= 20:
-            break
-    return {"steps": steps, "elapsed": elapsed}
+    per_step, steps, elapsed = [], 0, 0.0
+    for _ in range(windows):
+        window_steps, start = 0, time.perf_counter()
+        while True:
+            obs = world.step(sample_actions(obs.action_mask, generator)).obs
+            window_steps += 1
+            spent = time.perf_counter() - start
+            if spent >= seconds / windows and window_steps >= 5:
+                break
+        per_step.append(spent / window_steps)
+        steps, elapsed = steps + window_steps, elapsed + spent
+    return {"steps": steps, "elapsed": elapsed, "median_step": statistics.median(per_step)}
 
 
 def main() -> None:
@@ -57,7 +64,7 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu": platform.machine(),
         "scenario": "town",
-        "window": 11,
+        "window": int(load_config().world.observation.window),
         "policy": "uniform over action mask",
     }
     for envs, agents in SIZES:
@@ -77,6 +84,21 @@ def main() -> None:
             flush=True,
         )
         if envs == 1 and agents == 1:
+            median = run["median_step"] * 1e6
+            print(
+                json.dumps(
+                    {
+                        "name": "world_step_latency_median",
+                        "value": round(median, 1),
+                        "unit": "us/step",
+                        "envs": 1,
+                        "agents": 1,
+                        "windows": 20,
+                        **conditions,
+                    }
+                ),
+                flush=True,
+            )
             latency = run["elapsed"] / run["steps"] * 1e6
             print(
                 json.dumps(

@@ -28,17 +28,23 @@ def clock_index(layout: Layout, tod: torch.Tensor) -> torch.Tensor:
     return layout.agent_tod_base + tod.unsqueeze(1)
 
 
-def work(state: WorldState, layout: Layout, clock: torch.Tensor) -> ShiftOutcome:
+def work(
+    state: WorldState, layout: Layout, clock: torch.Tensor, all_alive: bool = False
+) -> ShiftOutcome:
     """Update arrivals in place and return this tick's shift events, wages and penalties."""
     in_shift = layout.shift_in_progress[clock]
     arrived = torch.where(in_shift, state.arrived, 0)
-    present = (state.pos == layout.job_cell) & state.alive
+    present = state.pos == layout.job_cell
+    if not all_alive:
+        present &= state.alive
     arriving = present & in_shift & (arrived == 0)
     arrival = torch.where(arriving, layout.shift_arrival_kind[clock], 0)
     arrived = arrived + arrival
     state.arrived = arrived
     wage = torch.where(present & (arrived > 0), layout.wage, 0.0)
-    absent = layout.shift_last_tick[clock] & (arrived == 0) & state.alive
+    absent = layout.shift_last_tick[clock] & (arrived == 0)
+    if not all_alive:
+        absent &= state.alive
     event = torch.where(absent, ShiftEvent.ABSENT, arrival)
     penalty = layout.penalty_by_event[layout.agent_event_base + event]
     return ShiftOutcome(event, wage, penalty)

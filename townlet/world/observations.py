@@ -151,14 +151,17 @@ class ObservationBuilder:
         layout = self.layout
         e, a = state.pos.shape
         m = layout.num_meters
-        out = torch.empty(e, a, len(self.feature_names), device=state.pos.device)
-        out[..., :m] = state.meters
-        out[..., m : m + 9] = self._clock_shift[clock * 3 + state.arrived]
-        out[..., m + 9 : m + 12] = layout.cell_features[layout.agent_cell_base + state.pos]
-        k = m + 12
+        parts = [
+            state.meters,
+            self._clock_shift[clock * 3 + state.arrived],
+            layout.cell_features[layout.agent_cell_base + state.pos],
+        ]
         if all_alive and not engaged and not rivalry_active:
-            out[..., k:] = self._idle_tail
-            return out
+            return torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
+        out = torch.cat(
+            (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
+        )
+        k = m + 12
         out[..., k] = state.alive
         if engaged:
             interacting = state.using >= 0

@@ -28,7 +28,7 @@ def compute_reward(
     """(E, A) reward; None arguments mean "nothing of that kind happened this tick"."""
     shaping = meter_change @ layout.need_weights + config.survival
     if wage is not None:
-        shaping += config.wage_weight * wage
+        shaping.add_(wage, alpha=config.wage_weight)
     reward = shaping.clamp_(config.clip_min, config.clip_max)
     if not all_alive_before:  # the already fainted earn nothing
         reward = reward * alive_before

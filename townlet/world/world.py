@@ -192,7 +192,7 @@ class World:
 
         # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
         if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
-            shift = work(s, layout, clock)
+            shift = work(s, layout, clock, self._all_alive)
             wage, penalty, shift_event = shift.wage, shift.penalty, shift.event
             self._arrivals_pending_reset = True
         else:

@@ -64,6 +64,48 @@ def _golden_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recordings_list(args: argparse.Namespace) -> int:
+    from townlet.recording import RecordingIndex
+
+    index = RecordingIndex.for_run(Path(args.run_dir), create=False)
+    rows = index.list(args.stage, args.reason, args.min_reward, args.max_reward, args.limit)
+    header = ("episode", "steps", "reward", "stage", "reasons", "file", "bytes")
+    print("\t".join(header))
+    for r in rows:
+        print(
+            f"{r['episode_id']}\t{r['survival_steps']}\t{r['total_reward']:.3f}\t{r['curriculum_stage']}"
+            f"\t{','.join(r['recording_reasons'])}\t{r['file_path']}\t{r['compressed_size_bytes']}"
+        )
+    print(f"{len(rows)} recording(s)", file=sys.stderr)
+    return 0
+
+
+def _recordings_reindex(args: argparse.Namespace) -> int:
+    from townlet.recording import reindex
+
+    count, problems = reindex(Path(args.run_dir))
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    print(f"reindexed {count} recording(s) in {Path(args.run_dir) / 'recordings.db'}")
+    return 1 if problems else 0
+
+
+def _add_recordings(sub) -> None:
+    recordings = sub.add_parser("recordings", help="list recorded episodes or rebuild their index")
+    verbs = recordings.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="list a run's recordings")
+    listing.add_argument("run_dir")
+    listing.add_argument("--stage", type=int)
+    listing.add_argument("--reason")
+    listing.add_argument("--min-reward", type=float)
+    listing.add_argument("--max-reward", type=float)
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(func=_recordings_list)
+    rebuild = verbs.add_parser("reindex", help="rebuild recordings.db from the episode files")
+    rebuild.add_argument("run_dir")
+    rebuild.set_defaults(func=_recordings_reindex)
+
+
 def _add_golden(sub) -> None:
     from townlet.golden.store import DEFAULT_GOLDEN
 
@@ -93,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     show.set_defaults(func=_show)
     _add_golden(sub)
+    _add_recordings(sub)
     from townlet.telemetry.cli import add_verbs
     from townlet.telemetry.cli import run as run_telemetry
 
@@ -103,10 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "runner", None):
         return args.runner(args)
     from townlet.golden.store import GoldenError
+    from townlet.recording import RecordingError
 
     try:
         return args.func(args)
-    except GoldenError as error:
+    except (GoldenError, RecordingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -6,12 +6,11 @@ with a JSON sidecar, `<prefix>_manifest.json` and `<prefix>_metrics.json`.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from townlet.capture.behaviour import PolicyBehaviour, ScriptedBehaviour
 from townlet.capture.samples import Sample, build_sample
@@ -21,6 +20,7 @@ from townlet.scenarios.build import typed
 from townlet.scenarios.controller import validate_scripts
 from townlet.scenarios.expectations import ExpectationResult, check_expectations
 from townlet.util.atomic import atomic_save_npz, atomic_write_json
+from townlet.util.hashing import config_hash
 from townlet.world import ConfigError, World
 from townlet.world.constants import ACTION_NAMES
 
@@ -38,13 +38,6 @@ class CaptureResult:
     world: World
     seconds: float
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def config_hash(cfg: DictConfig | TownletConfig) -> str:
-    """Stable hash of the resolved config (what makes two captures comparable)."""
-    container = OmegaConf.structured(cfg) if not isinstance(cfg, DictConfig) else cfg
-    text = OmegaConf.to_yaml(container, resolve=True, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def seed_placeholder_agents(scenario: ScenarioConfig, count: int) -> None:

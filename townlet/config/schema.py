@@ -217,9 +217,27 @@ class PPOConfig:
 
 @dataclass
 class RecordingConfig:
-    """Episode recording; only `off` exists until the recorder lands (issue 7)."""
+    """Which training episodes to record (env 0), and how the asynchronous writer behaves."""
 
     enabled: bool = False
+    periodic: int = 0
+    """Record every N-th episode (0 = off) -> periodic_N."""
+    top_percent: float = 0.0
+    """Record episodes in the top percent of recent total rewards (0 = off) -> top_X.Xpct."""
+    bottom_percent: float = 0.0
+    performance_window: int = 100
+    """Recent episodes the percentiles are taken over."""
+    performance_min_history: int = 20
+    """Episodes needed before the performance rule fires."""
+    stage_first: int = 0
+    """Record the first N episodes at each curriculum stage -> stage_K_first_N."""
+    stage_pre_transition: int = 0
+    """Record the last N episodes before each stage transition -> stage_K_pre_transition."""
+    agents: list[int] | None = None
+    """Indices of env 0's agents to record; None = all."""
+    queue_size: int = 16
+    """Episodes waiting for the writer; when full, wait `block_seconds`, then drop the episode."""
+    block_seconds: float = 0.5
 
 
 @dataclass

@@ -36,11 +36,13 @@ from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.telemetry_record import epoch_record, rollout_events
+from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
 from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.plot import plot
 from townlet.telemetry.reader import truncate_after_epoch
 from townlet.util.atomic import atomic_write_json
+from townlet.util.hashing import config_hash
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
@@ -137,6 +139,17 @@ class Trainer:
             for i, t in enumerate(names.affordance_types)
             if config.world.affordances[t].effects.get("satiation", 0.0) > 0
         )
+        self.recorder = None
+        if config.recording.enabled:
+            self.recorder = EpisodeRecorder(
+                config.recording,
+                self.output_dir,
+                self.world,
+                run_id=self.output_dir.name,
+                seed=config.seed,
+                config_hash=config_hash(config),
+            )
+            self._progress_column = names.features.index("interaction_progress")
         telemetry_path = self.output_dir / "telemetry" / "ppo.jsonl"
         self.start_epoch, self.steps, self.cycle_id, self.best_return, offset = 0, 0, 0, None, 0
         self.episode_faints = torch.zeros(self.e)
@@ -156,6 +169,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
+
+    def _run(self) -> TrainResult:
         opts = self.config.train
         show = sys.stderr.isatty() if opts.progress is None else opts.progress
         bar = tqdm(
@@ -240,6 +260,8 @@ class Trainer:
             data_mode=data.mode,
             baseline=data.baseline,
         )
+        if self.recorder is not None:
+            record.update(self.recorder.stats())
         if self.writer.should_log(epoch):
             self.writer.write(record)
 
@@ -249,7 +271,8 @@ class Trainer:
         )
         if improved:
             self.best_return = record["episodic_return"]
-        self.curriculum.maybe_advance(self.world, epoch)
+        if self.curriculum.maybe_advance(self.world, epoch) and self.recorder is not None:
+            self.recorder.stage_changed(self.curriculum.stage)
         self._save(epoch, improved)
         return record
 
@@ -278,7 +301,32 @@ class Trainer:
                 buffers.entropy[t] = entropy
                 buffers.values[t] = value
                 buffers.valid[t] = world.state.alive.reshape(n)
+                if self.recorder is not None:
+                    state = world.state
+                    env0 = {
+                        "positions": world.layout.xy_of(state.pos[0]),
+                        "meters": state.meters[0],
+                        "actions": action[:a],
+                        "interaction_progress": features[:a, self._progress_column],
+                        "time_of_day": world.time_of_day()[0],
+                        "queued": state.queued[0],
+                        "using": state.using[0],
+                        "action_probs": torch.softmax(logits[:a], -1),
+                        "values": value[:a],
+                    }
                 result = world.step(action.view(e, a))
+                if self.recorder is not None:
+                    self.recorder.tap(
+                        **env0,
+                        rewards=result.reward[0],
+                        dones=result.terminated[0] | result.truncated[0],
+                    )
+                    if bool(result.env_done[0]):
+                        self.recorder.end_episode(
+                            int(world.state.episode[0]) - 1,
+                            self.curriculum.stage,
+                            result.episode_return[0],
+                        )
                 buffers.rewards[t] = result.reward.reshape(n)
                 buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
                 ev = result.events
@@ -387,6 +435,7 @@ class Trainer:
             "world": self.world.snapshot(),
             "curriculum": self.curriculum.state_dict(),
             "replay": self.replay.state_dict() if self.replay else None,
+            "recording": self.recorder.policy.state_dict() if self.recorder else None,
             "telemetry_offset": self.writer.offset,
             "best_return": self.best_return,
             "episode_faints": self.episode_faints.clone(),
@@ -421,6 +470,12 @@ class Trainer:
         self.curriculum.load_state_dict(data["curriculum"])
         if self.replay is not None and data.get("replay"):
             self.replay.load_state_dict(data["replay"])
+        if self.recorder is not None:
+            if data.get("recording"):
+                self.recorder.policy.load_state_dict(data["recording"])
+            self.recorder.partial = (
+                True  # env 0's episode in progress was not tapped from its start
+            )
         self.start_epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.episode_faints = data["best_return"], data["episode_faints"]
         return data["telemetry_offset"]

@@ -110,6 +110,8 @@ EXTRA_KEYS = [
         ("shift_on_time_events", "On-time arrivals in the epoch's rollout"),
         ("shift_late_events", "Late arrivals in the epoch's rollout"),
         ("shift_absent_events", "Missed shifts in the epoch's rollout"),
+        ("recording_episodes_written", "Episodes the recorder has written so far (run total)"),
+        ("recording_episodes_dropped", "Episodes dropped because the writer's queue stayed full"),
     )
 ]
 EVENT_PREFIX = "events.completed."  # + affordance type: completions in the epoch's rollout

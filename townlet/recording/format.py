@@ -1,0 +1,214 @@
+"""Episode files: `episode_{id:06d}.msgpack.lz4`, an LZ4 frame around msgpack.
+
+Version 2 (written): `{"format_version": 2, "header": {...}, "columns": [...]}`. The header
+names everything (run, scenario, seed, config hash, grid and walls, affordance instances, agent
+ids, meter and action names, episode metadata); each column is a typed array with its codec:
+
+| codec | stored as | used for |
+|---|---|---|
+| raw | the array's bytes | positions (uint8), actions, rewards (float32), flags, values |
+| delta | first differences (wrapping) | time of day |
+| q16d | uint16 quantised over [lo, hi], delta over time | meters |
+| q8 | uint8 quantised over [lo, hi] | interaction progress, action probabilities |
+
+Columns are contiguous per quantity, which is what LZ4 compresses well (slowly changing meters
+become runs of equal deltas). Version 1 (read only) is the row-oriented format of the system we
+replace (see ../shared/fixtures/hamlet-v1/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lz4.frame
+import msgpack
+import numpy as np
+
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+V1_METER_NAMES = ("energy", "hygiene", "satiation", "money", "mood", "social", "health", "fitness")
+V1_ACTION_NAMES = ("UP", "DOWN", "LEFT", "RIGHT", "INTERACT", "WAIT", "REST", "MEDITATE")
+V1_GRID = 8
+
+# name -> (dtype, codec, lo, hi); any column not listed is written raw as given.
+CODECS: dict[str, tuple[str, str, float, float]] = {
+    "positions": ("uint8", "raw", 0, 0),
+    "meters": ("uint16", "q16d", 0.0, 1.0),
+    "actions": ("uint8", "raw", 0, 0),
+    "rewards": ("float32", "raw", 0, 0),
+    "dones": ("bool", "raw", 0, 0),
+    "interaction_progress": ("uint8", "q8", 0.0, 1.0),
+    "time_of_day": ("uint16", "delta", 0, 0),
+    "queued": ("int8", "raw", 0, 0),
+    "using": ("int8", "raw", 0, 0),
+    "action_probs": ("uint8", "q8", 0.0, 1.0),
+    "values": ("float16", "raw", 0, 0),
+    "q_values": ("float32", "raw", 0, 0),
+    "action_masks": ("bool", "raw", 0, 0),
+}
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be read; the message names the episode and the reason."""
+
+
+@dataclass
+class Episode:
+    header: dict[str, Any]
+    columns: dict[str, np.ndarray]  # leading dim T (steps); per-agent columns (T, A, ...)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.header["metadata"]
+
+    @property
+    def steps(self) -> int:
+        return int(self.columns["actions"].shape[0])
+
+
+def _encode_column(name: str, array: np.ndarray) -> dict[str, Any]:
+    dtype, codec, lo, hi = CODECS.get(name, (str(array.dtype), "raw", 0, 0))
+    if codec in ("q16d", "q8"):
+        top = 65535 if codec == "q16d" else 255
+        scaled = np.rint((np.clip(array, lo, hi) - lo) / (hi - lo) * top).astype(dtype)
+        stored = (
+            np.diff(scaled, axis=0, prepend=np.zeros_like(scaled[:1]))
+            if codec == "q16d"
+            else scaled
+        )
+    elif codec == "delta":
+        values = array.astype(dtype)
+        stored = np.diff(values, axis=0, prepend=np.zeros_like(values[:1]))
+    else:
+        stored = np.ascontiguousarray(array, dtype=dtype)
+    return {
+        "name": name,
+        "dtype": dtype,
+        "shape": list(array.shape),
+        "codec": codec,
+        "lo": lo,
+        "hi": hi,
+        "data": stored.tobytes(),
+    }
+
+
+def _decode_column(spec: dict[str, Any]) -> np.ndarray:
+    stored = np.frombuffer(spec["data"], dtype=spec["dtype"]).reshape(spec["shape"])
+    codec, lo, hi = spec["codec"], spec["lo"], spec["hi"]
+    if codec == "q16d":
+        return (
+            np.cumsum(stored, axis=0, dtype=np.uint16).astype(np.float32) * ((hi - lo) / 65535) + lo
+        )
+    if codec == "q8":
+        return stored.astype(np.float32) * ((hi - lo) / 255) + lo
+    if codec == "delta":
+        return np.cumsum(stored, axis=0, dtype=stored.dtype)
+    if codec == "raw":
+        return stored
+    raise ValueError(f"unknown codec {codec!r} for column {spec['name']!r}")
+
+
+def encode_episode(episode: Episode) -> tuple[bytes, int]:
+    """(LZ4-compressed file bytes, uncompressed size)."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "header": episode.header,
+        "columns": [_encode_column(name, np.asarray(a)) for name, a in episode.columns.items()],
+    }
+    packed = msgpack.packb(payload, use_bin_type=True)
+    return lz4.frame.compress(packed, compression_level=0), len(packed)
+
+
+def decode_episode(data: bytes, label: str) -> Episode:
+    """Decode a version 1 or 2 file; `label` (e.g. 'episode 7') names it in errors."""
+    try:
+        packed = lz4.frame.decompress(data)
+    except RuntimeError as error:
+        raise RecordingError(f"{label}: not an LZ4 frame or truncated ({error})") from error
+    try:
+        payload = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as error:
+        raise RecordingError(f"{label}: corrupt msgpack payload ({error})") from error
+    if not isinstance(payload, dict):
+        raise RecordingError(f"{label}: not a recording (top level is {type(payload).__name__})")
+    version = payload.get("format_version", payload.get("version"))
+    if version not in SUPPORTED_VERSIONS:
+        raise RecordingError(f"{label}: unsupported format version {version!r} (supported: 1, 2)")
+    try:
+        return _from_v2(payload) if version == 2 else _from_v1(payload)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise RecordingError(
+            f"{label}: malformed version {version} recording ({error!r})"
+        ) from error
+
+
+def _from_v2(payload: dict[str, Any]) -> Episode:
+    columns = {spec["name"]: _decode_column(spec) for spec in payload["columns"]}
+    return Episode(header=payload["header"], columns=columns)
+
+
+def _v1_layout(raw: Any) -> list[dict[str, Any]]:
+    """Nested {positions, ordering} or flat {name: [x, y]} affordance layouts."""
+    if isinstance(raw, dict) and "positions" in raw:
+        positions = raw["positions"]
+        names = raw.get("ordering") or list(positions)
+    else:
+        positions = raw or {}
+        names = list(positions)
+    return [
+        {"name": n, "type": n, "x": int(positions[n][0]), "y": int(positions[n][1])} for n in names
+    ]
+
+
+def _from_v1(payload: dict[str, Any]) -> Episode:
+    meta, steps = payload["metadata"], payload["steps"]
+    t = len(steps)
+
+    def column(key: str, dtype, width: int | None = None, default=0):
+        rows = [s.get(key) for s in steps]
+        if width is None:
+            return np.array([default if r is None else r for r in rows], dtype=dtype).reshape(t, 1)
+        return np.array([[default] * width if r is None else r for r in rows], dtype=dtype).reshape(
+            t, 1, width
+        )
+
+    columns = {
+        "positions": column("position", np.uint8, 2),
+        "meters": column("meters", np.float32, len(V1_METER_NAMES)),
+        "actions": column("action", np.uint8),
+        "rewards": column("reward", np.float32),
+        "dones": column("done", np.bool_),
+        "interaction_progress": column("interaction_progress", np.float32, default=0.0),
+        "time_of_day": np.array([s.get("time_of_day") or 0 for s in steps], dtype=np.uint16),
+    }
+    if any(s.get("q_values") is not None for s in steps):
+        columns["q_values"] = column("q_values", np.float32, len(V1_ACTION_NAMES), default=0.0)
+    if any(s.get("action_masks") is not None for s in steps):
+        columns["action_masks"] = column(
+            "action_masks", np.bool_, len(V1_ACTION_NAMES), default=True
+        )
+    layout = payload.get("affordances") or meta.get("affordance_layout")
+    header = {
+        "format_version": 1,
+        "run_id": None,
+        "scenario": None,
+        "seed": None,
+        "config_hash": None,
+        "grid": {"width": V1_GRID, "height": V1_GRID, "walls": []},
+        "affordances": _v1_layout(layout),
+        "agent_ids": ["agent_0"],
+        "meter_names": list(V1_METER_NAMES),
+        "action_names": list(V1_ACTION_NAMES),
+        "ticks_per_day": 24,
+        "metadata": {
+            "episode_id": int(meta["episode_id"]),
+            "survival_steps": int(meta.get("survival_steps", t)),
+            "total_reward": float(meta.get("total_reward", 0.0)),
+            "curriculum_stage": int(meta.get("curriculum_stage", 1)),
+            "recording_reason": meta.get("recording_reason", "periodic"),
+            "recording_reasons": [meta.get("recording_reason", "periodic")],
+            "timestamp": float(meta.get("timestamp", 0.0)),
+        },
+    }
+    return Episode(header=header, columns=columns)

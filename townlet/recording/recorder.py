@@ -1,0 +1,213 @@
+"""Record chosen episodes of env 0 while training (or from a live server), off the hot path.
+
+Per tick the caller hands over env 0's tensors (already on the CPU); they are copied into
+preallocated buffers. When an episode ends the policy decides; a kept episode is handed to a
+writer thread through a bounded queue. When the queue is full the recorder waits
+`block_seconds`, then drops the whole episode (never single steps) and counts it. `close()`
+drains the queue. On start, an existing recordings folder is reindexed, so a run killed
+mid-write resumes with a consistent index; an episode that is already recorded is skipped,
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from townlet.config.schema import RecordingConfig
+from townlet.recording.format import FORMAT_VERSION, Episode, RecordingError
+from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
+from townlet.recording.policies import RecordingPolicy
+from townlet.world import World
+from townlet.world.constants import ACTION_NAMES
+
+_STOP = object()
+
+
+@dataclass
+class _Kept:
+    episode: Episode
+    written: bool
+
+
+class EpisodeRecorder:
+    def __init__(
+        self,
+        config: RecordingConfig,
+        run_dir: Path,
+        world: World,
+        run_id: str,
+        seed: int,
+        config_hash: str,
+    ) -> None:
+        layout = world.layout
+        self.config, self.policy = config, RecordingPolicy(config)
+        self.agents = (
+            list(config.agents) if config.agents is not None else list(range(layout.num_agents))
+        )
+        if not self.agents or not all(0 <= a < layout.num_agents for a in self.agents):
+            raise ValueError(
+                f"recording.agents must index the scenario's {layout.num_agents} agents"
+            )
+        run_dir = Path(run_dir)
+        if (run_dir / FOLDER_NAME).is_dir() and any((run_dir / FOLDER_NAME).iterdir()):
+            reindex(run_dir)  # recover from a killed writer: rows exactly for the files present
+        self.index = RecordingIndex.for_run(run_dir)
+        self.header = {
+            "format_version": FORMAT_VERSION,
+            "run_id": run_id,
+            "scenario": layout.scenario_name,
+            "seed": seed,
+            "config_hash": config_hash,
+            "grid": {
+                "width": layout.width,
+                "height": layout.height,
+                "walls": [list(w) for w in layout.walls],
+            },
+            "affordances": [
+                {"name": name, "type": layout.affordance_types[t], "x": xy[0], "y": xy[1]}
+                for name, t, xy in zip(
+                    layout.instance_names, layout.inst_type.tolist(), layout.inst_xy, strict=True
+                )
+            ],
+            "agent_ids": [layout.agent_ids[a] for a in self.agents],
+            "meter_names": list(layout.meter_names),
+            "action_names": list(ACTION_NAMES),
+            "ticks_per_day": layout.ticks_per_day,
+        }
+        t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
+        self._index = torch.tensor(self.agents)
+        self._all = self.agents == list(range(layout.num_agents))
+        self.buffers = {
+            "positions": torch.zeros(t, a, 2, dtype=torch.int64),
+            "meters": torch.zeros(t, a, m),
+            "actions": torch.zeros(t, a, dtype=torch.int64),
+            "rewards": torch.zeros(t, a),
+            "dones": torch.zeros(t, a, dtype=torch.bool),
+            "interaction_progress": torch.zeros(t, a),
+            "time_of_day": torch.zeros(t, dtype=torch.int64),
+            "queued": torch.zeros(t, a, dtype=torch.int64),
+            "using": torch.zeros(t, a, dtype=torch.int64),
+            "action_probs": torch.zeros(t, a, k),
+            "values": torch.zeros(t, a),
+        }
+        self.t = 0
+        self.partial = False  # set by a resumed run: the episode in progress was not tapped whole
+        self.ring: deque[_Kept] = deque(maxlen=max(config.stage_pre_transition, 1))
+        self.written = self.dropped = self.skipped = 0
+        self.errors: list[str] = []
+        self._queue: queue.Queue = queue.Queue(maxsize=max(config.queue_size, 1))
+        self._thread = threading.Thread(target=self._write_loop, name="episode-writer", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ hot path
+    def tap(self, **step: torch.Tensor) -> None:
+        """Env 0's tensors for one tick: positions (A,2), meters (A,M), actions, rewards, dones,
+        interaction_progress, queued, using, values (A,), action_probs (A,K), time_of_day ()."""
+        t = self.t
+        if t >= self.buffers["actions"].shape[0]:
+            return  # past the scenario's tick limit (only without auto-reset)
+        for name, value in step.items():
+            if name == "time_of_day":
+                self.buffers[name][t] = value
+            else:
+                self.buffers[name][t] = value if self._all else value.index_select(0, self._index)
+        self.t = t + 1
+
+    def end_episode(self, episode_id: int, stage: int, returns: torch.Tensor) -> None:
+        """The episode just tapped has ended; `returns` (A,) are its agents' true returns.
+        Decide, and hand it over when kept."""
+        steps, self.t = self.t, 0
+        total = float(returns.index_select(0, self._index).mean())
+        reasons = self.policy.reasons(episode_id, total, stage)
+        if self.partial:  # only its tail was seen after a resume: never write a partial episode
+            self.partial = False
+            return
+        if not reasons and not self.config.stage_pre_transition:
+            return
+        episode = self._snapshot(episode_id, steps, total, stage, reasons)
+        if reasons:
+            self._submit(episode)
+        if self.config.stage_pre_transition:
+            self.ring.append(_Kept(episode, bool(reasons)))
+
+    def stage_changed(self, new_stage: int) -> None:
+        """Write the ring buffer's episodes: the last ones before the transition."""
+        reason = self.policy.pre_transition_reason(new_stage)
+        for kept in self.ring:
+            meta = kept.episode.metadata
+            meta["recording_reasons"] = [*meta["recording_reasons"], reason]
+            if not kept.written:
+                meta["recording_reason"] = reason
+                self._submit(kept.episode)
+            else:
+                self._submit(("add_reason", meta["episode_id"], reason))
+        self.ring.clear()
+
+    def close(self) -> None:
+        """Drain the queue and stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "recording_episodes_written": self.written,
+            "recording_episodes_dropped": self.dropped,
+        }
+
+    # ------------------------------------------------------------------ internals
+    def _snapshot(
+        self, episode_id: int, steps: int, total: float, stage: int, reasons: list[str]
+    ) -> Episode:
+        columns = {name: buf[:steps].numpy().copy() for name, buf in self.buffers.items()}
+        metadata = {
+            "episode_id": int(episode_id),
+            "survival_steps": steps,
+            "total_reward": total,
+            "curriculum_stage": int(stage),
+            "recording_reason": reasons[0] if reasons else "",
+            "recording_reasons": list(reasons),
+            "timestamp": time.time(),
+        }
+        return Episode(header={**self.header, "metadata": metadata}, columns=columns)
+
+    def _submit(self, job: Any) -> None:
+        try:
+            self._queue.put(job, timeout=self.config.block_seconds)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                break
+            try:
+                if isinstance(job, tuple):
+                    self._add_reason(*job[1:])
+                elif self.index.get(job.metadata["episode_id"]) is not None:
+                    self.skipped += 1  # a resumed run replaying an episode it already recorded
+                else:
+                    self.index.write(job)
+                    self.written += 1
+            except (RecordingError, OSError) as error:
+                self.errors.append(str(error))
+        self.index.close()
+
+    def _add_reason(self, episode_id: int, reason: str) -> None:
+        row = self.index.get(episode_id)
+        if row is None or reason in row["recording_reasons"]:
+            return
+        with self.index.connection:
+            self.index.connection.execute(
+                "UPDATE episode_recordings SET recording_reasons = ? WHERE episode_id = ?",
+                (json.dumps([*row["recording_reasons"], reason]), episode_id),
+            )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from townlet.config.schema import TownletConfig
+from townlet.config.schema import ExportConfig, TownletConfig
 
 SCHEMA_NAME = "townlet_schema"
+EXPORT_SCHEMA_NAME = "export_schema"
 
 
 def register_configs() -> None:
-    """Store the root schema; every group's YAML is then merged into a typed node."""
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=TownletConfig)
+    """Store the schemas; every YAML is then merged into a typed node."""
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA_NAME, node=TownletConfig)
+    store.store(name=EXPORT_SCHEMA_NAME, node=ExportConfig)

@@ -339,3 +339,21 @@ class TownletConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     seed: int = II("scenario.seed")
+
+
+@dataclass
+class ExportConfig:
+    """`experiments/export.py`: one recorded episode of a run directory to MP4."""
+
+    run_dir: str = MISSING
+    episode_id: int = MISSING
+    output: str | None = None
+    """Default: <run_dir>/videos/episode_<id>.mp4."""
+    fps: int = 30
+    speed: float = 1.0
+    style: str = "dark"
+    preset: str = "1080p"
+    dpi: int | None = None
+    start: int = 0
+    end: int | None = None
+    quality: str = "fast"

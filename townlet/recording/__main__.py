@@ -1,0 +1,5 @@
+import sys
+
+from townlet.video.cli import main
+
+sys.exit(main())

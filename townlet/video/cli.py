@@ -1,0 +1,101 @@
+"""`python -m townlet.recording export|batch`: the seed's video interface, kept."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from townlet.recording import RecordingError, RecordingIndex
+from townlet.video.export import ExportError, VideoOptions, export_from_index
+
+
+def _options(args: argparse.Namespace) -> VideoOptions:
+    return VideoOptions(
+        fps=args.fps,
+        speed=args.speed,
+        style=args.style,
+        preset=args.preset,
+        dpi=args.dpi,
+        start=args.start,
+        end=args.end,
+        quality=args.quality,
+        progress=sys.stderr.isatty(),
+    )
+
+
+def _index(args: argparse.Namespace) -> RecordingIndex:
+    return RecordingIndex(Path(args.database), Path(args.recordings), create=False)
+
+
+def _export(args: argparse.Namespace) -> int:
+    result = export_from_index(_index(args), args.episode_id, Path(args.output), _options(args))
+    print(
+        f"wrote {result['output']}: {result['frames']} frames, {result['width']}x{result['height']}"
+    )
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    index, options, out = _index(args), _options(args), Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = index.list(args.stage, args.reason, args.min_reward, args.max_reward, args.limit)
+    failed = []
+    for row in rows:
+        target = out / f"episode_{row['episode_id']:06d}.mp4"
+        try:
+            result = export_from_index(index, row["episode_id"], target, options)
+            print(f"wrote {result['output']}: {result['frames']} frames")
+        except (ExportError, RecordingError) as error:
+            failed.append(row["episode_id"])
+            print(f"error: {error}", file=sys.stderr)
+    print(
+        f"exported {len(rows) - len(failed)} of {len(rows)} episode(s)"
+        + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database", required=True, help="recordings.db (or a version-1 metrics.db)"
+    )
+    parser.add_argument("--recordings", required=True, help="the folder holding the episode files")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = 5 steps/s)")
+    parser.add_argument("--style", choices=("dark", "light"), default="dark")
+    parser.add_argument("--preset", choices=("1080p", "1440p"), default="1080p")
+    parser.add_argument("--dpi", type=int, help="frame size 16*DPI x 9*DPI instead of a preset")
+    parser.add_argument("--start", type=int, default=0, help="first step")
+    parser.add_argument("--end", type=int, help="step after the last")
+    parser.add_argument(
+        "--quality",
+        choices=("fast", "quality"),
+        default="fast",
+        help="fast: libx264 ultrafast for previews; quality: medium for sharing",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m townlet.recording", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    export = verbs.add_parser("export", help="one episode to MP4")
+    export.add_argument("episode_id", type=int)
+    export.add_argument("--output", required=True)
+    _common(export)
+    export.set_defaults(func=_export)
+    batch = verbs.add_parser("batch", help="every episode matching the filters to MP4")
+    batch.add_argument("--output-dir", required=True)
+    batch.add_argument("--stage", type=int)
+    batch.add_argument("--reason")
+    batch.add_argument("--min-reward", type=float)
+    batch.add_argument("--max-reward", type=float)
+    batch.add_argument("--limit", type=int, default=100)
+    _common(batch)
+    batch.set_defaults(func=_batch)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ExportError, RecordingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,146 @@
+"""Export recorded episodes to MP4, one or a batch.
+
+Timing: at speed 1 an episode plays at BASE_RATE steps per second (the replay server's default
+step delay of 0.2 s), so a video has ceil(steps * fps / (BASE_RATE * speed)) frames; frame i shows
+step floor(i * BASE_RATE * speed / fps). Each step is drawn once and its frame repeated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from townlet.recording import RecordingError, RecordingIndex
+from townlet.recording.format import Episode
+from townlet.video.encode import encode
+from townlet.video.render import FrameRenderer, frame_size
+
+BASE_RATE = 5.0
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; the message says which episode and why."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    fps: int = 30
+    speed: float = 1.0
+    style: str = "dark"
+    preset: str = "1080p"
+    dpi: int | None = None
+    start: int = 0
+    end: int | None = None
+    quality: str = "fast"
+    progress: bool = False
+
+    def check(self) -> None:
+        if self.fps < 1:
+            raise ExportError(f"fps must be >= 1, got {self.fps}")
+        if not (math.isfinite(self.speed) and self.speed > 0):
+            raise ExportError(f"speed must be a positive number, got {self.speed}")
+
+
+def frame_count(steps: int, fps: int, speed: float) -> int:
+    return math.ceil(steps * fps / (BASE_RATE * speed))
+
+
+def frames(
+    renderer: FrameRenderer, first: int, last: int, options: VideoOptions
+) -> Iterator[np.ndarray]:
+    total = frame_count(last - first, options.fps, options.speed)
+    drawn_step, drawn = -1, None
+    bar = tqdm(total=total, unit="frame", disable=not options.progress, leave=False)
+    for i in range(total):
+        step = first + min(int(i * BASE_RATE * options.speed / options.fps), last - first - 1)
+        if step != drawn_step:
+            drawn_step, drawn = step, renderer.render(step)
+        bar.update(1)
+        yield drawn
+    bar.close()
+
+
+def prefetch(source: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """Run `source` in a thread, `depth` frames ahead, so drawing overlaps encoding (both spend
+    most of their time in C code that releases the GIL). Errors surface in the consumer."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # handed to the consumer
+            buffer.put(error)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def export_episode(episode: Episode, output: Path, options: VideoOptions) -> dict:
+    options.check()
+    first, last = (
+        options.start,
+        episode.steps if options.end is None else min(options.end, episode.steps),
+    )
+    if not 0 <= first < last:
+        raise ExportError(
+            f"episode {episode.metadata.get('episode_id')}: empty step range "
+            f"[{options.start}, {options.end}) of {episode.steps} steps"
+        )
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ExportError(f"{output}: output folder {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK):
+        raise ExportError(f"{output}: output folder {output.parent} is not writable")
+    size = frame_size(options.preset, options.dpi)
+    renderer = FrameRenderer(episode, size, options.style)
+    count = encode(
+        prefetch(frames(renderer, first, last, options)), output, options.fps, size, options.quality
+    )
+    return {
+        "episode_id": episode.metadata.get("episode_id"),
+        "output": str(output),
+        "frames": count,
+        "width": size[0],
+        "height": size[1],
+        "steps": last - first,
+    }
+
+
+def export_from_index(
+    index: RecordingIndex, episode_id: int, output: Path, options: VideoOptions
+) -> dict:
+    try:
+        episode = index.load(episode_id)
+    except RecordingError as error:
+        raise ExportError(str(error)) from error
+    return export_episode(episode, output, options)

@@ -1,0 +1,308 @@
+"""Draw an episode's frames from its recording and its own names (never from a World).
+
+The static layer — background, grid, walls, labelled affordances, panel titles — is drawn once;
+each step copies it and draws what moves: agents (a colour each, with a fading trail and their
+last action), affordance state (busy / queued outlines), meters per agent with their names,
+action probabilities or Q-values with the chosen action marked, episode info, time of day and
+interaction progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from townlet.recording.format import Episode
+
+PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
+AGENT_COLOURS = (
+    (230, 57, 70),
+    (69, 123, 157),
+    (42, 157, 143),
+    (244, 162, 97),
+    (131, 56, 236),
+    (255, 190, 11),
+    (58, 134, 255),
+    (251, 86, 7),
+)
+TRAIL = 8
+
+
+@dataclass(frozen=True)
+class Style:
+    background: tuple[int, int, int]
+    panel: tuple[int, int, int]
+    floor: tuple[int, int, int]
+    wall: tuple[int, int, int]
+    grid_line: tuple[int, int, int]
+    text: tuple[int, int, int]
+    muted: tuple[int, int, int]
+    affordance: tuple[int, int, int]
+    busy: tuple[int, int, int]
+    queued: tuple[int, int, int]
+    bar: tuple[int, int, int]
+
+
+STYLES = {
+    "dark": Style(
+        (18, 20, 26),
+        (30, 33, 42),
+        (44, 48, 60),
+        (10, 11, 14),
+        (58, 62, 76),
+        (235, 235, 240),
+        (150, 154, 168),
+        (80, 86, 110),
+        (233, 196, 106),
+        (231, 111, 81),
+        (120, 200, 160),
+    ),
+    "light": Style(
+        (245, 245, 240),
+        (255, 255, 255),
+        (226, 228, 220),
+        (70, 72, 80),
+        (200, 202, 195),
+        (25, 25, 30),
+        (110, 112, 120),
+        (176, 190, 214),
+        (214, 160, 40),
+        (214, 84, 56),
+        (46, 150, 110),
+    ),
+}
+
+
+def frame_size(preset: str | None = "1080p", dpi: int | None = None) -> tuple[int, int]:
+    """(width, height): a preset, or 16*dpi x 9*dpi as the seed's --dpi did (even sizes)."""
+    if dpi is not None:
+        return (16 * dpi) // 2 * 2, (9 * dpi) // 2 * 2
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (presets: {', '.join(PRESETS)})")
+    return PRESETS[preset]
+
+
+class FrameRenderer:
+    def __init__(
+        self, episode: Episode, size: tuple[int, int], style: str = "dark", reason: str = ""
+    ) -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r} (styles: {', '.join(STYLES)})")
+        self.episode, self.style = episode, STYLES[style]
+        self.width, self.height = size
+        header = episode.header
+        grid = header["grid"]
+        self.cols, self.rows = int(grid["width"]), int(grid["height"])
+        self.unit = self.height / 1080
+        margin = int(40 * self.unit)
+        side = min(self.height - 2 * margin, int(self.width * 0.58) - 2 * margin)
+        self.cell = side // max(self.cols, self.rows)
+        self.origin = (margin, (self.height - self.cell * self.rows) // 2)
+        self.panel_x = margin * 2 + self.cell * self.cols
+        self.font = ImageFont.load_default(size=max(10, int(22 * self.unit)))
+        self.small = ImageFont.load_default(size=max(8, int(16 * self.unit)))
+        self.title = ImageFont.load_default(size=max(12, int(30 * self.unit)))
+        cols = episode.columns
+        self.agents = list(header["agent_ids"])
+        self.meter_names = list(header["meter_names"])
+        self.action_names = list(header["action_names"])
+        self.positions = cols["positions"].astype(
+            np.int64
+        )  # stored as uint8: widen for pixel maths
+        self.rewards = cols["rewards"].astype(np.float64).mean(axis=1)
+        self.cumulative = np.cumsum(self.rewards)
+        self.policy_column = (
+            "action_probs" if "action_probs" in cols else "q_values" if "q_values" in cols else None
+        )
+        self.reason = reason or ", ".join(episode.metadata.get("recording_reasons") or [])
+        self.instances = {i: a for i, a in enumerate(header["affordances"])}
+        self.static = self._draw_static()
+
+    # ------------------------------------------------------------------ geometry
+    def cell_box(self, x: int, y: int) -> tuple[int, int, int, int]:
+        x, y = int(x), int(y)
+        left, top = self.origin[0] + x * self.cell, self.origin[1] + y * self.cell
+        return left, top, left + self.cell - 1, top + self.cell - 1
+
+    def cell_center(self, x: int, y: int) -> tuple[int, int]:
+        left, top, right, bottom = self.cell_box(x, y)
+        return (left + right) // 2, (top + bottom) // 2
+
+    def agent_colour(self, index: int) -> tuple[int, int, int]:
+        return AGENT_COLOURS[index % len(AGENT_COLOURS)]
+
+    # ------------------------------------------------------------------ static layer
+    def _draw_static(self) -> Image.Image:
+        s = self.style
+        image = Image.new("RGB", (self.width, self.height), s.background)
+        draw = ImageDraw.Draw(image)
+        walls = {tuple(w) for w in self.episode.header["grid"].get("walls", [])}
+        for y in range(self.rows):
+            for x in range(self.cols):
+                draw.rectangle(
+                    self.cell_box(x, y),
+                    fill=s.wall if (x, y) in walls else s.floor,
+                    outline=s.grid_line,
+                )
+        for affordance in self.instances.values():
+            box = self.cell_box(affordance["x"], affordance["y"])
+            inset = max(2, self.cell // 10)
+            draw.rounded_rectangle(
+                (box[0] + inset, box[1] + inset, box[2] - inset, box[3] - inset),
+                radius=inset,
+                fill=s.affordance,
+            )
+            draw.text(
+                (box[0] + 2 * inset, box[1] + inset),
+                affordance["type"][:8],
+                fill=s.text,
+                font=self.small,
+            )
+        draw.rectangle((self.panel_x - 10, 0, self.width, self.height), fill=s.panel)
+        return image
+
+    # ------------------------------------------------------------------ one step
+    def render(self, step: int) -> np.ndarray:
+        """(height, width, 3) uint8 frame of `step`."""
+        s, cols, meta = self.style, self.episode.columns, self.episode.metadata
+        image = self.static.copy()
+        draw = ImageDraw.Draw(image)
+        self._affordance_state(draw, step)
+        positions = self.positions
+        for agent in range(len(self.agents)):
+            colour = self.agent_colour(agent)
+            trail = [
+                self.cell_center(*positions[t, agent])
+                for t in range(max(0, step - TRAIL), step + 1)
+            ]
+            if len(trail) > 1:
+                draw.line(trail, fill=tuple(c // 2 for c in colour), width=max(2, self.cell // 12))
+            cx, cy = self.cell_center(*positions[step, agent])
+            radius = max(4, int(self.cell * 0.3))
+            done = bool(cols["dones"][step, agent]) if "dones" in cols else False
+            draw.ellipse(
+                (cx - radius, cy - radius, cx + radius, cy + radius),
+                fill=colour,
+                outline=s.text if not done else s.queued,
+                width=max(1, radius // 6),
+            )
+        x, y = self.panel_x, int(30 * self.unit)
+        line = int(30 * self.unit)
+        steps = self.episode.steps
+        draw.text(
+            (x, y),
+            f"Episode {meta.get('episode_id')}   stage {meta.get('curriculum_stage')}",
+            fill=s.text,
+            font=self.title,
+        )
+        y += int(44 * self.unit)
+        draw.text(
+            (x, y),
+            f"step {step + 1} / {steps}   reward {self.rewards[step]:+.3f}   "
+            f"cumulative {self.cumulative[step]:+.3f}",
+            fill=s.text,
+            font=self.font,
+        )
+        y += line
+        draw.text((x, y), f"reason: {self.reason}"[:70], fill=s.muted, font=self.small)
+        y += line
+        y = self._time_bar(draw, x, y, step)
+        for agent, agent_id in enumerate(self.agents):
+            y = self._agent_panel(draw, x, y, step, agent, agent_id)
+            if y > self.height - 40 * self.unit:
+                break
+        return np.asarray(image)
+
+    def _affordance_state(self, draw: ImageDraw.ImageDraw, step: int) -> None:
+        cols, s = self.episode.columns, self.style
+        for name, colour in (("using", s.busy), ("queued", s.queued)):
+            if name not in cols:
+                continue
+            for instance in set(int(i) for i in cols[name][step] if i >= 0):
+                affordance = self.instances.get(instance)
+                if affordance is not None:
+                    draw.rectangle(
+                        self.cell_box(affordance["x"], affordance["y"]),
+                        outline=colour,
+                        width=max(2, self.cell // 14),
+                    )
+
+    def _time_bar(self, draw: ImageDraw.ImageDraw, x: int, y: int, step: int) -> int:
+        s, cols = self.style, self.episode.columns
+        width, height = int(self.width - x - 40 * self.unit), int(12 * self.unit)
+        tpd = int(self.episode.header.get("ticks_per_day") or 240)
+        tod = int(cols["time_of_day"][step]) % tpd if "time_of_day" in cols else 0
+        minutes = tod * 24 * 60 // tpd
+        known = self.episode.header.get("format_version", 2) >= 2
+        label = (
+            f"time of day {minutes // 60:02d}:{minutes % 60:02d}"
+            if known
+            else "time of day: not recorded"
+        )
+        policy = {"action_probs": "action probabilities", "q_values": "Q-values (scaled)"}.get(
+            self.policy_column, ""
+        )
+        draw.text((x, y), f"{label}      {policy}", fill=s.muted, font=self.small)
+        y += int(22 * self.unit)
+        draw.rectangle((x, y, x + width, y + height), fill=s.floor)
+        draw.rectangle((x, y, x + int(width * tod / tpd), y + height), fill=s.bar)
+        return y + int(28 * self.unit)
+
+    def _agent_panel(
+        self, draw: ImageDraw.ImageDraw, x: int, y: int, step: int, agent: int, agent_id: str
+    ) -> int:
+        s, cols = self.style, self.episode.columns
+        action = int(cols["actions"][step, agent])
+        name = self.action_names[action] if action < len(self.action_names) else str(action)
+        progress = (
+            float(cols["interaction_progress"][step, agent])
+            if "interaction_progress" in cols
+            else 0.0
+        )
+        draw.ellipse(
+            (x, y + 4, x + int(16 * self.unit), y + 4 + int(16 * self.unit)),
+            fill=self.agent_colour(agent),
+        )
+        draw.text(
+            (x + int(24 * self.unit), y),
+            f"{agent_id}: {name}   progress {progress:.0%}",
+            fill=s.text,
+            font=self.font,
+        )
+        y += int(32 * self.unit)
+        half = int((self.width - x - 60 * self.unit) / 2)
+        bar_h, gap = int(14 * self.unit), int(20 * self.unit)
+        meters = cols["meters"][step, agent]
+        for i, meter in enumerate(self.meter_names):
+            top = y + i * gap
+            draw.text((x, top - 2), meter[:10], fill=s.muted, font=self.small)
+            left = x + int(100 * self.unit)
+            draw.rectangle(
+                (left, top, left + half - int(110 * self.unit), top + bar_h), fill=s.floor
+            )
+            value = float(np.clip(meters[i], 0, 1))
+            draw.rectangle(
+                (left, top, left + int((half - 110 * self.unit) * value), top + bar_h), fill=s.bar
+            )
+        if self.policy_column is not None:
+            values = cols[self.policy_column][step, agent].astype(np.float64)
+            if self.policy_column == "q_values":
+                span = values.max() - values.min()
+                values = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+            px = x + half
+            for i, action_name in enumerate(self.action_names[: len(values)]):
+                top = y + i * gap
+                chosen = i == action
+                draw.text(
+                    (px, top - 2),
+                    ("> " if chosen else "  ") + action_name[:9],
+                    fill=s.text if chosen else s.muted,
+                    font=self.small,
+                )
+                left = px + int(120 * self.unit)
+                right = left + int((half - 140 * self.unit) * float(np.clip(values[i], 0, 1)))
+                draw.rectangle((left, top, right, top + bar_h), fill=s.busy if chosen else s.bar)
+        rows = max(len(self.meter_names), len(self.action_names) if self.policy_column else 0)
+        return y + rows * gap + int(16 * self.unit)

@@ -13,16 +13,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from townlet.capture import capture, describe
+from townlet.capture import capture, describe, track_capture
 from townlet.config import register_configs
 from townlet.scenarios.lint import preflight
+from townlet.tracking import open_tracker
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    result = capture(cfg, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with open_tracker(cfg, "capture", run_dir) as tracker:
+        result = capture(cfg, run_dir)
+        track_capture(result, tracker)
     print(describe(result))
 
 

@@ -1,6 +1,6 @@
 """Export a recorded episode of a run to MP4.
 
-    python experiments/export.py run_dir=PATH episode_id=500
+python experiments/export.py run_dir=PATH episode_id=500
 """
 
 from __future__ import annotations

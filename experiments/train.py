@@ -16,13 +16,16 @@ from omegaconf import DictConfig
 from townlet.config import register_configs
 from townlet.policy.train import describe, train
 from townlet.scenarios.lint import preflight
+from townlet.tracking import open_tracker
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with open_tracker(cfg, "train", run_dir) as tracker:
+        result = train(cfg, run_dir, tracker)
     print(describe(result))
     return result.objective
 

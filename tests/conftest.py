@@ -15,6 +15,16 @@ from townlet.world import Action, World
 A = Action
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tracking_store(tmp_path_factory):
+    """Every tracked job in the tests logs to a temporary MLflow store, never the project's."""
+    import os
+
+    store = tmp_path_factory.mktemp("mlflow") / "mlruns.db"
+    os.environ["TOWNLET_TRACKING_URI"] = f"sqlite:///{store}"
+    yield store
+
+
 @pytest.fixture(scope="session")
 def base_cfg():
     """The project's composed default config (real Hydra composition)."""

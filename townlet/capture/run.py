@@ -185,3 +185,27 @@ def describe(result: CaptureResult) -> str:
     )
     lines += [f"  FAILED {r.message}" for r in failed]
     return "\n".join(lines)
+
+
+def track_capture(result: CaptureResult, tracker) -> None:
+    """Per-sample metrics, their drift from the golden file, and the capture's files."""
+    from townlet.golden import DEFAULT_GOLDEN, load_golden
+    from townlet.golden.compare import compare_sample, drift_table
+
+    for file, metrics in result.metrics.items():
+        agent = file.rsplit("_", 1)[0].split("_", 2)[-1]
+        tracker.log_metrics({f"{agent}.{k}": v for k, v in metrics.items()})
+    golden = load_golden(DEFAULT_GOLDEN).get(result.scenario) if DEFAULT_GOLDEN.exists() else None
+    if golden is not None:
+        drifts, compared = [], 0
+        for file, metrics in result.metrics.items():
+            if file in golden:
+                n, found = compare_sample(result.scenario, file, golden[file], metrics)
+                compared, drifts = compared + n, drifts + found
+        tracker.log_metrics({"golden.metrics_compared": compared, "golden.drifted": len(drifts)})
+        table = result.output_dir / "golden_comparison.txt"
+        table.write_text((drift_table(drifts) if drifts else "no drift") + "\n")
+        tracker.log_artifact(table)
+        tracker.set_tags({"golden": "drift" if drifts else "match"})
+    for name in ("manifest", "metrics"):
+        tracker.log_artifact(result.output_dir / f"rollout_sample_{name}.json")

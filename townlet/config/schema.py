@@ -265,9 +265,14 @@ class CurriculumConfig:
 
 @dataclass
 class TrackingConfig:
-    """Experiment tracking; only `off` exists until MLflow tracking lands (issue 6)."""
+    """Experiment tracking: off | mlflow (embedded SQLite store) | mlflow_server."""
 
-    backend: str = "off"
+    backend: str = "mlflow"
+    uri: str | None = None
+    """mlflow: default sqlite:///<project root>/mlruns.db (or $TOWNLET_TRACKING_URI);
+    mlflow_server: required, e.g. http://mlflow.internal:5000."""
+    experiment: str | None = None
+    """MLflow experiment; default: the entry point's name (train, capture)."""
 
 
 @dataclass

@@ -36,11 +36,13 @@ from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.telemetry_record import epoch_record, rollout_events
+from townlet.recording import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
 from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.plot import plot
 from townlet.telemetry.reader import truncate_after_epoch
+from townlet.tracking import Tracker
 from townlet.util.atomic import atomic_write_json
 from townlet.util.hashing import config_hash
 from townlet.world import World
@@ -98,7 +100,10 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
 
 
 class Trainer:
-    def __init__(self, config: TownletConfig, output_dir: Path) -> None:
+    def __init__(
+        self, config: TownletConfig, output_dir: Path, tracker: Tracker | None = None
+    ) -> None:
+        self.tracker = tracker or Tracker()
         ppo, opts = config.ppo, config.train
         if opts.source not in SOURCES:
             raise ValueError(f"train.source: '{opts.source}' is not one of {', '.join(SOURCES)}")
@@ -201,9 +206,40 @@ class Trainer:
         if self.writer.path.exists():
             plot(self.writer.path)  # telemetry/ppo.png: loss_total and kl_divergence
         evaluation = self._evaluate(self.num_epochs, time.perf_counter() - run_start)
+        self._track_results(evaluation)
         return TrainResult(
             self.output_dir, self.num_epochs, self.steps, evaluation, self.best_return
         )
+
+    def _track_results(self, evaluation: dict[str, Any]) -> None:
+        """Evaluation metrics and the run's artifacts, for the tracker."""
+        flat = {
+            f"eval.{who}.{key}": value
+            for who, part in evaluation.items()
+            if part
+            for key, value in part.items()
+        }
+        self.tracker.log_metrics(flat, step=self.num_epochs)
+        self.tracker.log_artifact(self.output_dir / "telemetry", "telemetry")
+        self.tracker.log_artifact(self.output_dir / "evaluation.json")
+        self.tracker.log_artifact(self.output_dir / "evaluation_history.jsonl")
+        if self.recorder is not None:
+            self.recorder.close()
+            summary = self.output_dir / "recordings_summary.json"
+            rows = RecordingIndex.for_run(self.output_dir, create=False).list(limit=None)
+            by_reason: dict[str, int] = {}
+            for row in rows:
+                for reason in row["recording_reasons"]:
+                    by_reason[reason] = by_reason.get(reason, 0) + 1
+            atomic_write_json(
+                summary,
+                {
+                    "recordings": len(rows),
+                    "by_reason": by_reason,
+                    "episodes": [r["episode_id"] for r in rows],
+                },
+            )
+            self.tracker.log_artifact(summary)
 
     def _mode(self, epoch: int) -> str:
         source = self.config.train.source
@@ -264,6 +300,7 @@ class Trainer:
             record.update(self.recorder.stats())
         if self.writer.should_log(epoch):
             self.writer.write(record)
+            self.tracker.log_metrics(record, step=epoch)
 
         # --- checkpoints: latest every epoch, best by episodic return, periodic
         improved = bool(data.finished_returns) and (
@@ -496,9 +533,11 @@ class Trainer:
         return evaluation
 
 
-def train(cfg: DictConfig | TownletConfig, output_dir: Path) -> TrainResult:
+def train(
+    cfg: DictConfig | TownletConfig, output_dir: Path, tracker: Tracker | None = None
+) -> TrainResult:
     config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
-    return Trainer(config, Path(output_dir)).run()
+    return Trainer(config, Path(output_dir), tracker).run()
 
 
 def describe(result: TrainResult) -> str:

@@ -153,9 +153,10 @@ class EpisodeRecorder:
         self.ring.clear()
 
     def close(self) -> None:
-        """Drain the queue and stop the writer."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Drain the queue and stop the writer (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
 
     def stats(self) -> dict[str, int]:
         return {

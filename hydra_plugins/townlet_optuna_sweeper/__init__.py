@@ -1,0 +1,1 @@
+"""Townlet's Optuna sweeper for Hydra: `hydra/sweeper=townlet_optuna` (see hparams_search/)."""

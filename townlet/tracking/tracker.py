@@ -1,0 +1,190 @@
+"""One tracked job: `with open_tracker(cfg, "train", run_dir) as tracker: ...`.
+
+`tracking=mlflow` (default) uses an embedded SQLite store at the project root
+(`sqlite:///<root>/mlruns.db`, artifacts in `<root>/mlartifacts`) — no server. The environment
+variable TOWNLET_TRACKING_URI replaces that default (tests and CI point it at a temporary
+store). `tracking=mlflow_server tracking.uri=http://host:5000` logs to a shared server;
+`tracking=off` logs nothing. MLflow is imported only when a run is tracked (it costs ~3 s).
+A job that raises is ended FAILED with the exception as a tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from townlet.tracking.params import flatten
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+URI_ENV = "TOWNLET_TRACKING_URI"
+PARENT_FILE = ".mlflow_parent_run"
+
+
+class Tracker:
+    """What entry points and the trainer call; the base class tracks nothing."""
+
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+
+NullTracker = Tracker
+
+
+def default_uri() -> str:
+    return os.environ.get(URI_ENV) or f"sqlite:///{PROJECT_ROOT / 'mlruns.db'}"
+
+
+def resolve_uri(tracking: Any) -> str:
+    if tracking.backend == "mlflow_server":
+        if not tracking.uri:
+            raise ValueError("tracking=mlflow_server needs tracking.uri=http://host:port")
+        return tracking.uri
+    return tracking.uri or default_uri()
+
+
+def artifact_root(uri: str) -> str | None:
+    """A file artifact root beside a SQLite store (a server chooses its own)."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def experiment_id(client, name: str, uri: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    root = artifact_root(uri)
+    try:
+        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    except Exception:  # created meanwhile by a parallel job
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or "unknown"
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and v == v
+        and abs(v) != float("inf")
+    }
+
+
+class MlflowTracker(Tracker):
+    def __init__(self, client, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        rows = [Metric(k[:250], v, stamp, step or 0) for k, v in _numeric(metrics).items()]
+        for i in range(0, len(rows), 1000):
+            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        elif path.is_file():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value)[:8000])
+
+
+def _hydra_context() -> dict[str, str]:
+    """Overrides and sweep of the running Hydra job, when there is one."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except (ImportError, ValueError):
+        return {}
+    context = {"hydra.overrides": " ".join(hydra_cfg.overrides.task)}
+    if str(hydra_cfg.mode) == "RunMode.MULTIRUN":
+        context["sweep_dir"] = str(Path(hydra_cfg.sweep.dir).resolve())
+        context["job_num"] = str(hydra_cfg.job.num)
+    return context
+
+
+@contextlib.contextmanager
+def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[Tracker]:
+    """A tracked run for one job (or a no-op tracker with tracking=off)."""
+    tracking = cfg.tracking
+    if tracking.backend == "off":
+        yield Tracker()
+        return
+    from mlflow import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    from townlet.util.hashing import config_hash
+
+    uri = resolve_uri(tracking)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = experiment_id(client, tracking.experiment or entry_point, uri)
+    context = _hydra_context()
+    tags = {
+        "entry_point": entry_point,
+        "scenario": str(cfg.scenario.name),
+        "run_dir": str(Path(run_dir).resolve()),
+        "config_hash": config_hash(cfg),
+        MLFLOW_GIT_COMMIT: git_commit(),
+        MLFLOW_RUN_NAME: f"{entry_point}-{cfg.scenario.name}-{Path(run_dir).name}",
+        **{k: v for k, v in context.items() if k != "sweep_dir"},
+    }
+    if "sweep_dir" in context:
+        tags["sweep_id"] = context["sweep_dir"]
+        parent = Path(context["sweep_dir"]) / PARENT_FILE
+        if parent.is_file():
+            tags[MLFLOW_PARENT_RUN_ID] = parent.read_text().strip()
+    run = client.create_run(experiment, tags=tags)
+    tracker = MlflowTracker(client, run.info.run_id)
+    from mlflow.entities import Param
+
+    params = [Param(k, v) for k, v in flatten(cfg).items()]
+    for i in range(0, len(params), 100):
+        client.log_batch(run.info.run_id, params=params[i : i + 100])
+    try:
+        yield tracker
+    except BaseException as error:
+        client.set_tag(run.info.run_id, "error", f"{type(error).__name__}: {error}"[:8000])
+        client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    hydra_dir = Path(run_dir) / ".hydra"
+    if hydra_dir.is_dir():
+        tracker.log_artifact(hydra_dir, ".hydra")
+    client.set_terminated(run.info.run_id, status="FINISHED")

@@ -6,7 +6,9 @@ evaluation return). A job that raises is told to Optuna as a failed trial; the s
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -18,6 +20,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
+BEST_FILE = "optuna_best.json"  # read by townlet.tracking.callbacks for the sweep's parent run
 
 
 def distribution(key: str, spec: str) -> optuna.distributions.BaseDistribution:
@@ -83,6 +86,16 @@ class TownletOptunaSweeper(Sweeper):
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             log.info("best value %s with %s", study.best_value, study.best_params)
+            best = {
+                "study": self.study_name,
+                "best_value": study.best_value,
+                "best_params": study.best_params,
+                "trials": len(study.trials),
+                "complete": len(complete),
+            }
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            (sweep_dir / BEST_FILE).write_text(json.dumps(best, indent=2) + "\n")
         return study
 
     def _existing(self, storage: str | None) -> list:

@@ -7,6 +7,7 @@ process (basic launcher) or in worker processes (joblib, submitit) — read it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ class MlflowSweepCallback(Callback):
             return
         from mlflow import MlflowClient
 
-        MlflowClient(tracking_uri=resolve_uri(config.tracking)).set_terminated(
-            parent.read_text().strip(), "FINISHED"
-        )
+        client = MlflowClient(tracking_uri=resolve_uri(config.tracking))
+        run_id = parent.read_text().strip()
+        best = parent.parent / "optuna_best.json"  # written by the Optuna sweeper, when used
+        if best.is_file():
+            found = json.loads(best.read_text())
+            client.log_metric(run_id, "best_value", float(found["best_value"]))
+            for key, value in found["best_params"].items():
+                client.log_param(run_id, f"best.{key}", value)
+            client.log_artifact(run_id, str(best))
+        client.set_terminated(run_id, "FINISHED")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from townlet.config.schema import ExportConfig, TownletConfig
+from townlet.config.schema import ExportConfig, ServeConfig, TownletConfig
 
 SCHEMA_NAME = "townlet_schema"
 EXPORT_SCHEMA_NAME = "export_schema"
@@ -15,3 +15,4 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name=SCHEMA_NAME, node=TownletConfig)
     store.store(name=EXPORT_SCHEMA_NAME, node=ExportConfig)
+    store.store(name="serve_schema", node=ServeConfig)

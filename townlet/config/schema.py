@@ -362,3 +362,22 @@ class ExportConfig:
     start: int = 0
     end: int | None = None
     quality: str = "fast"
+
+
+@dataclass
+class ServeOptionsConfig:
+    port: int = 8766
+    host: str = "127.0.0.1"
+    step_delay: float = 0.2
+    """Seconds between steps at speed 1 (5 steps/s)."""
+    token: str | None = None
+    """Required when host is not localhost; clients pass it as ?token=."""
+
+
+@dataclass
+class ServeConfig:
+    """`experiments/serve.py`: serve one run (run_dir) or every run under a folder (runs_root)."""
+
+    run_dir: str | None = None
+    runs_root: str | None = None
+    serve: ServeOptionsConfig = field(default_factory=ServeOptionsConfig)

@@ -1,0 +1,1 @@
+"""Replay and live-inference server with a browser viewer."""

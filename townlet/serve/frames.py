@@ -1,0 +1,144 @@
+"""`state_update` messages of a recorded episode, built from the recording and its own names.
+
+Each step's message is built and JSON-encoded once (orjson) and cached on the episode, so
+playback at any speed only sends bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from townlet.recording.format import Episode
+
+COLOURS = ("#e63946", "#457b9d", "#2a9d8f", "#f4a261", "#8338ec", "#ffbe0b", "#3a86ff", "#fb5607")
+
+
+def agent_colour(index: int) -> str:
+    return COLOURS[index % len(COLOURS)]
+
+
+class EpisodeFrames:
+    """Lazily built, cached, encoded state updates for one episode."""
+
+    def __init__(self, episode: Episode, run: str) -> None:
+        self.episode, self.run = episode, run
+        header, cols, meta = episode.header, episode.columns, episode.metadata
+        self.steps = episode.steps
+        self.agents = list(header["agent_ids"])
+        self.meters = list(header["meter_names"])
+        self.actions = list(header["action_names"])
+        self.tpd = int(header.get("ticks_per_day") or 240)
+        grid = header["grid"]
+        self.grid_static = {
+            "width": int(grid["width"]),
+            "height": int(grid["height"]),
+            "walls": [list(w) for w in grid.get("walls", [])],
+        }
+        self.affordances = list(header["affordances"])
+        self.positions = cols["positions"].astype(np.int64).tolist()
+        self.meter_values = np.round(cols["meters"].astype(np.float64), 4).tolist()
+        self.action_ids = cols["actions"].astype(np.int64).tolist()
+        self.rewards = cols["rewards"].astype(np.float64).mean(axis=1)
+        self.cumulative = np.cumsum(self.rewards).tolist()
+        self.progress = (
+            np.round(cols["interaction_progress"].astype(np.float64), 3).tolist()
+            if "interaction_progress" in cols
+            else None
+        )
+        self.tod = cols["time_of_day"].astype(np.int64).tolist() if "time_of_day" in cols else None
+        self.using = cols["using"].astype(np.int64).tolist() if "using" in cols else None
+        self.queued = cols["queued"].astype(np.int64).tolist() if "queued" in cols else None
+        self.policy_key, self.policy = None, None
+        for column, key in (("action_probs", "action_probabilities"), ("q_values", "q_values")):
+            if column in cols:
+                self.policy_key, self.policy = (
+                    key,
+                    np.round(cols[column].astype(np.float64), 4).tolist(),
+                )
+                break
+        self.values = (
+            np.round(cols["values"].astype(np.float64), 4).tolist() if "values" in cols else None
+        )
+        self.metadata = {
+            "survival_steps": int(meta.get("survival_steps", self.steps)),
+            "total_reward": float(meta.get("total_reward", 0.0)),
+            "curriculum_stage": int(meta.get("curriculum_stage", 1)),
+            "timestamp": float(meta.get("timestamp", 0.0)),
+        }
+        self.episode_id = int(meta["episode_id"])
+        self._encoded: list[bytes | None] = [None] * self.steps
+
+    def message(self, step: int, mode: str = "replay") -> dict[str, Any]:
+        t = step
+        agents, affordances = [], []
+        for a, agent_id in enumerate(self.agents):
+            action = self.action_ids[t][a]
+            agents.append(
+                {
+                    "id": agent_id,
+                    "x": self.positions[t][a][0],
+                    "y": self.positions[t][a][1],
+                    "color": agent_colour(a),
+                    "last_action": {
+                        "id": action,
+                        "name": self.actions[action] if action < len(self.actions) else str(action),
+                    },
+                }
+            )
+        for i, aff in enumerate(self.affordances):
+            busy = self.using is not None and i in self.using[t]
+            queue = (
+                [self.agents[a] for a, q in enumerate(self.queued[t]) if q == i]
+                if self.queued
+                else []
+            )
+            affordances.append(
+                {
+                    "type": aff["type"],
+                    "name": aff["name"],
+                    "x": aff["x"],
+                    "y": aff["y"],
+                    "busy": busy,
+                    "queue": queue,
+                }
+            )
+        message: dict[str, Any] = {
+            "type": "state_update",
+            "mode": mode,
+            "run": self.run,
+            "episode_id": self.episode_id,
+            "step": t,
+            "cumulative_reward": self.cumulative[t],
+            "reward": float(self.rewards[t]),
+            "grid": {**self.grid_static, "agents": agents, "affordances": affordances},
+            "agent_meters": {
+                agent_id: {"meters": dict(zip(self.meters, self.meter_values[t][a], strict=False))}
+                for a, agent_id in enumerate(self.agents)
+            },
+            "time_of_day": None if self.tod is None else self.tod[t] % self.tpd,
+            "ticks_per_day": self.tpd,
+            "interaction_progress": {
+                agent_id: (self.progress[t][a] if self.progress else 0.0)
+                for a, agent_id in enumerate(self.agents)
+            },
+            "replay_metadata": {"total_steps": self.steps, "current_step": t, **self.metadata},
+        }
+        if self.policy is not None:
+            message[self.policy_key] = {
+                agent_id: dict(zip(self.actions, self.policy[t][a], strict=False))
+                for a, agent_id in enumerate(self.agents)
+            }
+        if self.values is not None:
+            message["value"] = {
+                agent_id: self.values[t][a] for a, agent_id in enumerate(self.agents)
+            }
+        return message
+
+    def encoded(self, step: int) -> bytes:
+        cached = self._encoded[step]
+        if cached is None:
+            cached = self._encoded[step] = orjson.dumps(self.message(step))
+        return cached

@@ -7,6 +7,7 @@ python experiments/serve.py runs_root=outputs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -44,10 +45,8 @@ def main(cfg: DictConfig) -> None:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_forever(server))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

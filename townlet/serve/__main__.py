@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -39,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RecordingError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_forever(server))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

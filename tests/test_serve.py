@@ -59,12 +59,11 @@ async def request(ws, message: dict | str) -> dict:
 
 
 async def until(ws, kind: str, limit: int = 10_000) -> tuple[dict, int]:
-    seen = 0
-    for _ in range(limit):
+    """The first message of `kind`, and how many others came before it."""
+    for seen in range(limit):
         message = await receive(ws)
         if message["type"] == kind:
             return message, seen
-        seen += 1
     raise AssertionError(f"no {kind}")
 
 

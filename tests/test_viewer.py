@@ -1,0 +1,132 @@
+"""The viewer page in real headless Chromium (Debian's, driven by Python Playwright)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_recording import play, recorder_for
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT_DIR = Path(os.environ.get("TOWNLET_SCREENSHOTS", ROOT / "outputs" / "screenshots"))
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    recorder = recorder_for(run, periodic=1)
+    for episode in range(3):
+        play(recorder, episode, reward=1.0 + episode, steps=40)
+    recorder.close()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "townlet.serve",
+            "--db",
+            str(run / "recordings.db"),
+            "--recordings",
+            str(run / "recordings"),
+            "--port",
+            str(port),
+            "--step-delay",
+            "0.05",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.perf_counter()
+    line = process.stdout.readline()
+    assert "Townlet viewer on" in line, process.stderr.read()
+    yield {"url": f"http://127.0.0.1:{port}/", "ready_s": time.perf_counter() - started}
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_list_load_play_scrub_and_see_grid_and_meters(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(server["url"])
+        page.wait_for_selector("#status:text('connected')")
+        rows = page.locator("#recordings tbody tr")
+        rows.first.wait_for()
+        assert rows.count() == 3
+        page.fill("#filters input[name=min_reward]", "2.5")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('#recordings tbody tr').length === 1")
+        page.locator("#recordings tbody tr").first.click()
+        page.wait_for_selector("#info:text('Episode 2')")
+        page.click("#play")
+        page.wait_for_function("parseInt(document.querySelector('#cursor').textContent) >= 8")
+        page.click("#pause")
+        # scrub: the timeline seeks the replay
+        page.eval_on_selector(
+            "#timeline", "el => { el.value = 30; el.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_selector("#cursor:text('31 / 40')")
+        agents = page.locator("#agent-list .agent")
+        assert agents.count() == 2
+        text = page.inner_text("#agent-list")
+        for name in (
+            "energy",
+            "hygiene",
+            "satiation",
+            "money",
+            "social",
+            "INTERACT",
+            "action probabilities",
+        ):
+            assert name in text
+        # the canvas shows agent a in its colour at its cell
+        colour = page.evaluate("""() => {
+            const c = document.querySelector('#grid'), ctx = c.getContext('2d');
+            const cell = Math.floor(c.width / 4);
+            const d = ctx.getImageData(30 % 4 * cell + cell / 2, 0 * cell + cell / 2, 1, 1).data;
+            return [d[0], d[1], d[2]];
+        }""")
+        assert colour == [230, 57, 70], colour  # #e63946, agent a at (30 % 4, 0)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOT_DIR / "viewer.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        # a bad request shows the server's error on the page
+        page.evaluate("() => { document.querySelector('#timeline').max = 999; }")
+        page.eval_on_selector(
+            "#timeline", "el => { el.value = 999; el.dispatchEvent(new Event('input')); }"
+        )
+        page.wait_for_selector("#error:text('Invalid seek step: 999 (0-39)')")
+        browser.close()
+    assert server["ready_s"] < 5

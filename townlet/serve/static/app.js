@@ -1,0 +1,180 @@
+// Townlet viewer: speaks the server's protocol over a WebSocket on the page's own host and port
+// (override with ?ws=ws://host:port/ws; ?token= is passed through). No build step.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const wsUrl = params.get("ws") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`
+  + (params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "");
+const $ = (id) => document.getElementById(id);
+const canvas = $("grid"), ctx = canvas.getContext("2d");
+const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] } };
+const TRAIL = 8;
+
+function send(message) {
+  if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
+}
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text; box.style.display = "block";
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { box.style.display = "none"; }, 5000);
+}
+
+function connect() {
+  const socket = new WebSocket(wsUrl);
+  state.socket = socket;
+  socket.onopen = () => { $("status").textContent = "connected"; };
+  socket.onclose = () => { $("status").textContent = "disconnected — retrying"; setTimeout(connect, 1500); };
+  socket.onmessage = (event) => handle(JSON.parse(event.data));
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "connected":
+      state.names = { meters: message.meter_names, actions: message.action_names };
+      $("live").disabled = !message.live_available;
+      fillRuns(message.runs || []);
+      if (message.replay_available) listRecordings();
+      break;
+    case "recordings_list": showRecordings(message.recordings); break;
+    case "replay_loaded":
+      state.total = message.total_steps; state.trails = {};
+      $("mode").textContent = "replay";
+      $("timeline").max = Math.max(0, message.total_steps - 1); $("timeline").disabled = false;
+      $("info").textContent = `Episode ${message.episode_id} (${message.run}) · stage ${message.metadata.curriculum_stage}`
+        + ` · ${message.metadata.survival_steps} steps · total reward ${message.metadata.total_reward.toFixed(3)}`;
+      break;
+    case "episode_start":
+      state.trails = {}; $("mode").textContent = "live";
+      $("info").textContent = `Live: episode ${message.episode_id} · ${message.scenario}`;
+      $("timeline").disabled = true;
+      break;
+    case "state_update": render(message); break;
+    case "replay_finished": $("info").textContent += " · finished"; break;
+    case "episode_end": $("info").textContent += ` · ended after ${message.steps} steps`; break;
+    case "error": showError(message.message); break;
+  }
+}
+
+function fillRuns(runs) {
+  const select = document.querySelector("#filters select[name=run]");
+  for (const run of runs) {
+    const option = document.createElement("option");
+    option.value = run; option.textContent = run; select.appendChild(option);
+  }
+}
+
+function listRecordings() {
+  const form = new FormData($("filters")), filters = {};
+  for (const [key, raw] of form.entries()) {
+    if (raw === "") continue;
+    filters[key] = ["stage", "limit"].includes(key) ? parseInt(raw, 10)
+      : ["min_reward", "max_reward"].includes(key) ? parseFloat(raw) : raw;
+  }
+  send({ type: "list_recordings", filters });
+}
+
+function showRecordings(rows) {
+  const body = document.querySelector("#recordings tbody");
+  body.replaceChildren();
+  for (const r of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.episode = r.episode_id; tr.dataset.run = r.run;
+    for (const value of [r.episode_id, r.survival_steps, r.total_reward.toFixed(3), r.curriculum_stage, r.recording_reason, r.run]) {
+      const td = document.createElement("td"); td.textContent = value; tr.appendChild(td);
+    }
+    tr.onclick = () => {
+      body.querySelectorAll("tr").forEach((row) => row.classList.remove("selected"));
+      tr.classList.add("selected");
+      send({ type: "load_replay", episode_id: r.episode_id, run: r.run });
+    };
+    body.appendChild(tr);
+  }
+}
+
+function render(update) {
+  state.last = update;
+  const grid = update.grid, cell = Math.floor(canvas.width / Math.max(grid.width, grid.height));
+  const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
+  ctx.fillStyle = v("--bg"); ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const walls = new Set(grid.walls.map(([x, y]) => `${x},${y}`));
+  for (let y = 0; y < grid.height; y++) for (let x = 0; x < grid.width; x++) {
+    ctx.fillStyle = walls.has(`${x},${y}`) ? v("--wall") : v("--floor");
+    ctx.fillRect(x * cell + 1, y * cell + 1, cell - 2, cell - 2);
+  }
+  ctx.font = `${Math.min(15, Math.max(9, cell / 6))}px system-ui`; ctx.textBaseline = "top";
+  for (const a of grid.affordances) {
+    ctx.fillStyle = v("--aff"); ctx.fillRect(a.x * cell + 4, a.y * cell + 4, cell - 8, cell - 8);
+    if (a.busy || a.queue.length) {
+      ctx.strokeStyle = a.queue.length ? v("--queue") : v("--busy"); ctx.lineWidth = 3;
+      ctx.strokeRect(a.x * cell + 3, a.y * cell + 3, cell - 6, cell - 6);
+    }
+    ctx.fillStyle = v("--ink"); ctx.fillText(a.name + (a.queue.length ? ` (${a.queue.length})` : ""), a.x * cell + 6, a.y * cell + 6);
+  }
+  for (const agent of grid.agents) {
+    const trail = (state.trails[agent.id] = state.trails[agent.id] || []);
+    trail.push([agent.x, agent.y]); if (trail.length > TRAIL) trail.shift();
+    ctx.strokeStyle = agent.color; ctx.globalAlpha = 0.45; ctx.lineWidth = Math.max(2, cell / 10); ctx.beginPath();
+    trail.forEach(([x, y], i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x * cell + cell / 2, y * cell + cell / 2));
+    ctx.stroke(); ctx.globalAlpha = 1;
+    ctx.fillStyle = agent.color; ctx.beginPath();
+    ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.3, 0, 2 * Math.PI); ctx.fill();
+    ctx.fillStyle = v("--ink"); ctx.fillText(agent.last_action.name, agent.x * cell + 6, agent.y * cell + cell * 0.78);
+  }
+  const total = update.replay_metadata ? update.replay_metadata.total_steps : update.step + 1;
+  $("cursor").textContent = `${update.step + 1} / ${total} · reward ${update.cumulative_reward.toFixed(3)}`;
+  if (update.replay_metadata) $("timeline").value = update.step;
+  const tpd = update.ticks_per_day || 240;
+  if (update.time_of_day === null || update.time_of_day === undefined) { $("tod").style.width = "0"; $("tod-text").textContent = "not recorded"; }
+  else {
+    const minutes = Math.floor(update.time_of_day * 1440 / tpd);
+    $("tod").style.width = `${100 * update.time_of_day / tpd}%`;
+    $("tod-text").textContent = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+  }
+  renderAgents(update);
+}
+
+function bar(label, value, shown, chosen) {
+  const row = document.createElement("div"); row.className = "row" + (chosen ? " chosen" : "");
+  const name = document.createElement("span"); name.textContent = label;
+  const track = document.createElement("div"); track.className = "track";
+  const fill = document.createElement("div"); fill.className = "fill"; fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
+  const text = document.createElement("span"); text.textContent = shown;
+  track.appendChild(fill); row.append(name, track, text); return row;
+}
+
+function renderAgents(update) {
+  const list = $("agent-list"); list.replaceChildren();
+  const policy = update.action_probabilities || update.q_values, isQ = !update.action_probabilities && !!update.q_values;
+  for (const agent of update.grid.agents) {
+    const box = document.createElement("div"); box.className = "agent"; box.dataset.agent = agent.id;
+    const title = document.createElement("h3");
+    const dot = document.createElement("span"); dot.className = "dot"; dot.style.background = agent.color;
+    const progress = (update.interaction_progress || {})[agent.id] || 0;
+    title.append(dot, `${agent.id} · ${agent.last_action.name} · progress ${(100 * progress).toFixed(0)}%`);
+    box.appendChild(title);
+    const meters = update.agent_meters[agent.id].meters;
+    for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false));
+    if (policy && policy[agent.id]) {
+      const values = Object.entries(policy[agent.id]);
+      const lo = Math.min(...values.map(([, x]) => x)), hi = Math.max(...values.map(([, x]) => x));
+      const caption = document.createElement("h3"); caption.textContent = isQ ? "Q-values" : "action probabilities"; box.appendChild(caption);
+      for (const [name, value] of values) {
+        const scaled = isQ ? (hi > lo ? (value - lo) / (hi - lo) : 0) : value;
+        box.appendChild(bar(name, scaled, value.toFixed(2), name === agent.last_action.name));
+      }
+    }
+    list.appendChild(box);
+  }
+}
+
+$("filters").onsubmit = (event) => { event.preventDefault(); listRecordings(); };
+$("play").onclick = () => send({ command: "play" });
+$("pause").onclick = () => send({ command: "pause" });
+$("step").onclick = () => send({ command: "step" });
+$("reset").onclick = () => send({ command: "reset" });
+$("speed").onchange = () => send({ command: "set_speed", speed: parseFloat($("speed").value) });
+$("timeline").oninput = () => send({ type: "replay_control", action: "seek", seek_step: parseInt($("timeline").value, 10) });
+$("live").onclick = () => send({ type: "load_checkpoint", checkpoint: "latest" });
+connect();

@@ -61,28 +61,7 @@ class EpisodeRecorder:
         if (run_dir / FOLDER_NAME).is_dir() and any((run_dir / FOLDER_NAME).iterdir()):
             reindex(run_dir)  # recover from a killed writer: rows exactly for the files present
         self.index = RecordingIndex.for_run(run_dir)
-        self.header = {
-            "format_version": FORMAT_VERSION,
-            "run_id": run_id,
-            "scenario": layout.scenario_name,
-            "seed": seed,
-            "config_hash": config_hash,
-            "grid": {
-                "width": layout.width,
-                "height": layout.height,
-                "walls": [list(w) for w in layout.walls],
-            },
-            "affordances": [
-                {"name": name, "type": layout.affordance_types[t], "x": xy[0], "y": xy[1]}
-                for name, t, xy in zip(
-                    layout.instance_names, layout.inst_type.tolist(), layout.inst_xy, strict=True
-                )
-            ],
-            "agent_ids": [layout.agent_ids[a] for a in self.agents],
-            "meter_names": list(layout.meter_names),
-            "action_names": list(ACTION_NAMES),
-            "ticks_per_day": layout.ticks_per_day,
-        }
+        self.header = episode_header(world, self.agents, run_id, seed, config_hash)
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
         self._index = torch.tensor(self.agents)
         self._all = self.agents == list(range(layout.num_agents))
@@ -212,3 +191,32 @@ class EpisodeRecorder:
                 "UPDATE episode_recordings SET recording_reasons = ? WHERE episode_id = ?",
                 (json.dumps([*row["recording_reasons"], reason]), episode_id),
             )
+
+
+def episode_header(
+    world: World, agents: list[int], run_id: str, seed: int, config_hash: str
+) -> dict[str, Any]:
+    """The self-describing part of an episode of `world` (everything but its metadata)."""
+    layout = world.layout
+    return {
+        "format_version": FORMAT_VERSION,
+        "run_id": run_id,
+        "scenario": layout.scenario_name,
+        "seed": seed,
+        "config_hash": config_hash,
+        "grid": {
+            "width": layout.width,
+            "height": layout.height,
+            "walls": [list(w) for w in layout.walls],
+        },
+        "affordances": [
+            {"name": name, "type": layout.affordance_types[t], "x": xy[0], "y": xy[1]}
+            for name, t, xy in zip(
+                layout.instance_names, layout.inst_type.tolist(), layout.inst_xy, strict=True
+            )
+        ],
+        "agent_ids": [layout.agent_ids[a] for a in agents],
+        "meter_names": list(layout.meter_names),
+        "action_names": list(ACTION_NAMES),
+        "ticks_per_day": layout.ticks_per_day,
+    }

@@ -1,0 +1,144 @@
+"""Live inference for the server: a checkpoint's policy acts in its run's scenario, one env,
+streaming `episode_start`, `state_update` (mode "live") and `episode_end`; a finished episode
+starts the next. Each step is shaped like a one-step recording, so the viewer sees exactly the
+messages replays produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from townlet.config.schema import TownletConfig
+from townlet.policy.checkpoint import CheckpointError, check_compatible, load_checkpoint
+from townlet.policy.network import ActorCritic
+from townlet.policy.train import CHECKPOINT_NAMES
+from townlet.recording.format import Episode
+from townlet.recording.recorder import episode_header
+from townlet.serve.frames import EpisodeFrames
+from townlet.world import World
+
+
+def run_config(run_dir: Path) -> TownletConfig:
+    """The composed config a run was trained with (Hydra's .hydra/config.yaml), typed."""
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the run's composed config is missing")
+    merged = OmegaConf.merge(OmegaConf.structured(TownletConfig), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+class LiveFactory:
+    """Opens live sessions for one run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.config = run_config(self.run_dir)
+        probe = World(self.config.world, self.config.scenario, num_envs=1, seed=self.config.seed)
+        self._names = {
+            "meter_names": list(probe.names.meters),
+            "action_names": list(probe.names.actions),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path) -> LiveFactory:
+        return cls(Path(checkpoint).resolve().parents[1])
+
+    def names(self) -> dict[str, Any]:
+        return dict(self._names)
+
+    def open(self, checkpoint: str) -> LiveSession:
+        path = (
+            self.run_dir / "checkpoints" / "latest.pt"
+            if checkpoint == "latest"
+            else Path(checkpoint)
+        )
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        try:
+            return LiveSession(self.config, path, self.run_dir.name)
+        except CheckpointError as error:
+            raise ValueError(str(error)) from error
+
+
+class LiveSession:
+    def __init__(self, config: TownletConfig, checkpoint: Path, run: str) -> None:
+        self.world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
+        data = load_checkpoint(checkpoint)
+        self.net = ActorCritic(**data["network_shape"])
+        names = {k: list(getattr(self.world.names, k)) for k in CHECKPOINT_NAMES}
+        check_compatible(checkpoint, data, names, self.net.shape)
+        self.net.load_state_dict(data["model"])
+        self.net.eval()
+        self.generator = torch.Generator().manual_seed(config.seed)
+        agents = list(range(self.world.layout.num_agents))
+        self.header = episode_header(self.world, agents, run, config.seed, "live")
+        self.run, self.episode, self.step, self.cumulative = run, 0, 0, 0.0
+        self.progress = self.world.names.features.index("interaction_progress")
+        self.obs = self.world.observe()
+
+    def start(self, session: Any) -> None:
+        session.send(
+            {
+                "type": "episode_start",
+                "episode_id": self.episode,
+                "scenario": self.world.layout.scenario_name,
+                "run": self.run,
+                "agents": self.header["agent_ids"],
+            }
+        )
+
+    async def advance(self, session: Any) -> None:
+        world, obs = self.world, self.obs
+        with torch.no_grad():
+            action, _, _, value, logits = self.net.get_action_and_value(
+                obs.map_codes[0], obs.features[0], obs.action_mask[0], generator=self.generator
+            )
+        state = world.state
+        columns = {
+            "positions": world.layout.xy_of(state.pos[0]).unsqueeze(0).numpy(),
+            "meters": state.meters[0].unsqueeze(0).numpy(),
+            "actions": action.unsqueeze(0).numpy(),
+            "interaction_progress": obs.features[0, :, self.progress].unsqueeze(0).numpy(),
+            "time_of_day": world.time_of_day()[:1].numpy(),
+            "queued": state.queued[0].unsqueeze(0).numpy(),
+            "using": state.using[0].unsqueeze(0).numpy(),
+            "action_probs": torch.softmax(logits, -1).unsqueeze(0).numpy(),
+            "values": value.unsqueeze(0).numpy(),
+        }
+        result = world.step(action.view(1, -1))
+        columns["rewards"] = result.reward[0].unsqueeze(0).numpy()
+        columns["dones"] = (result.terminated[0] | result.truncated[0]).unsqueeze(0).numpy()
+        self.cumulative += float(result.reward[0].mean())
+        metadata = {
+            "episode_id": self.episode,
+            "survival_steps": self.step + 1,
+            "total_reward": self.cumulative,
+            "curriculum_stage": 1,
+            "timestamp": 0.0,
+        }
+        message = EpisodeFrames(
+            Episode({**self.header, "metadata": metadata}, columns), self.run
+        ).message(0, "live")
+        message.update(step=self.step, cumulative_reward=self.cumulative)
+        message.pop("replay_metadata", None)
+        session.send(message, droppable=True)
+        self.step += 1
+        self.obs = result.obs
+        if bool(result.env_done[0]):
+            session.send(
+                {
+                    "type": "episode_end",
+                    "episode_id": self.episode,
+                    "steps": self.step,
+                    "total_reward": self.cumulative,
+                }
+            )
+            self.episode, self.step, self.cumulative = self.episode + 1, 0, 0.0
+            self.obs = world.reset()
+            self.start(session)
+
+    def close(self) -> None:
+        pass

@@ -8,6 +8,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from test_recording import FIXTURES, play, recorder_for
@@ -405,3 +406,106 @@ def test_version_one_fixtures_replay(tmp_path):
                 await ws.send(json.dumps({"command": "play"}))
                 _, seen = await until(ws, "replay_finished")
                 assert seen == loaded["total_steps"] - 1
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real training run directory: .hydra config, checkpoints and recordings."""
+    import subprocess
+    import sys
+
+    run = tmp_path_factory.mktemp("trained")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "experiments/train.py",
+            "scenario=kitchen_breakfast",
+            "ppo=fast",
+            "ppo.num_envs=4",
+            "train.total_ticks=64",
+            "recording=periodic",
+            "recording.periodic=1",
+            "tracking=off",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def test_live_mode_streams_episodes_and_load_replay_switches_back(trained_run):
+    from townlet.serve.live import LiveFactory
+
+    async def body():
+        server = TownletServer(
+            Catalog.for_run(trained_run),
+            ServeOptions(port=0, step_delay=0.0),
+            LiveFactory(trained_run),
+        )
+        await server.start()
+        try:
+            async with connect(url(server)) as ws:
+                hello = await receive(ws)
+                assert hello["live_available"] and hello["action_names"][5] == "INTERACT"
+                bad = await request(ws, {"type": "load_checkpoint", "checkpoint": "/nowhere/x.pt"})
+                assert bad["message"].startswith("Failed to load checkpoint /nowhere/x.pt")
+                started = await request(ws, {"type": "load_checkpoint", "checkpoint": "latest"})
+                assert (
+                    started["type"] == "episode_start"
+                    and started["scenario"] == "kitchen_breakfast"
+                )
+                updates = []
+                while True:
+                    message = await receive(ws)
+                    if message["type"] == "episode_end":
+                        break
+                    updates.append(message)
+                assert [u["step"] for u in updates] == list(range(30)), (
+                    "one update per tick of the episode"
+                )
+                assert all(u["mode"] == "live" for u in updates)
+                assert message["steps"] == 30
+                assert message["total_reward"] == pytest.approx(updates[-1]["cumulative_reward"])
+                assert set(updates[0]["action_probabilities"]["ann"]) == set(hello["action_names"])
+                assert (await receive(ws))["type"] == "episode_start", "the next episode follows"
+                await ws.send(json.dumps({"command": "pause"}))
+                await ws.send(json.dumps({"type": "load_replay", "episode_id": 0}))
+                await until(ws, "replay_loaded")
+                first = await receive(ws)
+                assert first["mode"] == "replay" and first["step"] == 0
+        finally:
+            await server.stop()
+
+    asyncio.run(body())
+
+
+def test_live_mode_refuses_replay_only_controls(trained_run):
+    from townlet.serve.live import LiveFactory
+
+    async def body():
+        server = TownletServer(
+            Catalog.for_run(trained_run),
+            ServeOptions(port=0, step_delay=0.05),
+            LiveFactory(trained_run),
+        )
+        await server.start()
+        try:
+            async with connect(url(server)) as ws:
+                await receive(ws)
+                await request(ws, {"type": "load_checkpoint", "checkpoint": "latest"})
+                await ws.send(
+                    json.dumps({"type": "replay_control", "action": "seek", "seek_step": 3})
+                )
+                error, _ = await until(ws, "error")
+                assert (
+                    error["message"]
+                    == "seek is for replays; live mode supports play, pause and set_speed"
+                )
+        finally:
+            await server.stop()
+
+    asyncio.run(body())

@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
         if (run / "checkpoints" / "latest.pt").is_file():
             from townlet.serve.live import LiveFactory
 
-            live = LiveFactory(run)
+            live = LiveFactory(run, record=cfg.serve.record_live)
     else:
         catalog = Catalog.for_root(Path(cfg.runs_root))
     options = ServeOptions(cfg.serve.host, cfg.serve.port, cfg.serve.step_delay, cfg.serve.token)

@@ -509,3 +509,37 @@ def test_live_mode_refuses_replay_only_controls(trained_run):
             await server.stop()
 
     asyncio.run(body())
+
+
+def test_live_episodes_can_be_recorded_like_training_episodes(trained_run, tmp_path):
+    import shutil
+
+    from townlet.recording import RecordingIndex
+    from townlet.serve.live import LiveFactory
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = RecordingIndex.for_run(run, create=False).max_episode_id()
+
+    async def body():
+        live = LiveFactory(run, record=True)
+        server = TownletServer(Catalog.for_run(run), ServeOptions(port=0, step_delay=0.0), live)
+        await server.start()
+        try:
+            async with connect(url(server)) as ws:
+                await receive(ws)
+                started = await request(ws, {"type": "load_checkpoint", "checkpoint": "latest"})
+                assert started["episode_id"] == before + 1, (
+                    "live ids continue after the index's last"
+                )
+                await until(ws, "episode_end")
+        finally:
+            await server.stop()
+
+    asyncio.run(body())
+    index = RecordingIndex.for_run(run, create=False)
+    row = index.get(before + 1)
+    assert (
+        row is not None and row["survival_steps"] == 30 and row["recording_reason"] == "periodic_1"
+    )
+    assert index.load(before + 1).header["run_id"] == f"live-{run.name}"

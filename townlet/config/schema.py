@@ -372,6 +372,8 @@ class ServeOptionsConfig:
     """Seconds between steps at speed 1 (5 steps/s)."""
     token: str | None = None
     """Required when host is not localhost; clients pass it as ?token=."""
+    record_live: bool = False
+    """Record every live-mode episode into the run's recordings (like training's recorder)."""
 
 
 @dataclass

@@ -178,8 +178,8 @@ class EpisodeRecorder:
                 else:
                     self.index.write(job)
                     self.written += 1
-            except (RecordingError, OSError) as error:
-                self.errors.append(str(error))
+            except Exception as error:  # keep writing later episodes; report what failed
+                self.errors.append(f"{type(error).__name__}: {error}")
         self.index.close()
 
     def _add_reason(self, episode_id: int, reason: str) -> None:

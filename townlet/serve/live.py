@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from townlet.config.schema import TownletConfig
+from townlet.config.schema import RecordingConfig, TownletConfig
 from townlet.policy.checkpoint import CheckpointError, check_compatible, load_checkpoint
 from townlet.policy.network import ActorCritic
 from townlet.policy.train import CHECKPOINT_NAMES
 from townlet.recording.format import Episode
-from townlet.recording.recorder import episode_header
+from townlet.recording.recorder import EpisodeRecorder, episode_header
 from townlet.serve.frames import EpisodeFrames
 from townlet.world import World
 
@@ -33,8 +33,8 @@ def run_config(run_dir: Path) -> TownletConfig:
 class LiveFactory:
     """Opens live sessions for one run directory."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, record: bool = False) -> None:
+        self.run_dir, self.record = Path(run_dir), record
         self.config = run_config(self.run_dir)
         probe = World(self.config.world, self.config.scenario, num_envs=1, seed=self.config.seed)
         self._names = {
@@ -58,13 +58,20 @@ class LiveFactory:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
         try:
-            return LiveSession(self.config, path, self.run_dir.name)
+            return LiveSession(
+                self.config, path, self.run_dir.name, self.run_dir if self.record else None
+            )
         except CheckpointError as error:
             raise ValueError(str(error)) from error
 
 
 class LiveSession:
-    def __init__(self, config: TownletConfig, checkpoint: Path, run: str) -> None:
+    """One client's live run; with `record_dir`, every live episode is also recorded there (the
+    same recorder training uses), with episode ids continuing after the index's last."""
+
+    def __init__(
+        self, config: TownletConfig, checkpoint: Path, run: str, record_dir: Path | None = None
+    ) -> None:
         self.world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
         data = load_checkpoint(checkpoint)
         self.net = ActorCritic(**data["network_shape"])
@@ -78,6 +85,18 @@ class LiveSession:
         self.run, self.episode, self.step, self.cumulative = run, 0, 0, 0.0
         self.progress = self.world.names.features.index("interaction_progress")
         self.obs = self.world.observe()
+        self.recorder = None
+        if record_dir is not None:
+            self.recorder = EpisodeRecorder(
+                RecordingConfig(enabled=True, periodic=1),
+                record_dir,
+                self.world,
+                run_id=f"live-{run}",
+                seed=config.seed,
+                config_hash="live",
+            )
+            last = self.recorder.index.max_episode_id()
+            self.episode = 0 if last is None else last + 1
 
     def start(self, session: Any) -> None:
         session.send(
@@ -97,20 +116,23 @@ class LiveSession:
                 obs.map_codes[0], obs.features[0], obs.action_mask[0], generator=self.generator
             )
         state = world.state
-        columns = {
-            "positions": world.layout.xy_of(state.pos[0]).unsqueeze(0).numpy(),
-            "meters": state.meters[0].unsqueeze(0).numpy(),
-            "actions": action.unsqueeze(0).numpy(),
-            "interaction_progress": obs.features[0, :, self.progress].unsqueeze(0).numpy(),
-            "time_of_day": world.time_of_day()[:1].numpy(),
-            "queued": state.queued[0].unsqueeze(0).numpy(),
-            "using": state.using[0].unsqueeze(0).numpy(),
-            "action_probs": torch.softmax(logits, -1).unsqueeze(0).numpy(),
-            "values": value.unsqueeze(0).numpy(),
+        step = {
+            "positions": world.layout.xy_of(state.pos[0]),
+            "meters": state.meters[0],
+            "actions": action,
+            "interaction_progress": obs.features[0, :, self.progress],
+            "time_of_day": world.time_of_day()[0],
+            "queued": state.queued[0],
+            "using": state.using[0],
+            "action_probs": torch.softmax(logits, -1),
+            "values": value,
         }
         result = world.step(action.view(1, -1))
-        columns["rewards"] = result.reward[0].unsqueeze(0).numpy()
-        columns["dones"] = (result.terminated[0] | result.truncated[0]).unsqueeze(0).numpy()
+        step["rewards"] = result.reward[0]
+        step["dones"] = result.terminated[0] | result.truncated[0]
+        if self.recorder is not None:
+            self.recorder.tap(**step)
+        columns = {name: tensor.unsqueeze(0).numpy() for name, tensor in step.items()}
         self.cumulative += float(result.reward[0].mean())
         metadata = {
             "episode_id": self.episode,
@@ -128,6 +150,8 @@ class LiveSession:
         self.step += 1
         self.obs = result.obs
         if bool(result.env_done[0]):
+            if self.recorder is not None:
+                self.recorder.end_episode(self.episode, 1, result.episode_return[0])
             session.send(
                 {
                     "type": "episode_end",
@@ -141,4 +165,5 @@ class LiveSession:
             self.start(session)
 
     def close(self) -> None:
-        pass
+        if self.recorder is not None:
+            self.recorder.close()

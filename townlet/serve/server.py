@@ -231,11 +231,17 @@ class TownletServer:
             pass
 
     async def _player(self, session: Session) -> None:
-        """Advance the session's playback at step_delay / speed while it is playing."""
+        """Advance the session's playback at step_delay / speed while it is playing.
+
+        Steps are due on an absolute schedule (due += delay), so time spent sending does not
+        accumulate as drift; a wake-up (play, speed change) restarts the schedule from now."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             if not session.playing:
                 session.wake.clear()
                 await session.wake.wait()
+                due = loop.time()
                 continue
             if session.mode == "replay":
                 self._advance_replay(session)
@@ -243,9 +249,13 @@ class TownletServer:
                 await session.live.advance(session)
             delay = self.options.step_delay / session.speed
             if delay > 0:
+                due = max(
+                    due + delay, loop.time() - delay
+                )  # never race to catch up more than a step
                 try:
-                    await asyncio.wait_for(session.wake.wait(), timeout=delay)
+                    await asyncio.wait_for(session.wake.wait(), timeout=max(0.0, due - loop.time()))
                     session.wake.clear()
+                    due = loop.time()
                 except TimeoutError:
                     pass
             else:

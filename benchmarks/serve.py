@@ -1,0 +1,247 @@
+"""Server figures as JSON lines: time to ready, state updates per second to one client at
+unlimited speed, 100 concurrent clients each playing a different recording at 50 steps/s
+(delivered rate and lag per client), and list_recordings latency over 100,000 indexed rows.
+Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from townlet.config.schema import RecordingConfig  # noqa: E402
+from townlet.recording import RecordingIndex  # noqa: E402
+from townlet.recording.recorder import EpisodeRecorder  # noqa: E402
+from townlet.scenarios import build_world, load_config  # noqa: E402
+from townlet.serve.catalog import Catalog  # noqa: E402
+from townlet.serve.server import ServeOptions, TownletServer  # noqa: E402
+
+
+def emit(name: str, value: float, unit: str, **conditions) -> None:
+    print(
+        json.dumps({"name": name, "value": round(value, 4), "unit": unit, **conditions}), flush=True
+    )
+
+
+def make_recordings(run: Path, episodes: int, steps: int) -> None:
+    """`episodes` real town episodes (4 agents, random masked actions)."""
+    cfg = load_config(
+        [
+            f"scenario.ticks={steps}",
+            "world.meters.energy.critical=false",
+            "world.meters.satiation.critical=false",
+        ]
+    )
+    world = build_world(cfg)
+    recorder = EpisodeRecorder(
+        RecordingConfig(enabled=True, periodic=1, queue_size=256),
+        run,
+        world,
+        run_id="bench",
+        seed=0,
+        config_hash="bench",
+    )
+    generator = torch.Generator().manual_seed(0)
+    for episode in range(episodes):
+        obs = world.reset(seed=episode)
+        for _ in range(steps):
+            mask = obs.action_mask
+            action = (torch.rand(mask.shape, generator=generator) * mask).argmax(-1)
+            state = world.state
+            before = {
+                "positions": world.layout.xy_of(state.pos[0]),
+                "meters": state.meters[0],
+                "actions": action[0],
+                "interaction_progress": obs.features[0, :, -3],
+                "time_of_day": world.time_of_day()[0],
+                "queued": state.queued[0],
+                "using": state.using[0],
+                "action_probs": mask[0].float() / mask[0].sum(-1, keepdim=True),
+                "values": torch.zeros(4),
+            }
+            result = world.step(action)
+            recorder.tap(
+                **before, rewards=result.reward[0], dones=result.terminated[0] | result.truncated[0]
+            )
+            obs = result.obs
+        recorder.end_episode(episode, 1, result.episode_return[0])
+    recorder.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def time_to_ready(run: Path) -> float:
+    port = free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "townlet.serve",
+            "--db",
+            str(run / "recordings.db"),
+            "--recordings",
+            str(run / "recordings"),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                    await ws.recv()
+                    return time.perf_counter() - start
+            except OSError:
+                await asyncio.sleep(0.01)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def one_client_rate(server: TownletServer, episode: int) -> float:
+    async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "load_replay", "episode_id": episode}))
+        await ws.recv()
+        await ws.recv()
+        await ws.send(json.dumps({"command": "play"}))
+        count, start = 0, time.perf_counter()
+        while json.loads(await ws.recv())["type"] == "state_update":
+            count += 1
+        return count / (time.perf_counter() - start)
+
+
+async def paced_client(port: int, episode: int, seconds: float) -> tuple[float, float]:
+    async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "load_replay", "episode_id": episode}))
+        await ws.recv()
+        await ws.recv()
+        await ws.send(json.dumps({"command": "play"}))
+        start, count, steps = time.perf_counter(), 0, 0
+        while time.perf_counter() - start < seconds:
+            message = json.loads(await ws.recv())
+            if message["type"] == "state_update":
+                count += 1
+                steps = message["step"]
+        elapsed = time.perf_counter() - start
+        expected = elapsed * 50.0
+        return count / elapsed, max(0.0, (expected - steps) / 50.0)  # rate, seconds behind schedule
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        make_recordings(run, episodes=100, steps=300)
+        emit(
+            "serve_time_to_ready",
+            await time_to_ready(run),
+            "s",
+            note="process start to first WebSocket reply",
+        )
+        server = TownletServer(Catalog.for_run(run), ServeOptions(port=0, step_delay=0.0))
+        await server.start()
+        rate = await one_client_rate(server, 0)
+        emit(
+            "serve_state_updates_per_sec_one_client",
+            rate,
+            "updates/s",
+            agents=4,
+            steps=300,
+            speed="unlimited",
+        )
+        await server.stop()
+        paced = TownletServer(
+            Catalog.for_run(run), ServeOptions(port=0, step_delay=0.02)
+        )  # 50 steps/s
+        await paced.start()
+        results = await asyncio.gather(*(paced_client(paced.port, i, 4.0) for i in range(100)))
+        await paced.stop()
+        rates, lags = [r for r, _ in results], [lag for _, lag in results]
+        emit(
+            "serve_100_clients_delivered_rate_median",
+            statistics.median(rates),
+            "updates/s per client",
+            clients=100,
+            target_rate=50,
+            worst=round(min(rates), 2),
+        )
+        emit(
+            "serve_100_clients_lag_median",
+            statistics.median(lags),
+            "s behind schedule",
+            clients=100,
+            worst=round(max(lags), 3),
+        )
+        # list_recordings over an index of 100,000 rows
+        big = Path(tmp) / "big"
+        index = RecordingIndex.for_run(big)
+        rows = [
+            {
+                "episode_id": i,
+                "survival_steps": 300,
+                "total_reward": (i % 997) / 100.0,
+                "curriculum_stage": 1 + i % 3,
+                "recording_reason": ("periodic_100", "top_10.0pct")[i % 2],
+                "timestamp": 0.0,
+                "file_path": f"episode_{i:06d}.msgpack.lz4",
+                "file_size_bytes": 1,
+                "compressed_size_bytes": 1,
+                "run_id": "bench",
+                "scenario": "town",
+                "recording_reasons": json.dumps([("periodic_100", "top_10.0pct")[i % 2]]),
+                "format_version": 2,
+            }
+            for i in range(100_000)
+        ]
+        index.insert(rows)
+        index.close()
+        server = TownletServer(Catalog.for_run(big), ServeOptions(port=0))
+        await server.start()
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.recv()
+            for label, filters in (
+                ("default", {}),
+                ("stage+reason+reward", {"stage": 2, "reason": "top_10.0pct", "min_reward": 5.0}),
+            ):
+                times = []
+                for _ in range(30):
+                    start = time.perf_counter()
+                    await ws.send(json.dumps({"type": "list_recordings", "filters": filters}))
+                    reply = json.loads(await ws.recv())
+                    times.append(time.perf_counter() - start)
+                assert len(reply["recordings"]) == 100
+                emit(
+                    "serve_list_recordings_latency_median",
+                    statistics.median(times) * 1e3,
+                    "ms",
+                    rows=100_000,
+                    limit=100,
+                    filters=label,
+                )
+        await server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from townlet.config.schema import RecordingConfig
-from townlet.recording.format import FORMAT_VERSION, Episode, RecordingError
+from townlet.recording.format import FORMAT_VERSION, Episode
 from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
 from townlet.recording.policies import RecordingPolicy
 from townlet.world import World

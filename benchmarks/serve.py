@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from townlet.recording.recorder import EpisodeRecorder  # noqa: E402
 from townlet.scenarios import build_world, load_config  # noqa: E402
 from townlet.serve.catalog import Catalog  # noqa: E402
 from townlet.serve.server import ServeOptions, TownletServer  # noqa: E402
+from townlet.util.net import free_port  # noqa: E402
 
 
 def emit(name: str, value: float, unit: str, **conditions) -> None:
@@ -79,12 +79,6 @@ def make_recordings(run: Path, episodes: int, steps: int) -> None:
             obs = result.obs
         recorder.end_episode(episode, 1, result.episode_return[0])
     recorder.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def time_to_ready(run: Path) -> float:

@@ -25,17 +25,7 @@ def main(cfg: DictConfig) -> None:
         Path(cfg.output) if cfg.output else run / "videos" / f"episode_{cfg.episode_id:06d}.mp4"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    options = VideoOptions(
-        fps=cfg.fps,
-        speed=cfg.speed,
-        style=cfg.style,
-        preset=cfg.preset,
-        dpi=cfg.dpi,
-        start=cfg.start,
-        end=cfg.end,
-        quality=cfg.quality,
-        progress=sys.stderr.isatty(),
-    )
+    options = VideoOptions.from_settings(cfg, progress=sys.stderr.isatty())
     try:
         result = export_from_index(
             RecordingIndex.for_run(run, create=False), cfg.episode_id, output, options

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from townlet.util.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -166,12 +167,6 @@ def test_an_optuna_sweep_records_its_best_trial_and_continues(store, tmp_path):
     study = optuna.load_study(study_name="ppo_kitchen_breakfast", storage=storage)
     assert len(study.trials) == 5
     assert [t.state.name for t in study.trials[3:]] == ["FAIL", "FAIL"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_mlflow_ui_serves_the_store(store, tmp_path):

@@ -11,17 +11,7 @@ from townlet.video.export import ExportError, VideoOptions, export_from_index
 
 
 def _options(args: argparse.Namespace) -> VideoOptions:
-    return VideoOptions(
-        fps=args.fps,
-        speed=args.speed,
-        style=args.style,
-        preset=args.preset,
-        dpi=args.dpi,
-        start=args.start,
-        end=args.end,
-        quality=args.quality,
-        progress=sys.stderr.isatty(),
-    )
+    return VideoOptions.from_settings(args, progress=sys.stderr.isatty())
 
 
 def _index(args: argparse.Namespace) -> RecordingIndex:

@@ -42,6 +42,12 @@ class VideoOptions:
     quality: str = "fast"
     progress: bool = False
 
+    @classmethod
+    def from_settings(cls, source, progress: bool = False) -> VideoOptions:
+        """From anything with the same setting names (parsed arguments, a Hydra config)."""
+        names = ("fps", "speed", "style", "preset", "dpi", "start", "end", "quality")
+        return cls(**{name: getattr(source, name) for name in names}, progress=progress)
+
     def check(self) -> None:
         if self.fps < 1:
             raise ExportError(f"fps must be >= 1, got {self.fps}")

@@ -62,11 +62,8 @@ class Layout:
     inst_type: torch.Tensor  # (N,) int64
     inst_capacity: torch.Tensor  # (N,) int64
     inst_duration: torch.Tensor  # (N,) int64
-    inst_cost: torch.Tensor  # (N,) float32
-    inst_effects: torch.Tensor  # (N, M) float32
     inst_stock: torch.Tensor  # (N,) int64
     inst_interactable: torch.Tensor  # (N,) bool
-    inst_open: torch.Tensor  # (N, ticks_per_day) bool
     inst_idle_code: torch.Tensor  # (N,) int64 terrain code when idle
     inst_delta: torch.Tensor  # (N, M) float32 meter change on completion, cost included
     # agents
@@ -74,9 +71,6 @@ class Layout:
     initial_meters: torch.Tensor  # (A, M) float32
     has_job: torch.Tensor  # (A,) bool
     job_cell: torch.Tensor  # (A,) int64 (sink when no job)
-    shift_start: torch.Tensor  # (A,) int64 tick of day
-    shift_end: torch.Tensor  # (A,) int64
-    on_time_until: torch.Tensor  # (A,) int64: last tick of day that still counts as on time
     wage: torch.Tensor  # (A,) float32
     late_penalty: torch.Tensor  # (A,) float32
     absent_penalty: torch.Tensor  # (A,) float32
@@ -100,7 +94,6 @@ class Layout:
     cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
     # meters and reward
     decay: torch.Tensor  # (M,) float32
-    critical: torch.Tensor  # (M,) bool
     need_weights: torch.Tensor  # (M,) float32
     money_index: int  # -1 when the town has no money meter
     # time
@@ -367,24 +360,16 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         inst_type=torch.tensor(inst_type, dtype=torch.int64),
         inst_capacity=torch.tensor([s.capacity for s in specs], dtype=torch.int64),
         inst_duration=torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.int64),
-        inst_cost=torch.tensor([s.cost for s in specs], dtype=torch.float32),
-        inst_effects=torch.tensor(inst_effects, dtype=torch.float32).reshape(
-            len(specs), len(meter_names)
-        ),
         inst_stock=torch.tensor(
             [UNLIMITED_STOCK if s.stock < 0 else s.stock for s in specs], dtype=torch.int64
         ),
         inst_interactable=torch.tensor([not s.workplace for s in specs], dtype=torch.bool),
-        inst_open=torch.tensor(inst_open, dtype=torch.bool).reshape(len(specs), tpd),
         inst_idle_code=torch.tensor([terrain_code(t) for t in inst_type], dtype=torch.int64),
         inst_delta=inst_delta,
         start_cell=torch.tensor(start_cells, dtype=torch.int64),
         initial_meters=torch.tensor(initial, dtype=torch.float32),
         has_job=torch.tensor([r[0] for r in job_rows], dtype=torch.bool),
         job_cell=torch.tensor([r[1] for r in job_rows], dtype=torch.int64),
-        shift_start=torch.tensor([r[2] for r in job_rows], dtype=torch.int64),
-        shift_end=torch.tensor([r[3] for r in job_rows], dtype=torch.int64),
-        on_time_until=torch.tensor([r[4] for r in job_rows], dtype=torch.int64),
         wage=torch.tensor([r[5] for r in job_rows], dtype=torch.float32),
         late_penalty=torch.tensor([r[6] for r in job_rows], dtype=torch.float32),
         absent_penalty=torch.tensor([r[7] for r in job_rows], dtype=torch.float32),
@@ -412,7 +397,6 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
         decay=torch.tensor([world.meters[m].decay for m in meter_names], dtype=torch.float32),
-        critical=torch.tensor([world.meters[m].critical for m in meter_names], dtype=torch.bool),
         need_weights=torch.tensor(reward_weights, dtype=torch.float32),
         money_index=money_index,
         ticks_per_day=tpd,

@@ -22,7 +22,7 @@ from townlet.util.atomic import atomic_write_bytes
 
 INDEX_NAME = "recordings.db"
 FOLDER_NAME = "recordings"
-COLUMNS = (
+SEED_COLUMNS = (
     "episode_id",
     "survival_steps",
     "total_reward",
@@ -32,11 +32,9 @@ COLUMNS = (
     "file_path",
     "file_size_bytes",
     "compressed_size_bytes",
-    "run_id",
-    "scenario",
-    "recording_reasons",
-    "format_version",
 )
+"""The columns users of the system we replace already query (and the server lists)."""
+COLUMNS = (*SEED_COLUMNS, "run_id", "scenario", "recording_reasons", "format_version")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS episode_recordings (
     episode_id INTEGER PRIMARY KEY,

@@ -27,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from townlet.recording.index import SEED_COLUMNS
 from townlet.serve.catalog import Catalog
 from townlet.serve.frames import EpisodeFrames
 
@@ -311,18 +312,7 @@ class TownletServer:
             rows = self.catalog.list(clean)
         except KeyError as error:
             raise ProtocolError(str(error.args[0])) from error
-        keys = (
-            "episode_id",
-            "survival_steps",
-            "total_reward",
-            "curriculum_stage",
-            "recording_reason",
-            "timestamp",
-            "file_path",
-            "file_size_bytes",
-            "compressed_size_bytes",
-            "run",
-        )
+        keys = (*SEED_COLUMNS, "run")
         session.send(
             {"type": "recordings_list", "recordings": [{k: r.get(k) for k in keys} for r in rows]}
         )

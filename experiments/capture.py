@@ -15,6 +15,8 @@ from omegaconf import DictConfig
 
 from townlet.capture import capture, describe, track_capture
 from townlet.config import register_configs
+from townlet.config.errors import ConfigError
+from townlet.scenarios.build import typed
 from townlet.scenarios.lint import preflight
 from townlet.tracking import open_tracker
 
@@ -24,6 +26,11 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        typed(cfg)  # a config error is one line before any tracked run starts
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     with open_tracker(cfg, "capture", run_dir) as tracker:
         result = capture(cfg, run_dir)
         track_capture(result, tracker)

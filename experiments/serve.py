@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from townlet.config import register_configs
+from townlet.recording import RecordingError
 from townlet.serve.catalog import Catalog
 from townlet.serve.server import ServeOptions, TownletServer, run_forever
 
@@ -27,22 +28,39 @@ def main(cfg: DictConfig) -> None:
         print("error: give exactly one of run_dir=PATH or runs_root=PATH", file=sys.stderr)
         sys.exit(2)
     live = None
-    if cfg.run_dir:
-        run = Path(cfg.run_dir)
-        if not run.is_dir():
-            print(f"error: run_dir {run} does not exist", file=sys.stderr)
-            sys.exit(2)
-        catalog = Catalog.for_run(run)
-        if (run / "checkpoints" / "latest.pt").is_file():
-            from townlet.serve.live import LiveFactory
-
-            live = LiveFactory(run, record=cfg.serve.record_live)
-    else:
-        catalog = Catalog.for_root(Path(cfg.runs_root))
-    options = ServeOptions(cfg.serve.host, cfg.serve.port, cfg.serve.step_delay, cfg.serve.token)
+    options = cfg.serve
+    limits = {
+        "max_episode_bytes": int(options.max_episode_mb * 2**20),
+        "cache_bytes": int(options.cache_mb * 2**20),
+    }
     try:
-        server = TownletServer(catalog, options, live)
-    except ValueError as error:
+        if not (0 < options.max_episode_mb < 2**20 and 0 < options.cache_mb < 2**30):
+            raise ValueError("serve.max_episode_mb and serve.cache_mb must be positive and finite")
+        if cfg.run_dir:
+            run = Path(cfg.run_dir)
+            if not run.is_dir():
+                raise ValueError(f"run_dir {run} does not exist")
+            catalog = Catalog.for_run(run, **limits)
+            if (run / "checkpoints" / "latest.pt").is_file():
+                from townlet.serve.live import LiveFactory
+
+                live = LiveFactory(run, record=options.record_live)
+        else:
+            catalog = Catalog.for_root(Path(cfg.runs_root), **limits)
+            for line in catalog.skipped:
+                print(f"warning: {line}", file=sys.stderr)
+        server = TownletServer(
+            catalog,
+            ServeOptions(
+                options.host,
+                options.port,
+                options.step_delay,
+                options.token,
+                tuple(options.allowed_origins),
+            ),
+            live,
+        )
+    except (ValueError, RecordingError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     with contextlib.suppress(KeyboardInterrupt):

@@ -374,6 +374,13 @@ class ServeOptionsConfig:
     """Required when host is not localhost; clients pass it as ?token=."""
     record_live: bool = False
     """Record every live-mode episode into the run's recordings (like training's recorder)."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Web origins (scheme://host:port) besides the viewer page's own that may open the
+    WebSocket; browsers on any other page are refused."""
+    max_episode_mb: float = 64.0
+    """An episode larger than this (decompressed) is refused with an error reply."""
+    cache_mb: float = 256.0
+    """Memory for opened episodes kept ready to play (least recently used goes first)."""
 
 
 @dataclass

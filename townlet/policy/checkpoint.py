@@ -1,9 +1,14 @@
 """Checkpoints: weights, optimiser, counters, generator states, curriculum, world state and the
-names the network was trained with; written atomically; checked for compatibility on load."""
+names the network was trained with; written atomically; checked for compatibility on load.
+
+A checkpoint holds only tensors, numbers, strings, lists and dicts, and is always read with
+`torch.load(weights_only=True)`: a file handed to any loader (the server, capture, resume,
+evaluation) can never run code. Format 1 files (older Townlet) are refused with a clear error."""
 
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +16,7 @@ import torch
 
 from townlet.util.atomic import atomic_write_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -30,10 +35,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # it names a class or function: never unpickled
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (it holds Python objects that are never "
+            "unpickled; only tensors, numbers, strings, lists and dicts are loaded)"
+        ) from error
     except Exception as error:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from error
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from error
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version is not None and version < FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} from an older Townlet; this version reads "
+            f"format {FORMAT_VERSION} (retrain, or resume with the Townlet that wrote it)"
+        )
+    if version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a Townlet checkpoint of format {FORMAT_VERSION}")
     return data
 

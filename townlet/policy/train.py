@@ -99,6 +99,14 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
     return Path(str(resume))
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; `epoch` is the last epoch whose checkpoint was written."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"interrupted at epoch {epoch}")
+        self.epoch = epoch
+
+
 class Trainer:
     def __init__(
         self, config: TownletConfig, output_dir: Path, tracker: Tracker | None = None
@@ -171,14 +179,18 @@ class Trainer:
             ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS
         )
         self.obs = self.world.observe()
+        self.epochs_done = self.start_epoch
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
         try:
             return self._run()
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self.epochs_done) from None
         finally:
             if self.recorder is not None:
-                self.recorder.close()
+                for problem in self.recorder.close():
+                    print(f"warning: {problem}", file=sys.stderr)
 
     def _run(self) -> TrainResult:
         opts = self.config.train
@@ -193,6 +205,7 @@ class Trainer:
         run_start = time.perf_counter()
         for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
             record = self._epoch(epoch)
+            self.epochs_done = epoch
             if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
                 self._evaluate(epoch, time.perf_counter() - run_start)
             bar.update(1)
@@ -472,7 +485,7 @@ class Trainer:
             "world": self.world.snapshot(),
             "curriculum": self.curriculum.state_dict(),
             "replay": self.replay.state_dict() if self.replay else None,
-            "recording": self.recorder.policy.state_dict() if self.recorder else None,
+            "recording": self.recorder.state_dict() if self.recorder else None,
             "telemetry_offset": self.writer.offset,
             "best_return": self.best_return,
             "episode_faints": self.episode_faints.clone(),
@@ -493,10 +506,14 @@ class Trainer:
         """Load everything a checkpoint holds; return the telemetry offset."""
         data = load_checkpoint(path)
         check_compatible(path, data, self.checkpoint_names, self.net.shape)
-        if data["num_envs"] != self.e or data["num_epochs"] != self.num_epochs:
-            trained = f"ppo.num_envs={data['num_envs']} over {data['num_epochs']} epochs"
+        if data["num_envs"] != self.e:
             raise CheckpointError(
-                f"{path}: trained with {trained}; this config has {self.e} and {self.num_epochs}"
+                f"{path}: trained with ppo.num_envs={data['num_envs']}; this config has {self.e}"
+            )
+        if data["epoch"] > self.num_epochs:  # a larger train.total_ticks extends a run
+            raise CheckpointError(
+                f"{path}: already trained {data['epoch']} epochs, more than the "
+                f"{self.num_epochs} train.total_ticks={self.config.train.total_ticks} asks for"
             )
         self.net.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
@@ -508,11 +525,10 @@ class Trainer:
         if self.replay is not None and data.get("replay"):
             self.replay.load_state_dict(data["replay"])
         if self.recorder is not None:
-            if data.get("recording"):
-                self.recorder.policy.load_state_dict(data["recording"])
-            self.recorder.partial = (
-                True  # env 0's episode in progress was not tapped from its start
-            )
+            if data.get("recording"):  # the policy's history and env 0's episode in progress
+                self.recorder.load_state_dict(data["recording"])
+            else:  # recording was off when the checkpoint was written: only a tail is seen
+                self.recorder.partial = True
         self.start_epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.episode_faints = data["best_return"], data["episode_faints"]
         return data["telemetry_offset"]

@@ -120,15 +120,41 @@ def encode_episode(episode: Episode) -> tuple[bytes, int]:
     return lz4.frame.compress(packed, compression_level=0), len(packed)
 
 
-def decode_episode(data: bytes, label: str) -> Episode:
-    """Decode a version 1 or 2 file; `label` (e.g. 'episode 7') names it in errors."""
+def decompress(data: bytes, label: str, max_bytes: int | None = None) -> bytes:
+    """The LZ4 frame's content, refusing to inflate past `max_bytes` (a small file can expand
+    to gigabytes: the limit is checked while decompressing, not after)."""
     try:
-        packed = lz4.frame.decompress(data)
+        if max_bytes is None:
+            return lz4.frame.decompress(data)
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        packed = decompressor.decompress(data, max_length=max_bytes + 1)
     except RuntimeError as error:
         raise RecordingError(f"{label}: not an LZ4 frame or truncated ({error})") from error
+    if len(packed) > max_bytes:
+        raise RecordingError(
+            f"{label}: decompresses to more than the {max_bytes / 2**20:.0f} MiB allowed"
+        )
+    if not decompressor.eof:
+        raise RecordingError(f"{label}: not an LZ4 frame or truncated (frame incomplete)")
+    return packed
+
+
+def decode_episode(
+    data: bytes, label: str, max_bytes: int | None = None, check: bool = True
+) -> Episode:
+    """Decode a version 1 or 2 file; `label` (e.g. 'episode 7') names it in errors;
+    `max_bytes` caps its decompressed size; `check` refuses an episode that cannot be shown
+    (see `episode_problem`)."""
+    packed = decompress(data, label, max_bytes)
     try:
         payload = msgpack.unpackb(packed, raw=False, strict_map_key=False)
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as error:
+    except (
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+        ValueError,
+        TypeError,  # a map key that is not hashable
+    ) as error:
         raise RecordingError(f"{label}: corrupt msgpack payload ({error})") from error
     if not isinstance(payload, dict):
         raise RecordingError(f"{label}: not a recording (top level is {type(payload).__name__})")
@@ -136,11 +162,66 @@ def decode_episode(data: bytes, label: str) -> Episode:
     if version not in SUPPORTED_VERSIONS:
         raise RecordingError(f"{label}: unsupported format version {version!r} (supported: 1, 2)")
     try:
-        return _from_v2(payload) if version == 2 else _from_v1(payload)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
+        episode = _from_v2(payload) if version == 2 else _from_v1(payload)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise RecordingError(
             f"{label}: malformed version {version} recording ({error!r})"
         ) from error
+    problem = episode_problem(episode) if check else None
+    if problem:
+        raise RecordingError(f"{label}: malformed version {version} recording ({problem})")
+    return episode
+
+
+def episode_problem(episode: Episode) -> str | None:
+    """Why an episode that decodes cannot be shown or replayed, or None when it can."""
+    header, columns = episode.header, episode.columns
+    if not isinstance(header, dict):
+        return "the header is not a map"
+    for key in ("agent_ids", "meter_names", "action_names", "affordances"):
+        if not isinstance(header.get(key), list):
+            return f"the header has no {key} list"
+    if not header["agent_ids"] or not all(isinstance(a, str) for a in header["agent_ids"]):
+        return "agent_ids must be a non-empty list of strings"
+    grid = header.get("grid")
+    if not isinstance(grid, dict) or not all(
+        isinstance(grid.get(k), int) and 0 < grid[k] <= 4096 for k in ("width", "height")
+    ):
+        return "the header's grid needs a width and height in 1-4096"
+    if not isinstance(header.get("metadata"), dict) or not isinstance(
+        header["metadata"].get("episode_id"), int
+    ):
+        return "the header's metadata has no integer episode_id"
+    for aff in header["affordances"]:
+        if not isinstance(aff, dict) or not all(k in aff for k in ("name", "type", "x", "y")):
+            return "each affordance needs a name, type, x and y"
+    missing = [c for c in ("positions", "meters", "actions", "rewards") if c not in columns]
+    if missing:
+        return f"missing column(s) {', '.join(missing)}"
+    steps, agents = columns["actions"].shape[:1], len(header["agent_ids"])
+    if not steps or steps[0] == 0:
+        return "it has 0 steps"
+    t = steps[0]
+    expected = {
+        "positions": (t, agents, 2),
+        "meters": (t, agents, len(header["meter_names"])),
+        "actions": (t, agents),
+        "rewards": (t, agents),
+    }
+    for name, shape in expected.items():
+        if tuple(columns[name].shape) != shape:
+            return f"column {name} has shape {tuple(columns[name].shape)}, expected {shape}"
+    positions = columns["positions"].astype(np.int64)
+    if (
+        (positions < 0).any()
+        or (positions[..., 0] >= grid["width"]).any()
+        or (positions[..., 1] >= grid["height"]).any()
+    ):
+        return "positions lie off the grid"
+    actions = columns["actions"].astype(np.int64)
+    if (actions < 0).any() or (actions >= len(header["action_names"])).any():
+        return f"action ids out of range (0-{len(header['action_names']) - 1})"
+    return None
 
 
 def _from_v2(payload: dict[str, Any]) -> Episode:

@@ -2,14 +2,18 @@
 
 A recording is written as its file first (temporary name, fsync, rename) and indexed second, so
 a process killed at any point leaves no half file under a real name and no row without its
-file; `reindex` rebuilds the table from the files. Paths in the index are relative to the
-recordings folder and are never followed outside it.
+file. Episode ids are claimed in the index inside a write transaction (`claim`), so any number
+of writers (training, live sessions, other processes) never take the same id. `reindex` merges
+the files into the table in place: it adds rows for files that have none and drops rows whose
+file is gone, never a live writer's rows or temporary files. Paths in the index are relative to
+the recordings folder and are never followed outside it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,14 +55,33 @@ CREATE TABLE IF NOT EXISTS episode_recordings (
     recording_reasons TEXT,
     format_version INTEGER
 );
+CREATE TABLE IF NOT EXISTS episode_claims (
+    episode_id INTEGER PRIMARY KEY,
+    owner TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS idx_recordings_stage ON episode_recordings(curriculum_stage);
 CREATE INDEX IF NOT EXISTS idx_recordings_reason ON episode_recordings(recording_reason);
 CREATE INDEX IF NOT EXISTS idx_recordings_reward ON episode_recordings(total_reward);
 """
 
 
+FILE_PATTERN = re.compile(r"episode_(\d{6,})\.msgpack\.lz4")
+TEMP_PATTERN = re.compile(r"\..+\.tmp-(\d+)")
+MAX_EPISODE_ID = 2**63 - 1
+
+
 def episode_file_name(episode_id: int) -> str:
     return f"episode_{episode_id:06d}.msgpack.lz4"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RecordingIndex:
@@ -72,13 +95,21 @@ class RecordingIndex:
             self.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
         self.connection.row_factory = sqlite3.Row
-        if create:
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.executescript(SCHEMA)
-            self.connection.commit()
-        self.columns = {
-            row[1] for row in self.connection.execute("PRAGMA table_info(episode_recordings)")
-        }
+        try:
+            if create:
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.executescript(SCHEMA)
+                self.connection.commit()
+            self.columns = {
+                row[1] for row in self.connection.execute("PRAGMA table_info(episode_recordings)")
+            }
+        except sqlite3.DatabaseError as error:
+            self.connection.close()
+            if create:
+                raise  # reindex rebuilds an unreadable index
+            raise RecordingError(
+                f"{self.db_path}: not a SQLite recordings index ({error})"
+            ) from error
         if "episode_id" not in self.columns:
             raise RecordingError(f"{self.db_path}: no episode_recordings table")
 
@@ -90,6 +121,42 @@ class RecordingIndex:
         self.connection.close()
 
     # ------------------------------------------------------------------ writing
+    def claim(self, owner: str, wanted: int | None = None) -> tuple[int, bool]:
+        """Claim an episode id for `owner` in one write transaction: (id, fresh).
+
+        With `wanted` (training's own episode number) that id is claimed unless another owner
+        holds it; fresh is False when it is already recorded (a resumed run replaying an
+        episode). Otherwise, and when `wanted` is taken, the next id after every claimed or
+        recorded one is claimed. Concurrent writers never get the same id."""
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if wanted is not None:
+                holder = connection.execute(
+                    "SELECT owner FROM episode_claims WHERE episode_id = ?", (wanted,)
+                ).fetchone()
+                recorded = self.get(wanted) is not None
+                if holder is None or holder[0] == owner:
+                    if recorded:
+                        connection.execute("COMMIT")
+                        return wanted, False
+                    connection.execute(
+                        "INSERT OR IGNORE INTO episode_claims VALUES (?, ?)", (wanted, owner)
+                    )
+                    connection.execute("COMMIT")
+                    return wanted, True
+            top = connection.execute(
+                "SELECT MAX(m) FROM (SELECT MAX(episode_id) AS m FROM episode_claims "
+                "UNION ALL SELECT MAX(episode_id) FROM episode_recordings)"
+            ).fetchone()[0]
+            fresh = 0 if top is None else int(top) + 1
+            connection.execute("INSERT INTO episode_claims VALUES (?, ?)", (fresh, owner))
+            connection.execute("COMMIT")
+            return fresh, True
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
     def write(self, episode: Episode) -> dict[str, Any]:
         """File first (atomic), then its row. Never overwrites an existing recording."""
         meta = episode.metadata
@@ -104,13 +171,24 @@ class RecordingIndex:
         self.insert([row])
         return row
 
-    def insert(self, rows: Iterable[dict[str, Any]]) -> None:
+    def insert(self, rows: Iterable[dict[str, Any]], replace: bool = False) -> None:
         placeholders = ", ".join("?" for _ in COLUMNS)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
         with self.connection:
             self.connection.executemany(
-                f"INSERT INTO episode_recordings ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+                f"{verb} INTO episode_recordings ({', '.join(COLUMNS)}) VALUES ({placeholders})",
                 [tuple(row[c] for c in COLUMNS) for row in rows],
             )
+
+    def rewrite(self, episode: Episode) -> dict[str, Any]:
+        """Replace a recorded episode's file (atomically) and its row, e.g. with a new reason."""
+        episode_id = int(episode.metadata["episode_id"])
+        name = episode_file_name(episode_id)
+        data, size = encode_episode(episode)
+        atomic_write_bytes(self.recordings_dir / name, data)
+        row = row_for(episode, name, size, len(data))
+        self.insert([row], replace=True)
+        return row
 
     # ------------------------------------------------------------------ reading
     def _select(self) -> str:
@@ -184,20 +262,23 @@ class RecordingIndex:
             )
         raise RecordingError(f"{label}: file {str(relative)!r} is missing")
 
-    def load(self, episode_id: int) -> Episode:
+    def load(self, episode_id: int, max_bytes: int | None = None) -> Episode:
         row = self.get(episode_id)
         if row is None:
             raise RecordingError(f"episode {episode_id}: not in the index")
-        return read_episode(self.resolve(row), f"episode {episode_id}")
+        return read_episode(self.resolve(row), f"episode {episode_id}", max_bytes)
 
 
-def read_episode(path: Path, label: str | None = None) -> Episode:
+def read_episode(path: Path, label: str | None = None, max_bytes: int | None = None) -> Episode:
+    """Read and decode one episode file; `max_bytes` caps its size on disk and decompressed."""
     label = label or Path(path).name
     try:
+        if max_bytes is not None and Path(path).stat().st_size > max_bytes:
+            raise RecordingError(f"{label}: larger than the {max_bytes / 2**20:.0f} MiB allowed")
         data = Path(path).read_bytes()
     except OSError as error:
-        raise RecordingError(f"{label}: cannot read {path} ({error.strerror})") from error
-    return decode_episode(data, label)
+        raise RecordingError(f"{label}: cannot read the file ({error.strerror})") from error
+    return decode_episode(data, label, max_bytes)
 
 
 def row_for(episode: Episode, file_path: str, size: int, compressed: int) -> dict[str, Any]:
@@ -227,33 +308,99 @@ def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def reindex(run_dir: Path) -> tuple[int, list[str]]:
-    """Rebuild `recordings.db` from the files in `recordings/`; return (rows, problems).
+def reindex(run_dir: Path, notify: Any = None) -> tuple[int, list[str]]:
+    """Merge the files in `recordings/` into `recordings.db`; return (rows, problems).
 
-    Files that do not decode are reported and left out; leftover temporary files of a killed
-    writer are removed. The new index replaces the old one atomically.
-    """
+    Safe while writers run: rows are only added (for files that have none) or dropped (for files
+    that are gone: a writer writes its file before its row and never deletes one), inside one
+    write transaction; temporary files are removed only when the process that wrote them has
+    exited. Files that do not decode, whose name is not an episode file name (a stray
+    `episode_000010 (copy).msgpack.lz4`) or whose id differs from their name are reported and
+    left out. A database that cannot be read is rebuilt from the files. `notify(text)` is told
+    when the merge waits for a writer's transaction."""
     run_dir = Path(run_dir)
     folder = run_dir / FOLDER_NAME
     if not folder.is_dir():
         raise RecordingError(f"{folder}: no recordings folder")
+    _remove_dead_temp_files(folder)
+    db = run_dir / INDEX_NAME
+    try:
+        index = RecordingIndex(db, folder)
+    except sqlite3.DatabaseError as error:
+        if notify is not None:
+            notify(f"{db}: unreadable ({error}); rebuilding it from the files")
+        _set_aside(db)
+        index = RecordingIndex(db, folder)
+    try:
+        return _merge(index, folder, notify)
+    finally:
+        index.close()
+
+
+def _remove_dead_temp_files(folder: Path) -> None:
     for leftover in folder.glob(".*.tmp-*"):
-        leftover.unlink()
-    rows, problems = [], []
-    for path in sorted(folder.glob("episode_*.msgpack.lz4")):
-        try:
-            data = path.read_bytes()
-            episode = decode_episode(data, path.name)
-            rows.append(row_for(episode, path.name, len(lz4.frame.decompress(data)), len(data)))
-        except RecordingError as error:
-            problems.append(str(error))
-    tmp = run_dir / f".{INDEX_NAME}.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    fresh = RecordingIndex(tmp, folder)
-    fresh.insert(rows)
-    fresh.connection.execute("PRAGMA journal_mode=DELETE")
-    fresh.close()
-    for suffix in ("-wal", "-shm"):
-        (run_dir / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
-    os.replace(tmp, run_dir / INDEX_NAME)
-    return len(rows), problems
+        match = TEMP_PATTERN.fullmatch(leftover.name)
+        if match is None or not _pid_alive(int(match.group(1))):
+            leftover.unlink(missing_ok=True)
+
+
+def _set_aside(db: Path) -> None:
+    """Move an unreadable index (and its journal files) aside, keeping it for inspection."""
+    stamp = f"corrupt-{os.getpid()}"
+    for suffix in ("", "-wal", "-shm"):
+        path = db.with_name(db.name + suffix)
+        if path.exists():
+            os.replace(path, db.with_name(f"{db.name}.{stamp}{suffix}"))
+
+
+def _merge(index: RecordingIndex, folder: Path, notify: Any) -> tuple[int, list[str]]:
+    problems: list[str] = []
+    files: dict[int, Path] = {}
+    for path in sorted(folder.glob("*.msgpack.lz4")):
+        match = FILE_PATTERN.fullmatch(path.name)
+        if match is None:
+            problems.append(f"{path.name}: not an episode file name (episode_NNNNNN.msgpack.lz4)")
+            continue
+        files[int(match.group(1))] = path
+    connection = index.connection
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        if notify is not None:
+            notify(f"{index.db_path}: waiting for a writer's transaction to finish")
+        connection.execute("PRAGMA busy_timeout = 60000")
+        connection.execute("BEGIN IMMEDIATE")
+    try:
+        indexed = {
+            int(r[0]): r[1]
+            for r in connection.execute("SELECT episode_id, file_path FROM episode_recordings")
+        }
+        for episode_id, file_path in indexed.items():
+            if not (folder / str(file_path)).is_file() and episode_id not in files:
+                connection.execute(
+                    "DELETE FROM episode_recordings WHERE episode_id = ?", (episode_id,)
+                )
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        for episode_id, path in files.items():
+            if episode_id in indexed:
+                continue
+            try:
+                data = path.read_bytes()
+                episode = decode_episode(data, path.name)
+                stored = int(episode.metadata["episode_id"])
+                if stored != episode_id:
+                    raise RecordingError(f"{path.name}: holds episode {stored}, not {episode_id}")
+                row = row_for(episode, path.name, len(lz4.frame.decompress(data)), len(data))
+            except (RecordingError, KeyError, TypeError, ValueError, OSError) as error:
+                problems.append(str(error))
+                continue
+            connection.execute(
+                f"INSERT INTO episode_recordings ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+                tuple(row[c] for c in COLUMNS),
+            )
+        count = connection.execute("SELECT COUNT(*) FROM episode_recordings").fetchone()[0]
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return int(count), problems

@@ -4,14 +4,20 @@ Per tick the caller hands over env 0's tensors (already on the CPU); they are co
 preallocated buffers. When an episode ends the policy decides; a kept episode is handed to a
 writer thread through a bounded queue. When the queue is full the recorder waits
 `block_seconds`, then drops the whole episode (never single steps) and counts it. `close()`
-drains the queue. On start, an existing recordings folder is reindexed, so a run killed
-mid-write resumes with a consistent index; an episode that is already recorded is skipped,
-never overwritten.
+drains the queue. On start, an existing recordings folder is merged into the index, so a run
+killed mid-write resumes with a consistent index; an episode that is already recorded is
+skipped, never overwritten.
+
+An episode handed to the writer is never changed afterwards: a reason added later (the
+curriculum's pre-transition ring) is a separate job that rewrites the file and its row, so the
+file and the index always agree. Ids are claimed in the index (`RecordingIndex.claim`): the
+producer's own episode number when free, else the next free id, so concurrent writers (training,
+live sessions) never collide. Writer failures are logged as they happen and counted.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import queue
 import threading
 import time
@@ -30,6 +36,7 @@ from townlet.world import World
 from townlet.world.constants import ACTION_NAMES
 
 _STOP = object()
+log = logging.getLogger("townlet.recording")
 
 
 @dataclass
@@ -47,6 +54,7 @@ class EpisodeRecorder:
         run_id: str,
         seed: int,
         config_hash: str,
+        owner: str | None = None,
     ) -> None:
         layout = world.layout
         self.config, self.policy = config, RecordingPolicy(config)
@@ -61,6 +69,8 @@ class EpisodeRecorder:
         if (run_dir / FOLDER_NAME).is_dir() and any((run_dir / FOLDER_NAME).iterdir()):
             reindex(run_dir)  # recover from a killed writer: rows exactly for the files present
         self.index = RecordingIndex.for_run(run_dir)
+        self.owner = owner or f"run:{run_id}"
+        self._ids: dict[int, int] = {}  # producer's episode number -> id it was recorded under
         self.header = episode_header(world, self.agents, run_id, seed, config_hash)
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
         self._index = torch.tensor(self.agents)
@@ -119,23 +129,42 @@ class EpisodeRecorder:
             self.ring.append(_Kept(episode, bool(reasons)))
 
     def stage_changed(self, new_stage: int) -> None:
-        """Write the ring buffer's episodes: the last ones before the transition."""
+        """Write the ring buffer's episodes: the last ones before the transition. Episodes
+        already handed to the writer are not touched: their reason is a job of its own."""
         reason = self.policy.pre_transition_reason(new_stage)
         for kept in self.ring:
             meta = kept.episode.metadata
-            meta["recording_reasons"] = [*meta["recording_reasons"], reason]
-            if not kept.written:
-                meta["recording_reason"] = reason
-                self._submit(kept.episode)
-            else:
+            if kept.written:
                 self._submit(("add_reason", meta["episode_id"], reason))
+                continue
+            metadata = {**meta, "recording_reason": reason, "recording_reasons": [reason]}
+            self._submit(
+                Episode({**kept.episode.header, "metadata": metadata}, kept.episode.columns)
+            )
         self.ring.clear()
 
-    def close(self) -> None:
-        """Drain the queue and stop the writer (idempotent)."""
+    def close(self) -> list[str]:
+        """Drain the queue and stop the writer (idempotent); return the writer's errors."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+        return list(self.errors)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode in progress (env 0's steps so far), for checkpoints: a resumed run then
+        records it whole instead of dropping it as partial."""
+        return {
+            "t": self.t,
+            "steps": {name: buf[: self.t].clone() for name, buf in self.buffers.items()},
+            "policy": self.policy.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.t = int(state["t"])
+        for name, steps in state["steps"].items():
+            self.buffers[name][: self.t] = steps
+        self.partial = False
 
     def stats(self) -> dict[str, int]:
         return {
@@ -173,24 +202,38 @@ class EpisodeRecorder:
             try:
                 if isinstance(job, tuple):
                     self._add_reason(*job[1:])
-                elif self.index.get(job.metadata["episode_id"]) is not None:
-                    self.skipped += 1  # a resumed run replaying an episode it already recorded
                 else:
-                    self.index.write(job)
-                    self.written += 1
+                    self._write(job)
             except Exception as error:  # keep writing later episodes; report what failed
-                self.errors.append(f"{type(error).__name__}: {error}")
+                message = f"recording: {type(error).__name__}: {error}"
+                self.errors.append(message)
+                log.warning(message)
         self.index.close()
 
-    def _add_reason(self, episode_id: int, reason: str) -> None:
+    def _write(self, episode: Episode) -> None:
+        number = int(episode.metadata["episode_id"])
+        episode_id, fresh = self.index.claim(self.owner, number)
+        if not fresh:
+            self.skipped += 1  # a resumed run replaying an episode it already recorded
+            return
+        if episode_id != number:  # another writer holds this number: keep it in the metadata
+            metadata = {**episode.metadata, "episode_id": episode_id, "source_episode": number}
+            episode = Episode({**episode.header, "metadata": metadata}, episode.columns)
+        self.index.write(episode)
+        self._ids[number] = episode_id
+        self.written += 1
+
+    def _add_reason(self, number: int, reason: str) -> None:
+        episode_id = self._ids.get(number, number)
         row = self.index.get(episode_id)
         if row is None or reason in row["recording_reasons"]:
             return
-        with self.index.connection:
-            self.index.connection.execute(
-                "UPDATE episode_recordings SET recording_reasons = ? WHERE episode_id = ?",
-                (json.dumps([*row["recording_reasons"], reason]), episode_id),
-            )
+        episode = self.index.load(episode_id)
+        metadata = {
+            **episode.metadata,
+            "recording_reasons": [*episode.metadata.get("recording_reasons", []), reason],
+        }
+        self.index.rewrite(Episode({**episode.header, "metadata": metadata}, episode.columns))
 
 
 def episode_header(

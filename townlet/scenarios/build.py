@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from townlet.config import register_configs
 from townlet.config.schema import ScenarioConfig, TownletConfig, WorldConfig
+from townlet.config.validate import validate
 from townlet.world import World
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def typed(cfg: DictConfig) -> TownletConfig:
-    """The composed config as schema dataclasses (interpolations resolved)."""
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    """The composed config as schema dataclasses (interpolations resolved), after the checks
+    composition cannot make (unknown keys added with `+`, ranges, memory)."""
+    return validate(cfg)
 
 
 def build_world(
@@ -38,8 +40,14 @@ def build_world(
     )
 
 
-def load_config(overrides: list[str] | None = None, config_dir: Path = CONF_DIR) -> DictConfig:
-    """Compose the project config outside a Hydra app (tests, notebooks, tools)."""
+def load_config(
+    overrides: list[str] | None = None, config_dir: Path = CONF_DIR, check: bool = True
+) -> DictConfig:
+    """Compose the project config outside a Hydra app (tests, notebooks, tools); with `check`,
+    validated like an entry point's (`townlet.config.validate`)."""
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []))
+        cfg = compose(config_name="config", overrides=list(overrides or []))
+    if check:
+        validate(cfg)
+    return cfg

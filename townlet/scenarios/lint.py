@@ -7,6 +7,7 @@ selected scenario files are checked first against the same dataclass schemas.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from townlet.config.errors import one_line
 from townlet.config.schema import (
     AgentConfig,
     ExpectationConfig,
@@ -21,7 +23,8 @@ from townlet.config.schema import (
     PlacementConfig,
     ScenarioConfig,
 )
-from townlet.scenarios.build import CONF_DIR
+from townlet.config.validate import validate
+from townlet.scenarios.build import CONF_DIR, load_config
 
 
 def _unknown(node: Any, schema: type) -> list[str]:
@@ -89,7 +92,8 @@ def selected_scenarios(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
 
 
 def preflight(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Exit with status 2 and a clear message when a selected scenario file has a typo."""
+    """Exit with status 2 and a one-line message per problem when a selected scenario file has
+    a typo, or when the command line's config does not compose or fails validation."""
     problems: list[str] = []
     for name in selected_scenarios(argv, conf_dir):
         path = conf_dir / "scenario" / f"{name}.yaml"
@@ -97,6 +101,42 @@ def preflight(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
             problems += lint_scenario(
                 yaml.safe_load(path.read_text()) or {}, f"scenario/{name}.yaml"
             )
+    if not problems:
+        problems += check_command_line(argv, conf_dir)
     if problems:
         print("error: " + "\nerror: ".join(problems), file=sys.stderr)
         raise SystemExit(2)
+
+
+def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """Compose and validate the config a single run would get; [] when it is fine.
+
+    Multiruns (-m) and Hydra's own flags are left to Hydra, which composes per job (the trainer
+    validates each job again)."""
+    if any(token.startswith("-") for token in argv):
+        return []
+    overrides = [
+        token
+        for token in argv
+        if not token.lstrip("+~").startswith(("hydra.", "hydra/"))
+        and ("=" in token or token[:1] == "~")
+    ]
+    try:
+        validate(load_config(overrides, conf_dir))
+    except Exception as error:  # any composition error becomes one line naming the key
+        return [name_agent(one_line(error), argv, conf_dir)]
+    return []
+
+
+def name_agent(message: str, argv: list[str], conf_dir: Path = CONF_DIR) -> str:
+    """Prefix a message about `scenario.agents[N]` with the scenario and the agent's id."""
+    match = re.search(r"scenario\.agents(?:\[(\d+)\]|\.(\d+))", message)
+    names = selected_scenarios(argv, conf_dir)
+    if not match or len(names) != 1:
+        return message
+    index = int(match.group(1) or match.group(2))
+    path = conf_dir / "scenario" / f"{names[0]}.yaml"
+    block = (yaml.safe_load(path.read_text()) or {}).get("scenario", {}) if path.is_file() else {}
+    agents = block.get("agents") or []
+    agent = agents[index].get("id", f"#{index}") if index < len(agents) else f"#{index}"
+    return f"scenario '{block.get('name', names[0])}': agent '{agent}': {message}"

@@ -26,17 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--step-delay", type=float, default=0.2)
     parser.add_argument("--token", help="required when --host is not localhost")
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        help="a web origin besides the viewer page's own that may connect (repeatable)",
+    )
+    parser.add_argument("--max-episode-mb", type=float, default=64.0)
     args = parser.parse_args(argv)
     try:
-        catalog = Catalog.for_database(Path(args.db), Path(args.recordings))
+        if not 0 < args.max_episode_mb < 2**20:
+            raise ValueError(f"--max-episode-mb {args.max_episode_mb}: must be in (0, 1048576)")
+        catalog = Catalog.for_database(
+            Path(args.db), Path(args.recordings), max_episode_bytes=int(args.max_episode_mb * 2**20)
+        )
         live = None
         if args.checkpoint:
             from townlet.serve.live import LiveFactory
 
             live = LiveFactory.from_checkpoint(Path(args.checkpoint))
-        server = TownletServer(
-            catalog, ServeOptions(args.host, args.port, args.step_delay, args.token), live
+        options = ServeOptions(
+            args.host, args.port, args.step_delay, args.token, tuple(args.allowed_origin)
         )
+        server = TownletServer(catalog, options, live)
     except (RecordingError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -142,3 +142,14 @@ class EpisodeFrames:
         if cached is None:
             cached = self._encoded[step] = orjson.dumps(self.message(step))
         return cached
+
+    def encode_all(self) -> None:
+        """Encode every step now (in a worker thread), so playback only sends bytes."""
+        for step in range(self.steps):
+            self.encoded(step)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held: the columns (kept as Python lists) plus the encoded messages."""
+        columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
+        return columns + sum(len(e) for e in self._encoded if e is not None)

@@ -5,6 +5,8 @@ messages replays produce."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,12 @@ from townlet.policy.checkpoint import CheckpointError, check_compatible, load_ch
 from townlet.policy.network import ActorCritic
 from townlet.policy.train import CHECKPOINT_NAMES
 from townlet.recording.format import Episode
+from townlet.recording.index import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder, episode_header
 from townlet.serve.frames import EpisodeFrames
 from townlet.world import World
+
+log = logging.getLogger("townlet.serve")
 
 
 def run_config(run_dir: Path) -> TownletConfig:
@@ -49,25 +54,48 @@ class LiveFactory:
     def names(self) -> dict[str, Any]:
         return dict(self._names)
 
-    def open(self, checkpoint: str) -> LiveSession:
-        path = (
-            self.run_dir / "checkpoints" / "latest.pt"
-            if checkpoint == "latest"
-            else Path(checkpoint)
+    def resolve(self, checkpoint: str) -> Path:
+        """A checkpoint of this run: a name (`latest`, `best`, `epoch_000010`, with or without
+        `.pt`) or a path inside the run's `checkpoints/` folder. Anything else is refused with
+        the same words whether or not such a file exists, so clients learn nothing about files
+        outside the served folders."""
+        folder = (self.run_dir / "checkpoints").resolve()
+        refused = ValueError(
+            f"not a checkpoint of run {self.run_dir.name} "
+            "(give latest, best or a file name from its checkpoints/ folder)"
         )
+        if not checkpoint or len(checkpoint) > 255 or "\x00" in checkpoint:
+            raise refused
+        name = checkpoint if checkpoint.endswith(".pt") else f"{checkpoint}.pt"
+        candidate = Path(name)
+        path = (
+            (folder / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+        )
+        if path.parent != folder:
+            path = (self.run_dir.resolve() / candidate).resolve()
+            if path.parent != folder:
+                raise refused
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}")
+            raise FileNotFoundError(f"run {self.run_dir.name} has no checkpoint {path.name}")
+        return path
+
+    def open(self, checkpoint: str) -> LiveSession:
+        path = self.resolve(checkpoint)
         try:
             return LiveSession(
                 self.config, path, self.run_dir.name, self.run_dir if self.record else None
             )
         except CheckpointError as error:
-            raise ValueError(str(error)) from error
+            raise ValueError(str(error).replace(str(path), path.name)) from error
 
 
 class LiveSession:
     """One client's live run; with `record_dir`, every live episode is also recorded there (the
-    same recorder training uses), with episode ids continuing after the index's last."""
+    same recorder training uses) under an id claimed in the run's index when the episode starts,
+    so any number of live sessions and a training run can record into one run at once.
+
+    `step()` is plain blocking work (policy inference, a world tick, building the message); the
+    server calls it from a worker thread and sends what it returns."""
 
     def __init__(
         self, config: TownletConfig, checkpoint: Path, run: str, record_dir: Path | None = None
@@ -82,11 +110,13 @@ class LiveSession:
         self.generator = torch.Generator().manual_seed(config.seed)
         agents = list(range(self.world.layout.num_agents))
         self.header = episode_header(self.world, agents, run, config.seed, "live")
-        self.run, self.episode, self.step, self.cumulative = run, 0, 0, 0.0
+        self.run, self.episode, self.step_index, self.cumulative = run, 0, 0, 0.0
         self.progress = self.world.names.features.index("interaction_progress")
         self.obs = self.world.observe()
-        self.recorder = None
+        self.recorder: EpisodeRecorder | None = None
+        self.claims: RecordingIndex | None = None
         if record_dir is not None:
+            self.owner = f"live:{uuid.uuid4().hex}"
             self.recorder = EpisodeRecorder(
                 RecordingConfig(enabled=True, periodic=1),
                 record_dir,
@@ -94,22 +124,23 @@ class LiveSession:
                 run_id=f"live-{run}",
                 seed=config.seed,
                 config_hash="live",
+                owner=self.owner,
             )
-            last = self.recorder.index.max_episode_id()
-            self.episode = 0 if last is None else last + 1
+            self.claims = RecordingIndex.for_run(record_dir)
+            self.episode = self.claims.claim(self.owner)[0]
 
-    def start(self, session: Any) -> None:
-        session.send(
-            {
-                "type": "episode_start",
-                "episode_id": self.episode,
-                "scenario": self.world.layout.scenario_name,
-                "run": self.run,
-                "agents": self.header["agent_ids"],
-            }
-        )
+    def start_message(self) -> dict[str, Any]:
+        return {
+            "type": "episode_start",
+            "episode_id": self.episode,
+            "scenario": self.world.layout.scenario_name,
+            "run": self.run,
+            "agents": self.header["agent_ids"],
+        }
 
-    async def advance(self, session: Any) -> None:
+    def step(self) -> list[dict[str, Any]]:
+        """One tick: the state update, and at an episode's end `episode_end` and the next
+        episode's `episode_start`."""
         world, obs = self.world, self.obs
         with torch.no_grad():
             action, _, _, value, logits = self.net.get_action_and_value(
@@ -136,7 +167,7 @@ class LiveSession:
         self.cumulative += float(result.reward[0].mean())
         metadata = {
             "episode_id": self.episode,
-            "survival_steps": self.step + 1,
+            "survival_steps": self.step_index + 1,
             "total_reward": self.cumulative,
             "curriculum_stage": 1,
             "timestamp": 0.0,
@@ -144,26 +175,33 @@ class LiveSession:
         message = EpisodeFrames(
             Episode({**self.header, "metadata": metadata}, columns), self.run
         ).message(0, "live")
-        message.update(step=self.step, cumulative_reward=self.cumulative)
+        message.update(step=self.step_index, cumulative_reward=self.cumulative)
         message.pop("replay_metadata", None)
-        session.send(message, droppable=True)
-        self.step += 1
+        messages = [message]
+        self.step_index += 1
         self.obs = result.obs
         if bool(result.env_done[0]):
             if self.recorder is not None:
                 self.recorder.end_episode(self.episode, 1, result.episode_return[0])
-            session.send(
+            messages.append(
                 {
                     "type": "episode_end",
                     "episode_id": self.episode,
-                    "steps": self.step,
+                    "steps": self.step_index,
                     "total_reward": self.cumulative,
                 }
             )
-            self.episode, self.step, self.cumulative = self.episode + 1, 0, 0.0
+            self.episode = (
+                self.claims.claim(self.owner)[0] if self.claims is not None else self.episode + 1
+            )
+            self.step_index, self.cumulative = 0, 0.0
             self.obs = world.reset()
-            self.start(session)
+            messages.append(self.start_message())
+        return messages
 
     def close(self) -> None:
         if self.recorder is not None:
-            self.recorder.close()
+            for problem in self.recorder.close():
+                log.warning("live recording: %s", problem)
+        if self.claims is not None:
+            self.claims.close()

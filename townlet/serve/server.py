@@ -6,6 +6,14 @@ commands never move another's playback. Outbound messages go through a bounded p
 buffer drained by that session's sender task: when a client stops reading, its stale
 `state_update`s are dropped (never control replies or errors) and nobody else slows down.
 A bad message gets an `{"type": "error"}` reply and the connection lives on.
+
+The event loop only moves bytes: opening an episode (decode and encode every frame), loading a
+checkpoint and each live inference step run in worker threads, and each client has at most one
+such job in flight (its messages are handled in order). A client that sends without reading is
+not read from while its queued replies are over `REPLY_LIMIT`, so its backlog stays bounded
+and nobody else waits for it. The WebSocket refuses cross-origin browsers (an `Origin` other
+than the page's own host, unless listed in `allowed_origins`) and, with a token, any client
+that does not present it.
 """
 
 from __future__ import annotations
@@ -30,17 +38,17 @@ from websockets.http11 import Request, Response
 from townlet.recording.index import SEED_COLUMNS
 from townlet.serve.catalog import Catalog
 from townlet.serve.frames import EpisodeFrames
+from townlet.serve.protocol import ProtocolError, integer, list_filters, parse, speed
 
 log = logging.getLogger("townlet.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_MESSAGE_BYTES = 64 * 1024
 OUTBOUND_LIMIT = 64
+REPLY_LIMIT = 64
+"""Replies queued for a client before the server stops reading its messages."""
+MAX_STEP_DELAY = 60.0
 CONTROL_ACTIONS = ("play", "pause", "step", "reset", "seek", "set_speed")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class ProtocolError(ValueError):
-    """A message the server cannot act on; its text is sent back as the error message."""
 
 
 @dataclass
@@ -49,6 +57,16 @@ class ServeOptions:
     port: int = 8766
     step_delay: float = 0.2
     token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (scheme://host:port) besides the page's own that may open the WebSocket."""
+
+    def __post_init__(self) -> None:
+        delay = self.step_delay
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            raise ValueError(f"serve.step_delay must be a number, got {delay!r}")
+        if not math.isfinite(delay) or not 0 <= delay <= MAX_STEP_DELAY:
+            raise ValueError(f"serve.step_delay={delay}: must be a finite number in [0, 60]")
+        self.allowed_origins = tuple(o.rstrip("/") for o in self.allowed_origins or ())
 
 
 @dataclass(eq=False)  # identity: sessions live in a set
@@ -65,7 +83,9 @@ class Session:
     outbox: collections.deque = field(default_factory=collections.deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
+    replies: int = 0  # queued messages that are never dropped
 
     def send(self, payload: bytes | dict[str, Any], droppable: bool = False) -> None:
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
@@ -76,60 +96,30 @@ class Session:
                     self.dropped += 1
                     break
         self.outbox.append((data, droppable))
+        if not droppable:
+            self.replies += 1
+            if self.replies >= REPLY_LIMIT:
+                self.room.clear()
         self.ready.set()
 
     def error(self, message: str) -> None:
         self.send({"type": "error", "message": message})
 
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(f"Invalid {name}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ProtocolError(f"Invalid {name}: {value} is not finite")
-    return float(value)
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"Invalid {name}: expected an integer, got {type(value).__name__}")
-    return value
-
-
-def parse(raw: str | bytes) -> tuple[str, dict[str, Any]]:
-    """(command, message) from a text frame, accepting both control forms."""
-    if isinstance(raw, bytes):
-        raise ProtocolError("Binary frames are not supported; send JSON text")
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise ProtocolError(f"Malformed JSON: {error}") from error
-    if not isinstance(message, dict):
-        raise ProtocolError("A message must be a JSON object")
-    if "command" in message:
-        command = message["command"]
-    elif message.get("type") == "replay_control":
-        command = message.get("action")
-        if command is None:
-            raise ProtocolError("replay_control needs an 'action'")
-    elif "type" in message:
-        command = message["type"]
-    else:
-        raise ProtocolError("A message needs a 'type' or a 'command'")
-    if not isinstance(command, str):
-        raise ProtocolError(f"Invalid command: expected a string, got {type(command).__name__}")
-    return command, message
+    def sent(self, droppable: bool) -> None:
+        if not droppable:
+            self.replies -= 1
+            if self.replies < REPLY_LIMIT:
+                self.room.set()
 
 
 class TownletServer:
     def __init__(self, catalog: Catalog, options: ServeOptions, live_factory: Any = None) -> None:
         if options.host not in LOCAL_HOSTS and not options.token:
             raise ValueError(f"serving on {options.host} beyond localhost requires serve.token")
-        if options.step_delay < 0:
-            raise ValueError("serve.step_delay must be >= 0")
         self.catalog, self.options, self.live_factory = catalog, options, live_factory
         self.sessions: set[Session] = set()
         self.server: Server | None = None
+        self._first_names: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Server:
@@ -158,6 +148,9 @@ class TownletServer:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlparse(request.path)
         if url.path == "/ws":
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._origin_allowed(origin, request):
+                return _response(403, b"forbidden: cross-origin WebSocket\n", "text/plain")
             if self.options.token:
                 given = parse_qs(url.query).get("token", [""])[0]
                 if not hmac.compare_digest(given, self.options.token):
@@ -170,31 +163,47 @@ class TownletServer:
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return _response(200, path.read_bytes(), kind)
 
+    def _origin_allowed(self, origin: str, request: Request) -> bool:
+        """A browser's WebSocket must come from the page this server serves (same host and
+        port) or from an origin listed in `allowed_origins`."""
+        origin = origin.rstrip("/")
+        if origin in self.options.allowed_origins:
+            return True
+        host = request.headers.get("Host")
+        parsed = urlparse(origin)
+        return bool(host) and parsed.scheme in ("http", "https") and parsed.netloc == host
+
     # ------------------------------------------------------------------ WebSocket
     async def handler(self, connection: ServerConnection) -> None:
         session = Session(connection)
+        session.room.set()
         self.sessions.add(session)
         sender = asyncio.create_task(self._sender(session))
         player = asyncio.create_task(self._player(session))
         try:
-            session.send(self._connected())
+            session.send(await self._connected())
             async for raw in connection:
                 try:
                     command, message = parse(raw)
                     await self._dispatch(session, command, message)
                 except ProtocolError as error:
                     session.error(str(error))
+                await session.room.wait()  # a client that does not read is not read from
         except ConnectionClosed:
             pass
         finally:
             self.sessions.discard(session)
             for task in (sender, player):
                 task.cancel()
-            if session.live is not None:
-                session.live.close()
+            await self._close_live(session)
 
-    def _connected(self) -> dict[str, Any]:
-        names = self._names()
+    async def _close_live(self, session: Session) -> None:
+        live, session.live = session.live, None
+        if live is not None:
+            await asyncio.to_thread(live.close)
+
+    async def _connected(self) -> dict[str, Any]:
+        names = await self._names()
         return {
             "type": "connected",
             "mode": "idle",
@@ -204,29 +213,22 @@ class TownletServer:
             **names,
         }
 
-    def _names(self) -> dict[str, Any]:
+    async def _names(self) -> dict[str, Any]:
         if self.live_factory is not None:
             return self.live_factory.names()
-        for source in self.catalog.sources.values():
-            rows = source.index.list(limit=1)
-            if rows:
-                try:
-                    episode = source.index.load(rows[0]["episode_id"])
-                    return {
-                        "meter_names": episode.header["meter_names"],
-                        "action_names": episode.header["action_names"],
-                    }
-                except Exception:  # an unreadable first file: names come with each episode
-                    break
-        return {"meter_names": [], "action_names": []}
+        if self._first_names is None:  # read once, off the loop; each episode names its own
+            names = await asyncio.to_thread(self.catalog.first_names)
+            self._first_names = names or {"meter_names": [], "action_names": []}
+        return self._first_names
 
     async def _sender(self, session: Session) -> None:
         try:
             while True:
                 await session.ready.wait()
                 while session.outbox:
-                    data, _ = session.outbox.popleft()
-                    await session.connection.send(data.decode())
+                    data, droppable = session.outbox.popleft()
+                    session.sent(droppable)
+                    await session.connection.send(data, text=True)
                 session.ready.clear()
         except ConnectionClosed:
             pass
@@ -247,7 +249,12 @@ class TownletServer:
             if session.mode == "replay":
                 self._advance_replay(session)
             elif session.mode == "live":
-                await session.live.advance(session)
+                live = session.live
+                messages = await asyncio.to_thread(live.step)
+                if session.live is not live:  # switched while the step ran
+                    continue
+                for message in messages:
+                    session.send(message, droppable=message["type"] == "state_update")
             delay = self.options.step_delay / session.speed
             if delay > 0:
                 due = max(
@@ -276,40 +283,22 @@ class TownletServer:
     # ------------------------------------------------------------------ commands
     async def _dispatch(self, session: Session, command: str, message: dict[str, Any]) -> None:
         if command == "list_recordings":
-            self._list(session, message)
+            await self._list(session, message)
         elif command == "load_replay":
-            self._load_replay(session, message)
+            await self._load_replay(session, message)
         elif command == "load_checkpoint":
             await self._load_checkpoint(session, message)
         elif command in CONTROL_ACTIONS:
             self._control(session, command, message)
         else:
-            raise ProtocolError(f"Unknown message type: {command}")
+            raise ProtocolError(f"Unknown message type: {command[:100]}")
 
-    def _list(self, session: Session, message: dict[str, Any]) -> None:
+    async def _list(self, session: Session, message: dict[str, Any]) -> None:
         if not self.catalog.available:
             raise ProtocolError("Replay not available (no database)")
-        filters = message.get("filters") or {}
-        if not isinstance(filters, dict):
-            raise ProtocolError("Invalid filters: expected an object")
-        clean: dict[str, Any] = {"limit": 100}
-        for key, value in filters.items():
-            if value is None:
-                continue
-            if key in ("stage", "limit"):
-                clean[key] = _integer(value, key)
-            elif key in ("min_reward", "max_reward"):
-                clean[key] = _number(value, key)
-            elif key in ("reason", "run"):
-                if not isinstance(value, str):
-                    raise ProtocolError(f"Invalid {key}: expected a string")
-                clean[key] = value
-            else:
-                raise ProtocolError(f"Unknown filter: {key}")
-        if not 1 <= clean["limit"] <= 10_000:
-            raise ProtocolError(f"Invalid limit: {clean['limit']} (1-10000)")
+        filters = list_filters(message.get("filters"))
         try:
-            rows = self.catalog.list(clean)
+            rows = await asyncio.to_thread(self.catalog.list, filters)
         except KeyError as error:
             raise ProtocolError(str(error.args[0])) from error
         keys = (*SEED_COLUMNS, "run")
@@ -317,34 +306,26 @@ class TownletServer:
             {"type": "recordings_list", "recordings": [{k: r.get(k) for k in keys} for r in rows]}
         )
 
-    def _load_replay(self, session: Session, message: dict[str, Any]) -> None:
+    async def _load_replay(self, session: Session, message: dict[str, Any]) -> None:
         if not self.catalog.available:
             raise ProtocolError("Replay not available (no database)")
         if "episode_id" not in message:
             raise ProtocolError("load_replay needs an 'episode_id'")
-        episode_id = _integer(message["episode_id"], "episode_id")
+        episode_id = integer(message["episode_id"], "episode_id", 0)
         run = message.get("run")
         if run is not None and not isinstance(run, str):
             raise ProtocolError("Invalid run: expected a string")
         try:
-            run_name, episode, _ = self.catalog.load(episode_id, run)
+            frames = await asyncio.to_thread(self.catalog.frames, episode_id, run)
         except (LookupError, RuntimeError) as error:
             raise ProtocolError(str(error.args[0])) from error
-        if session.live is not None:
-            session.live.close()
-            session.live = None
-        session.mode, session.frames, session.cursor, session.playing = (
-            "replay",
-            EpisodeFrames(episode, run_name),
-            0,
-            False,
-        )
-        frames = session.frames
+        await self._close_live(session)
+        session.mode, session.frames, session.cursor, session.playing = "replay", frames, 0, False
         session.send(
             {
                 "type": "replay_loaded",
                 "episode_id": episode_id,
-                "run": run_name,
+                "run": frames.run,
                 "metadata": frames.metadata,
                 "total_steps": frames.steps,
                 "meter_names": frames.meters,
@@ -358,15 +339,15 @@ class TownletServer:
             raise ProtocolError("Live mode not available (no checkpoint or run directory)")
         checkpoint = message.get("checkpoint", "latest")
         if not isinstance(checkpoint, str):
-            raise ProtocolError("Invalid checkpoint: expected 'latest' or a path")
+            raise ProtocolError("Invalid checkpoint: expected 'latest', 'best' or a name")
+        shown = checkpoint[:100]
         try:
-            live = self.live_factory.open(checkpoint)
+            live = await asyncio.to_thread(self.live_factory.open, checkpoint)
         except (FileNotFoundError, ValueError) as error:
-            raise ProtocolError(f"Failed to load checkpoint {checkpoint}: {error}") from error
-        if session.live is not None:
-            session.live.close()
+            raise ProtocolError(f"Failed to load checkpoint {shown}: {error}") from error
+        await self._close_live(session)
         session.live, session.mode, session.frames, session.playing = live, "live", None, True
-        live.start(session)
+        session.send(live.start_message())
         session.wake.set()
 
     def _control(self, session: Session, action: str, message: dict[str, Any]) -> None:
@@ -375,10 +356,7 @@ class TownletServer:
         if action == "set_speed":
             if "speed" not in message:
                 raise ProtocolError("set_speed needs a 'speed'")
-            speed = _number(message["speed"], "speed")
-            if speed <= 0 or speed > 1000:
-                raise ProtocolError(f"Invalid speed: {speed} (a finite number in (0, 1000])")
-            session.speed = speed
+            session.speed = speed(message["speed"])
             session.wake.set()
         elif action == "play":
             if not session.playing:  # a second play does not double the speed
@@ -400,7 +378,7 @@ class TownletServer:
         elif action == "seek":
             if "seek_step" not in message:
                 raise ProtocolError("seek needs a 'seek_step'")
-            step = _integer(message["seek_step"], "seek_step")
+            step = integer(message["seek_step"], "seek_step")
             last = session.frames.steps - 1
             if not 0 <= step <= last:
                 raise ProtocolError(f"Invalid seek step: {step} (0-{last})")

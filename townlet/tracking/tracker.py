@@ -180,6 +180,10 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
         client.log_batch(run.info.run_id, params=params[i : i + 100])
     try:
         yield tracker
+    except KeyboardInterrupt:
+        client.set_tag(run.info.run_id, "interrupted", "true")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        raise
     except BaseException as error:
         client.set_tag(run.info.run_id, "error", f"{type(error).__name__}: {error}"[:8000])
         client.set_terminated(run.info.run_id, status="FAILED")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet.config.errors import ConfigError
 from townlet.config.schema import ScenarioConfig, WorldConfig
 from townlet.world.constants import (
     ACTION_DELTAS,
@@ -27,10 +28,6 @@ from townlet.world.constants import (
 )
 
 UNLIMITED_STOCK = 2**30
-
-
-class ConfigError(ValueError):
-    """A config that composes but cannot describe a valid world."""
 
 
 @dataclass(frozen=True)

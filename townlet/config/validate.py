@@ -1,0 +1,253 @@
+"""Checks on the final composed config that Hydra's typing cannot make.
+
+Hydra types every key, but `+group.key=...` bypasses struct mode and numbers are only typed, not
+ranged. `validate` runs after composition (entry points, `load_config`, the trainer) and raises a
+one-line `ConfigError` naming the key: a key nothing reads, a NaN or infinite float, a number
+outside its range, or a training job that would not fit in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from townlet.config.errors import ConfigError
+from townlet.config.schema import TownletConfig
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval unless `above` (strictly greater than lo) is set; None is unbounded."""
+
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.lo is not None and (value <= self.lo if self.above else value < self.lo):
+            return False
+        return self.hi is None or value <= self.hi
+
+    def describe(self) -> str:
+        low = "-inf" if self.lo is None else f"{self.lo:g}"
+        high = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{'(' if self.above else '['}{low}, {high}]"
+
+
+POSITIVE = Range(0, None, above=True)
+NON_NEGATIVE = Range(0, None)
+AT_LEAST_ONE = Range(1, None)
+UNIT = Range(0, 1)
+HOUR = Range(0, 24)
+PERCENT = Range(0, 100)
+
+# Dotted paths; `*` stands for any dict key or list index.
+RANGES: dict[str, Range] = {
+    "seed": NON_NEGATIVE,
+    "world.ticks_per_day": AT_LEAST_ONE,
+    "world.meters.*.decay": UNIT,
+    "world.meters.*.initial": UNIT,
+    "world.affordances.*.capacity": AT_LEAST_ONE,
+    "world.affordances.*.duration": AT_LEAST_ONE,
+    "world.affordances.*.open_hour": HOUR,
+    "world.affordances.*.close_hour": HOUR,
+    "world.affordances.*.cost": NON_NEGATIVE,
+    "world.affordances.*.effects.*": Range(-1, 1),
+    "world.affordances.*.stock": Range(-1, None),
+    "world.jobs.*.shift_start": HOUR,
+    "world.jobs.*.shift_end": HOUR,
+    "world.jobs.*.grace_ticks": NON_NEGATIVE,
+    "world.jobs.*.wage_per_tick": NON_NEGATIVE,
+    "world.jobs.*.late_penalty": NON_NEGATIVE,
+    "world.jobs.*.absent_penalty": NON_NEGATIVE,
+    "world.rivalry.gain": NON_NEGATIVE,
+    "world.rivalry.decay": UNIT,
+    "world.rivalry.avoid_threshold": NON_NEGATIVE,
+    "world.reward.faint_penalty": NON_NEGATIVE,
+    "world.observation.window": AT_LEAST_ONE,
+    "scenario.width": AT_LEAST_ONE,
+    "scenario.height": AT_LEAST_ONE,
+    "scenario.ticks": AT_LEAST_ONE,
+    "scenario.start_hour": HOUR,
+    "scenario.seed": NON_NEGATIVE,
+    "scenario.agents.*.meters.*": UNIT,
+    "scenario.agents.*.script.*.ticks": NON_NEGATIVE,
+    "scenario.agents.*.script.*.hour": HOUR,
+    "ppo.num_envs": AT_LEAST_ONE,
+    "ppo.rollout_ticks": AT_LEAST_ONE,
+    "ppo.learning_rate": POSITIVE,
+    "ppo.gamma": UNIT,
+    "ppo.gae_lambda": UNIT,
+    "ppo.num_minibatches": AT_LEAST_ONE,
+    "ppo.update_epochs": AT_LEAST_ONE,
+    "ppo.clip_coef": POSITIVE,
+    "ppo.ent_coef": NON_NEGATIVE,
+    "ppo.vf_coef": NON_NEGATIVE,
+    "ppo.max_grad_norm": POSITIVE,
+    "ppo.hidden_size": AT_LEAST_ONE,
+    "ppo.embedding_dim": AT_LEAST_ONE,
+    "recording.periodic": NON_NEGATIVE,
+    "recording.top_percent": PERCENT,
+    "recording.bottom_percent": PERCENT,
+    "recording.performance_window": AT_LEAST_ONE,
+    "recording.performance_min_history": NON_NEGATIVE,
+    "recording.stage_first": NON_NEGATIVE,
+    "recording.stage_pre_transition": NON_NEGATIVE,
+    "recording.agents.*": NON_NEGATIVE,
+    "recording.queue_size": AT_LEAST_ONE,
+    "recording.block_seconds": NON_NEGATIVE,
+    "curriculum.stages.*.decay_scale": NON_NEGATIVE,
+    "curriculum.stages.*.agents": AT_LEAST_ONE,
+    "curriculum.window": AT_LEAST_ONE,
+    "curriculum.survival_threshold": UNIT,
+    "train.total_ticks": AT_LEAST_ONE,
+    "train.replay_chunk": AT_LEAST_ONE,
+    "train.checkpoint_every": NON_NEGATIVE,
+    "train.eval_every": NON_NEGATIVE,
+    "train.eval_episodes": AT_LEAST_ONE,
+    "train.threads": NON_NEGATIVE,
+    "telemetry.log_frequency": AT_LEAST_ONE,
+    "telemetry.max_entries": NON_NEGATIVE,
+    "capture.ticks": AT_LEAST_ONE,
+    "capture.auto_seed_count": AT_LEAST_ONE,
+    "capture.gamma": UNIT,
+}
+
+MEMORY_FRACTION = 0.8
+"""A training job may plan to use at most this fraction of the machine's memory."""
+
+
+def validate(cfg: DictConfig) -> TownletConfig:
+    """The composed config, typed, after every check; raises `ConfigError` naming the key."""
+    unknown_keys(cfg, TownletConfig)
+    try:
+        config: TownletConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except Exception as error:  # omegaconf's errors carry several lines; keep the first
+        raise ConfigError(str(error).splitlines()[0]) from error
+    check_numbers(config)
+    check_consistency(config)
+    check_memory(config)
+    return config
+
+
+def unknown_keys(node: Any, schema: Any, path: str = "") -> None:
+    """Every key of `node` must be a field of its dataclass `schema` (recursively)."""
+    if dataclasses.is_dataclass(schema):
+        if not isinstance(node, DictConfig):
+            return
+        hints = _hints(schema)
+        for key in node:
+            where = f"{path}{key}"
+            if key not in hints:
+                known = ", ".join(hints)
+                raise ConfigError(f"unknown config key '{where}' (known here: {known})")
+            unknown_keys(node._get_node(key), _element_schema(hints[key]), f"{where}.")
+    elif isinstance(schema, tuple) and isinstance(node, (DictConfig, ListConfig)):
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        for key in keys:
+            unknown_keys(node._get_node(key), schema[1], f"{path}{key}.")
+
+
+def _element_schema(kind: Any) -> Any:
+    """The dataclass a field holds: itself, or ("dict"|"list", element schema), else None."""
+    if dataclasses.is_dataclass(kind):
+        return kind
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is dict and len(args) == 2:
+        return ("dict", _element_schema(args[1]))
+    if origin is list and args:
+        return ("list", _element_schema(args[0]))
+    return None
+
+
+@functools.cache
+def _hints(schema: type) -> dict[str, Any]:
+    """Field name -> resolved type (the schema module uses postponed annotations)."""
+    return typing.get_type_hints(schema)
+
+
+def check_numbers(config: TownletConfig) -> None:
+    """Every float finite; every number with a declared range inside it."""
+    for path, pattern, value in _leaves(config):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}={value}: must be a finite number")
+        allowed = RANGES.get(pattern)
+        if allowed is not None and not allowed.holds(value):
+            raise ConfigError(f"{path}={value}: out of range {allowed.describe()}")
+
+
+def _leaves(node: Any, path: str = "", pattern: str = ""):
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            yield from _leaves(getattr(node, f.name), f"{path}{f.name}.", f"{pattern}{f.name}.")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{path}{key}.", f"{pattern}*.")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{path}{i}.", f"{pattern}*.")
+    else:
+        yield path.rstrip("."), pattern.rstrip("."), node
+
+
+def check_consistency(config: TownletConfig) -> None:
+    """Constraints between keys."""
+    reward = config.world.reward
+    if reward.clip_min > reward.clip_max:
+        raise ConfigError(
+            f"world.reward.clip_min={reward.clip_min} is above clip_max={reward.clip_max}"
+        )
+    window = config.world.observation.window
+    if window % 2 == 0:
+        raise ConfigError(f"world.observation.window={window}: must be odd")
+    batch = config.ppo.num_envs * config.ppo.rollout_ticks * max(len(config.scenario.agents), 1)
+    if config.ppo.num_minibatches > batch:
+        raise ConfigError(
+            f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
+            "transitions of one rollout"
+        )
+
+
+def training_bytes(config: TownletConfig) -> int:
+    """A generous estimate of the memory a training job allocates up front, in bytes.
+
+    Per stored transition: the map window as uint8 codes, features and several float32 buffers
+    (log-probs, values, rewards, advantages, returns, masks); the update's float activations over
+    one minibatch; the batched world's per-agent state."""
+    agents = max(len(config.scenario.agents), 1)
+    window = config.world.observation.window
+    features = 64  # above the real feature count for any scenario shipped
+    per_transition = window * window + 4 * features + 4 * 16
+    transitions = config.ppo.num_envs * agents * config.ppo.rollout_ticks
+    minibatch = transitions // max(config.ppo.num_minibatches, 1)
+    activations = minibatch * 4 * (window * window * (config.ppo.embedding_dim + 1) + 8 * 64)
+    world = config.ppo.num_envs * agents * (4 * (window * window + features) + 512)
+    return transitions * per_transition + activations + world
+
+
+def machine_bytes() -> int:
+    """Physical memory of this machine (0 when it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(config: TownletConfig, available: int | None = None) -> None:
+    available = machine_bytes() if available is None else available
+    needed = training_bytes(config)
+    if available and needed > MEMORY_FRACTION * available:
+        raise ConfigError(
+            f"ppo.num_envs={config.ppo.num_envs}: training would need about "
+            f"{needed / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of this machine's "
+            f"{available / 2**30:.1f} GiB; lower ppo.num_envs or ppo.rollout_ticks"
+        )

@@ -86,8 +86,11 @@ class Session:
     room: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
     replies: int = 0  # queued messages that are never dropped
+    closed: bool = False  # the connection is gone: nothing more is queued
 
     def send(self, payload: bytes | dict[str, Any], droppable: bool = False) -> None:
+        if self.closed:
+            return
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         if droppable and len(self.outbox) >= OUTBOUND_LIMIT:
             for i, (_, can_drop) in enumerate(self.outbox):
@@ -232,6 +235,10 @@ class TownletServer:
                 session.ready.clear()
         except ConnectionClosed:
             pass
+        finally:  # a closed connection has room: its handler must not wait for a reader
+            session.closed = True
+            session.outbox.clear()
+            session.room.set()
 
     async def _player(self, session: Session) -> None:
         """Advance the session's playback at step_delay / speed while it is playing.

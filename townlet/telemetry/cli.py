@@ -81,6 +81,16 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:50]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_verbs(parser: argparse.ArgumentParser) -> None:
     from townlet.telemetry.watch import THRESHOLDS, dest
 
@@ -114,7 +124,7 @@ def add_verbs(parser: argparse.ArgumentParser) -> None:
     summary.add_argument("log")
     summary.add_argument("--baseline")
     summary.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    summary.add_argument("--last", type=int, help="only the last N records")
+    summary.add_argument("--last", type=_positive, help="only the last N records (N >= 1)")
     summary.set_defaults(func=_summary)
 
     plot = verbs.add_parser("plot", help="plot keys against epoch as a PNG")

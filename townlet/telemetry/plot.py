@@ -25,7 +25,9 @@ def plot(log: Path, output: Path | None = None, keys: tuple[str, ...] = DEFAULT_
     for _, record in iter_records(log):
         epochs.append(record.get("epoch", len(epochs) + 1))
         for key in keys:
-            series[key].append(record.get(key, float("nan")))
+            value = record.get(key, float("nan"))
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            series[key].append(value if numeric else float("nan"))
     for key, values in series.items():
         if all(v != v for v in values):  # every value NaN: the key is in no record
             raise TelemetryError(f"{log}: no record has key '{key}'")
@@ -40,7 +42,13 @@ def plot(log: Path, output: Path | None = None, keys: tuple[str, ...] = DEFAULT_
     axes[-1, 0].set_xlabel("epoch")
     figure.suptitle(Path(log).name)
     figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(output, dpi=100)
+    except OSError as error:
+        raise TelemetryError(
+            f"{output}: cannot write the plot ({error.strerror or error})"
+        ) from None
+    finally:
+        plt.close(figure)
     return output

@@ -11,9 +11,25 @@ from typing import Any
 
 import orjson
 
+QUOTE_LIMIT = 200
+
 
 class TelemetryError(ValueError):
     """A log that cannot be read or fails validation; the message names file and line."""
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """repr(value) for an error line, cut to `limit` characters: a 50 MB value is never echoed
+    whole."""
+    text = repr(value) if not isinstance(value, (dict, list)) else _short_container(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _short_container(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):  # too deep or odd: its type says enough
+        return f"<{type(value).__name__}>"
 
 
 def parse_line(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
@@ -25,8 +41,11 @@ def parse_line(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
     except orjson.JSONDecodeError as error:
         try:  # Python's json writes NaN/Infinity tokens: parse them so validation can name the key
             record = json.loads(raw)
+        except RecursionError:
+            raise TelemetryError(f"{path}:{number}: not a record (nested too deeply)") from None
         except ValueError:
-            raise TelemetryError(f"{path}:{number}: not JSON ({error})") from error
+            reason = str(error)[:QUOTE_LIMIT]
+            raise TelemetryError(f"{path}:{number}: not JSON ({reason})") from error
     if not isinstance(record, dict):
         raise TelemetryError(f"{path}:{number}: a record must be a JSON object")
     return record

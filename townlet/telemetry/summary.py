@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from townlet.telemetry.reader import iter_records
+from townlet.telemetry.reader import TelemetryError, iter_records, quote
 from townlet.telemetry.validate import drift
 
 KEY_METRICS = (
@@ -51,6 +51,8 @@ class _Ranges:
             if _KEY_SET.issubset(record)
             else tuple(k for k in KEY_METRICS if k in record)
         )
+        if not keys:
+            return
         rows = self._rows.setdefault(keys, [])
         rows.append(_getter(keys)(record))
         if len(rows) >= self.CHUNK:
@@ -91,8 +93,16 @@ def summarise(
         latest = record
         if first_epoch is None:
             first_epoch = record.get("epoch")
-        ranges.add(record)
-    ranges.finish()
+        try:
+            ranges.add(record)
+        except TypeError:
+            _raise_first_non_number(path)
+    try:
+        ranges.finish()
+    except TypeError:  # a value that is not a number: find and name its line (rare, so slow)
+        _raise_first_non_number(path)
+    if not isinstance(latest.get("epoch"), int) or isinstance(latest.get("epoch"), bool):
+        raise TelemetryError(f"{path}: the last record has no integer 'epoch' (run validate)")
     return {
         "log": str(path),
         "epochs": count,
@@ -111,6 +121,19 @@ def summarise(
             else None
         ),
     }
+
+
+def _raise_first_non_number(path: Path) -> None:
+    for number, record in iter_records(path):
+        for key in KEY_METRICS:
+            value = record.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise TelemetryError(
+                    f"{path}:{number}: key '{key}': {quote(value)} is not a number"
+                )
+    raise TelemetryError(f"{path}: a metric is not a number (run validate)")
 
 
 def render(summary: dict[str, Any], fmt: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from townlet.telemetry.reader import TelemetryError, iter_records
+from townlet.telemetry.reader import TelemetryError, iter_records, quote
 from townlet.telemetry.schema import DATA_MODES, REQUIRED, version_key
 
 _REQUIRED_SETS = {version: frozenset(k.name for k in keys) for version, keys in REQUIRED.items()}
@@ -46,7 +46,7 @@ def check_record(record: dict[str, Any], path: Path, number: int) -> None:
     if mode is not _ABSENT and mode not in DATA_MODES:
         where = f"{path}:{number}: epoch {record.get('epoch', '?')}"
         raise TelemetryError(
-            f"{where}: key 'data_mode': {mode!r} is not one of {', '.join(DATA_MODES)}"
+            f"{where}: key 'data_mode': {quote(mode)} is not one of {', '.join(DATA_MODES)}"
         )
     if not fine:
         _explain(record, path, number, version)
@@ -56,9 +56,8 @@ def _explain(record: dict[str, Any], path: Path, number: int, version: str | Non
     """The slow, precise walk: raise for the first problem found (if any)."""
     where = f"{path}:{number}: epoch {record.get('epoch', '?')}"
     if version is None:
-        raise TelemetryError(
-            f"{where}: key 'telemetry_version': unknown version {record.get('telemetry_version')!r}"
-        )
+        version_given = quote(record.get("telemetry_version"))
+        raise TelemetryError(f"{where}: key 'telemetry_version': unknown version {version_given}")
     missing = _REQUIRED_SETS[version].difference(record)
     if missing:
         raise TelemetryError(f"{where}: missing key '{sorted(missing)[0]}' (version {version})")
@@ -72,9 +71,9 @@ def _explain(record: dict[str, Any], path: Path, number: int, version: str | Non
         if key == "data_mode":
             continue
         if type(value) not in _NUMERIC:
-            raise TelemetryError(f"{where}: key '{key}': {value!r} is not a number")
+            raise TelemetryError(f"{where}: key {quote(key)}: {quote(value)} is not a number")
         if not math.isfinite(value):
-            raise TelemetryError(f"{where}: key '{key}': {value} is not finite")
+            raise TelemetryError(f"{where}: key {quote(key)}: {value} is not finite")
 
 
 def load_baseline(path: Path) -> dict[str, float]:
@@ -95,7 +94,9 @@ def load_baseline(path: Path) -> dict[str, float]:
         raise TelemetryError(f"{path}: no baseline_* keys")
     for key, value in baseline.items():
         if type(value) not in _NUMERIC or not math.isfinite(value):
-            raise TelemetryError(f"{path}: baseline key '{key}': {value!r} is not a finite number")
+            raise TelemetryError(
+                f"{path}: baseline key {quote(key)}: {quote(value)} is not a finite number"
+            )
     return baseline
 
 

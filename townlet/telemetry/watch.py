@@ -1,12 +1,14 @@
 """`watch`: one line per epoch, and alerts when a metric crosses a threshold.
 
 With `--follow` it waits for the log to appear, tails it across rotation (the writer renames
-`ppo.jsonl` to `ppo.jsonl.1` and starts a new file), tolerates a half-written last line, and
-stops cleanly on Ctrl-C.
+`ppo.jsonl` to `ppo.jsonl.1` and starts a new file, or a tool copies the log and truncates it in
+place), tolerates a half-written last line, and stops cleanly on Ctrl-C. A value that is NaN,
+infinite or not a number always alerts against a threshold on its key.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -17,7 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from townlet.telemetry.reader import iter_records, parse_line
+from townlet.telemetry.reader import iter_records, parse_line, quote
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,12 @@ def alerts(record: dict[str, Any], limits: dict[Threshold, float]) -> list[dict[
         value = record.get(threshold.key)
         if value is None:
             continue
-        crossed = value > limit if threshold.kind == "max" else value < limit
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            crossed = True  # a value that is not a number cannot be within any bound
+        elif not math.isfinite(value):
+            crossed = True  # NaN compares false with everything: it is what an alert is for
+        else:
+            crossed = value > limit if threshold.kind == "max" else value < limit
         if crossed:
             found.append(
                 {
@@ -72,13 +79,19 @@ def alerts(record: dict[str, Any], limits: dict[Threshold, float]) -> list[dict[
 
 
 def alert_line(alert: dict[str, Any]) -> str:
-    verb = "exceeds" if alert["kind"] == "max" else "below"
     value, limit = alert["value"], alert["threshold"]
-    return f"Epoch {alert['epoch']}: {alert['key']} {value:g} {verb} threshold {limit:g}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        verb = "exceeds" if alert["kind"] == "max" else "below"
+        return f"Epoch {alert['epoch']}: {alert['key']} {value:g} {verb} threshold {limit:g}"
+    return f"Epoch {alert['epoch']}: {alert['key']} is {quote(value)} (threshold {limit:g})"
 
 
 def record_line(record: dict[str, Any]) -> str:
-    parts = [f"{k}={record[k]:.4g}" for k in LINE_KEYS if isinstance(record.get(k), (int, float))]
+    parts = [
+        f"{k}={record[k]:.4g}"
+        for k in LINE_KEYS
+        if isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)
+    ]
     return (
         f"Epoch {record.get('epoch')}: " + " ".join(parts) + f" mode={record.get('data_mode', '?')}"
     )
@@ -92,6 +105,9 @@ def follow_records(path: Path, interval: float) -> Iterator[tuple[int, dict[str,
     inode, pending, number = os.fstat(handle.fileno()).st_ino, b"", 0
     try:
         while True:
+            if os.fstat(handle.fileno()).st_size < handle.tell():
+                handle.seek(0)  # copied then truncated in place (logrotate's copytruncate)
+                pending, number = b"", 0
             chunk = handle.read()
             if chunk:
                 pending += chunk

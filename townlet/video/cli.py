@@ -36,14 +36,19 @@ def _batch(args: argparse.Namespace) -> int:
         try:
             result = export_from_index(index, row["episode_id"], target, options)
             print(f"wrote {result['output']}: {result['frames']} frames")
-        except (ExportError, RecordingError) as error:
+        except Exception as error:  # report this episode (even an unforeseen fault), go on
             failed.append(row["episode_id"])
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: episode {row['episode_id']}: {_short(error)}", file=sys.stderr)
     print(
         f"exported {len(rows) - len(failed)} of {len(rows)} episode(s)"
         + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
     )
     return 1 if failed else 0
+
+
+def _short(error: BaseException) -> str:
+    text = str(error) if isinstance(error, (ExportError, RecordingError)) else repr(error)
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

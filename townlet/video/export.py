@@ -7,6 +7,7 @@ step floor(i * BASE_RATE * speed / fps). Each step is drawn once and its frame r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -53,6 +54,8 @@ class VideoOptions:
             raise ExportError(f"fps must be >= 1, got {self.fps}")
         if not (math.isfinite(self.speed) and self.speed > 0):
             raise ExportError(f"speed must be a positive number, got {self.speed}")
+        if self.dpi is not None and not 8 <= self.dpi <= 480:
+            raise ExportError(f"dpi must be in 8-480 (frames of 16*dpi x 9*dpi), got {self.dpi}")
 
 
 def frame_count(steps: int, fps: int, speed: float) -> int:
@@ -123,15 +126,28 @@ def export_episode(episode: Episode, output: Path, options: VideoOptions) -> dic
             f"[{options.start}, {options.end}) of {episode.steps} steps"
         )
     output = Path(output)
+    if output.is_dir():
+        raise ExportError(f"{output}: is a folder; give a file name ending in .mp4")
     if not output.parent.is_dir():
         raise ExportError(f"{output}: output folder {output.parent} does not exist")
     if not os.access(output.parent, os.W_OK):
         raise ExportError(f"{output}: output folder {output.parent} is not writable")
     size = frame_size(options.preset, options.dpi)
     renderer = FrameRenderer(episode, size, options.style)
-    count = encode(
-        prefetch(frames(renderer, first, last, options)), output, options.fps, size, options.quality
-    )
+    try:
+        count = encode(
+            prefetch(frames(renderer, first, last, options)),
+            output,
+            options.fps,
+            size,
+            options.quality,
+        )
+    except OSError as error:  # /proc, a full disk, a folder that vanished
+        with contextlib.suppress(OSError):
+            output.unlink(missing_ok=True)
+        raise ExportError(
+            f"{output}: cannot write the video ({error.strerror or error})"
+        ) from error
     return {
         "episode_id": episode.metadata.get("episode_id"),
         "output": str(output),

@@ -494,6 +494,8 @@ class Trainer:
             "scenario": self.config.scenario.name,
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.config)),
         }
+        if self.recorder is not None:
+            self.recorder.flush()  # what ended before this checkpoint is on disk when it is
         checkpoints = self.output_dir / "checkpoints"
         save_checkpoint(checkpoints / "latest.pt", payload)
         if improved:

@@ -57,8 +57,10 @@ CREATE TABLE IF NOT EXISTS episode_recordings (
 );
 CREATE TABLE IF NOT EXISTS episode_claims (
     episode_id INTEGER PRIMARY KEY,
-    owner TEXT NOT NULL
+    owner TEXT NOT NULL,
+    source INTEGER
 );
+CREATE INDEX IF NOT EXISTS idx_claims_source ON episode_claims(owner, source);
 CREATE INDEX IF NOT EXISTS idx_recordings_stage ON episode_recordings(curriculum_stage);
 CREATE INDEX IF NOT EXISTS idx_recordings_reason ON episode_recordings(recording_reason);
 CREATE INDEX IF NOT EXISTS idx_recordings_reward ON episode_recordings(total_reward);
@@ -124,38 +126,54 @@ class RecordingIndex:
     def claim(self, owner: str, wanted: int | None = None) -> tuple[int, bool]:
         """Claim an episode id for `owner` in one write transaction: (id, fresh).
 
-        With `wanted` (training's own episode number) that id is claimed unless another owner
-        holds it; fresh is False when it is already recorded (a resumed run replaying an
-        episode). Otherwise, and when `wanted` is taken, the next id after every claimed or
-        recorded one is claimed. Concurrent writers never get the same id."""
+        `wanted` is the producer's own episode number (training's counter). If this owner
+        already claimed an id for it, that id comes back, with fresh False once it is recorded
+        (a resumed run replaying an episode). Otherwise `wanted` itself is claimed when nobody
+        holds it, else the next id after every claimed or recorded one. Concurrent writers in
+        any number of threads or processes never get the same id."""
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            if wanted is not None:
-                holder = connection.execute(
-                    "SELECT owner FROM episode_claims WHERE episode_id = ?", (wanted,)
-                ).fetchone()
-                recorded = self.get(wanted) is not None
-                if holder is None or holder[0] == owner:
-                    if recorded:
-                        connection.execute("COMMIT")
-                        return wanted, False
-                    connection.execute(
-                        "INSERT OR IGNORE INTO episode_claims VALUES (?, ?)", (wanted, owner)
-                    )
-                    connection.execute("COMMIT")
-                    return wanted, True
-            top = connection.execute(
-                "SELECT MAX(m) FROM (SELECT MAX(episode_id) AS m FROM episode_claims "
-                "UNION ALL SELECT MAX(episode_id) FROM episode_recordings)"
-            ).fetchone()[0]
-            fresh = 0 if top is None else int(top) + 1
-            connection.execute("INSERT INTO episode_claims VALUES (?, ?)", (fresh, owner))
+            episode_id = self._claim(owner, wanted)
+            fresh = episode_id is None
+            if fresh:
+                top = connection.execute(
+                    "SELECT MAX(m) FROM (SELECT MAX(episode_id) AS m FROM episode_claims "
+                    "UNION ALL SELECT MAX(episode_id) FROM episode_recordings)"
+                ).fetchone()[0]
+                episode_id = 0 if top is None else int(top) + 1
+                connection.execute(
+                    "INSERT INTO episode_claims VALUES (?, ?, ?)", (episode_id, owner, wanted)
+                )
             connection.execute("COMMIT")
-            return fresh, True
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        if fresh:
+            return episode_id, True
+        return episode_id, self.get(episode_id) is None
+
+    def _claim(self, owner: str, wanted: int | None) -> int | None:
+        """The id `owner` already holds (or may take) for `wanted`; None: claim a fresh one."""
+        if wanted is None:
+            return None
+        connection = self.connection
+        mine = connection.execute(
+            "SELECT episode_id FROM episode_claims WHERE owner = ? AND source = ?",
+            (owner, wanted),
+        ).fetchone()
+        if mine is not None:
+            return int(mine[0])
+        holder = connection.execute(
+            "SELECT owner FROM episode_claims WHERE episode_id = ?", (wanted,)
+        ).fetchone()
+        if holder is not None:
+            return None
+        if self.get(wanted) is None:
+            connection.execute(
+                "INSERT INTO episode_claims VALUES (?, ?, ?)", (wanted, owner, wanted)
+            )
+        return wanted  # a row without a claim: recorded before claims existed (or reindexed)
 
     def write(self, episode: Episode) -> dict[str, Any]:
         """File first (atomic), then its row. Never overwrites an existing recording."""
@@ -168,7 +186,7 @@ class RecordingIndex:
         data, size = encode_episode(episode)
         atomic_write_bytes(path, data)
         row = row_for(episode, name, size, len(data))
-        self.insert([row])
+        self.insert([row], replace=True)  # a reindex may have indexed the new file already
         return row
 
     def insert(self, rows: Iterable[dict[str, Any]], replace: bool = False) -> None:

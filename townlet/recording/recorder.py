@@ -143,6 +143,12 @@ class EpisodeRecorder:
             )
         self.ring.clear()
 
+    def flush(self) -> None:
+        """Wait until every episode handed over so far is written (before a checkpoint: a kill
+        after it then loses nothing that ended before it)."""
+        if self._thread.is_alive():
+            self._queue.join()
+
     def close(self) -> list[str]:
         """Drain the queue and stop the writer (idempotent); return the writer's errors."""
         if self._thread.is_alive():
@@ -198,6 +204,7 @@ class EpisodeRecorder:
         while True:
             job = self._queue.get()
             if job is _STOP:
+                self._queue.task_done()
                 break
             try:
                 if isinstance(job, tuple):
@@ -208,6 +215,8 @@ class EpisodeRecorder:
                 message = f"recording: {type(error).__name__}: {error}"
                 self.errors.append(message)
                 log.warning(message)
+            finally:
+                self._queue.task_done()
         self.index.close()
 
     def _write(self, episode: Episode) -> None:

@@ -38,7 +38,10 @@ def _batch(args: argparse.Namespace) -> int:
             print(f"wrote {result['output']}: {result['frames']} frames")
         except Exception as error:  # report this episode (even an unforeseen fault), go on
             failed.append(row["episode_id"])
-            print(f"error: episode {row['episode_id']}: {_short(error)}", file=sys.stderr)
+            text, label = _short(error), f"episode {row['episode_id']}"
+            print(
+                f"error: {text if text.startswith(label) else f'{label}: {text}'}", file=sys.stderr
+            )
     print(
         f"exported {len(rows) - len(failed)} of {len(rows)} episode(s)"
         + (f"; failed: {', '.join(map(str, failed))}" if failed else "")

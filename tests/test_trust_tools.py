@@ -1,0 +1,144 @@
+"""Trust, tools: video export and the telemetry tools never crash on bad input (issue 14,
+items 17 and 18)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from test_recording import play, recorder_for
+from test_telemetry_tools import sample, tool, write_log
+from test_video import cli
+
+from townlet.recording import Episode, encode_episode, read_episode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def recorded_run(root: Path) -> Path:
+    recorder = recorder_for(root, periodic=1)
+    for episode in range(3):
+        play(recorder, episode, reward=1.0, steps=10)
+    recorder.close()
+    return root
+
+
+def video_args(run: Path) -> list:
+    return ["--database", run / "recordings.db", "--recordings", run / "recordings"]
+
+
+def test_batch_reports_a_malformed_but_decodable_episode_and_goes_on(tmp_path):
+    run = recorded_run(tmp_path / "run")
+    good = read_episode(run / "recordings" / "episode_000001.msgpack.lz4")
+    columns = {**good.columns, "positions": np.full_like(good.columns["positions"], 250)}
+    data, _ = encode_episode(Episode(good.header, columns))
+    (run / "recordings" / "episode_000001.msgpack.lz4").write_bytes(data)
+    out = tmp_path / "videos"
+    done = cli("batch", "--output-dir", out, *video_args(run), "--dpi", "20", "--fps", "5")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "episode 1: " in done.stderr and "off the grid" in done.stderr
+    assert sorted(p.name for p in out.glob("*")) == ["episode_000000.mp4", "episode_000002.mp4"]
+
+
+def test_export_to_a_folder_proc_or_dpi_zero_is_a_clear_error(tmp_path):
+    run = recorded_run(tmp_path / "run")
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for output, extra, expected in (
+        (folder, [], "is a folder"),
+        (Path("/proc/townlet.mp4"), [], "cannot write"),
+        (tmp_path / "x.mp4", ["--dpi", "0"], "dpi must be in"),
+        (tmp_path / "y.mp4", ["--dpi", "-3"], "dpi must be in"),
+    ):
+        done = cli("export", "0", "--output", output, *video_args(run), *extra)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_telemetry_tools_give_one_line_for_hostile_logs(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    huge = write_log(tmp_path / "huge.jsonl", [sample(epoch=1, loss_total="x" * 5_000_000)])
+    typed = write_log(tmp_path / "typed.jsonl", [sample(epoch=1), sample(epoch=2, lr="fast")])
+    keyless = write_log(tmp_path / "keyless.jsonl", [{"hello": 1}])
+    for verb, log in (
+        ("validate", deep),
+        ("summary", deep),
+        ("validate", huge),
+        ("summary", huge),
+        ("summary", typed),
+        ("summary", keyless),
+    ):
+        done = tool(verb, log)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (verb, log.name, done.stderr[-500:])
+        assert len(lines) == 1 and lines[0].startswith("error: "), (verb, log.name, lines[:3])
+        assert len(lines[0]) < 600, "values are quoted short"
+    assert "lr" in tool("summary", typed).stderr and ":2:" in tool("summary", typed).stderr
+    for last in ("-5", "0", "many"):
+        done = tool("summary", typed, "--last", last)
+        assert done.returncode == 2 and "--last" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_plot_to_an_unwritable_path_is_a_clear_error(tmp_path):
+    log = write_log(tmp_path / "ppo.jsonl", [sample(epoch=1), sample(epoch=2)])
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    for target in (blocker / "plot.png", Path("/proc/plot.png")):
+        done = tool("plot", log, "--output", target)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and "cannot write the plot" in lines[0]
+
+
+def test_watch_alerts_on_nan_against_a_threshold(tmp_path):
+    log = tmp_path / "ppo.jsonl"
+    log.write_text(
+        json.dumps(sample(epoch=1, kl_divergence=0.01))
+        + "\n"
+        + json.dumps(sample(epoch=2)).replace('"kl_divergence": ', '"kl_divergence": NaN, "x": ')
+        + "\n"
+    )
+    done = tool("watch", log, "--kl-threshold", "0.5")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Epoch 2: kl_divergence is nan" in done.stdout
+
+
+def test_watch_follow_survives_copy_then_truncate_rotation(tmp_path):
+    log = tmp_path / "ppo.jsonl"
+    log.write_text("".join(json.dumps(sample(epoch=e, kl_divergence=0.01)) + "\n" for e in (1, 2)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "townlet.telemetry", "watch", str(log), "--follow", "--json"]
+        + ["--interval", "0.05", "--kl-threshold", "0.5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def rotate():
+        time.sleep(1.0)
+        shutil.copy(log, tmp_path / "ppo.jsonl.1")  # logrotate's copytruncate
+        with open(log, "r+") as handle:
+            handle.truncate(0)
+        time.sleep(0.5)
+        with open(log, "a") as handle:
+            handle.write(json.dumps(sample(epoch=3, kl_divergence=0.9)) + "\n")
+
+    thread = threading.Thread(target=rotate)
+    thread.start()
+    try:
+        out, err = process.communicate(timeout=30)
+    finally:
+        thread.join()
+        if process.poll() is None:
+            process.kill()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["epoch"] for r in records if r["type"] == "record"] == [1, 2, 3], err
+    assert records[-1]["type"] == "alert" and records[-1]["epoch"] == 3

@@ -1,7 +1,9 @@
 """Server figures as JSON lines: time to ready, state updates per second to one client at
 unlimited speed, 100 concurrent clients each playing a different recording at 50 steps/s
-(delivered rate and lag per client), and list_recordings latency over 100,000 indexed rows.
-Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
+(delivered rate and lag per client), list_recordings latency over 100,000 indexed rows, and
+fairness under load: with 3 live-inference sessions at full speed and a client spamming
+`load_replay` without reading, another client's list_recordings round trip (p50/p99) and the
+rate its replay holds. Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ async def time_to_ready(run: Path) -> float:
 
 
 async def one_client_rate(server: TownletServer, episode: int) -> float:
+    """Updates per second delivered to one client that counts frames (it does not parse them:
+    parsing is the client's cost, and a browser pays it in its own process)."""
     async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "load_replay", "episode_id": episode}))
@@ -121,7 +125,7 @@ async def one_client_rate(server: TownletServer, episode: int) -> float:
         await ws.recv()
         await ws.send(json.dumps({"command": "play"}))
         count, start = 0, time.perf_counter()
-        while json.loads(await ws.recv())["type"] == "state_update":
+        while b'"replay_finished"' not in (await ws.recv(decode=False))[:40]:
             count += 1
         return count / (time.perf_counter() - start)
 
@@ -144,10 +148,147 @@ async def paced_client(port: int, episode: int, seconds: float) -> tuple[float, 
         return count / elapsed, max(0.0, (expected - steps) / 50.0)  # rate, seconds behind schedule
 
 
+def train_tiny_run(root: Path) -> Path:
+    """A real run directory with a checkpoint and every episode recorded (about 10 s)."""
+    run = root / "trained"
+    subprocess.run(
+        [
+            sys.executable,
+            "experiments/train.py",
+            "scenario=kitchen_breakfast",
+            "ppo=fast",
+            "ppo.num_envs=4",
+            "train.total_ticks=320",
+            "train.eval_episodes=1",
+            "recording=periodic",
+            "recording.periodic=1",
+            "tracking=off",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return run
+
+
+LOAD = """
+import asyncio, json, sys
+from websockets.asyncio.client import connect
+
+async def live(address):
+    async with connect(address) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "load_checkpoint", "checkpoint": "latest"}))
+        await ws.send(json.dumps({"command": "set_speed", "speed": 1000}))
+        async for _ in ws:
+            pass
+
+async def spam(address, episodes):
+    ws = await connect(address, max_queue=1)
+    await ws.recv()
+    n = 0
+    while True:
+        await ws.send(json.dumps({"type": "load_replay", "episode_id": n % episodes}))
+        n += 1
+
+async def main(address, episodes):
+    await asyncio.gather(*(live(address) for _ in range(3)), spam(address, episodes))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def under_load(trained: Path) -> None:
+    """The server, the load (3 live sessions at full speed and a client spamming load_replay
+    without reading) and the measuring client each run in their own process, as browsers do."""
+    port = free_port()
+    address = f"ws://127.0.0.1:{port}/ws"
+    server = subprocess.Popen(
+        [sys.executable, "experiments/serve.py", f"run_dir={trained}", f"serve.port={port}"]
+        + ["serve.step_delay=0.02"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    load = None
+    try:
+        while True:
+            try:
+                async with connect(address) as ws:
+                    await ws.recv()
+                    await ws.send(json.dumps({"type": "list_recordings"}))
+                    episodes = len(json.loads(await ws.recv())["recordings"])
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        load = subprocess.Popen([sys.executable, "-c", LOAD, address, str(episodes)], cwd=ROOT)
+        await asyncio.sleep(2.0)
+        times, delivered, wall = await measure(address, episodes)
+    finally:
+        for process in (load, server):
+            if process is not None:
+                process.terminate()
+                process.wait()
+    times.sort()
+    conditions = {"live_sessions": 3, "live_speed": "full", "spamming_clients": 1}
+    emit("serve_loaded_list_recordings_p50", times[len(times) // 2] * 1e3, "ms", **conditions)
+    emit(
+        "serve_loaded_list_recordings_p99",
+        times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
+        "ms",
+        requests=len(times),
+        target=50,
+        **conditions,
+    )
+    emit(
+        "serve_loaded_replay_rate_fraction",
+        delivered / wall / 50.0,
+        "of requested",
+        requested_rate=50,
+        target=0.9,
+        **conditions,
+    )
+
+
+async def measure(address: str, episodes: int) -> tuple[list[float], int, float]:
+    """list_recordings round trips on one connection while another replays episodes at 50
+    steps/s for 6 s: (round-trip times, state updates delivered, seconds)."""
+    async with connect(address) as ws, connect(address) as viewer:
+        await ws.recv()
+        await viewer.recv()
+
+        async def replay() -> tuple[int, float]:
+            count, start, episode = 0, time.perf_counter(), 0
+            while time.perf_counter() - start < 6.0:
+                load = {"type": "load_replay", "episode_id": episode % episodes}
+                await viewer.send(json.dumps(load))
+                reply = json.loads(await viewer.recv())
+                assert reply["type"] == "replay_loaded", reply
+                await viewer.send(json.dumps({"command": "play"}))
+                while (kind := json.loads(await viewer.recv())["type"]) != "replay_finished":
+                    count += kind == "state_update"
+                episode += 1
+            return count, time.perf_counter() - start
+
+        watching = asyncio.create_task(replay())
+        times = []
+        while not watching.done():
+            start = time.perf_counter()
+            await ws.send(json.dumps({"type": "list_recordings"}))
+            reply = json.loads(await ws.recv())
+            times.append(time.perf_counter() - start)
+            assert reply["type"] == "recordings_list"
+            await asyncio.sleep(0.02)
+        delivered, wall = await watching
+    return times, delivered, wall
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         make_recordings(run, episodes=100, steps=300)
+        await under_load(train_tiny_run(Path(tmp)))
         emit(
             "serve_time_to_ready",
             await time_to_ready(run),
@@ -156,14 +297,16 @@ async def main() -> None:
         )
         server = TownletServer(Catalog.for_run(run), ServeOptions(port=0, step_delay=0.0))
         await server.start()
-        rate = await one_client_rate(server, 0)
+        rates = [await one_client_rate(server, episode) for episode in range(5)]
         emit(
             "serve_state_updates_per_sec_one_client",
-            rate,
+            statistics.median(rates),
             "updates/s",
             agents=4,
             steps=300,
             speed="unlimited",
+            episodes=5,
+            target=15_000,
         )
         await server.stop()
         paced = TownletServer(

@@ -23,6 +23,8 @@ from townlet.serve.frames import EpisodeFrames
 log = logging.getLogger("townlet.serve")
 MAX_EPISODE_BYTES = 64 * 2**20
 CACHE_BYTES = 256 * 2**20
+ENCODE_AHEAD = 256
+"""Steps encoded when an episode is opened (5 s of playback at 50 steps/s)."""
 
 
 @dataclass
@@ -150,7 +152,7 @@ class Catalog:
                 raise RuntimeError(f"Failed to load episode {episode_id}: {reason}") from error
         try:
             frames = EpisodeFrames(episode, source.name)
-            frames.encode_all()
+            frames.encode_ahead(ENCODE_AHEAD)
         except Exception as error:  # a decodable file whose content the checks did not foresee
             raise RuntimeError(
                 f"Failed to load episode {episode_id}: {type(error).__name__}: {error}"

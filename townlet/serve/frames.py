@@ -143,13 +143,15 @@ class EpisodeFrames:
             cached = self._encoded[step] = orjson.dumps(self.message(step))
         return cached
 
-    def encode_all(self) -> None:
-        """Encode every step now (in a worker thread), so playback only sends bytes."""
-        for step in range(self.steps):
+    def encode_ahead(self, steps: int) -> None:
+        """Encode the first `steps` steps now (in a worker thread): playback starts by sending
+        bytes, and later steps (about 60 us each) are encoded as they are first played."""
+        for step in range(min(steps, self.steps)):
             self.encoded(step)
 
     @property
     def nbytes(self) -> int:
-        """Approximate memory held: the columns (kept as Python lists) plus the encoded messages."""
+        """Approximate memory held once every step is encoded: the columns (kept as Python
+        lists) plus the messages, estimated from the first."""
         columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
-        return columns + sum(len(e) for e in self._encoded if e is not None)
+        return columns + self.steps * len(self.encoded(0))

@@ -24,6 +24,7 @@ import hmac
 import logging
 import math
 import mimetypes
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,15 @@ OUTBOUND_LIMIT = 64
 REPLY_LIMIT = 64
 """Replies queued for a client before the server stops reading its messages."""
 MAX_STEP_DELAY = 60.0
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits (Python's default is 0.005)."""
+MIN_WAIT = 0.0005
+"""Shorter waits between steps are not slept: the step runs on the next loop iteration."""
+BATCH_STEPS = 16
+"""Replay steps queued per loop iteration at unlimited speed."""
+MAX_LIVE_STEPS_PER_SEC = 200.0
+"""Live inference runs a policy and a world tick per step in a worker thread; capping each
+session's rate keeps a few clients at full speed from taking every core from the others."""
 CONTROL_ACTIONS = ("play", "pause", "step", "reset", "seek", "set_speed")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -84,6 +94,7 @@ class Session:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
     replies: int = 0  # queued messages that are never dropped
     closed: bool = False  # the connection is gone: nothing more is queued
@@ -126,6 +137,9 @@ class TownletServer:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Server:
+        # Worker threads (episode loads, live inference) hold the GIL in turns with the event
+        # loop; a shorter switch interval lets the loop answer other clients sooner.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.server = await serve(
             self.handler,
             self.options.host,
@@ -231,6 +245,8 @@ class TownletServer:
                 while session.outbox:
                     data, droppable = session.outbox.popleft()
                     session.sent(droppable)
+                    if len(session.outbox) < OUTBOUND_LIMIT // 2:
+                        session.drained.set()
                     await session.connection.send(data, text=True)
                 session.ready.clear()
         except ConnectionClosed:
@@ -239,6 +255,7 @@ class TownletServer:
             session.closed = True
             session.outbox.clear()
             session.room.set()
+            session.drained.set()
 
     async def _player(self, session: Session) -> None:
         """Advance the session's playback at step_delay / speed while it is playing.
@@ -246,7 +263,7 @@ class TownletServer:
         Steps are due on an absolute schedule (due += delay), so time spent sending does not
         accumulate as drift; a wake-up (play, speed change) restarts the schedule from now."""
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due, batch = loop.time(), 0
         while True:
             if not session.playing:
                 session.wake.clear()
@@ -263,20 +280,29 @@ class TownletServer:
                 for message in messages:
                     session.send(message, droppable=message["type"] == "state_update")
             delay = self.options.step_delay / session.speed
+            if session.mode == "live":  # inference is real work: bounded per client
+                delay = max(delay, 1.0 / MAX_LIVE_STEPS_PER_SEC)
             if delay > 0:
-                due = max(
-                    due + delay, loop.time() - delay
-                )  # never race to catch up more than a step
-                try:
-                    await asyncio.wait_for(session.wake.wait(), timeout=max(0.0, due - loop.time()))
-                    session.wake.clear()
-                    due = loop.time()
-                except TimeoutError:
-                    pass
-            else:
+                due = max(due + delay, loop.time() - delay)  # never race more than a step
+                wait = due - loop.time()
+                if wait > MIN_WAIT:
+                    try:
+                        await asyncio.wait_for(session.wake.wait(), timeout=wait)
+                        session.wake.clear()
+                        due = loop.time()
+                    except TimeoutError:
+                        pass
+                    continue
+            # unlimited speed (or behind schedule): as fast as this client reads, in batches
+            if len(session.outbox) >= OUTBOUND_LIMIT:
+                session.drained.clear()
+                await session.drained.wait()
+                batch = 0
+            elif batch >= BATCH_STEPS or session.mode == "live":
                 await asyncio.sleep(0)
-                while len(session.outbox) >= OUTBOUND_LIMIT and session.playing:
-                    await asyncio.sleep(0.001)  # unlimited speed: as fast as this client reads
+                batch = 0
+            else:
+                batch += 1
 
     def _advance_replay(self, session: Session) -> None:
         frames = session.frames

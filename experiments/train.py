@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from townlet.config import register_configs
 from townlet.config.errors import ConfigError
 from townlet.policy.checkpoint import CheckpointError
+from townlet.policy.replay import ReplayError
 from townlet.policy.train import TrainingInterrupted, describe, train
 from townlet.scenarios.build import typed
 from townlet.scenarios.lint import preflight
@@ -31,7 +32,7 @@ def main(cfg: DictConfig) -> float:
         typed(cfg)  # a config error is one line before any tracked run starts
         with open_tracker(cfg, "train", run_dir) as tracker:
             result = train(cfg, run_dir, tracker)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, ReplayError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except TrainingInterrupted as stop:

@@ -36,12 +36,12 @@ def test_samples_follow_the_replay_contract(tmp_path):
     result = run(tmp_path)
     out = tmp_path / "run"
     manifest = json.loads((out / "rollout_sample_manifest.json").read_text())
-    assert [s["file"] for s in manifest["samples"]] == [
+    assert [s["sample"] for s in manifest["samples"]] == [
         "rollout_sample_eve_000.npz",
         "rollout_sample_lou_000.npz",
     ]
     for row in manifest["samples"]:
-        arrays = np.load(out / row["file"])
+        arrays = np.load(out / row["sample"])
         t = row["timesteps"]
         assert set(arrays.files) == set(FIELDS)
         for name, dtype in FIELDS.items():

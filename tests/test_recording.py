@@ -30,7 +30,7 @@ from townlet.recording.policies import RecordingPolicy
 from townlet.recording.recorder import EpisodeRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "hamlet-v1"
+FIXTURES = ROOT / "tests" / "fixtures" / "hamlet-v1"
 
 
 def tiny_world():

@@ -77,7 +77,9 @@ def test_connect_list_load_and_state_updates(run_dir):
             assert hello["replay_available"] and not hello["live_available"]
             assert hello["runs"] == [run_dir.name] and hello["meter_names"][0] == "energy"
             assert hello["action_names"][5] == "INTERACT"
-            listed = await request(ws, {"type": "list_recordings", "filters": {"stage": 1}})
+            listed = await request(
+                ws, {"type": "list_recordings", "filters": {"stage": 1, "order": "episode"}}
+            )
             assert [r["episode_id"] for r in listed["recordings"]] == [0, 1]
             assert set(listed["recordings"][0]) == {
                 "episode_id",

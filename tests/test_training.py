@@ -50,7 +50,7 @@ def test_every_telemetry_key_is_present_and_finite(tmp_path):
         assert record["transitions"] > 0 and record["updates"] == 3 * 2
         assert 0.0 <= record["kl_divergence"] <= record["kl_divergence_max"] + 1e-9
         assert record["events.completed.Stove"] >= 0 and "explained_variance" in record
-    assert [r["log_stream_offset"] for r in records] == [0, 1, 2, 3]
+    assert [r["log_stream_offset"] for r in records] == [1, 2, 3, 4]  # as the original
     assert [r["cycle_id"] for r in records] == [1, 2, 3, 4]
     completions = sum(r[k] for r in records for k in r if k.startswith("events.completed."))
     assert completions > 0, "completions in the rollout are counted"
@@ -73,7 +73,7 @@ def test_log_frequency_and_rotation(tmp_path):
     current = [json.loads(x)["epoch"] for x in (folder / "ppo.jsonl").read_text().splitlines()]
     older = [json.loads(x)["epoch"] for x in (folder / "ppo.jsonl.1").read_text().splitlines()]
     assert older == [2, 4] and current == [6]
-    assert json.loads((folder / "ppo.jsonl").read_text())["log_stream_offset"] == 2
+    assert json.loads((folder / "ppo.jsonl").read_text())["log_stream_offset"] == 3
 
 
 def test_checkpoints_hold_what_resume_needs_and_reject_other_configs(tmp_path):

@@ -65,10 +65,25 @@ def _golden_merge(args: argparse.Namespace) -> int:
 
 
 def _recordings_list(args: argparse.Namespace) -> int:
-    from townlet.recording import RecordingIndex
+    from townlet.recording import RecordingError, RecordingIndex
 
-    index = RecordingIndex.for_run(Path(args.run_dir), create=False)
-    rows = index.list(args.stage, args.reason, args.min_reward, args.max_reward, args.limit)
+    if bool(args.run_dir) == bool(args.db):
+        raise RecordingError("give a run directory, or --db PATH --recordings DIR")
+    if args.db:
+        if not args.recordings:
+            raise RecordingError("--db needs --recordings DIR (the folder of episode files)")
+        index = RecordingIndex(Path(args.db), Path(args.recordings), create=False)  # read-only
+    else:
+        run = Path(args.run_dir)
+        if not (run / "recordings.db").is_file():
+            raise RecordingError(
+                f"{run}: no recordings.db (for an index made elsewhere, e.g. a metrics.db, "
+                "use --db PATH --recordings DIR)"
+            )
+        index = RecordingIndex.for_run(run, create=False)
+    rows = index.list(
+        args.stage, args.reason, args.min_reward, args.max_reward, args.limit, args.order
+    )
     header = ("episode", "steps", "reward", "stage", "reasons", "file", "bytes")
     print("\t".join(header))
     for r in rows:
@@ -93,8 +108,15 @@ def _recordings_reindex(args: argparse.Namespace) -> int:
 def _add_recordings(sub) -> None:
     recordings = sub.add_parser("recordings", help="list recorded episodes or rebuild their index")
     verbs = recordings.add_subparsers(dest="verb", required=True)
-    listing = verbs.add_parser("list", help="list a run's recordings")
-    listing.add_argument("run_dir")
+    from townlet.recording.index import ORDERS
+
+    listing = verbs.add_parser(
+        "list", help="list a run's recordings, or an index made elsewhere (--db, read-only)"
+    )
+    listing.add_argument("run_dir", nargs="?")
+    listing.add_argument("--db", help="an index file made elsewhere (e.g. a version-1 metrics.db)")
+    listing.add_argument("--recordings", help="with --db: the folder holding the episode files")
+    listing.add_argument("--order", choices=list(ORDERS), default="newest")
     listing.add_argument("--stage", type=int)
     listing.add_argument("--reason")
     listing.add_argument("--min-reward", type=float)

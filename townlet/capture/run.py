@@ -129,7 +129,7 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         metrics[f"{stem}.npz"] = sample.metrics
         manifest_rows.append(
             {
-                "file": f"{stem}.npz",
+                "sample": f"{stem}.npz",  # the key the system we replace reads
                 "meta": f"{stem}.json",
                 "agent_id": sample.agent_id,
                 "timesteps": meta["timesteps"],

@@ -49,17 +49,23 @@ def discover(capture_dir: Path, world: World) -> list[SampleRef]:
         manifest = json.loads(manifest_path.read_text())
         metrics_path = manifest_path.with_name(f"{prefix}_metrics.json")
         metrics = json.loads(metrics_path.read_text())["samples"] if metrics_path.exists() else {}
-        for row in manifest["samples"]:
-            meta_path = manifest_path.parent / row["meta"]
+        rows = manifest if isinstance(manifest, list) else manifest.get("samples", [])
+        for entry in rows:
+            row = {"sample": entry} if isinstance(entry, str) else entry
+            sample_name = row.get("sample") or row.get("file")  # ours, older ours
+            if not sample_name:
+                raise ReplayError(f"{manifest_path}: a manifest entry names no 'sample' file")
+            meta_path = manifest_path.parent / (
+                row.get("meta") or str(Path(sample_name).with_suffix(".json"))
+            )
             meta = json.loads(meta_path.read_text())
             for key, current in (
                 ("feature_names", list(names.features)),
                 ("map_channel_names", list(names.dense_channels)),
             ):
-                if meta[key] != current:
-                    raise ReplayError(
-                        f"{meta_path}: {key} {meta[key]} do not match this config's {current}"
-                    )
+                problem = names_differ(meta.get(key), current)
+                if problem:
+                    raise ReplayError(f"{meta_path}: {key}: {problem}")
             if meta.get("window") != world.layout.window:
                 raise ReplayError(
                     f"{meta_path}: captured with a {meta.get('window')}-wide window; "
@@ -69,12 +75,35 @@ def discover(capture_dir: Path, world: World) -> list[SampleRef]:
                 raise ReplayError(f"{meta_path}: action names differ from {list(ACTION_NAMES)}")
             refs.append(
                 SampleRef(
-                    manifest_path.parent / row["file"],
-                    int(row["timesteps"]),
-                    metrics.get(row["file"], {}),
+                    manifest_path.parent / sample_name,
+                    int(row.get("timesteps") or meta["timesteps"]),
+                    metrics.get(sample_name, {}),
                 )
             )
     return refs
+
+
+def names_differ(captured: object, current: list[str]) -> str | None:
+    """Why a capture's names do not fit this config, naming only the names that differ."""
+    if not isinstance(captured, list):
+        return "missing from the sidecar (not a Townlet capture, or an older one)"
+    if captured == current:
+        return None
+    extra = [n for n in captured if n not in current]
+    missing = [n for n in current if n not in captured]
+    if not extra and not missing:
+        return "the same names in another order than this config's"
+
+    def some(names: list) -> str:
+        shown = ", ".join(map(str, names[:5]))
+        return shown + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+
+    parts = []
+    if extra:
+        parts.append(f"the capture has {some(extra)} that this config lacks")
+    if missing:
+        parts.append(f"this config has {some(missing)} that the capture lacks")
+    return "; ".join(parts)
 
 
 class ReplayStream:

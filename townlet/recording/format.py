@@ -13,7 +13,7 @@ ids, meter and action names, episode metadata); each column is a typed array wit
 
 Columns are contiguous per quantity, which is what LZ4 compresses well (slowly changing meters
 become runs of equal deltas). Version 1 (read only) is the row-oriented format of the system we
-replace (see ../shared/fixtures/hamlet-v1/README.md).
+replace (see tests/fixtures/hamlet-v1/README.md).
 """
 
 from __future__ import annotations

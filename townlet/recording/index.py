@@ -72,6 +72,16 @@ TEMP_PATTERN = re.compile(r"\..+\.tmp-(\d+)")
 MAX_EPISODE_ID = 2**63 - 1
 
 
+ORDERS = {
+    "newest": "timestamp DESC, episode_id DESC",
+    "oldest": "timestamp ASC, episode_id ASC",
+    "episode": "episode_id ASC",
+    "reward": "total_reward DESC, episode_id ASC",
+}
+"""Orders a listing can take; lists shown to people default to newest first, as in the system
+we replace."""
+
+
 def episode_file_name(episode_id: int) -> str:
     return f"episode_{episode_id:06d}.msgpack.lz4"
 
@@ -225,7 +235,10 @@ class RecordingIndex:
         min_reward: float | None = None,
         max_reward: float | None = None,
         limit: int | None = 100,
+        order: str = "episode",
     ) -> list[dict[str, Any]]:
+        if order not in ORDERS:
+            raise RecordingError(f"unknown order {order!r} (orders: {', '.join(ORDERS)})")
         where, params = [], []
         if stage is not None:
             where.append("curriculum_stage = ?")
@@ -246,7 +259,7 @@ class RecordingIndex:
         sql = f"SELECT {self._select()} FROM episode_recordings"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY episode_id"
+        sql += f" ORDER BY {ORDERS[order]}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))

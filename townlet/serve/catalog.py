@@ -21,6 +21,13 @@ from townlet.recording.index import FOLDER_NAME, INDEX_NAME
 from townlet.serve.frames import EpisodeFrames
 
 log = logging.getLogger("townlet.serve")
+ORDER_KEYS = {  # the index's orders, applied again across runs
+    "newest": lambda r: (-r["timestamp"], r["run"], -r["episode_id"]),
+    "oldest": lambda r: (r["timestamp"], r["run"], r["episode_id"]),
+    "episode": lambda r: (r["run"], r["episode_id"]),
+    "reward": lambda r: (-r["total_reward"], r["run"], r["episode_id"]),
+}
+
 MAX_EPISODE_BYTES = 64 * 2**20
 CACHE_BYTES = 256 * 2**20
 ENCODE_AHEAD = 256
@@ -102,9 +109,10 @@ class Catalog:
                     filters.get("min_reward"),
                     filters.get("max_reward"),
                     limit,
+                    filters.get("order", "newest"),
                 ):
                     rows.append({**row, "run": name})
-        rows.sort(key=lambda r: (r["run"], r["episode_id"]))
+        rows.sort(key=ORDER_KEYS[filters.get("order", "newest")])
         return rows[:limit]
 
     def first_names(self) -> dict[str, Any] | None:

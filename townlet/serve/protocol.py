@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from townlet.recording.index import ORDERS
+
 MAX_ID = 2**63 - 1
 """SQLite's integers are signed 64-bit: a larger id is an error reply, never an overflow."""
 MIN_SPEED, MAX_SPEED = 0.01, 1000.0
@@ -87,6 +89,10 @@ def list_filters(filters: Any) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise ProtocolError(f"Invalid {key}: expected a string")
             clean[key] = value[:1000]
+        elif key == "order":
+            if value not in ORDERS:
+                raise ProtocolError(f"Invalid order: expected one of {', '.join(ORDERS)}")
+            clean[key] = value
         else:
             raise ProtocolError(f"Unknown filter: {str(key)[:100]}")
     if not 1 <= clean["limit"] <= 10_000:

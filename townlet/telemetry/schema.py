@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CURRENT_VERSION = "1.1"
-"""Versions are named by strings here; records carry them as numbers (1.0, 1.1)."""
+"""Versions are named by strings here; records carry them as numbers (1.0, 1.1, 1.2).
+
+The rules follow the validator of the system we replace: the 1.0 keys below (which include
+the advantage, clipping and `conflict.*` keys) are required at every version; a 1.0 record must
+not carry the keys the original lists as 1.1-only (`FORBIDDEN_IN_10`); 1.2 is 1.1 plus the
+optional `anneal_*` keys of a behaviour-cloning/PPO anneal schedule, each of a declared type
+(or null)."""
 DATA_MODES = ("rollout", "replay", "mixed")
 
 
@@ -48,16 +54,20 @@ kl_divergence Exact KL(behaviour || updated policy) over the epoch's transitions
 telemetry_version Record format version
 lr Learning rate used in this epoch
 steps Agent steps taken so far (all epochs)
+adv_zero_std_batches Minibatches whose advantages had (near) zero standard deviation
+adv_min_std Smallest advantage standard deviation over minibatches
+clip_triggered_minibatches Minibatches in which some ratio was clipped
+clip_fraction_max Largest per-minibatch clip fraction
+conflict.rivalry_max_mean_avg Tick average of the mean over agents of each agent's strongest rivalry
+conflict.rivalry_max_max_avg Tick average of the strongest rivalry of any agent
+conflict.rivalry_avoid_count_mean_avg Tick average of the mean number of agents each avoids
+conflict.rivalry_avoid_count_max_avg Tick average of the largest avoid count of any agent
 """,
 )
 
 _V11 = _keys(
     "1.1",
     """
-adv_zero_std_batches Minibatches whose advantages had (near) zero standard deviation
-adv_min_std Smallest advantage standard deviation over minibatches
-clip_triggered_minibatches Minibatches in which some ratio was clipped
-clip_fraction_max Largest per-minibatch clip fraction
 epoch_duration_sec Wall time of the epoch (rollout + update)
 cycle_id Data cycle counter (one rollout or one pass over the captures)
 batch_entropy_mean Mean policy entropy over the behaviour policy's transitions
@@ -66,7 +76,7 @@ grad_norm_max Largest gradient norm before clipping
 kl_divergence_max Largest per-minibatch exact KL(behaviour || current) seen during the update
 reward_advantage_corr Pearson correlation of rewards and advantages
 rollout_ticks World ticks per rollout
-log_stream_offset Epoch records written before this one, across rotation and resume
+log_stream_offset Records written including this one (the first is 1), across rotation and resume
 queue_conflict_events Contention events (joining a queue behind others) in the epoch's rollout
 queue_conflict_intensity_sum Sum of their intensities (place in line)
 shared_meal_events Ticks on which two or more agents of an env completed the same meal type
@@ -75,13 +85,44 @@ shift_takeover_events Not modelled by the world: always 0
 chat_success_events Not modelled by the world: always 0
 chat_failure_events Not modelled by the world: always 0
 chat_quality_mean Not modelled by the world: always 0
-conflict.rivalry_max_mean_avg Tick average of the mean over agents of each agent's strongest rivalry
-conflict.rivalry_max_max_avg Tick average of the strongest rivalry of any agent
-conflict.rivalry_avoid_count_mean_avg Tick average of the mean number of agents each avoids
-conflict.rivalry_avoid_count_max_avg Tick average of the largest avoid count of any agent
 """,
 )
-_V11.insert(5, Key("data_mode", "1.1", "rollout | replay | mixed", kind="string"))
+_V11.insert(1, Key("data_mode", "1.1", "rollout | replay | mixed", kind="string"))
+FORBIDDEN_IN_10 = frozenset(
+    (
+        "epoch_duration_sec",
+        "cycle_id",
+        "batch_entropy_mean",
+        "batch_entropy_std",
+        "grad_norm_max",
+        "kl_divergence_max",
+        "reward_advantage_corr",
+        "rollout_ticks",
+        "log_stream_offset",
+        "queue_conflict_events",
+        "queue_conflict_intensity_sum",
+    )
+)
+"""The keys the original validator refuses in a 1.0 record."""
+
+ANNEAL_KEYS = [
+    Key(name, "1.2", meaning, kind=kind, required=False)
+    for name, kind, meaning in (
+        ("anneal_cycle", "number", "Anneal schedule cycle (BC and PPO phases) of this epoch"),
+        ("anneal_stage", "string", "Anneal stage: bc | ppo"),
+        ("anneal_dataset", "string", "Label of the demonstrations the BC phase cloned"),
+        ("anneal_bc_accuracy", "number", "BC accuracy on the demonstrations' actions"),
+        ("anneal_bc_threshold", "number", "Accuracy the BC gate requires"),
+        ("anneal_bc_passed", "bool", "Whether the BC gate passed"),
+        ("anneal_loss_baseline", "number", "Baseline loss the PPO phase is compared with"),
+        ("anneal_queue_baseline", "number", "Baseline queue conflict events"),
+        ("anneal_intensity_baseline", "number", "Baseline queue conflict intensity"),
+        ("anneal_loss_flag", "bool", "PPO loss drifted beyond its baseline"),
+        ("anneal_queue_flag", "bool", "Queue conflict events drifted beyond their baseline"),
+        ("anneal_intensity_flag", "bool", "Queue conflict intensity drifted beyond its baseline"),
+    )
+]
+"""Optional in 1.2 records; each may also be null."""
 
 BASELINE_KEYS = [
     Key(name, "1.1", meaning, required=False)
@@ -116,8 +157,8 @@ EXTRA_KEYS = [
 ]
 EVENT_PREFIX = "events.completed."  # + affordance type: completions in the epoch's rollout
 
-REQUIRED: dict[str, list[Key]] = {"1.0": _V10, "1.1": _V10 + _V11}
-ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS
+REQUIRED: dict[str, list[Key]] = {"1.0": _V10, "1.1": _V10 + _V11, "1.2": _V10 + _V11}
+ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS + ANNEAL_KEYS
 
 
 def version_key(value: object) -> str | None:

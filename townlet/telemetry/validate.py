@@ -10,14 +10,23 @@ from typing import Any
 import orjson
 
 from townlet.telemetry.reader import TelemetryError, iter_records, quote
-from townlet.telemetry.schema import DATA_MODES, REQUIRED, version_key
+from townlet.telemetry.schema import (
+    ANNEAL_KEYS,
+    DATA_MODES,
+    FORBIDDEN_IN_10,
+    REQUIRED,
+    version_key,
+)
 
 _REQUIRED_SETS = {version: frozenset(k.name for k in keys) for version, keys in REQUIRED.items()}
-_ONLY_IN_11 = _REQUIRED_SETS["1.1"] - _REQUIRED_SETS["1.0"]
 _NUMERIC = frozenset((int, float))
+_ANNEAL_TYPES = {
+    k.name: {"number": (int, float), "string": (str,), "bool": (bool,)}[k.kind] for k in ANNEAL_KEYS
+}
+_ANNEAL_NAMES = frozenset(_ANNEAL_TYPES)
 
 
-_VERSION_NAMES = {1.0: "1.0", 1.1: "1.1"}
+_VERSION_NAMES = {1.0: "1.0", 1.1: "1.1", 1.2: "1.2"}
 _ABSENT = object()
 
 
@@ -33,9 +42,12 @@ def check_record(record: dict[str, Any], path: Path, number: int) -> None:
     if (
         version is None
         or not _REQUIRED_SETS[version].issubset(record)
-        or (version == "1.0" and not _ONLY_IN_11.isdisjoint(record))
+        or (version == "1.0" and not FORBIDDEN_IN_10.isdisjoint(record))
     ):
         _explain(record, path, number, version)
+    anneal = {}
+    if version == "1.2" and not _ANNEAL_NAMES.isdisjoint(record):
+        anneal = {k: record.pop(k) for k in _ANNEAL_NAMES.intersection(record)}
     mode = record.pop("data_mode", _ABSENT)
     try:
         values = record.values()
@@ -43,6 +55,9 @@ def check_record(record: dict[str, Any], path: Path, number: int) -> None:
     finally:
         if mode is not _ABSENT:
             record["data_mode"] = mode
+        record.update(anneal)
+    for key, value in anneal.items():
+        _check_anneal(key, value, path, number, record)
     if mode is not _ABSENT and mode not in DATA_MODES:
         where = f"{path}:{number}: epoch {record.get('epoch', '?')}"
         raise TelemetryError(
@@ -62,18 +77,30 @@ def _explain(record: dict[str, Any], path: Path, number: int, version: str | Non
     if missing:
         raise TelemetryError(f"{where}: missing key '{sorted(missing)[0]}' (version {version})")
     if version == "1.0":
-        extra = _ONLY_IN_11.intersection(record)
+        extra = FORBIDDEN_IN_10.intersection(record)
         if extra:
             raise TelemetryError(
                 f"{where}: key '{sorted(extra)[0]}' is 1.1-only but the record is 1.0"
             )
     for key, value in record.items():
-        if key == "data_mode":
+        if key == "data_mode" or (version == "1.2" and key in _ANNEAL_NAMES):
             continue
         if type(value) not in _NUMERIC:
             raise TelemetryError(f"{where}: key {quote(key)}: {quote(value)} is not a number")
         if not math.isfinite(value):
             raise TelemetryError(f"{where}: key {quote(key)}: {value} is not finite")
+
+
+def _check_anneal(key: str, value: Any, path: Path, number: int, record: dict[str, Any]) -> None:
+    """A 1.2 anneal key: its declared type, or null; numbers finite."""
+    if value is None:
+        return
+    kinds = _ANNEAL_TYPES[key]
+    wrong = (bool in kinds) != isinstance(value, bool) or not isinstance(value, kinds)
+    if wrong or (isinstance(value, float) and not math.isfinite(value)):
+        where = f"{path}:{number}: epoch {record.get('epoch', '?')}"
+        expected = " or ".join(t.__name__ for t in kinds)
+        raise TelemetryError(f"{where}: key '{key}': {quote(value)} is not a {expected} (or null)")
 
 
 def load_baseline(path: Path) -> dict[str, float]:

@@ -34,7 +34,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("--kl-threshold", "kl_divergence", "max"),
     Threshold("--loss-threshold", "loss_total", "max"),
     Threshold("--grad-threshold", "grad_norm", "max"),
-    Threshold("--entropy-threshold", "loss_entropy", "min"),
+    Threshold("--entropy-threshold", "batch_entropy_mean", "min"),  # as the original reads
     Threshold("--reward-corr-threshold", "reward_advantage_corr", "min"),
     Threshold("--queue-events-min", "queue_conflict_events", "min", rollout_only=True),
     Threshold("--queue-intensity-min", "queue_conflict_intensity_sum", "min", rollout_only=True),

@@ -14,7 +14,8 @@ from townlet.telemetry.schema import CURRENT_VERSION, required_names
 class TelemetryWriter:
     """Appends one JSON line per logged epoch; rotates after `max_entries` lines (0 = never).
 
-    `log_stream_offset` counts records written before each record, across rotation and resume
+    `log_stream_offset` counts records written up to and including each record (1 for the
+    first, as in the system we replace), across rotation and resume
     (the trainer restores it from its checkpoint).
     """
 
@@ -42,7 +43,7 @@ class TelemetryWriter:
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write a complete record (every required key, finite numbers); return it."""
         version = float(CURRENT_VERSION)
-        record = {**record, "telemetry_version": version, "log_stream_offset": self.offset}
+        record = {**record, "telemetry_version": version, "log_stream_offset": self.offset + 1}
         missing = [k for k in required_names(CURRENT_VERSION) if k not in record]
         if missing:
             raise ValueError(f"telemetry record lacks {missing}")

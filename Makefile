@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test lint bench
+.PHONY: setup train test lint bench wheel-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/world_step.py
+
+wheel-smoke: $(STAMP)
+	bash .ci/wheel_smoke.sh

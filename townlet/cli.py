@@ -147,9 +147,25 @@ def _add_golden(sub) -> None:
     merge.set_defaults(func=_golden_merge)
 
 
+ENTRY_POINTS = {
+    "train": "train PPO (Hydra overrides follow, as for experiments/train.py)",
+    "capture": "capture a scenario under its script (as experiments/capture.py)",
+    "serve": "serve recordings and live policies to the viewer (as experiments/serve.py)",
+    "export": "export a recorded episode to MP4 (as experiments/export.py)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ENTRY_POINTS:  # a Hydra app: Hydra parses the rest
+        from townlet.apps import run_app
+
+        run_app(argv[0], argv[1:])
+        return 0
     parser = argparse.ArgumentParser(prog="townlet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, summary in ENTRY_POINTS.items():
+        sub.add_parser(name, help=summary, add_help=False)
     names = sub.add_parser("names", help="print every name the world exports, as JSON")
     names.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     names.set_defaults(func=_names)

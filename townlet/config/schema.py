@@ -9,6 +9,7 @@ effect must exist, an agent must not stand on a wall) live in `townlet.config.va
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import II, MISSING
@@ -269,7 +270,7 @@ class TrackingConfig:
 
     backend: str = "mlflow"
     uri: str | None = None
-    """mlflow: default sqlite:///<project root>/mlruns.db (or $TOWNLET_TRACKING_URI);
+    """mlflow: default sqlite:///<paths.root>/<paths.tracking_db> (or $TOWNLET_TRACKING_URI);
     mlflow_server: required, e.g. http://mlflow.internal:5000."""
     experiment: str | None = None
     """MLflow experiment; default: the entry point's name (train, capture)."""
@@ -331,6 +332,25 @@ class CaptureConfig:
 
 
 @dataclass
+class PathsConfig:
+    """Where a job's files go; relative names resolve against `root` (default: the current
+    directory), so an installed package writes beside the user, never inside itself."""
+
+    root: str = "."
+    outputs: str = "outputs"
+    """Hydra run directories: <root>/<outputs>/<date>/<time>."""
+    multirun: str = "multirun"
+    tracking_db: str = "mlruns.db"
+    """The embedded MLflow store (tracking=mlflow) unless tracking.uri or $TOWNLET_TRACKING_URI."""
+    optuna_db: str = "optuna.db"
+    """The Optuna study storage of hparams_search=optuna."""
+
+    def resolve(self, name: str) -> Path:
+        path = Path(getattr(self, name))
+        return path if path.is_absolute() else Path(self.root).resolve() / path
+
+
+@dataclass
 class TownletConfig:
     """The root: the first entry of every defaults list, so every key is typed."""
 
@@ -343,6 +363,7 @@ class TownletConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = II("scenario.seed")
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 VERSION_KEY = "schema_version"
-DEFAULT_GOLDEN = (
-    Path(__file__).resolve().parents[2] / "tests" / "golden" / "rollout_scenario_stats.json"
-)
+DEFAULT_GOLDEN = Path(__file__).resolve().parent / "data" / "rollout_scenario_stats.json"
+"""`townlet/golden/data` links to `tests/golden` in the repository; a wheel ships the file."""
 METRICS_SUFFIX = "_metrics.json"
 
 

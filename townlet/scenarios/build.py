@@ -12,7 +12,8 @@ from townlet.config.schema import ScenarioConfig, TownletConfig, WorldConfig
 from townlet.config.validate import validate
 from townlet.world import World
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+"""`townlet/conf`: a link to the repository's top-level `conf/`, and the config a wheel ships."""
 
 
 def typed(cfg: DictConfig) -> TownletConfig:

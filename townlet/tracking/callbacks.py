@@ -24,7 +24,7 @@ class MlflowSweepCallback(Callback):
         from mlflow import MlflowClient
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-        uri = resolve_uri(config.tracking)
+        uri = resolve_uri(config.tracking, config.get("paths"))
         client = MlflowClient(tracking_uri=uri)
         entry_point = Path(config.hydra.job.name).name
         experiment = experiment_id(client, config.tracking.experiment or entry_point, uri)
@@ -48,7 +48,7 @@ class MlflowSweepCallback(Callback):
             return
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri=resolve_uri(config.tracking))
+        client = MlflowClient(tracking_uri=resolve_uri(config.tracking, config.get("paths")))
         run_id = parent.read_text().strip()
         best = parent.parent / "optuna_best.json"  # written by the Optuna sweeper, when used
         if best.is_file():

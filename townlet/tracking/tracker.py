@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 
 from townlet.tracking.params import flatten
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 URI_ENV = "TOWNLET_TRACKING_URI"
 PARENT_FILE = ".mlflow_parent_run"
 
@@ -45,16 +44,22 @@ class Tracker:
 NullTracker = Tracker
 
 
-def default_uri() -> str:
-    return os.environ.get(URI_ENV) or f"sqlite:///{PROJECT_ROOT / 'mlruns.db'}"
+def default_uri(paths: Any = None) -> str:
+    """$TOWNLET_TRACKING_URI, else the embedded store named by the `paths` group (default:
+    ./mlruns.db in the directory the job starts from)."""
+    if os.environ.get(URI_ENV):
+        return os.environ[URI_ENV]
+    root = Path(paths.root if paths is not None else ".").resolve()
+    name = Path(paths.tracking_db if paths is not None else "mlruns.db")
+    return f"sqlite:///{name if name.is_absolute() else root / name}"
 
 
-def resolve_uri(tracking: Any) -> str:
+def resolve_uri(tracking: Any, paths: Any = None) -> str:
     if tracking.backend == "mlflow_server":
         if not tracking.uri:
             raise ValueError("tracking=mlflow_server needs tracking.uri=http://host:port")
         return tracking.uri
-    return tracking.uri or default_uri()
+    return tracking.uri or default_uri(paths)
 
 
 def artifact_root(uri: str) -> str | None:
@@ -80,7 +85,7 @@ def git_commit() -> str:
         return (
             subprocess.run(
                 ["git", "rev-parse", "HEAD"],
-                cwd=PROJECT_ROOT,
+                cwd=Path(__file__).resolve().parent,  # the package's own checkout, if any
                 capture_output=True,
                 text=True,
                 timeout=5,
@@ -153,7 +158,7 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
 
     from townlet.util.hashing import config_hash
 
-    uri = resolve_uri(tracking)
+    uri = resolve_uri(tracking, cfg.get("paths"))
     client = MlflowClient(tracking_uri=uri)
     experiment = experiment_id(client, tracking.experiment or entry_point, uri)
     context = _hydra_context()

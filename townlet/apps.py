@@ -1,0 +1,169 @@
+"""The Hydra jobs behind the entry points, shared by `python experiments/<name>.py` (run from a
+checkout) and `townlet <name>` (any working directory, an installed package included): both
+compose the same `conf/` (in a wheel: `townlet/conf`, a link to it in the repository).
+
+`run_app(name, overrides)` runs one as a Hydra app; single runs are checked first
+(`townlet.scenarios.lint.preflight`), so a config error is one line before anything starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from townlet.config import register_configs
+from townlet.config.errors import ConfigError
+from townlet.scenarios.build import CONF_DIR, typed
+from townlet.scenarios.lint import preflight
+
+register_configs()
+
+
+def _command(name: str) -> str:
+    """How the user started this job, for hints that repeat the command."""
+    script = Path(sys.argv[0]).name
+    return f"python experiments/{name}.py" if script == f"{name}.py" else f"townlet {name}"
+
+
+def train_job(cfg: DictConfig) -> float:
+    """Train PPO; return the deterministic policy's evaluation return (what sweepers optimise)."""
+    from townlet.policy.checkpoint import CheckpointError
+    from townlet.policy.replay import ReplayError
+    from townlet.policy.train import TrainingInterrupted, describe, train
+    from townlet.tracking import open_tracker
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        typed(cfg)  # a config error is one line before any tracked run starts
+        with open_tracker(cfg, "train", run_dir) as tracker:
+            result = train(cfg, run_dir, tracker)
+    except (ConfigError, CheckpointError, ReplayError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingInterrupted as stop:
+        overrides = [
+            a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "train.resume="))
+        ]
+        again = " ".join([_command("train"), *overrides, f"hydra.run.dir={run_dir}"])
+        print(
+            f"interrupted at epoch {stop.epoch}; resume with: {again} train.resume=true",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    print(describe(result))
+    return result.objective
+
+
+def capture_job(cfg: DictConfig) -> None:
+    """Run the scenario under its script; write samples, manifest and metrics."""
+    from townlet.capture import capture, describe, track_capture
+    from townlet.tracking import open_tracker
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        typed(cfg)  # a config error is one line before any tracked run starts
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    with open_tracker(cfg, "capture", run_dir) as tracker:
+        result = capture(cfg, run_dir)
+        track_capture(result, tracker)
+    print(describe(result))
+
+
+def serve_job(cfg: DictConfig) -> None:
+    """Serve a run's (or every run's) recordings and live policy to the viewer."""
+    from townlet.recording import RecordingError
+    from townlet.serve.catalog import Catalog
+    from townlet.serve.server import ServeOptions, TownletServer, run_forever
+
+    if bool(cfg.run_dir) == bool(cfg.runs_root):
+        print("error: give exactly one of run_dir=PATH or runs_root=PATH", file=sys.stderr)
+        sys.exit(2)
+    live = None
+    options = cfg.serve
+    limits = {
+        "max_episode_bytes": int(options.max_episode_mb * 2**20),
+        "cache_bytes": int(options.cache_mb * 2**20),
+    }
+    try:
+        if not (0 < options.max_episode_mb < 2**20 and 0 < options.cache_mb < 2**30):
+            raise ValueError("serve.max_episode_mb and serve.cache_mb must be positive and finite")
+        if cfg.run_dir:
+            run = Path(cfg.run_dir)
+            if not run.is_dir():
+                raise ValueError(f"run_dir {run} does not exist")
+            catalog = Catalog.for_run(run, **limits)
+            if (run / "checkpoints" / "latest.pt").is_file():
+                from townlet.serve.live import LiveFactory
+
+                live = LiveFactory(run, record=options.record_live)
+        else:
+            catalog = Catalog.for_root(Path(cfg.runs_root), **limits)
+            for line in catalog.skipped:
+                print(f"warning: {line}", file=sys.stderr)
+        server = TownletServer(
+            catalog,
+            ServeOptions(
+                options.host,
+                options.port,
+                options.step_delay,
+                options.token,
+                tuple(options.allowed_origins),
+            ),
+            live,
+        )
+    except (ValueError, RecordingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_forever(server))
+
+
+def export_job(cfg: DictConfig) -> None:
+    """One recorded episode of a run directory to MP4."""
+    from townlet.recording import RecordingError, RecordingIndex
+    from townlet.video.export import ExportError, VideoOptions, export_from_index
+
+    run = Path(cfg.run_dir)
+    output = (
+        Path(cfg.output) if cfg.output else run / "videos" / f"episode_{cfg.episode_id:06d}.mp4"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    options = VideoOptions.from_settings(cfg, progress=sys.stderr.isatty())
+    try:
+        result = export_from_index(
+            RecordingIndex.for_run(run, create=False), cfg.episode_id, output, options
+        )
+    except (ExportError, RecordingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(
+        f"wrote {result['output']}: {result['frames']} frames, {result['width']}x{result['height']}"
+    )
+
+
+APPS: dict[str, tuple[str, Callable[[DictConfig], Any]]] = {
+    "train": ("config", train_job),
+    "capture": ("config", capture_job),
+    "serve": ("serve", serve_job),
+    "export": ("export", export_job),
+}
+
+
+def run_app(name: str, overrides: list[str]) -> None:
+    """Run entry point `name` as a Hydra app over the packaged config (Hydra parses
+    `overrides` as its command line: `-m`, `--cfg job`, `--help` work as usual)."""
+    config_name, job = APPS[name]
+    if config_name == "config":
+        preflight(overrides)
+    sys.argv = [f"townlet {name}", *overrides]
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)()

@@ -67,3 +67,39 @@ def run(world: World, plan: list[tuple], collect: list | None = None):
 def xy(world: World, agent: int = 0) -> tuple[int, int]:
     x, y = world.positions()[0, agent].tolist()
     return int(x), int(y)
+
+
+def train_killed_and_resumed(make_args, root, kill_after: int, total: int):
+    """Train a reference run, then the same run SIGKILLed after `kill_after` telemetry lines
+    (of `total`) and resumed with train.resume=true; return (reference dir, resumed dir).
+
+    `make_args(run_dir, *extra)` gives the training command line."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    cwd = Path(__file__).resolve().parents[1]
+    reference = root / "reference"
+    done = subprocess.run(
+        make_args(reference), cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    killed = root / "killed"
+    process = subprocess.Popen(
+        make_args(killed), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    log = killed / "telemetry" / "ppo.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+        not log.exists() or len(log.read_text().splitlines()) < kill_after
+    ):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(log.read_text().splitlines()) < total, "the run must be killed part-way"
+    resumed = subprocess.run(
+        make_args(killed, "train.resume=true"), cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    return reference, killed

@@ -392,7 +392,7 @@ def test_version_one_fixtures_replay(tmp_path):
         async with connect(url(server)) as ws:
             hello = json.loads(await ws.recv())
             assert hello["meter_names"][4] == "mood" and hello["action_names"][7] == "MEDITATE"
-            listed = await request(ws, {"type": "list_recordings"})
+            listed = await request(ws, {"type": "list_recordings", "filters": {"order": "episode"}})
             assert [r["survival_steps"] for r in listed["recordings"]] == [
                 500,
                 274,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_killed_and_resumed
 
 from townlet.policy.checkpoint import CheckpointError, load_checkpoint
 from townlet.policy.train import train
@@ -119,33 +117,8 @@ def run_args(run_dir: Path, *extra: str) -> list[str]:
 
 
 def test_a_killed_run_resumes_without_repeating_or_skipping(tmp_path):
-    reference = subprocess.run(
-        run_args(tmp_path / "reference"), cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert reference.returncode == 0, reference.stderr
-
-    killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        run_args(killed_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    log = killed_dir / "telemetry" / "ppo.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 8):
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    interrupted_at = len(log.read_text().splitlines())
-    assert interrupted_at < 40, "the run must be killed part-way"
-
-    resumed = subprocess.run(
-        run_args(killed_dir, "train.resume=true"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    records, expected = read_records(killed_dir), read_records(tmp_path / "reference")
+    reference, killed_dir = train_killed_and_resumed(run_args, tmp_path, kill_after=8, total=40)
+    records, expected = read_records(killed_dir), read_records(reference)
     assert [r["epoch"] for r in records] == list(range(1, 41)), "no epoch repeated or skipped"
     for mine, theirs in zip(records, expected, strict=True):
         for key in (

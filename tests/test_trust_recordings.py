@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from conftest import train_killed_and_resumed
 from test_recording import ROOT, play, recorder_for
 from test_serve import receive, request, trained_run, until, url  # noqa: F401 - fixture
 from websockets.asyncio.client import connect
@@ -77,6 +77,8 @@ def test_two_live_sessions_recording_into_one_run_lose_nothing(trained_run, tmp_
     shutil.copytree(trained_run, run)
     before, _ = files_and_rows(run)
 
+    announced: list[int] = []
+
     async def body():
         server = TownletServer(
             Catalog.for_run(run), ServeOptions(port=0, step_delay=0.0), LiveFactory(run, True)
@@ -90,7 +92,10 @@ def test_two_live_sessions_recording_into_one_run_lose_nothing(trained_run, tmp_
                     starts.append(await request(ws, {"type": "load_checkpoint"}))
                 assert starts[0]["episode_id"] != starts[1]["episode_id"]
                 for _ in range(3):
-                    await asyncio.gather(until(one, "episode_end"), until(two, "episode_end"))
+                    ends = await asyncio.gather(
+                        until(one, "episode_end"), until(two, "episode_end")
+                    )
+                    announced.extend(end["episode_id"] for end, _ in ends)
         finally:
             await server.stop()
 
@@ -98,6 +103,7 @@ def test_two_live_sessions_recording_into_one_run_lose_nothing(trained_run, tmp_
     files, rows = files_and_rows(run)
     assert files == set(rows), "every file has its row and every row its file"
     assert len(files - before) >= 6, "three whole episodes from each session"
+    assert len(set(announced)) == 6 and set(announced) <= files, "recorded under the ids shown"
     for episode_id in files - before:
         episode = read_episode(run / "recordings" / f"episode_{episode_id:06d}.msgpack.lz4")
         assert episode.metadata["episode_id"] == episode_id and episode.steps == 30
@@ -216,37 +222,13 @@ def train_args(run: Path, *extra: str) -> list[str]:
 
 
 def test_a_kill_at_any_moment_keeps_every_whole_episode(tmp_path):
-    reference = subprocess.run(
-        train_args(tmp_path / "reference"), cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert reference.returncode == 0, reference.stderr
-    killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        train_args(killed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    log = killed / "telemetry" / "ppo.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 7):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert len(log.read_text().splitlines()) < 20, "killed part-way"
-    resumed = subprocess.run(
-        train_args(killed, "train.resume=true"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    expected_files, expected_rows = files_and_rows(tmp_path / "reference")
+    reference, killed = train_killed_and_resumed(train_args, tmp_path, kill_after=7, total=20)
+    expected_files, expected_rows = files_and_rows(reference)
     files, rows = files_and_rows(killed)
     assert files == set(rows) == expected_files == set(expected_rows)
     for episode_id in files:
         mine = read_episode(killed / "recordings" / f"episode_{episode_id:06d}.msgpack.lz4")
-        theirs = read_episode(
-            tmp_path / "reference" / "recordings" / f"episode_{episode_id:06d}.msgpack.lz4"
-        )
+        theirs = read_episode(reference / "recordings" / f"episode_{episode_id:06d}.msgpack.lz4")
         assert mine.steps == theirs.steps == 30, episode_id
         for name, column in theirs.columns.items():
             np.testing.assert_array_equal(mine.columns[name], column, err_msg=name)

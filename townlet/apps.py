@@ -65,17 +65,18 @@ def train_job(cfg: DictConfig) -> float:
 def capture_job(cfg: DictConfig) -> None:
     """Run the scenario under its script; write samples, manifest and metrics."""
     from townlet.capture import capture, describe, track_capture
+    from townlet.policy.checkpoint import CheckpointError
     from townlet.tracking import open_tracker
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         typed(cfg)  # a config error is one line before any tracked run starts
-    except ConfigError as error:
+        with open_tracker(cfg, "capture", run_dir) as tracker:
+            result = capture(cfg, run_dir)
+            track_capture(result, tracker)
+    except (ConfigError, CheckpointError) as error:  # also a world that cannot be built
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    with open_tracker(cfg, "capture", run_dir) as tracker:
-        result = capture(cfg, run_dir)
-        track_capture(result, tracker)
     print(describe(result))
 
 

@@ -175,10 +175,10 @@ class RecordingIndex:
         if mine is not None:
             return int(mine[0])
         holder = connection.execute(
-            "SELECT owner FROM episode_claims WHERE episode_id = ?", (wanted,)
+            "SELECT owner, source FROM episode_claims WHERE episode_id = ?", (wanted,)
         ).fetchone()
-        if holder is not None:
-            return None
+        if holder is not None:  # ours when this owner claimed the id itself (a live session)
+            return wanted if holder[0] == owner and holder[1] is None else None
         if self.get(wanted) is None:
             connection.execute(
                 "INSERT INTO episode_claims VALUES (?, ?, ?)", (wanted, owner, wanted)

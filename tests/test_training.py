@@ -134,3 +134,18 @@ def test_a_killed_run_resumes_without_repeating_or_skipping(tmp_path):
         "model"
     ].items():
         assert torch.equal(final[name], tensor), name
+
+
+def test_an_epoch_without_finished_episodes_reports_no_fake_return(tmp_path):
+    train(
+        load_config([*KITCHEN, "ppo.num_envs=4", "ppo.rollout_ticks=16", "train.total_ticks=80"]),
+        tmp_path,
+    )
+    records = read_records(tmp_path)
+    finished = [r["episodes_finished"] for r in records]
+    assert finished == [0, 4, 0, 4, 0], "kitchen episodes (30 ticks) end in epochs 2 and 4"
+    assert "episodic_return" not in records[0], "no episode has ended yet: no return at all"
+    assert records[2]["episodic_return"] == records[1]["episodic_return"] != 0.0
+    assert records[2]["episodes_in_window"] == 4 and records[3]["episodes_in_window"] == 8
+    for record in records[1:]:
+        assert 0.0 <= record["survival_rate"] <= 1.0

@@ -295,6 +295,8 @@ class TrainConfig:
     eval_every: int = 0
     """Epochs between evaluations; 0 = only at the end."""
     eval_episodes: int = 8
+    return_window: int = 32
+    """Finished episodes the telemetry's running return, length and survival are taken over."""
     progress: bool | None = None
     """Progress bar; None = only when stderr is a terminal."""
     threads: int = 0

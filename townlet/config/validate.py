@@ -112,6 +112,7 @@ RANGES: dict[str, Range] = {
     "train.checkpoint_every": NON_NEGATIVE,
     "train.eval_every": NON_NEGATIVE,
     "train.eval_episodes": AT_LEAST_ONE,
+    "train.return_window": AT_LEAST_ONE,
     "train.threads": NON_NEGATIVE,
     "telemetry.log_frequency": AT_LEAST_ONE,
     "telemetry.max_entries": NON_NEGATIVE,

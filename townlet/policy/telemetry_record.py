@@ -85,9 +85,7 @@ def epoch_record(
     entropy: torch.Tensor,
     events: dict[str, float],
     rollout_ticks: int,
-    finished_returns: list[float],
-    finished_lengths: list[float],
-    survival: list[float],
+    episode_stats: dict[str, Any],
     stage: int,
     agent_steps: int,
     data_mode: str = "rollout",
@@ -135,14 +133,7 @@ def epoch_record(
         "steps_per_sec": agent_steps / duration if duration > 0 else 0.0,
         "rollout_sec": rollout_sec,
         "update_sec": update_sec,
-        "episodic_return": sum(finished_returns) / len(finished_returns)
-        if finished_returns
-        else 0.0,
-        "episodic_length": sum(finished_lengths) / len(finished_lengths)
-        if finished_lengths
-        else 0.0,
-        "episodes": len(finished_returns),
-        "survival_rate": sum(survival) / len(survival) if survival else 0.0,
+        **episode_stats,  # running means over finished episodes: never a 0.0 for "none ended"
         "curriculum_stage": stage,
         **(baseline or {}),
     }

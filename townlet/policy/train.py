@@ -30,6 +30,7 @@ from townlet.policy.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.evaluate import evaluate
 from townlet.policy.network import ActorCritic
 from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
@@ -165,6 +166,7 @@ class Trainer:
             self._progress_column = names.features.index("interaction_progress")
         telemetry_path = self.output_dir / "telemetry" / "ppo.jsonl"
         self.start_epoch, self.steps, self.cycle_id, self.best_return, offset = 0, 0, 0, None, 0
+        self.finished = FinishedEpisodes(opts.return_window)
         self.episode_faints = torch.zeros(self.e)
 
         # --- resume
@@ -211,7 +213,7 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(
                 sps=f"{record['steps_per_sec']:,.0f}",
-                ret=f"{record['episodic_return']:.2f}",
+                ret=f"{record.get('episodic_return', float('nan')):.2f}",
                 stage=self.curriculum.stage,
                 mode=record["data_mode"],
             )
@@ -286,6 +288,7 @@ class Trainer:
         self.steps += data.agent_steps
         self.cycle_id += int(data.new_cycle)
         self.curriculum.record(data.survival)
+        self.finished.add(data.finished_returns, data.finished_lengths, data.survival)
         record = epoch_record(
             epoch=epoch,
             stats=stats,
@@ -301,9 +304,7 @@ class Trainer:
             entropy=data.entropy,
             events=data.events,
             rollout_ticks=ppo.rollout_ticks,
-            finished_returns=data.finished_returns,
-            finished_lengths=data.finished_lengths,
-            survival=data.survival,
+            episode_stats=self.finished.record(len(data.finished_returns)),
             stage=stage,
             agent_steps=data.agent_steps,
             data_mode=data.mode,
@@ -488,6 +489,7 @@ class Trainer:
             "recording": self.recorder.state_dict() if self.recorder else None,
             "telemetry_offset": self.writer.offset,
             "best_return": self.best_return,
+            "finished_episodes": self.finished.state_dict(),
             "episode_faints": self.episode_faints.clone(),
             "names": self.checkpoint_names,
             "network_shape": self.net.shape,
@@ -533,6 +535,7 @@ class Trainer:
                 self.recorder.partial = True
         self.start_epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.episode_faints = data["best_return"], data["episode_faints"]
+        self.finished.load_state_dict(data["finished_episodes"])
         return data["telemetry_offset"]
 
     def _evaluate(self, epoch: int, elapsed: float) -> dict[str, Any]:

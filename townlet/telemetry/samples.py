@@ -14,7 +14,7 @@ import orjson
 
 from townlet.telemetry.schema import REQUIRED
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "docs" / "samples"
+DEFAULT_DIR = Path("docs") / "samples"  # run from the checkout: the samples it documents
 
 
 def make_samples(output_dir: Path = DEFAULT_DIR) -> list[Path]:

@@ -193,11 +193,7 @@ class RecordingIndex:
         path = self.recordings_dir / name
         if path.exists() or self.get(episode_id) is not None:
             raise RecordingError(f"episode {episode_id}: already recorded in {self.recordings_dir}")
-        data, size = encode_episode(episode)
-        atomic_write_bytes(path, data)
-        row = row_for(episode, name, size, len(data))
-        self.insert([row], replace=True)  # a reindex may have indexed the new file already
-        return row
+        return self._store(episode)  # a reindex may index the new file before its row is in
 
     def insert(self, rows: Iterable[dict[str, Any]], replace: bool = False) -> None:
         placeholders = ", ".join("?" for _ in COLUMNS)
@@ -210,6 +206,10 @@ class RecordingIndex:
 
     def rewrite(self, episode: Episode) -> dict[str, Any]:
         """Replace a recorded episode's file (atomically) and its row, e.g. with a new reason."""
+        return self._store(episode)
+
+    def _store(self, episode: Episode) -> dict[str, Any]:
+        """The episode's file (atomically), then its row (replacing any row of that id)."""
         episode_id = int(episode.metadata["episode_id"])
         name = episode_file_name(episode_id)
         data, size = encode_episode(episode)

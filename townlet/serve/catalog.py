@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from townlet.recording import RecordingError, RecordingIndex
+from townlet.recording import RecordingError, RecordingIndex, read_episode
 from townlet.recording.index import FOLDER_NAME, INDEX_NAME
 from townlet.serve.frames import EpisodeFrames
 
@@ -143,29 +143,34 @@ class Catalog:
 
     def frames(self, episode_id: int, run: str | None = None) -> EpisodeFrames:
         """The episode's frames, every state update encoded; raises LookupError (unknown) or
-        RuntimeError ("Failed to load episode N: <reason>")."""
+        RuntimeError ("Failed to load episode N: <reason>"). Only the index look-up and the
+        cache hold the lock: reading, decoding and encoding a file do not block other loads."""
         with self._lock:
             source = self._source_for(episode_id, run)
-            if source.index.get(episode_id) is None:
-                raise LookupError(f"Recording not found: {episode_id}")
             key = (source.name, episode_id)
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
+            row = source.index.get(episode_id)
+            if row is None:
+                raise LookupError(f"Recording not found: {episode_id}")
             try:
-                episode = source.index.load(episode_id, self.max_episode_bytes)
+                path = source.index.resolve(row)
             except RecordingError as error:
-                reason = str(error).split(": ", 1)[-1]
-                raise RuntimeError(f"Failed to load episode {episode_id}: {reason}") from error
+                raise _failed(episode_id, str(error).split(": ", 1)[-1]) from error
+        try:
+            episode = read_episode(path, f"episode {episode_id}", self.max_episode_bytes)
+        except RecordingError as error:
+            raise _failed(episode_id, str(error).split(": ", 1)[-1]) from error
         try:
             frames = EpisodeFrames(episode, source.name)
             frames.encode_ahead(ENCODE_AHEAD)
         except Exception as error:  # a decodable file whose content the checks did not foresee
-            raise RuntimeError(
-                f"Failed to load episode {episode_id}: {type(error).__name__}: {error}"
-            ) from error
+            raise _failed(episode_id, f"{type(error).__name__}: {error}") from error
         with self._lock:
+            if key in self._cache:  # another client opened it meanwhile: count it once
+                return self._cache[key]
             self._cache[key] = frames
             self._cached_bytes += frames.nbytes
             while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
@@ -176,6 +181,10 @@ class Catalog:
     @property
     def cached_bytes(self) -> int:
         return self._cached_bytes
+
+
+def _failed(episode_id: int, reason: str) -> RuntimeError:
+    return RuntimeError(f"Failed to load episode {episode_id}: {reason}")
 
 
 def index_folder(run_dir: Path) -> Path:

@@ -1,15 +1,22 @@
-"""Does PPO learn? Trains `town` and each scenario, printing JSON lines with the final return of
-PPO (deterministic policy), a random policy and the scripted controller, and the wall time PPO
-took to first reach the scripted controller's return (evaluated every few epochs).
+"""Does PPO learn each scenario? For every scenario and training seed, one JSON line: the
+returns of PPO (deterministic and sampled), the scripted routine and a random policy (the
+evaluation's 16 episodes over 4 world seeds), the return split into terms, what the agents did
+(shifts on time, faints and completions per agent-day), the wall time to first match the
+scripted return and the whole job's wall time; then one summary line per scenario over seeds.
 
-Run: python benchmarks/learning.py [--only NAME ...]   (about 8 minutes on 2 cores)
+Run: python benchmarks/learning.py [--only NAME ...] [--seeds 1 2 3] [--scratch]
+(one torch thread; `town` takes about 6 minutes a seed on this 2-core machine; `--scratch` adds
+`town` trained by PPO alone from spread starts, for comparison.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -17,62 +24,120 @@ import torch
 from townlet.policy.train import train
 from townlet.scenarios import load_config
 
-# scenario -> overrides: the town trains with the default PPO config; scenarios with ppo=fast.
+# scenario -> overrides: the town trains with its default schedule (BC, then PPO); the small
+# scenarios with ppo=fast.
 RUNS = {
-    "town": ["train.eval_every=20"],
+    "town": ["train.eval_every=25"],
     "kitchen_breakfast": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "queue_conflict": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "employment_punctuality": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "rivalry_decay": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "observation_baseline": ["ppo=fast", "train.total_ticks=640", "train.eval_every=5"],
 }
+SCRATCH = ["train.eval_every=25", "train.anneal=[]", "scenario.start_hour_spread=24"]
+
+
+def _brief(part: dict) -> dict:
+    behaviour = part["behaviour"]
+    return {
+        "return": round(part["return_mean"], 4),
+        "std": round(part["return_std"], 4),
+        "on_time_rate": behaviour["on_time_rate"],
+        "faints_per_agent_day": round(behaviour["faints_per_agent_day"], 4),
+        "completions_per_agent_day": {
+            k: round(v, 3) for k, v in behaviour["completions_per_agent_day"].items() if v
+        },
+        "components": {k: round(v, 4) for k, v in part["components"].items() if v},
+    }
+
+
+def run_one(scenario: str, overrides: list[str], seed: int, label: str) -> dict:
+    cfg = load_config(
+        [f"scenario={scenario}", *overrides, f"seed={seed}", "train.progress=false"]
+        + ["train.threads=1", "tracking=off"]
+    )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(cfg, Path(tmp))
+        history = [
+            json.loads(x) for x in (Path(tmp) / "evaluation_history.jsonl").read_text().splitlines()
+        ]
+    wall = time.perf_counter() - start
+    final = result.evaluation
+    scripted = final["scripted"]["return_mean"] if final["scripted"] else None
+    reached = next(
+        (
+            h
+            for h in history
+            if scripted is not None and h["policy_deterministic"]["return_mean"] >= scripted - 1e-6
+        ),
+        None,
+    )
+    row = {
+        "name": "learning",
+        "scenario": label,
+        "seed": seed,
+        "value": round(final["policy_deterministic"]["return_mean"], 4),
+        "unit": "return per agent-episode (deterministic policy)",
+        "ppo_sampled": round(final["policy_sampled"]["return_mean"], 4),
+        "scripted": None if scripted is None else round(scripted, 4),
+        "random": round(final["random"]["return_mean"], 4),
+        "seconds_to_scripted": None if reached is None else reached["elapsed_sec"],
+        "job_seconds": round(wall, 1),
+        "policy_deterministic": _brief(final["policy_deterministic"]),
+        "policy_sampled": _brief(final["policy_sampled"]),
+        "scripted_detail": _brief(final["scripted"]) if final["scripted"] else None,
+        "epochs": result.epochs,
+        "agent_steps": result.steps,
+        "threads": torch.get_num_threads(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def summary(label: str, rows: list[dict]) -> None:
+    values = [r["value"] for r in rows]
+    sampled = [r["ppo_sampled"] for r in rows]
+    scripted = rows[0]["scripted"]
+    on_time = [r["policy_deterministic"]["on_time_rate"] for r in rows]
+    beds = [r["policy_deterministic"]["completions_per_agent_day"].get("Bed", 0.0) for r in rows]
+    print(
+        json.dumps(
+            {
+                "name": "learning_summary",
+                "scenario": label,
+                "value": round(statistics.mean(values), 4),
+                "unit": "mean deterministic return over seeds",
+                "seeds": [r["seed"] for r in rows],
+                "min": min(values),
+                "sampled_mean": round(statistics.mean(sampled), 4),
+                "scripted": scripted,
+                "beats_scripted_in": sum(v >= (scripted or float("inf")) - 1e-6 for v in values),
+                "on_time_rate": on_time,
+                "bed_per_agent_day": beds,
+                "faints_per_agent_day": [
+                    r["policy_deterministic"]["faints_per_agent_day"] for r in rows
+                ],
+                "job_seconds_max": max(r["job_seconds"] for r in rows),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="scenarios to run")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
+    parser.add_argument("--scratch", action="store_true", help="also town by PPO alone")
     args = parser.parse_args()
-    for scenario, overrides in RUNS.items():
-        if args.only and scenario not in args.only:
-            continue
-        cfg = load_config([f"scenario={scenario}", *overrides, "train.progress=false"])
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train(cfg, Path(tmp))
-            history = [
-                json.loads(x)
-                for x in (Path(tmp) / "evaluation_history.jsonl").read_text().splitlines()
-            ]
-        final = result.evaluation
-        scripted = final["scripted"]["return_mean"] if final["scripted"] else None
-        reached = next(
-            (
-                h
-                for h in history
-                if scripted is not None
-                and h["policy_deterministic"]["return_mean"] >= scripted - 1e-6
-            ),
-            None,
-        )
-        print(
-            json.dumps(
-                {
-                    "name": "learning",
-                    "scenario": scenario,
-                    "value": round(final["policy_deterministic"]["return_mean"], 4),
-                    "unit": "return per agent-episode",
-                    "ppo_sampled": round(final["policy_sampled"]["return_mean"], 4),
-                    "random": round(final["random"]["return_mean"], 4),
-                    "scripted": None if scripted is None else round(scripted, 4),
-                    "seconds_to_scripted": None if reached is None else reached["elapsed_sec"],
-                    "train_seconds": history[-1]["elapsed_sec"],
-                    "agent_steps": result.steps,
-                    "envs": cfg.ppo.num_envs,
-                    "ppo": "fast" if "ppo=fast" in overrides else "default",
-                    "threads": torch.get_num_threads(),
-                }
-            ),
-            flush=True,
-        )
+    runs = [(s, s, o) for s, o in RUNS.items() if not args.only or s in args.only]
+    if args.scratch:
+        runs.append(("town", "town_ppo_from_scratch", SCRATCH))
+    for scenario, label, overrides in runs:
+        rows = [run_one(scenario, overrides, seed, label) for seed in args.seeds]
+        summary(label, rows)
 
 
 if __name__ == "__main__":

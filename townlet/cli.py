@@ -21,6 +21,22 @@ def _names(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from townlet.policy.checkpoint import CheckpointError
+    from townlet.policy.evaluate import evaluate_checkpoint, format_table
+    from townlet.world import ConfigError
+
+    try:
+        report = evaluate_checkpoint(
+            Path(args.checkpoint), args.overrides, args.episodes, args.seed
+        )
+    except (CheckpointError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from townlet.envs import render_ansi
     from townlet.scenarios import build_world, load_config
@@ -172,6 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print the scenario's town as text")
     show.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     show.set_defaults(func=_show)
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a checkpoint against the scripted routine and random"
+    )
+    evaluate.add_argument("checkpoint", help="a checkpoint file (e.g. RUN/checkpoints/latest.pt)")
+    evaluate.add_argument(
+        "overrides", nargs="*", help="Hydra overrides; default: the checkpoint's scenario"
+    )
+    evaluate.add_argument("--episodes", type=int, default=16, help="episodes per policy")
+    evaluate.add_argument("--seed", type=int, default=None, help="default: the config's + 1000")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(func=_evaluate)
     _add_golden(sub)
     _add_recordings(sub)
     from townlet.telemetry.cli import add_verbs

@@ -103,9 +103,7 @@ def sample_metrics(
         "on_time_events": int((shift_event == ShiftEvent.ON_TIME).sum()),
         "late_events": late,
         "absent_events": absent,
-        "shift_penalty": float(
-            late * layout.late_penalty[agent] + absent * layout.absent_penalty[agent]
-        ),
+        "shift_penalty": float(trace.shift_penalty[:t, agent].double().sum()),
         "wage_earned": float(trace.wage[:t, agent].double().sum()),
         "faints": int(trace.terminated[:t, agent].sum()),
         "completions_total": int((completed >= 0).sum()),

@@ -32,6 +32,7 @@ class EpisodeTrace:
     intensity: torch.Tensor  # (T, A) float32
     shift_event: torch.Tensor  # (T, A) int64
     wage: torch.Tensor  # (T, A) float32
+    shift_penalty: torch.Tensor  # (T, A) float32 late and absence penalties charged
     rivalry_max: torch.Tensor  # (T, A) float32 after the step
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
     values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
@@ -44,6 +45,7 @@ class EpisodeTrace:
 def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
     """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour."""
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in EpisodeTrace.__dataclass_fields__}
+    world.track_terms = True  # the penalties charged, by term
     obs = world.observe()
     rows["meters"].append(world.state.meters[0].clone())
     for _ in range(ticks):
@@ -68,6 +70,7 @@ def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
         rows["intensity"].append(events.contention_intensity[0])
         rows["shift_event"].append(events.shift_event[0])
         rows["wage"].append(events.wage[0])
+        rows["shift_penalty"].append(-(result.terms["late"][0] + result.terms["absent"][0]))
         rows["rivalry_max"].append(world.state.rivalry[0].amax(-1))
         rows["meters"].append(world.state.meters[0].clone())
         obs = result.obs

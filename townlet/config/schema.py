@@ -41,9 +41,9 @@ class AffordanceTypeConfig:
     """Opening hour in [0, 24]; open_hour > close_hour wraps past midnight."""
     close_hour: float = 24.0
     cost: float = 0.0
-    """Money taken on completion; an agent with less money cannot start."""
+    """Money taken when the interaction starts; an agent with less money cannot start."""
     effects: dict[str, float] = field(default_factory=dict)
-    """Meter deltas applied on completion, by meter name."""
+    """Meter deltas by meter name, earned over the interaction (see world.interaction_effects)."""
     stock: int = -1
     """Uses per day per instance (-1 = unlimited); restocked at midnight."""
     workplace: bool = False
@@ -63,9 +63,10 @@ class JobConfig:
     wage_per_tick: float = 0.004
     """Money earned per tick present during the shift."""
     late_penalty: float = 0.5
-    """Reward penalty on a late arrival."""
+    """Reward penalty charged once, at the grace deadline, to a worker not there on time."""
     absent_penalty: float = 1.0
-    """Reward penalty when a shift ends without the worker having arrived."""
+    """Reward penalty spread over the shift's ticks after the grace deadline, charged for each
+    of them the worker is not at work: a missed shift costs late_penalty + absent_penalty."""
 
 
 @dataclass
@@ -91,6 +92,13 @@ class RewardConfig:
     clip_min: float = -0.2
     """Clip range for the per-tick shaping terms only (survival, needs, wage)."""
     clip_max: float = 1.0
+    commute: float = 0.0
+    """Potential-based shaping toward the workplace: while a worker's commute window is open
+    and it has not arrived, its potential is -commute x (path distance to work / longest path).
+    The reward is the change of potential, which sums to zero over any window that closes, so
+    it changes when the agent is paid, not how lives rank (Ng et al. 1999). 0 = off."""
+    commute_lead_hours: float = 2.0
+    """The commute window opens this many hours before the shift and closes at its end."""
 
 
 @dataclass
@@ -109,6 +117,9 @@ class WorldConfig:
     rivalry: RivalryConfig = field(default_factory=RivalryConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     observation: ObservationConfig = field(default_factory=ObservationConfig)
+    interaction_effects: str = "per_tick"
+    """per_tick: an interaction's effects accrue evenly over its ticks and one cut short keeps
+    what it earned; on_completion: all at the last tick (the system we replace)."""
     device: str = "cpu"
 
 
@@ -166,6 +177,8 @@ class AgentConfig:
     """Initial meter overrides by name."""
     job: str | None = None
     """Key of world.jobs."""
+    bed: str | None = None
+    """Name of the agent's own Bed affordance (observed as an offset); None = the nearest."""
     script: list[IntentConfig] = field(default_factory=list)
 
 
@@ -182,6 +195,10 @@ class ScenarioConfig:
     ticks: int = 240
     """Episode length in ticks (truncation limit)."""
     start_hour: float = 6.0
+    start_hour_spread: float = 0.0
+    """Training only: each episode of each env starts at start_hour plus a uniform random
+    offset in [0, spread) hours (24 = any hour), so every batch covers the whole day.
+    Evaluation and captures keep the fixed start_hour."""
     seed: int = 0
     expect: list[ExpectationConfig] = field(default_factory=list)
     """Behaviour the scenario must show, asserted on a fresh capture by its test."""
@@ -277,13 +294,39 @@ class TrackingConfig:
 
 
 @dataclass
+class BCConfig:
+    """Behaviour cloning from the scenario's scripts (`train.source=bc`, `train.anneal`)."""
+
+    demo_envs: int = 64
+    """Scripted episodes demonstrated (one per env, all at the scenario's fixed start)."""
+    noise: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
+    """Per-env probability of executing a random action instead of the script's (the state is
+    still labelled with the script's action), cycled over the envs."""
+    learning_rate: float = 1e-3
+    minibatch: int = 2048
+    value_coef: float = 0.5
+    """Weight of the critic's regression on the demonstrations' discounted return-to-go."""
+
+
+@dataclass
+class AnnealStageConfig:
+    """One phase of the anneal schedule."""
+
+    mode: str = "ppo"
+    """bc (passes over the demonstrations, then the accuracy gate) | ppo (rollout epochs)."""
+    epochs: int = 1
+    """bc: passes over the demonstrations; ppo: rollout epochs."""
+
+
+@dataclass
 class TrainConfig:
     """The training run (`experiments/train.py`)."""
 
     total_ticks: int = 20480
     """World ticks to train for; every tick steps num_envs x agents agent-steps."""
     source: str = "rollout"
-    """rollout (online) | replay (PPO on a capture directory) | mixed (alternating cycles)."""
+    """rollout (online) | replay (PPO on a capture directory) | mixed (alternating cycles) |
+    bc (behaviour cloning of the scenario's scripts only). Ignored when `anneal` is set."""
     capture_dir: str | None = None
     """Capture run directory (or a folder of them) for replay and mixed."""
     replay_chunk: int = 16
@@ -294,13 +337,22 @@ class TrainConfig:
     """Epochs between periodic checkpoints (latest.pt is written every epoch)."""
     eval_every: int = 0
     """Epochs between evaluations; 0 = only at the end."""
-    eval_episodes: int = 8
+    eval_episodes: int = 16
+    """Episodes per policy at each evaluation, spread over 4 world seeds."""
     return_window: int = 32
     """Finished episodes the telemetry's running return, length and survival are taken over."""
     progress: bool | None = None
     """Progress bar; None = only when stderr is a terminal."""
-    threads: int = 0
-    """torch intra-op threads; 0 keeps torch's default."""
+    threads: int = 1
+    """torch intra-op threads; 0 keeps torch's default. 1 is what the learning benchmark
+    measures: on 2 busy cores torch's default of 2 threads ran PPO 25x slower."""
+    bc: BCConfig = field(default_factory=BCConfig)
+    anneal: list[AnnealStageConfig] = field(default_factory=list)
+    """BC and PPO phases run in order (replaces total_ticks); empty = no schedule. A BC phase
+    that ends below the accuracy gate rolls the policy back to the last weights that passed
+    and skips the PPO phases up to the next BC phase."""
+    anneal_threshold: float = 0.9
+    """The BC accuracy gate: share of demonstrated states where the policy picks the label."""
 
 
 @dataclass

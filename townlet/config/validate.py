@@ -71,11 +71,14 @@ RANGES: dict[str, Range] = {
     "world.rivalry.decay": UNIT,
     "world.rivalry.avoid_threshold": NON_NEGATIVE,
     "world.reward.faint_penalty": NON_NEGATIVE,
+    "world.reward.commute": NON_NEGATIVE,
+    "world.reward.commute_lead_hours": HOUR,
     "world.observation.window": AT_LEAST_ONE,
     "scenario.width": AT_LEAST_ONE,
     "scenario.height": AT_LEAST_ONE,
     "scenario.ticks": AT_LEAST_ONE,
     "scenario.start_hour": HOUR,
+    "scenario.start_hour_spread": HOUR,
     "scenario.seed": NON_NEGATIVE,
     "scenario.agents.*.meters.*": UNIT,
     "scenario.agents.*.script.*.ticks": NON_NEGATIVE,
@@ -108,6 +111,13 @@ RANGES: dict[str, Range] = {
     "curriculum.window": AT_LEAST_ONE,
     "curriculum.survival_threshold": UNIT,
     "train.total_ticks": AT_LEAST_ONE,
+    "train.bc.demo_envs": AT_LEAST_ONE,
+    "train.bc.noise.*": UNIT,
+    "train.bc.learning_rate": POSITIVE,
+    "train.bc.minibatch": AT_LEAST_ONE,
+    "train.bc.value_coef": NON_NEGATIVE,
+    "train.anneal.*.epochs": AT_LEAST_ONE,
+    "train.anneal_threshold": UNIT,
     "train.replay_chunk": AT_LEAST_ONE,
     "train.checkpoint_every": NON_NEGATIVE,
     "train.eval_every": NON_NEGATIVE,
@@ -134,6 +144,7 @@ def validate(cfg: DictConfig) -> TownletConfig:
         raise ConfigError(str(error).splitlines()[0]) from error
     check_numbers(config)
     check_consistency(config)
+    check_anneal(config)
     check_memory(config)
     return config
 
@@ -216,6 +227,13 @@ def check_consistency(config: TownletConfig) -> None:
             f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
             "transitions of one rollout"
         )
+
+
+def check_anneal(config: TownletConfig) -> None:
+    """Anneal phases name a known mode."""
+    for i, stage in enumerate(config.train.anneal):
+        if stage.mode not in ("bc", "ppo"):
+            raise ConfigError(f"train.anneal.{i}.mode: '{stage.mode}' is not one of bc, ppo")
 
 
 def training_bytes(config: TownletConfig) -> int:

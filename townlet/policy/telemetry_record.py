@@ -138,3 +138,63 @@ def epoch_record(
         **(baseline or {}),
     }
     return record
+
+
+def bc_record(
+    *,
+    epoch: int,
+    stats: dict[str, float],
+    lr: float,
+    steps: int,
+    cycle_id: int,
+    duration: float,
+    transitions: int,
+    events: dict[str, float],
+    rollout_ticks: int,
+    episode_stats: dict[str, Any],
+    stage: int,
+) -> dict[str, Any]:
+    """A behaviour-cloning epoch, in the same record shape (`data_mode: bc`).
+
+    `loss_policy` is the cloning cross-entropy and `loss_value` the critic's regression on the
+    demonstrations' returns; no advantages, ratios or behaviour KL exist in a BC pass, so those
+    keys (required by the format) are 0 and mean "not applicable" under data_mode bc. Event
+    counters describe the demonstrations the pass trained on."""
+    return {
+        "epoch": epoch,
+        "updates": int(stats["updates"]),
+        "transitions": transitions,
+        "loss_policy": stats["loss_bc"],
+        "loss_value": stats["loss_value"],
+        "loss_entropy": stats["entropy"],
+        "loss_total": stats["loss_total"],
+        "clip_fraction": 0.0,
+        "data_mode": "bc",
+        "adv_mean": 0.0,
+        "adv_std": 0.0,
+        "grad_norm": stats["grad_norm"],
+        "kl_divergence": 0.0,
+        "lr": lr,
+        "steps": steps,
+        "adv_zero_std_batches": 0,
+        "adv_min_std": 0.0,
+        "clip_triggered_minibatches": 0,
+        "clip_fraction_max": 0.0,
+        "epoch_duration_sec": duration,
+        "cycle_id": cycle_id,
+        "batch_entropy_mean": stats["entropy"],
+        "batch_entropy_std": stats["entropy_std"],
+        "grad_norm_max": stats["grad_norm_max"],
+        "kl_divergence_max": 0.0,
+        "reward_advantage_corr": 0.0,
+        "rollout_ticks": rollout_ticks,
+        "late_help_events": 0,
+        "shift_takeover_events": 0,
+        "chat_success_events": 0,
+        "chat_failure_events": 0,
+        "chat_quality_mean": 0.0,
+        **events,
+        "update_sec": duration,
+        **episode_stats,
+        "curriculum_stage": stage,
+    }

@@ -22,8 +22,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from townlet.config.schema import TownletConfig
+from townlet.config.schema import AnnealStageConfig, TownletConfig
 from townlet.curriculum import Curriculum
+from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.checkpoint import (
     CheckpointError,
     check_compatible,
@@ -32,11 +33,12 @@ from townlet.policy.checkpoint import (
 )
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.evaluate import evaluate
+from townlet.policy.imitation import accuracy, clone_epoch, demonstrate
 from townlet.policy.network import ActorCritic
 from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
-from townlet.policy.telemetry_record import epoch_record, rollout_events
+from townlet.policy.telemetry_record import bc_record, epoch_record, rollout_events
 from townlet.recording import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
@@ -50,7 +52,8 @@ from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
 CHECKPOINT_NAMES = ("meters", "actions", "features", "dense_channels", "affordance_types", "agents")
-SOURCES = ("rollout", "replay", "mixed")
+SOURCES = ("rollout", "replay", "mixed", "bc")
+ACCURACY_SAMPLES = 8192  # demonstrated states a PPO epoch's BC accuracy is measured on
 KL_CHUNK = 8192
 
 
@@ -116,7 +119,7 @@ class Trainer:
         ppo, opts = config.ppo, config.train
         if opts.source not in SOURCES:
             raise ValueError(f"train.source: '{opts.source}' is not one of {', '.join(SOURCES)}")
-        if opts.source != "rollout" and not opts.capture_dir:
+        if opts.source in ("replay", "mixed") and not opts.capture_dir:
             raise ValueError(
                 f"train.source={opts.source} needs train.capture_dir=<capture run dir>"
             )
@@ -127,7 +130,12 @@ class Trainer:
             torch.set_num_threads(opts.threads)
         torch.manual_seed(config.seed)
         self.world = World(
-            config.world, config.scenario, num_envs=ppo.num_envs, seed=config.seed, auto_reset=True
+            config.world,
+            config.scenario,
+            num_envs=ppo.num_envs,
+            seed=config.seed,
+            auto_reset=True,
+            spread_starts=True,
         )
         layout, names = self.world.layout, self.world.names
         self.e, self.a = ppo.num_envs, layout.num_agents
@@ -142,11 +150,27 @@ class Trainer:
         self.curriculum.apply(self.world)
         self.world.reset()
         self.replay = None
-        if opts.source != "rollout":
+        if opts.source in ("replay", "mixed") and not opts.anneal:
             self.replay = ReplayStream(
                 discover(Path(opts.capture_dir), self.world), opts.replay_chunk, config.seed + 3
             )
         self.num_epochs = max(1, math.ceil(opts.total_ticks / ppo.rollout_ticks))
+        stages = list(opts.anneal) or (
+            [AnnealStageConfig(mode="bc", epochs=self.num_epochs)] if opts.source == "bc" else []
+        )
+        self.schedule = AnnealSchedule(stages, opts.anneal_threshold) if stages else None
+        self.demos = self.accuracy_demos = None
+        if self.schedule is not None:
+            self.num_epochs = self.schedule.max_epochs
+            self.demos = demonstrate(config, config.seed + 4)
+            picked = torch.randperm(
+                len(self.demos), generator=torch.Generator().manual_seed(config.seed + 5)
+            )[:ACCURACY_SAMPLES]
+            self.accuracy_demos = self.demos.take(picked)
+        self.bc_optimizer = torch.optim.Adam(
+            self.net.parameters(), lr=opts.bc.learning_rate, eps=1e-5
+        )
+        self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
         self.checkpoint_names = {k: list(getattr(names, k)) for k in CHECKPOINT_NAMES}
         self.meal_types = tuple(
             i
@@ -206,13 +230,15 @@ class Trainer:
         )
         run_start = time.perf_counter()
         for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
+            if self.schedule is not None and self.schedule.finished:
+                break  # BC phases that passed their gate early leave epochs unused
             record = self._epoch(epoch)
             self.epochs_done = epoch
             if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
                 self._evaluate(epoch, time.perf_counter() - run_start)
             bar.update(1)
             bar.set_postfix(
-                sps=f"{record['steps_per_sec']:,.0f}",
+                sps=f"{record.get('steps_per_sec', 0.0):,.0f}",
                 ret=f"{record.get('episodic_return', float('nan')):.2f}",
                 stage=self.curriculum.stage,
                 mode=record["data_mode"],
@@ -220,21 +246,16 @@ class Trainer:
         bar.close()
         if self.writer.path.exists():
             plot(self.writer.path)  # telemetry/ppo.png: loss_total and kl_divergence
-        evaluation = self._evaluate(self.num_epochs, time.perf_counter() - run_start)
+        evaluation = self._evaluate(self.epochs_done, time.perf_counter() - run_start)
         self._track_results(evaluation)
         return TrainResult(
-            self.output_dir, self.num_epochs, self.steps, evaluation, self.best_return
+            self.output_dir, self.epochs_done, self.steps, evaluation, self.best_return
         )
 
     def _track_results(self, evaluation: dict[str, Any]) -> None:
         """Evaluation metrics and the run's artifacts, for the tracker."""
-        flat = {
-            f"eval.{who}.{key}": value
-            for who, part in evaluation.items()
-            if part
-            for key, value in part.items()
-        }
-        self.tracker.log_metrics(flat, step=self.num_epochs)
+        flat = {f"eval.{key}": value for key, value in _flatten(evaluation).items()}
+        self.tracker.log_metrics(flat, step=self.epochs_done)
         self.tracker.log_artifact(self.output_dir / "telemetry", "telemetry")
         self.tracker.log_artifact(self.output_dir / "evaluation.json")
         self.tracker.log_artifact(self.output_dir / "evaluation_history.jsonl")
@@ -263,13 +284,15 @@ class Trainer:
         return source
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
+        if self.schedule is not None and self.schedule.mode == "bc":
+            return self._bc_epoch(epoch)
         ppo = self.config.ppo
         epoch_start = time.perf_counter()
-        lr = (
-            ppo.learning_rate * (1.0 - (epoch - 1) / self.num_epochs)
-            if ppo.anneal_lr
-            else ppo.learning_rate
-        )
+        if self.schedule is not None:
+            progress = self.schedule.ppo_done / max(self.schedule.ppo_epochs, 1)
+        else:
+            progress = (epoch - 1) / self.num_epochs
+        lr = ppo.learning_rate * (1.0 - progress) if ppo.anneal_lr else ppo.learning_rate
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stage = self.curriculum.stage
@@ -312,6 +335,9 @@ class Trainer:
         )
         if self.recorder is not None:
             record.update(self.recorder.stats())
+        if self.schedule is not None:
+            record.update(self._anneal_fields("ppo", accuracy(self.net, self.accuracy_demos)))
+            self.schedule.ppo_epoch_done()
         if self.writer.should_log(epoch):
             self.writer.write(record)
             self.tracker.log_metrics(record, step=epoch)
@@ -325,6 +351,57 @@ class Trainer:
         if self.curriculum.maybe_advance(self.world, epoch) and self.recorder is not None:
             self.recorder.stage_changed(self.curriculum.stage)
         self._save(epoch, improved)
+        return record
+
+    def _anneal_fields(self, stage: str, bc_accuracy: float, **extra: Any) -> dict[str, Any]:
+        threshold = self.schedule.threshold
+        return {
+            "anneal_cycle": self.schedule.cycle,
+            "anneal_stage": stage,
+            "anneal_dataset": self.demos.label,
+            "anneal_bc_accuracy": bc_accuracy,
+            "anneal_bc_threshold": threshold,
+            "anneal_bc_passed": bc_accuracy >= threshold,
+            **extra,
+        }
+
+    def _bc_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass of behaviour cloning over the demonstrations, then the accuracy gate."""
+        opts, start = self.config.train, time.perf_counter()
+        cycle = self.schedule.cycle
+        stats = clone_epoch(
+            self.net,
+            self.bc_optimizer,
+            self.demos,
+            opts.bc.minibatch,
+            opts.bc.value_coef,
+            self.bc_generator,
+            self.config.ppo.max_grad_norm,
+        )
+        score = accuracy(self.net, self.demos)
+        gate = self.schedule.bc_epoch_done(score, self.net.state_dict())
+        if gate.rolled_back:
+            self.net.load_state_dict(self.schedule.gate_weights)
+        self.cycle_id += 1
+        record = bc_record(
+            epoch=epoch,
+            stats=stats,
+            lr=opts.bc.learning_rate,
+            steps=self.steps,
+            cycle_id=self.cycle_id,
+            duration=time.perf_counter() - start,
+            transitions=len(self.demos),
+            events=self.demos.events,
+            rollout_ticks=self.config.ppo.rollout_ticks,
+            episode_stats=self.finished.record(0),
+            stage=self.curriculum.stage,
+        )
+        record.update(self._anneal_fields("bc", score, anneal_rolled_back=gate.rolled_back))
+        record["anneal_cycle"] = cycle
+        if self.writer.should_log(epoch):
+            self.writer.write(record)
+            self.tracker.log_metrics(record, step=epoch)
+        self._save(epoch, improved=False)
         return record
 
     # ------------------------------------------------------------------ data sources
@@ -486,6 +563,8 @@ class Trainer:
             "world": self.world.snapshot(),
             "curriculum": self.curriculum.state_dict(),
             "replay": self.replay.state_dict() if self.replay else None,
+            "anneal": self.schedule.state_dict() if self.schedule else None,
+            "bc_optimizer": self.bc_optimizer.state_dict(),
             "recording": self.recorder.state_dict() if self.recorder else None,
             "telemetry_offset": self.writer.offset,
             "best_return": self.best_return,
@@ -528,6 +607,10 @@ class Trainer:
         self.curriculum.load_state_dict(data["curriculum"])
         if self.replay is not None and data.get("replay"):
             self.replay.load_state_dict(data["replay"])
+        if self.schedule is not None and data.get("anneal"):
+            self.schedule.load_state_dict(data["anneal"])
+        if data.get("bc_optimizer"):
+            self.bc_optimizer.load_state_dict(data["bc_optimizer"])
         if self.recorder is not None:
             if data.get("recording"):  # the policy's history and env 0's episode in progress
                 self.recorder.load_state_dict(data["recording"])
@@ -561,6 +644,17 @@ def train(
     return Trainer(config, Path(output_dir), tracker).run()
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested evaluation numbers as dotted metric names (None and empty parts left out)."""
+    flat: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def describe(result: TrainResult) -> str:
     ev = result.evaluation
     scripted = ev.get("scripted")
@@ -570,5 +664,18 @@ def describe(result: TrainResult) -> str:
         f"evaluation return per agent-episode: policy {policy['return_mean']:.3f} "
         f"(sampled {sampled['return_mean']:.3f}), random {ev['random']['return_mean']:.3f}"
         + (f", scripted {scripted['return_mean']:.3f}" if scripted else ""),
+        "policy behaviour: " + behaviour_line(policy["behaviour"]),
     ]
     return "\n".join(rows)
+
+
+def behaviour_line(behaviour: dict[str, Any]) -> str:
+    """On time, faints and completions per agent-day in one line."""
+    on_time = behaviour["on_time_rate"]
+    done = behaviour["completions_per_agent_day"]
+    parts = [
+        "on time " + ("-" if on_time is None else f"{on_time:.0%}"),
+        f"faints/agent-day {behaviour['faints_per_agent_day']:.2f}",
+        *(f"{kind} {count:.2f}" for kind, count in done.items() if count > 0),
+    ]
+    return ", ".join(parts) + " (completions per agent-day)"

@@ -37,6 +37,7 @@ class _Cursor:
     elapsed: int = 0  # ticks spent on the current intent
     wait_left: int | None = None
     completed: bool = False  # a `use` saw its completion
+    anchor: tuple[int, int] | None = None  # where the last go_to left the agent (anchored)
 
 
 def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: str) -> None:
@@ -74,15 +75,22 @@ def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: 
 
 
 class ScriptedController:
-    """Acts for every agent of env 0 of a world from their scripts."""
+    """Acts for every agent of every env of a world from their scripts.
 
-    def __init__(self, world: World, scripts: list[list[IntentConfig]]) -> None:
+    `anchored`: after a `go_to`, the `wait`/`wait_until` intents that follow walk back to that
+    tile when the agent is off it (a scripted worker knocked off its job goes back), which
+    makes the script a teacher that can label states it would never reach by itself."""
+
+    def __init__(
+        self, world: World, scripts: list[list[IntentConfig]], anchored: bool = False
+    ) -> None:
         layout = world.layout
         if len(scripts) != layout.num_agents:
             raise ValueError(f"{len(scripts)} scripts for {layout.num_agents} agents")
         self.world = world
         self.scripts = scripts
-        self.cursors = [_Cursor() for _ in scripts]
+        self.anchored = anchored
+        self.cursors = [[_Cursor() for _ in scripts] for _ in range(world.num_envs)]
         walls = set(layout.walls)
         self._floor = {
             (x, y) for x in range(layout.width) for y in range(layout.height) if (x, y) not in walls
@@ -92,45 +100,64 @@ class ScriptedController:
 
     # ------------------------------------------------------------------ public
     def act(self) -> torch.Tensor:
-        """(1, A) int64 actions for the current state."""
+        """(E, A) int64 actions for the current state."""
         world = self.world
-        positions = [tuple(p) for p in world.positions()[0].tolist()]
-        using = world.state.using[0].tolist()
-        queued = world.state.queued[0].tolist()
-        alive = world.state.alive[0].tolist()
-        tod = int(world.time_of_day()[0])
-        actions = []
-        for agent, cursor in enumerate(self.cursors):
-            if not alive[agent]:
-                actions.append(Action.WAIT)
-                continue
-            state = "using" if using[agent] >= 0 else "queued" if queued[agent] >= 0 else "free"
-            actions.append(self._agent_action(agent, cursor, positions[agent], state, tod))
-        return torch.tensor([[int(a) for a in actions]], dtype=torch.int64)
+        positions = world.positions().tolist()
+        using, queued = world.state.using.tolist(), world.state.queued.tolist()
+        alive = world.state.alive.tolist()
+        tods = world.time_of_day().tolist()
+        rows = []
+        for env, cursors in enumerate(self.cursors):
+            actions = []
+            for agent in range(len(cursors)):
+                if not alive[env][agent]:
+                    actions.append(Action.WAIT)
+                    continue
+                busy = using[env][agent] >= 0
+                state = "using" if busy else "queued" if queued[env][agent] >= 0 else "free"
+                pos = tuple(positions[env][agent])
+                actions.append(self._agent_action(env, agent, pos, state, int(tods[env])))
+            rows.append([int(a) for a in actions])
+        return torch.tensor(rows, dtype=torch.int64)
 
     def update(self, result: StepResult) -> None:
         """Tell the controller what happened, so `use` intents know they completed."""
-        completed = result.events.completed[0].tolist()
-        for agent, cursor in enumerate(self.cursors):
-            cursor.elapsed += 1
-            if completed[agent] >= 0:
-                cursor.completed = True
+        completed = result.events.completed.tolist()
+        for env, cursors in enumerate(self.cursors):
+            for agent, cursor in enumerate(cursors):
+                cursor.elapsed += 1
+                if completed[env][agent] >= 0:
+                    cursor.completed = True
 
-    def current_intent(self, agent: int) -> str:
-        cursor, script = self.cursors[agent], self.scripts[agent]
+    def current_intent(self, agent: int, env: int = 0) -> str:
+        cursor, script = self.cursors[env][agent], self.scripts[agent]
         return script[cursor.index].do if cursor.index < len(script) else "done"
 
     # ------------------------------------------------------------------ internals
-    def _agent_action(self, agent: int, cursor: _Cursor, pos, state: str, tod: int) -> Action:
-        script = self.scripts[agent]
+    def _agent_action(self, env: int, agent: int, pos, state: str, tod: int) -> Action:
+        script, cursor = self.scripts[agent], self.cursors[env][agent]
         for _ in range(_MAX_INTENTS_PER_TICK):
             if cursor.index >= len(script):
-                return Action.WAIT
-            action = self._intent_action(script[cursor.index], cursor, pos, state, tod)
+                return self._back_to_anchor(cursor, pos)
+            intent = script[cursor.index]
+            if intent.do in ("wait", "wait_until") and state == "free":
+                back = self._back_to_anchor(cursor, pos)
+                if back != Action.WAIT:
+                    return back
+            action = self._intent_action(intent, cursor, pos, state, tod)
             if action is not None:
                 return action
-            self.cursors[agent] = cursor = _Cursor(index=cursor.index + 1)
+            anchor = self._target(intent) if intent.do == "go_to" else cursor.anchor
+            if intent.do == "use":
+                anchor = None
+            self.cursors[env][agent] = cursor = _Cursor(index=cursor.index + 1, anchor=anchor)
         return Action.WAIT
+
+    def _back_to_anchor(self, cursor: _Cursor, pos) -> Action:
+        """With `anchored`, the step back to the last go_to's tile (WAIT when there)."""
+        if not self.anchored or cursor.anchor is None or pos == cursor.anchor:
+            return Action.WAIT
+        return self._step_towards(pos, cursor.anchor)
 
     def _intent_action(
         self, intent: IntentConfig, cursor: _Cursor, pos, state: str, tod: int

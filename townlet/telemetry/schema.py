@@ -16,7 +16,7 @@ the advantage, clipping and `conflict.*` keys) are required at every version; a 
 not carry the keys the original lists as 1.1-only (`FORBIDDEN_IN_10`); 1.2 is 1.1 plus the
 optional `anneal_*` keys of a behaviour-cloning/PPO anneal schedule, each of a declared type
 (or null)."""
-DATA_MODES = ("rollout", "replay", "mixed")
+DATA_MODES = ("rollout", "replay", "mixed", "bc")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ ANNEAL_KEYS = [
         ("anneal_bc_accuracy", "number", "BC accuracy on the demonstrations' actions"),
         ("anneal_bc_threshold", "number", "Accuracy the BC gate requires"),
         ("anneal_bc_passed", "bool", "Whether the BC gate passed"),
+        ("anneal_rolled_back", "bool", "A failed BC gate restored the last weights that passed"),
         ("anneal_loss_baseline", "number", "Baseline loss the PPO phase is compared with"),
         ("anneal_queue_baseline", "number", "Baseline queue conflict events"),
         ("anneal_intensity_baseline", "number", "Baseline queue conflict intensity"),

@@ -85,12 +85,14 @@ def summarise(
     records = iter_records(path)  # parse errors are named; `validate` checks the schema
     if last:
         records = iter(deque(records, maxlen=last))
-    count, modes, latest, first_epoch = 0, Counter(), None, None
+    count, modes, latest, first_epoch, anneal = 0, Counter(), None, None, None
     ranges = _Ranges()
     for _, record in records:
         count += 1
         modes[record.get("data_mode", "?")] += 1
         latest = record
+        if "anneal_stage" in record:
+            anneal = record
         if first_epoch is None:
             first_epoch = record.get("epoch")
         try:
@@ -115,6 +117,9 @@ def summarise(
         "range": {
             k: {"min": ranges.low[k], "max": ranges.high[k]} for k in KEY_METRICS if k in ranges.low
         },
+        "anneal": None
+        if anneal is None
+        else {k[len("anneal_") :]: v for k, v in anneal.items() if k.startswith("anneal_")},
         "baseline_drift": (
             {k: {"drift": d, "relative": r} for k, (d, r) in drift(latest, baseline).items()}
             if baseline
@@ -158,6 +163,15 @@ def render(summary: dict[str, Any], fmt: str) -> str:
         for k in summary["range"]
     ]
     lines += _table(("metric", "latest", "min", "max"), rows, md)
+    anneal = summary.get("anneal")
+    if anneal:
+        accuracy, threshold = anneal.get("bc_accuracy"), anneal.get("bc_threshold")
+        lines += [
+            "",
+            f"anneal: cycle {anneal.get('cycle')}, stage {anneal.get('stage')}, BC accuracy "
+            f"{_fmt(accuracy)} (gate {_fmt(threshold)}, "
+            f"{'passed' if anneal.get('bc_passed') else 'not passed'})",
+        ]
     if summary["baseline_drift"]:
         lines += ["", "Baseline drift (latest record):", ""]
         drift_rows = [

@@ -42,7 +42,9 @@ class TelemetryWriter:
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write a complete record (every required key, finite numbers); return it."""
-        version = float(CURRENT_VERSION)
+        # 1.2 is 1.1 plus the anneal keys: a record of an anneal schedule says so.
+        anneal = any(key.startswith("anneal_") for key in record)
+        version = 1.2 if anneal else float(CURRENT_VERSION)
         record = {**record, "telemetry_version": version, "log_stream_offset": self.offset + 1}
         missing = [k for k in required_names(CURRENT_VERSION) if k not in record]
         if missing:

@@ -1,8 +1,13 @@
 """Employment: daily shifts at a workplace; on time, late, absent; wages while present.
 
 An agent on its workplace tile by the end of the grace period is on time; arriving later is
-late (one-off penalty); a shift that ends without arrival is absent (one-off penalty). Wage is
-paid per tick present during the shift after arriving, so a late worker earns less.
+late; a shift that ends without arrival is absent (the events telemetry counts). The penalties
+fall when the agent can still act on them: the late penalty at the grace deadline, the absence
+penalty a little for each tick after the grace deadline that it is not at work, before
+arriving or after leaving (round one charged lateness on arrival, which punished arriving, and
+absence 70 ticks later, too late to teach anything; charging only until arrival was measured to
+teach "arrive on time, then leave for the cafe"). Wage is paid per tick present during the shift
+after arriving, so a late worker earns less.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from townlet.world.state import WorldState
 class ShiftOutcome:
     event: torch.Tensor  # (E, A) int64 ShiftEvent
     wage: torch.Tensor  # (E, A) float32 money earned
-    penalty: torch.Tensor  # (E, A) float32 reward penalty
+    late: torch.Tensor  # (E, A) float32 late penalty charged this tick
+    absent: torch.Tensor  # (E, A) float32 absence penalty charged this tick
 
 
 def clock_index(layout: Layout, tod: torch.Tensor) -> torch.Tensor:
@@ -46,5 +52,8 @@ def work(
     if not all_alive:
         absent &= state.alive
     event = torch.where(absent, ShiftEvent.ABSENT, arrival)
-    penalty = layout.penalty_by_event[layout.agent_event_base + event]
-    return ShiftOutcome(event, wage, penalty)
+    late = torch.where(arrived != ShiftEvent.ON_TIME, layout.late_charge[clock], 0.0)
+    absence = torch.where(present, 0.0, layout.absence_charge[clock])
+    if not all_alive:
+        late, absence = late * state.alive, absence * state.alive
+    return ShiftOutcome(event, wage, late, absence)

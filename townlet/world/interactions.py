@@ -1,5 +1,9 @@
 """Affordances and their FIFO queues: progress, completion, admission, queueing, contention.
 
+With `interaction_effects: per_tick` an interaction pays its effects a share per tick (moving
+off aborts it, keeping what it earned) and its cost on admission; round one paid everything on
+completion, so a 20-tick Bed was never completed by an exploring agent and never learned.
+
 Order within a tick: interactions in progress advance and may complete (freeing slots), then
 candidates are admitted in ticket order — agents already queued first, then this tick's new
 requesters in a seeded random order — up to the free slots (and the stock left). Requesters
@@ -23,7 +27,7 @@ from townlet.world.state import WorldState
 class InteractionOutcome:
     started: torch.Tensor  # (E, A) int64 type index or -1
     completed: torch.Tensor  # (E, A) int64 type index or -1
-    meter_delta: torch.Tensor  # (E, A, M) effects and cost of completions
+    meter_delta: torch.Tensor  # (E, A, M) effects and costs earned or paid this tick
     contention: torch.Tensor  # (E, A) bool
     intensity: torch.Tensor  # (E, A) float32
 
@@ -53,7 +57,10 @@ def interact(
     used_inst = using.clamp(min=0)
     done_now = busy & (state.progress >= layout.inst_duration[used_inst])
     completed = torch.where(done_now, layout.inst_type[used_inst], -1)
-    meter_delta = layout.inst_delta[used_inst] * done_now.unsqueeze(-1)
+    if layout.effects_per_tick:
+        meter_delta = layout.inst_rate[used_inst] * busy.unsqueeze(-1)
+    else:
+        meter_delta = layout.inst_delta[used_inst] * done_now.unsqueeze(-1)
     using = torch.where(done_now, -1, using)
     state.progress = torch.where(done_now, 0, state.progress)
 
@@ -86,6 +93,8 @@ def interact(
     state.queued = torch.where(admitted, -1, torch.where(joined, cand, state.queued))
     state.ticket = ticket
     state.stock.scatter_add_(1, cand_inst, -admitted.long())
+    if layout.effects_per_tick:  # the price is paid on starting, the effects while it lasts
+        meter_delta = meter_delta + layout.inst_start_delta[cand_inst] * admitted.unsqueeze(-1)
     started = torch.where(admitted, layout.inst_type[cand_inst], -1)
     intensity = (rank - slot_here.clamp(min=0) + 1).float() * joined
 

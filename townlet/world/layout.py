@@ -10,6 +10,7 @@ scenario, the agent and the key.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,9 @@ class Layout:
     inst_interactable: torch.Tensor  # (N,) bool
     inst_idle_code: torch.Tensor  # (N,) int64 terrain code when idle
     inst_delta: torch.Tensor  # (N, M) float32 meter change on completion, cost included
+    inst_rate: torch.Tensor  # (N, M) float32 effects earned per tick of the interaction
+    inst_start_delta: torch.Tensor  # (N, M) float32 meter change on starting (the cost)
+    effects_per_tick: bool  # effects accrue per tick (else all on completion, cost included)
     # agents
     start_cell: torch.Tensor  # (A,) int64
     initial_meters: torch.Tensor  # (A, M) float32
@@ -77,14 +81,17 @@ class Layout:
     shift_last_tick: torch.Tensor  # (A * tpd,) bool: the shift's final tick
     shift_in_progress: torch.Tensor  # (A * tpd,) bool: inside the shift window
     shift_arrival_kind: torch.Tensor  # (A * tpd,) int64 ShiftEvent an arrival now would be
-    agent_event_base: torch.Tensor  # (A,) int64 = agent * len(ShiftEvent)
-    penalty_by_event: torch.Tensor  # (A * len(ShiftEvent),) float32 reward penalty per event
+    late_charge: torch.Tensor  # (A * tpd,) float32 late penalty due at this tick if not on time
+    absence_charge: torch.Tensor  # (A * tpd,) float32 penalty for this tick if not at work
+    commute_active: torch.Tensor  # (A * tpd,) bool: the commute window is open
+    job_distance: torch.Tensor  # (A * (cells + 1),) float32 path distance to work / longest
     clock_features: torch.Tensor  # (A * tpd, 3) float32: time sin, time cos, shift starts in
     shift_active_at: torch.Tensor  # (tpd,) bool: some agent's shift runs at this tick of day
     agent_cell_base: torch.Tensor  # (A,) int64 = agent * (cells + 1)
-    cell_features: torch.Tensor  # (A * (cells + 1), 3) float32: pos_x, pos_y, at_workplace
+    cell_features: torch.Tensor  # (A * (cells + 1), K) float32, named by cell_feature_names
+    cell_feature_names: tuple[str, ...]
     noncritical_offset: torch.Tensor  # (M,) float32: 0 for critical meters, 2 otherwise
-    tod_of_tick: torch.Tensor  # (episode_ticks + 1,) int64 tick of day at each episode tick
+    tod_of_tick: torch.Tensor  # (episode_ticks + tpd + 1,) int64 tick of day by tick + offset
     open_here: (
         torch.Tensor
     )  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
@@ -309,8 +316,18 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
     inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(
         len(specs), len(meter_names)
     )
+    durations = torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.float32)
+    inst_rate = inst_delta / durations.reshape(-1, 1)
+    inst_start_delta = torch.zeros_like(inst_delta)
     if money_index >= 0:
-        inst_delta[:, money_index] -= torch.tensor([s.cost for s in specs], dtype=torch.float32)
+        costs = torch.tensor([s.cost for s in specs], dtype=torch.float32)
+        inst_delta[:, money_index] -= costs
+        inst_start_delta[:, money_index] -= costs
+    if world.interaction_effects not in ("per_tick", "on_completion"):
+        raise ConfigError(
+            f"world.interaction_effects: '{world.interaction_effects}' is not one of "
+            "per_tick, on_completion"
+        )
     clock = _clock_tables(job_rows, tpd)
     open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
     cost_here = torch.zeros(cells + 1, dtype=torch.float32)
@@ -323,9 +340,44 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
     all_cells = torch.arange(cells + 1)
     xy = torch.stack(((all_cells % pw - radius).float(), (all_cells // pw - radius).float()), -1)
     xy /= torch.tensor([max(scenario.width - 1, 1), max(scenario.height - 1, 1)])
+    places = PlaceFinder(scenario, walls, cell, cells)
+    beds = [
+        _bed_cell(agent, inst_names, inst_xy, inst_type, types, cell, places, start)
+        for agent, start in zip(scenario.agents, start_cells, strict=True)
+    ]
+    findable = [t for t in types if not world.affordances[t].workplace]
+    type_cells = {
+        t: [cell(xy) for xy, k in zip(inst_xy, inst_type, strict=True) if types[k] == t]
+        for t in findable
+    }
+    nearest = torch.cat([places.nearest(type_cells[t]) for t in findable], dim=1)
     cell_features = torch.cat(
-        [torch.cat((xy, (all_cells == r[1]).float().unsqueeze(1) * r[0]), dim=1) for r in job_rows]
+        [
+            torch.cat(
+                (
+                    xy,
+                    (all_cells == r[1]).float().unsqueeze(1) * r[0],
+                    places.toward(r[1]) * r[0],
+                    places.toward(bed),
+                    nearest,
+                ),
+                dim=1,
+            )
+            for r, bed in zip(job_rows, beds, strict=True)
+        ]
     )
+    cell_feature_names = (
+        "pos_x",
+        "pos_y",
+        "at_workplace",
+        *PlaceFinder.names("job"),
+        *PlaceFinder.names("bed"),
+        *(n for t in findable for n in PlaceFinder.names(f"nearest_{t.lower()}")[:2]),
+    )
+    job_distance = torch.cat([places.toward(r[1])[:, 2] for r in job_rows])
+    lead = hour_to_tick(world.reward.commute_lead_hours, tpd)
+    commute_active = torch.cat([_commute_window(r, lead, tpd) for r in job_rows])
+    late_charge, absence_charge = _shift_charges(job_rows, tpd)
 
     return Layout(
         scenario_name=name,
@@ -363,6 +415,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         inst_interactable=torch.tensor([not s.workplace for s in specs], dtype=torch.bool),
         inst_idle_code=torch.tensor([terrain_code(t) for t in inst_type], dtype=torch.int64),
         inst_delta=inst_delta,
+        inst_rate=inst_rate,
+        inst_start_delta=inst_start_delta,
+        effects_per_tick=world.interaction_effects == "per_tick",
         start_cell=torch.tensor(start_cells, dtype=torch.int64),
         initial_meters=torch.tensor(initial, dtype=torch.float32),
         has_job=torch.tensor([r[0] for r in job_rows], dtype=torch.bool),
@@ -377,6 +432,11 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         shift_active_at=in_progress.view(len(job_rows), tpd).any(0),
         agent_cell_base=torch.arange(len(job_rows), dtype=torch.int64) * (cells + 1),
         cell_features=cell_features,
+        cell_feature_names=cell_feature_names,
+        late_charge=late_charge,
+        absence_charge=absence_charge,
+        commute_active=commute_active,
+        job_distance=job_distance,
         noncritical_offset=torch.tensor(
             [0.0 if world.meters[m].critical else 2.0 for m in meter_names], dtype=torch.float32
         ),
@@ -385,12 +445,8 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             int(ShiftEvent.ON_TIME),
             torch.where(clock[0] == ShiftPhase.LATE_WINDOW, int(ShiftEvent.LATE), 0),
         ),
-        agent_event_base=torch.arange(len(job_rows), dtype=torch.int64) * len(ShiftEvent),
-        penalty_by_event=torch.tensor(
-            [[0.0, 0.0, r[6], r[7]] for r in job_rows], dtype=torch.float32
-        ).reshape(-1),
         clock_features=clock[2],
-        tod_of_tick=(torch.arange(scenario.ticks + 1, dtype=torch.int64) + start_tick) % tpd,
+        tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
         decay=torch.tensor([world.meters[m].decay for m in meter_names], dtype=torch.float32),
@@ -475,3 +531,104 @@ def _clock_tables(
         lasts.append(last)
         clocks.append(torch.stack((angle.sin(), angle.cos(), starts_in), dim=-1))
     return torch.cat(phases), torch.cat(lasts), torch.cat(clocks).float()
+
+
+def _bed_cell(agent, inst_names, inst_xy, inst_type, types, cell, places, start) -> int | None:
+    """The agent's own bed (its `bed` key) or the Bed nearest its start; None if no bed."""
+    if agent.bed is not None:
+        if agent.bed not in inst_names:
+            raise ConfigError(f"agent '{agent.id}'.bed: no affordance named '{agent.bed}'")
+        index = inst_names.index(agent.bed)
+        if types[inst_type[index]] != "Bed":
+            raise ConfigError(f"agent '{agent.id}'.bed: '{agent.bed}' is not a Bed")
+        return cell(inst_xy[index])
+    beds = [cell(xy) for xy, k in zip(inst_xy, inst_type, strict=True) if types[k] == "Bed"]
+    if not beds:
+        return None
+    return min(beds, key=lambda b: float(places.toward(b)[start, 2]))
+
+
+class PlaceFinder:
+    """Where places are from every cell, walking around walls: offsets and path distances.
+
+    Agents see only a window of the map; these give each one a compass to its own workplace
+    and bed and to the nearest affordance of each kind (the round-one town hid both the job
+    and the way through the wall from an agent at home)."""
+
+    def __init__(self, scenario: ScenarioConfig, walls: set, cell, cells: int) -> None:
+        self._floor = [
+            (x, y)
+            for y in range(scenario.height)
+            for x in range(scenario.width)
+            if (x, y) not in walls
+        ]
+        self._cell, self._cells = cell, cells
+        self._xy_of_cell = {cell(xy): xy for xy in self._floor}
+        self._scale = (max(scenario.width - 1, 1), max(scenario.height - 1, 1))
+        self._longest = float(max(scenario.width + scenario.height - 2, 1))
+        self._fields: dict[int, dict[tuple[int, int], int]] = {}
+
+    @staticmethod
+    def names(prefix: str) -> tuple[str, str, str]:
+        return (f"{prefix}_dx", f"{prefix}_dy", f"{prefix}_distance")
+
+    def _field(self, target: int) -> dict[tuple[int, int], int]:
+        if target not in self._fields:
+            start = self._xy_of_cell[target]
+            floor, field, frontier = set(self._floor), {start: 0}, deque([start])
+            while frontier:
+                x, y = frontier.popleft()
+                for nxt in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+                    if nxt in floor and nxt not in field:
+                        field[nxt] = field[(x, y)] + 1
+                        frontier.append(nxt)
+            self._fields[target] = field
+        return self._fields[target]
+
+    def toward(self, target: int | None) -> torch.Tensor:
+        """(cells + 1, 3): dx, dy (scaled by the grid) and path distance (scaled by the
+        longest wall-free path) from each cell to `target`; distance 1 where unreachable."""
+        out = torch.zeros(self._cells + 1, 3)
+        out[:, 2] = 1.0
+        if target is None or target not in self._xy_of_cell:
+            return out
+        tx, ty = self._xy_of_cell[target]
+        field = self._field(target)
+        for xy in self._floor:
+            c = self._cell(xy)
+            out[c, 0] = (tx - xy[0]) / self._scale[0]
+            out[c, 1] = (ty - xy[1]) / self._scale[1]
+            if xy in field:
+                out[c, 2] = min(field[xy] / self._longest, 1.0)
+        return out
+
+    def nearest(self, targets: list[int]) -> torch.Tensor:
+        """(cells + 1, 2): dx, dy to the nearest target by path distance (zeros if none)."""
+        if not targets:
+            return torch.zeros(self._cells + 1, 2)
+        each = torch.stack([self.toward(t) for t in targets])  # (T, cells + 1, 3)
+        best = each[:, :, 2].argmin(0)
+        return each.gather(0, best.view(1, -1, 1).expand(1, -1, 3))[0, :, :2]
+
+
+def _commute_window(row: tuple, lead: int, tpd: int) -> torch.Tensor:
+    """(tpd,) bool: from `lead` ticks before the shift until its end (wrapping midnight)."""
+    has_job, _cell, start, end, *_ = row
+    tod = torch.arange(tpd)
+    if not has_job:
+        return torch.zeros(tpd, dtype=torch.bool)
+    return ((tod - (start - lead)) % tpd) < (end - start + lead)
+
+
+def _shift_charges(job_rows: list[tuple], tpd: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (agent, tick of day): the late penalty due at the grace deadline, and the absence
+    penalty per tick of the late window (so a missed shift costs late + absent in total)."""
+    late, absence = torch.zeros(len(job_rows), tpd), torch.zeros(len(job_rows), tpd)
+    for i, (has_job, _cell, _start, end, until, _wage, late_penalty, absent_penalty) in enumerate(
+        job_rows
+    ):
+        if not has_job or until + 1 >= end:
+            continue
+        late[i, until + 1] = late_penalty
+        absence[i, until + 1 : end] = absent_penalty / (end - until - 1)
+    return late.reshape(-1), absence.reshape(-1)

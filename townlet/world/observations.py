@@ -29,16 +29,17 @@ from townlet.world.layout import Layout, ShiftPhase
 from townlet.world.rivalry import rivalry_summary
 from townlet.world.state import WorldState
 
-AGENT_FEATURES: tuple[str, ...] = (
+CLOCK_FEATURES: tuple[str, ...] = (
     "time_sin",
     "time_cos",
     "shift_starts_in",
     *(f"shift_{name}" for name in SHIFT_STATE_NAMES),
     "has_job",
-    "pos_x",
-    "pos_y",
-    "at_workplace",
-    # the tail below is constant (1, 0, 0, ...) while nobody is engaged, fainted or rivalrous
+)
+# Then the place features of the agent's cell (`Layout.cell_feature_names`: position, at work,
+# offsets and path distances to its workplace and bed, offsets to the nearest of each kind),
+# then the tail below, constant (1, 0, 0, ...) while nobody is engaged, fainted or rivalrous.
+STATUS_FEATURES: tuple[str, ...] = (
     "alive",
     "in_queue",
     "interacting",
@@ -80,7 +81,13 @@ class ObservationBuilder:
     def __init__(self, layout: Layout, rivalry_threshold: float, device: torch.device) -> None:
         self.layout = layout
         self.rivalry_threshold = rivalry_threshold
-        self.feature_names = (*layout.meter_names, *AGENT_FEATURES)
+        self.feature_names = (
+            *layout.meter_names,
+            *CLOCK_FEATURES,
+            *layout.cell_feature_names,
+            *STATUS_FEATURES,
+        )
+        self._status_at = len(self.feature_names) - len(STATUS_FEATURES)
         self.channel_names = dense_channel_names(layout.affordance_types)
         v = layout.window
         self._center = layout.radius * v + layout.radius
@@ -150,7 +157,6 @@ class ObservationBuilder:
         """(E, A, F) float32 named features; idle parts are filled without computing them."""
         layout = self.layout
         e, a = state.pos.shape
-        m = layout.num_meters
         parts = [
             state.meters,
             self._clock_shift[clock * 3 + state.arrived],
@@ -161,7 +167,7 @@ class ObservationBuilder:
         out = torch.cat(
             (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
         )
-        k = m + 12
+        k = self._status_at
         out[..., k] = state.alive
         if engaged:
             interacting = state.using >= 0

@@ -26,6 +26,8 @@ class WorldState:
     arrived: torch.Tensor  # (E, A) int64 this shift: 0 not yet, 1 on time, 2 late
     episode_return: torch.Tensor  # (E, A) float32
     episode: torch.Tensor  # (E,) int64 episodes started in this env
+    start_offset: torch.Tensor  # (E,) int64 ticks after the scenario's start hour this began
+    commute_potential: torch.Tensor  # (E, A) float32 shaping potential after the last tick
 
     @classmethod
     def initial(cls, layout: Layout, num_envs: int, device: torch.device) -> WorldState:
@@ -49,6 +51,8 @@ class WorldState:
             arrived=full((e, a), 0, torch.int64),
             episode_return=full((e, a), 0.0, torch.float32),
             episode=full((e,), 0, torch.int64),
+            start_offset=full((e,), 0, torch.int64),
+            commute_potential=full((e, a), 0.0, torch.float32),
         )
 
     def reset_where(self, done: torch.Tensor, fresh: WorldState) -> None:

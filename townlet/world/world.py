@@ -23,11 +23,11 @@ from townlet.world.constants import (
 from townlet.world.employment import clock_index, work
 from townlet.world.events import StepEvents
 from townlet.world.interactions import interact
-from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout
+from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_to_tick
 from townlet.world.movement import leave_on_move, move
 from townlet.world.needs import update_meters
 from townlet.world.observations import Observation, ObservationBuilder
-from townlet.world.rewards import compute_reward
+from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
 from townlet.world.state import WorldState
 
@@ -64,6 +64,7 @@ class StepResult:
     events: StepEvents
     episode_return: torch.Tensor  # (E, A) returns so far (final ones where env_done)
     episode_length: torch.Tensor  # (E,) ticks so far (final ones where env_done)
+    terms: dict[str, torch.Tensor] | None = None  # (E, A) reward by term (track_terms only)
 
 
 class World:
@@ -77,7 +78,12 @@ class World:
         seed: int = 0,
         auto_reset: bool = False,
         device: str | torch.device | None = None,
+        spread_starts: bool = False,
+        track_terms: bool = False,
     ) -> None:
+        """`spread_starts` starts each episode at a random hour within the scenario's
+        `start_hour_spread` (training); `track_terms` adds the reward split by term to every
+        step result (evaluation)."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.device = torch.device(device or world.device)
@@ -85,6 +91,11 @@ class World:
         self.layout = _layout_to(compile_layout(world, scenario), self.device)
         self.num_envs = num_envs
         self.auto_reset = auto_reset
+        self.track_terms = track_terms
+        self.spread_ticks = (
+            hour_to_tick(scenario.start_hour_spread, world.ticks_per_day) if spread_starts else 0
+        )
+        self._commute = world.reward.commute > 0 and bool(self.layout.has_job.any())
         self.seed = seed
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -121,6 +132,7 @@ class World:
             self.seed = seed
             self.generator.manual_seed(seed)
         self.state = self._fresh.clone()
+        self._spread_where(None)
         # Facts tracked in Python so idle phases can be skipped without reading tensors:
         self._engaged = False  # someone is using or queued for an affordance
         self._rivalry_active = False  # rivalry has been raised since the reset
@@ -193,16 +205,17 @@ class World:
         # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
         if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
             shift = work(s, layout, clock, self._all_alive)
-            wage, penalty, shift_event = shift.wage, shift.penalty, shift.event
+            wage, late, absent, shift_event = shift.wage, shift.late, shift.absent, shift.event
             self._arrivals_pending_reset = True
         else:
             if self._arrivals_pending_reset:
                 s.arrived = torch.zeros_like(s.arrived)
                 self._arrivals_pending_reset = False
-            wage = penalty = None
+            wage = late = absent = None
             shift_event = self._zero_int
 
         # --- needs, fainting, rivalry
+        all_alive_before = self._all_alive
         meter_change, fainted = update_meters(s, layout, completion_delta, wage, self._all_alive)
         any_faint = fainted is not None and bool(fainted.any())
         if fainted is None:
@@ -215,16 +228,17 @@ class World:
             decay_rivalry(s, config.rivalry)
 
         # --- reward and time
-        reward = compute_reward(
-            layout,
-            config.reward,
-            alive_before,
-            meter_change,
-            wage,
-            penalty,
-            fainted if any_faint else None,
-            self._all_alive,
+        outcome = TickOutcome(
+            alive_before=alive_before,
+            meter_change=meter_change,
+            wage=wage,
+            late=late,
+            absent=absent,
+            commute=self._commute_shaping(clock) if self._commute else None,
+            fainted=fainted if any_faint else None,
         )
+        reward = compute_reward(layout, config.reward, outcome, all_alive_before)
+        terms = reward_terms(layout, config.reward, outcome) if self.track_terms else None
         s.episode_return += reward
         s.tick += 1
         self._oldest_tick += 1
@@ -244,6 +258,7 @@ class World:
         if self.auto_reset and any_done:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
             s.reset_where(env_done, self._fresh)
+            self._spread_where(env_done)
             self._all_alive = bool(s.alive.all())
             self._oldest_tick = int(s.tick.max())
         if engaged:
@@ -269,14 +284,38 @@ class World:
             events=events,
             episode_return=episode_return,
             episode_length=episode_length,
+            terms=terms,
         )
+
+    def _commute_shaping(self, clock: torch.Tensor) -> torch.Tensor:
+        """(E, A) change of the commute potential this tick (see RewardConfig.commute)."""
+        s, layout = self.state, self.layout
+        open_now = torch.take(layout.commute_active, clock) & (s.arrived == 0) & s.alive
+        distance = torch.take(layout.job_distance, layout.agent_cell_base + s.pos)
+        potential = torch.where(open_now, distance * -self.config.reward.commute, 0.0)
+        shaping = potential - s.commute_potential
+        if not self._all_alive:  # fainting is not a step toward work
+            shaping = shaping * s.alive
+        s.commute_potential = potential
+        return shaping
+
+    def _spread_where(self, envs: torch.Tensor | None) -> None:
+        """Draw new start hours for the given envs (all when None), if starts are spread."""
+        if self.spread_ticks <= 0:
+            return
+        drawn = torch.randint(
+            0, self.spread_ticks, (self.num_envs,), generator=self.generator, device=self.device
+        )
+        s = self.state
+        s.start_offset = drawn if envs is None else torch.where(envs, drawn, s.start_offset)
 
     def _advance_clock(self) -> None:
         layout = self.layout
+        s = self.state
         if self._oldest_tick <= layout.episode_ticks:
-            self._tod = torch.take(layout.tod_of_tick, self.state.tick)
+            self._tod = torch.take(layout.tod_of_tick, s.tick + s.start_offset)
         else:  # stepped past the limit without auto-reset
-            self._tod = (self.state.tick + layout.start_tick) % layout.ticks_per_day
+            self._tod = (s.tick + s.start_offset + layout.start_tick) % layout.ticks_per_day
         self._clock = clock_index(layout, self._tod)
         self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
 

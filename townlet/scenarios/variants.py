@@ -1,0 +1,67 @@
+"""Other lives for a scenario's agents, built from their scripts: what the reward must rank.
+
+A reward is only right if it ranks lives as a person would. These variants are the lives the
+round-one PPO settled into, and the half-lives in between: the scenario's routine must outscore
+each of them (asserted by the tests, printed by `benchmarks/learning.py`).
+"""
+
+from __future__ import annotations
+
+from townlet.config.schema import IntentConfig, ScenarioConfig
+
+VARIANTS = ("stay_home_and_eat", "work_never_sleep", "never_work", "arrive_then_leave")
+
+
+def _types(scenario: ScenarioConfig) -> dict[str, str]:
+    return {placement.name: placement.type for placement in scenario.affordances}
+
+
+def _is_work(intent: IntentConfig, types: dict[str, str]) -> bool:
+    return intent.do == "go_to" and types.get(intent.target or "") == "Job"
+
+
+def variant_scripts(scenario: ScenarioConfig, variant: str) -> list[list[IntentConfig]]:
+    """Each agent's script for `variant` (one of VARIANTS)."""
+    types = _types(scenario)
+    meals = [n for n, t in types.items() if t == "Stove"] or [
+        n for n, t in types.items() if t == "Fridge"
+    ]
+    scripts = []
+    for agent in scenario.agents:
+        script = list(agent.script)
+        if variant == "stay_home_and_eat":  # what round one's PPO learned: eat, nothing else
+            meal = meals[0]
+            script = [
+                IntentConfig(do="use", target=meal),
+                *(
+                    step
+                    for hour in (10, 14, 18, 22)
+                    for step in (
+                        IntentConfig(do="wait_until", hour=hour),
+                        IntentConfig(do="use", target=meal),
+                    )
+                ),
+            ]
+        elif variant == "work_never_sleep":
+            script = [i for i in script if not (i.do == "use" and types.get(i.target) == "Bed")]
+        elif variant == "arrive_then_leave":  # on time, then off to the rest of the day
+            script = [
+                i
+                for k, i in enumerate(script)
+                if not (i.do == "wait_until" and k > 0 and _is_work(script[k - 1], types))
+            ]
+        elif variant == "never_work":
+            kept, skip_wait = [], False
+            for intent in script:
+                if _is_work(intent, types):
+                    skip_wait = True
+                    continue
+                if skip_wait and intent.do in ("wait", "wait_until"):
+                    continue
+                skip_wait = False
+                kept.append(intent)
+            script = kept
+        else:
+            raise ValueError(f"unknown variant '{variant}' (variants: {', '.join(VARIANTS)})")
+        scripts.append(script)
+    return scripts

@@ -313,3 +313,23 @@ def test_townlet_evaluate_prints_the_table_for_a_checkpoint(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_policy_cloned_from_a_scripted_capture_reproduces_its_actions(tmp_path):
+    """The capture on disk (experiments/capture.py's files) is the teacher."""
+    from townlet.capture.run import capture
+    from townlet.policy.imitation import demonstrations_from_captures
+
+    capture(load_config([]), tmp_path / "town")
+    config = typed(load_config([]))
+    world = World(config.world, config.scenario)
+    demos = demonstrations_from_captures(tmp_path, world)
+    assert len(demos) == 4 * 240 and demos.label.startswith("captures:")
+    assert float(demos.returns[0]) > 0  # the script's discounted return-to-go
+    torch.manual_seed(0)
+    net = ActorCritic(world.layout.window, len(world.names.features), NUM_ACTIONS, 64, 4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        clone_epoch(net, optimizer, demos, 256, 0.5, generator, 0.5)
+    assert accuracy(net, demos) >= 0.9

@@ -36,6 +36,7 @@ def _command(name: str) -> str:
 def train_job(cfg: DictConfig) -> float:
     """Train PPO; return the deterministic policy's evaluation return (what sweepers optimise)."""
     from townlet.policy.checkpoint import CheckpointError
+    from townlet.policy.imitation import ImitationError
     from townlet.policy.replay import ReplayError
     from townlet.policy.train import TrainingInterrupted, describe, train
     from townlet.tracking import open_tracker
@@ -45,7 +46,7 @@ def train_job(cfg: DictConfig) -> float:
         typed(cfg)  # a config error is one line before any tracked run starts
         with open_tracker(cfg, "train", run_dir) as tracker:
             result = train(cfg, run_dir, tracker)
-    except (ConfigError, CheckpointError, ReplayError) as error:
+    except (ConfigError, CheckpointError, ReplayError, ImitationError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except TrainingInterrupted as stop:

@@ -306,6 +306,9 @@ class BCConfig:
     minibatch: int = 2048
     value_coef: float = 0.5
     """Weight of the critic's regression on the demonstrations' discounted return-to-go."""
+    capture_dir: str | None = None
+    """Clone the scripted capture samples under this directory (any capture run, e.g.
+    `experiments/capture.py` output) instead of demonstrating the scripts in memory."""
 
 
 @dataclass

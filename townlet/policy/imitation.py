@@ -12,14 +12,17 @@ critic unlearned the routine before the critic caught up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from townlet.config.schema import TownletConfig
 from townlet.policy.evaluate import ScriptChooser, scripts_of
 from townlet.policy.network import ActorCritic
+from townlet.policy.replay import discover, replay_events
 from townlet.policy.telemetry_record import rollout_events
 from townlet.scenarios.controller import validate_scripts
 from townlet.world import World
@@ -132,6 +135,39 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         label=f"script:{config.scenario.name}:noise={','.join(str(x) for x in opts.noise)}",
         events=rollout_events(log, a, world.names, meals),
     )
+
+
+def demonstrations_from_captures(capture_dir: Path, world: World) -> Demonstrations:
+    """The states and actions of scripted capture samples under `capture_dir` (found through
+    their manifests and checked against the world's names, as replay does). The critic's
+    targets are the samples' `value_preds`: the script's discounted return-to-go."""
+    refs = discover(Path(capture_dir), world)
+    codes, features, masks, labels, returns = [], [], [], [], []
+    for ref in refs:
+        try:
+            with np.load(ref.path) as data:
+                sample = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as error:
+            raise ImitationError(f"{ref.path}: unreadable sample ({error})") from error
+        if not bool((sample["old_log_probs"] == 0).all()):
+            raise ImitationError(f"{ref.path}: not a scripted capture (its actions were sampled)")
+        dense = torch.from_numpy(sample["map"])
+        codes.append(world.observer.codes_from_dense(dense))
+        features.append(torch.from_numpy(sample["features"]))
+        masks.append(torch.from_numpy(sample["action_masks"]))
+        labels.append(torch.from_numpy(sample["actions"]).long())
+        returns.append(torch.from_numpy(sample["value_preds"][:-1]).float())
+    demos = Demonstrations(
+        codes=torch.cat(codes),
+        features=torch.cat(features),
+        masks=torch.cat(masks),
+        labels=torch.cat(labels),
+        returns=torch.cat(returns),
+        label=f"captures:{capture_dir}",
+        events=replay_events(refs, world, torch.cat(features).unsqueeze(0)),
+    )
+    allowed = demos.masks.gather(1, demos.labels.unsqueeze(1)).squeeze(1)
+    return demos.take(allowed.nonzero().squeeze(1))
 
 
 def clone_epoch(

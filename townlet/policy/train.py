@@ -33,7 +33,12 @@ from townlet.policy.checkpoint import (
 )
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.evaluate import evaluate
-from townlet.policy.imitation import accuracy, clone_epoch, demonstrate
+from townlet.policy.imitation import (
+    accuracy,
+    clone_epoch,
+    demonstrate,
+    demonstrations_from_captures,
+)
 from townlet.policy.network import ActorCritic
 from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
@@ -162,7 +167,11 @@ class Trainer:
         self.demos = self.accuracy_demos = None
         if self.schedule is not None:
             self.num_epochs = self.schedule.max_epochs
-            self.demos = demonstrate(config, config.seed + 4)
+            self.demos = (
+                demonstrations_from_captures(Path(opts.bc.capture_dir), self.world)
+                if opts.bc.capture_dir
+                else demonstrate(config, config.seed + 4)
+            )
             picked = torch.randperm(
                 len(self.demos), generator=torch.Generator().manual_seed(config.seed + 5)
             )[:ACCURACY_SAMPLES]

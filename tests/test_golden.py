@@ -76,9 +76,15 @@ def test_merge_refreshes_includes_skips_templates_and_dry_runs(suite, tmp_path):
     )
     output = tmp_path / "golden.json"
     report = merge_captures(suite, DEFAULT_GOLDEN, output=output, include=["queue_conflict"])
-    assert report.updated == {"queue_conflict": 3}
-    merged = load_golden(output)
-    assert merged == load_golden(DEFAULT_GOLDEN), "a faithful capture changes nothing"
+    assert report.updated == {} and report.unchanged == ["queue_conflict"]
+    assert not output.exists(), "a faithful capture changes nothing, so nothing is written"
+    stale = load_golden(DEFAULT_GOLDEN)
+    first = sorted(stale["queue_conflict"])[0]
+    stale["queue_conflict"][first]["reward_sum"] += 1.0
+    output.write_text(json.dumps({"schema_version": 1, **stale}))
+    report = merge_captures(suite, output, include=["queue_conflict"])
+    assert report.updated == {"queue_conflict": 1}, "only the sample that changed"
+    assert load_golden(output) == load_golden(DEFAULT_GOLDEN)
 
     report = merge_captures(tmp_path / "extra", output, dry_run=True)
     assert report.skipped_templates == ["_template"] and report.written_to is None
@@ -102,7 +108,8 @@ def test_merge_refreshes_includes_skips_templates_and_dry_runs(suite, tmp_path):
         text=True,
         timeout=60,
     )
-    assert done.returncode == 0 and "would update town" in done.stdout
+    assert done.returncode == 0 and "unchanged: " in done.stdout and "town" in done.stdout
+    assert "would update" not in done.stdout
     assert not (tmp_path / "never.json").exists()
 
 

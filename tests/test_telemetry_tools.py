@@ -295,6 +295,11 @@ def test_plot_writes_a_png_next_to_the_log_or_where_asked(run_dir, tmp_path):
     assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tool("plot", log, "--keys", "no_such_key", "--output", tmp_path / "x.png")
     assert bad.returncode == 2 and "no record has key 'no_such_key'" in bad.stderr
+    training_plot = (run_dir / "telemetry" / "ppo.png").read_bytes()
+    done = tool("plot", log, "--keys", "episodic_return")
+    assert done.returncode == 0, done.stderr
+    assert (run_dir / "telemetry" / "ppo.episodic_return.png").is_file()
+    assert (run_dir / "telemetry" / "ppo.png").read_bytes() == training_plot, "not overwritten"
 
 
 # ------------------------------------------------------------------ notebook

@@ -65,9 +65,11 @@ def test_a_training_job_is_one_run_with_params_tags_metrics_and_artifacts(store,
     assert tags["entry_point"] == "train" and tags["scenario"] == "town"
     assert tags["run_dir"] == str((tmp_path / "run").resolve()) and len(tags["config_hash"]) == 16
     assert "experiment=smoke" in tags["hydra.overrides"] and tags["mlflow.source.git.commit"]
-    history = client(store).get_metric_history(run.info.run_id, "loss_total")
+    history = client(store).get_metric_history(run.info.run_id, "losses/loss_total")
     assert [m.step for m in history] == [1, 2, 3]
-    assert "eval.policy_deterministic.return_mean" in run.data.metrics
+    assert "eval/policy_deterministic/return_mean" in run.data.metrics
+    assert "charts/lr" in run.data.metrics and "charts/episodic_return" not in run.data.metrics
+    assert "events/shift_on_time_events" in run.data.metrics
     artifacts = {a.path for a in client(store).list_artifacts(run.info.run_id)}
     assert {".hydra", "telemetry", "evaluation.json", "recordings_summary.json"} <= artifacts
     telemetry = {a.path for a in client(store).list_artifacts(run.info.run_id, "telemetry")}

@@ -44,6 +44,7 @@ def train_job(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         typed(cfg)  # a config error is one line before any tracked run starts
+        cfg = _with_checkpoint_scenario(cfg)
         with open_tracker(cfg, "train", run_dir) as tracker:
             result = train(cfg, run_dir, tracker)
     except (ConfigError, CheckpointError, ReplayError, ImitationError) as error:
@@ -59,8 +60,48 @@ def train_job(cfg: DictConfig) -> float:
             file=sys.stderr,
         )
         sys.exit(130)
-    print(describe(result))
+    _point_latest(cfg, run_dir)
+    print(describe(result, _command("train")))
     return result.objective
+
+
+def _with_checkpoint_scenario(cfg: DictConfig) -> DictConfig:
+    """Resuming from a checkpoint path without `scenario=`: the checkpoint's scenario."""
+    from hydra import compose
+
+    from townlet.policy.checkpoint import load_checkpoint
+
+    resume = cfg.train.resume
+    if isinstance(resume, bool) or str(resume).lower() in ("false", "true", "none", ""):
+        return cfg
+    overrides = list(HydraConfig.get().overrides.task)
+    if any(o.split("=", 1)[0].lstrip("+~") == "scenario" for o in overrides):
+        return cfg
+    name = load_checkpoint(Path(str(resume))).get("scenario")
+    if not name or name == cfg.scenario.name:
+        return cfg
+    print(f"resuming a '{name}' checkpoint: scenario={name}", file=sys.stderr)
+    composed = compose(
+        config_name=HydraConfig.get().job.config_name, overrides=[f"scenario={name}", *overrides]
+    )
+    typed(composed)
+    return composed
+
+
+def _point_latest(cfg: DictConfig, run_dir: Path) -> None:
+    """`<outputs>/latest` -> this run, or `<multirun>/latest` -> this sweep (best effort: a
+    filesystem without symlinks just has no shortcut)."""
+    from townlet.util.atomic import point_link
+
+    paths = typed(cfg).paths
+    for folder, target in (
+        (paths.resolve("outputs"), run_dir),
+        (paths.resolve("multirun"), run_dir.parent),
+    ):
+        if folder in run_dir.resolve().parents:
+            with contextlib.suppress(OSError):
+                point_link(folder / "latest", target)
+            return
 
 
 def capture_job(cfg: DictConfig) -> None:
@@ -78,6 +119,7 @@ def capture_job(cfg: DictConfig) -> None:
     except (ConfigError, CheckpointError) as error:  # also a world that cannot be built
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    _point_latest(cfg, run_dir)
     print(describe(result))
 
 
@@ -139,12 +181,11 @@ def export_job(cfg: DictConfig) -> None:
     output = (
         Path(cfg.output) if cfg.output else run / "videos" / f"episode_{cfg.episode_id:06d}.mp4"
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     options = VideoOptions.from_settings(cfg, progress=sys.stderr.isatty())
     try:
-        result = export_from_index(
-            RecordingIndex.for_run(run, create=False), cfg.episode_id, output, options
-        )
+        index = RecordingIndex.for_run(run, create=False)  # before creating any folder
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = export_from_index(index, cfg.episode_id, output, options)
     except (ExportError, RecordingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -167,5 +208,6 @@ def run_app(name: str, overrides: list[str]) -> None:
     config_name, job = APPS[name]
     if config_name == "config":
         preflight(overrides)
-    sys.argv = [f"townlet {name}", *overrides]
+    # the job's log is <run dir>/<name>.log, as when started as experiments/<name>.py
+    sys.argv = [f"townlet {name}", f"hydra.job.name={name}", *overrides]
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)()

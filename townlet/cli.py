@@ -1,4 +1,5 @@
-"""The `townlet` command. Sub-commands join as capabilities land (golden, telemetry, recordings)."""
+"""The `townlet` command: train, capture, serve and export (Hydra jobs), evaluate a checkpoint,
+inspect the town, compare with golden metrics, and work with telemetry and recordings."""
 
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def _show(args: argparse.Namespace) -> int:
     from townlet.envs import render_ansi
     from townlet.scenarios import build_world, load_config
 
-    print(render_ansi(build_world(load_config(args.overrides))))
+    world = build_world(load_config(args.overrides))
+    print(render_ansi(world))
+    agents = ", ".join(f"{i % 10}={name}" for i, name in enumerate(world.layout.agent_ids))
+    print(f"#=wall  .=floor  agents: {agents}")
     return 0
 
 
@@ -73,6 +77,8 @@ def _golden_merge(args: argparse.Namespace) -> int:
     )
     for scenario, count in report.updated.items():
         print(f"{'would update' if args.dry_run else 'updated'} {scenario}: {count} sample(s)")
+    if report.unchanged:
+        print(f"unchanged: {', '.join(report.unchanged)}")
     for scenario in report.skipped_templates:
         print(f"skipped template scenario {scenario} (use --allow-template)")
     if report.written_to:

@@ -345,7 +345,9 @@ class TrainConfig:
     return_window: int = 32
     """Finished episodes the telemetry's running return, length and survival are taken over."""
     progress: bool | None = None
-    """Progress bar; None = only when stderr is a terminal."""
+    """Progress bar; None = only when stderr is a terminal. Without the bar, a plain progress
+    line goes to the job log every progress_every_sec."""
+    progress_every_sec: float = 10.0
     threads: int = 1
     """torch intra-op threads; 0 keeps torch's default. 1 is what the learning benchmark
     measures: on 2 busy cores torch's default of 2 threads ran PPO 25x slower."""

@@ -118,6 +118,7 @@ RANGES: dict[str, Range] = {
     "train.bc.value_coef": NON_NEGATIVE,
     "train.anneal.*.epochs": AT_LEAST_ONE,
     "train.anneal_threshold": UNIT,
+    "train.progress_every_sec": NON_NEGATIVE,
     "train.replay_chunk": AT_LEAST_ONE,
     "train.checkpoint_every": NON_NEGATIVE,
     "train.eval_every": NON_NEGATIVE,

@@ -17,7 +17,8 @@ from townlet.util.atomic import atomic_write_json
 
 @dataclass
 class MergeReport:
-    updated: dict[str, int] = field(default_factory=dict)  # scenario -> samples written
+    updated: dict[str, int] = field(default_factory=dict)  # scenario -> samples that changed
+    unchanged: list[str] = field(default_factory=list)  # captured, identical to the golden file
     skipped_templates: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     written_to: Path | None = None
@@ -50,8 +51,15 @@ def merge_captures(
             raise GoldenError(f"{path}: scenario '{scenario}' captured twice under {root}")
         fresh.setdefault(scenario, {}).update(samples)
     merged = {**existing, **fresh}
-    report.updated = {scenario: len(samples) for scenario, samples in sorted(fresh.items())}
-    if not dry_run:
+    for scenario, samples in sorted(fresh.items()):
+        before = existing.get(scenario, {})
+        changed = sum(before.get(name) != metrics for name, metrics in samples.items())
+        changed += sum(name not in samples for name in before)
+        if changed:
+            report.updated[scenario] = changed
+        else:
+            report.unchanged.append(scenario)
+    if not dry_run and report.updated:
         target = Path(output or golden_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(target, golden_payload(merged))

@@ -11,6 +11,7 @@ Leaves in the run directory: `telemetry/ppo.jsonl`, `checkpoints/{latest,best,ep
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -48,9 +49,10 @@ from townlet.recording import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
 from townlet.telemetry import TelemetryWriter
-from townlet.telemetry.plot import plot
+from townlet.telemetry.plot import TRAINING_KEYS, plot
 from townlet.telemetry.reader import truncate_after_epoch
 from townlet.tracking import Tracker
+from townlet.tracking.names import grouped
 from townlet.util.atomic import atomic_write_json
 from townlet.util.hashing import config_hash
 from townlet.world import World
@@ -58,6 +60,7 @@ from townlet.world.constants import NUM_ACTIONS
 
 CHECKPOINT_NAMES = ("meters", "actions", "features", "dense_channels", "affordance_types", "agents")
 SOURCES = ("rollout", "replay", "mixed", "bc")
+log = logging.getLogger(__name__)
 ACCURACY_SAMPLES = 8192  # demonstrated states a PPO epoch's BC accuracy is measured on
 KL_CHUNK = 8192
 
@@ -69,6 +72,10 @@ class TrainResult:
     steps: int
     evaluation: dict[str, Any]
     best_return: float | None
+    best_epoch: int | None = None
+    stage: int = 0
+    seconds: float = 0.0
+    recordings: int | None = None
 
     @property
     def objective(self) -> float:
@@ -199,6 +206,7 @@ class Trainer:
             self._progress_column = names.features.index("interaction_progress")
         telemetry_path = self.output_dir / "telemetry" / "ppo.jsonl"
         self.start_epoch, self.steps, self.cycle_id, self.best_return, offset = 0, 0, 0, None, 0
+        self.best_epoch: int | None = None
         self.finished = FinishedEpisodes(opts.return_window)
         self.episode_faints = torch.zeros(self.e)
 
@@ -237,12 +245,22 @@ class Trainer:
             unit="epoch",
             dynamic_ncols=True,
         )
-        run_start = time.perf_counter()
+        run_start = last_line = time.perf_counter()
+        if self.start_epoch >= self.num_epochs:
+            log.info("the run is complete (%d epochs); evaluating it again", self.start_epoch)
         for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
             if self.schedule is not None and self.schedule.finished:
                 break  # BC phases that passed their gate early leave epochs unused
             record = self._epoch(epoch)
             self.epochs_done = epoch
+            now = time.perf_counter()
+            if not show and now - last_line >= opts.progress_every_sec:
+                log.info(
+                    progress_line(
+                        record, epoch, self.num_epochs, now - run_start, epoch - self.start_epoch
+                    )
+                )
+                last_line = now
             if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
                 self._evaluate(epoch, time.perf_counter() - run_start)
             bar.update(1)
@@ -253,17 +271,27 @@ class Trainer:
                 mode=record["data_mode"],
             )
         bar.close()
-        if self.writer.path.exists():
-            plot(self.writer.path)  # telemetry/ppo.png: loss_total and kl_divergence
         evaluation = self._evaluate(self.epochs_done, time.perf_counter() - run_start)
-        self._track_results(evaluation)
+        if self.writer.path.exists():  # telemetry/ppo.png: the agents, the learner, evaluations
+            history = self.output_dir / "evaluation_history.jsonl"
+            rows = [json.loads(line) for line in history.read_text().splitlines() if line]
+            plot(self.writer.path, keys=TRAINING_KEYS, skip_missing=True, evaluation=rows)
+        recordings = self._track_results(evaluation)
         return TrainResult(
-            self.output_dir, self.epochs_done, self.steps, evaluation, self.best_return
+            self.output_dir,
+            self.epochs_done,
+            self.steps,
+            evaluation,
+            self.best_return,
+            self.best_epoch,
+            self.curriculum.stage,
+            time.perf_counter() - run_start,
+            recordings,
         )
 
-    def _track_results(self, evaluation: dict[str, Any]) -> None:
+    def _track_results(self, evaluation: dict[str, Any]) -> int | None:
         """Evaluation metrics and the run's artifacts, for the tracker."""
-        flat = {f"eval.{key}": value for key, value in _flatten(evaluation).items()}
+        flat = grouped({f"eval.{key}": value for key, value in _flatten(evaluation).items()})
         self.tracker.log_metrics(flat, step=self.epochs_done)
         self.tracker.log_artifact(self.output_dir / "telemetry", "telemetry")
         self.tracker.log_artifact(self.output_dir / "evaluation.json")
@@ -285,6 +313,8 @@ class Trainer:
                 },
             )
             self.tracker.log_artifact(summary)
+            return len(rows)
+        return None
 
     def _mode(self, epoch: int) -> str:
         source = self.config.train.source
@@ -349,14 +379,14 @@ class Trainer:
             self.schedule.ppo_epoch_done()
         if self.writer.should_log(epoch):
             self.writer.write(record)
-            self.tracker.log_metrics(record, step=epoch)
+            self.tracker.log_metrics(grouped(record), step=epoch)
 
         # --- checkpoints: latest every epoch, best by episodic return, periodic
         improved = bool(data.finished_returns) and (
             self.best_return is None or record["episodic_return"] > self.best_return
         )
         if improved:
-            self.best_return = record["episodic_return"]
+            self.best_return, self.best_epoch = record["episodic_return"], epoch
         if self.curriculum.maybe_advance(self.world, epoch) and self.recorder is not None:
             self.recorder.stage_changed(self.curriculum.stage)
         self._save(epoch, improved)
@@ -409,7 +439,7 @@ class Trainer:
         record["anneal_cycle"] = cycle
         if self.writer.should_log(epoch):
             self.writer.write(record)
-            self.tracker.log_metrics(record, step=epoch)
+            self.tracker.log_metrics(grouped(record), step=epoch)
         self._save(epoch, improved=False)
         return record
 
@@ -577,6 +607,7 @@ class Trainer:
             "recording": self.recorder.state_dict() if self.recorder else None,
             "telemetry_offset": self.writer.offset,
             "best_return": self.best_return,
+            "best_epoch": self.best_epoch,
             "finished_episodes": self.finished.state_dict(),
             "episode_faints": self.episode_faints.clone(),
             "names": self.checkpoint_names,
@@ -600,7 +631,8 @@ class Trainer:
         check_compatible(path, data, self.checkpoint_names, self.net.shape)
         if data["num_envs"] != self.e:
             raise CheckpointError(
-                f"{path}: trained with ppo.num_envs={data['num_envs']}; this config has {self.e}"
+                f"{path}: trained with ppo.num_envs={data['num_envs']}; this config has "
+                f"{self.e} (pass ppo.num_envs={data['num_envs']})"
             )
         if data["epoch"] > self.num_epochs:  # a larger train.total_ticks extends a run
             raise CheckpointError(
@@ -627,6 +659,7 @@ class Trainer:
                 self.recorder.partial = True
         self.start_epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.episode_faints = data["best_return"], data["episode_faints"]
+        self.best_epoch = data.get("best_epoch")
         self.finished.load_state_dict(data["finished_episodes"])
         return data["telemetry_offset"]
 
@@ -664,16 +697,60 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return flat
 
 
-def describe(result: TrainResult) -> str:
-    ev = result.evaluation
+def progress_line(record: dict[str, Any], epoch: int, total: int, elapsed: float, done: int) -> str:
+    """One plain line for logs without a terminal: epoch, steps, speed, return, time left."""
+    per_epoch = elapsed / max(done, 1)
+    left = int(per_epoch * (total - epoch))
+    ret = record.get("episodic_return")
+    parts = [
+        f"epoch {epoch}/{total} ({record['data_mode']})",
+        f"steps {record['steps']:,}",
+        f"{record.get('steps_per_sec', 0.0):,.0f} steps/s",
+        "return " + ("-" if ret is None else f"{ret:.3f}"),
+        f"eta {left // 60}m{left % 60:02d}s",
+    ]
+    if "anneal_bc_accuracy" in record:
+        parts.append(f"bc accuracy {record['anneal_bc_accuracy']:.3f}")
+    return ", ".join(parts)
+
+
+def describe(result: TrainResult, command: str = "python experiments/train.py") -> str:
+    """The end of a run: where it is, what it left, how the policy did and what to run next."""
+    from townlet.policy.evaluate import format_table
+
+    ev, run = result.evaluation, result.output_dir
     scripted = ev.get("scripted")
     policy, sampled = ev["policy_deterministic"], ev["policy_sampled"]
+    files = ["checkpoints/latest.pt"]
+    if (run / "checkpoints" / "best.pt").exists():
+        files.append(f"checkpoints/best.pt (epoch {result.best_epoch})")
+    files += [f for f in ("telemetry/ppo.jsonl", "telemetry/ppo.png") if (run / f).exists()]
+    files.append("evaluation.json")
+    if result.recordings is not None:
+        files.append(f"{result.recordings} recorded episode(s)")
     rows = [
-        f"trained {result.epochs} epochs ({result.steps:,} agent-steps) -> {result.output_dir}",
+        f"trained {result.epochs} epochs ({result.steps:,} agent-steps) in "
+        f"{result.seconds:.0f} s -> {run}",
+        "files: " + ", ".join(files),
+        f"curriculum stage reached: {result.stage}",
+        "",
+        format_table(ev),
+        "",
         f"evaluation return per agent-episode: policy {policy['return_mean']:.3f} "
         f"(sampled {sampled['return_mean']:.3f}), random {ev['random']['return_mean']:.3f}"
         + (f", scripted {scripted['return_mean']:.3f}" if scripted else ""),
         "policy behaviour: " + behaviour_line(policy["behaviour"]),
+    ]
+    if policy["return_mean"] < ev["random"]["return_mean"]:
+        rows.append("warning: the trained policy scores below a random one; train longer")
+    rows += [
+        "next:",
+        f"  townlet telemetry summary {run / 'telemetry' / 'ppo.jsonl'}",
+        f"  townlet evaluate {run / 'checkpoints' / 'latest.pt'}",
+        f"  {command.replace('train', 'serve')} run_dir={run}"
+        + ("" if result.recordings else "   (live policy; add recording=periodic to record)"),
+        "  mlflow ui --backend-store-uri sqlite:///mlruns.db   (tracking=mlflow)",
+        f"  {command} hydra.run.dir={run} train.resume=true train.total_ticks=<more>",
     ]
     return "\n".join(rows)
 

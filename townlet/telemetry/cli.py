@@ -74,10 +74,12 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from townlet.telemetry.plot import DEFAULT_KEYS, plot
+    from townlet.telemetry.plot import DEFAULT_KEYS, default_output, plot
 
     keys = tuple(k.strip() for k in args.keys.split(",")) if args.keys else DEFAULT_KEYS
-    print(plot(Path(args.log), Path(args.output) if args.output else None, keys))
+    log = Path(args.log)
+    output = Path(args.output) if args.output else default_output(log, keys)
+    print(plot(log, output, keys))
     return 0
 
 
@@ -129,7 +131,7 @@ def add_verbs(parser: argparse.ArgumentParser) -> None:
 
     plot = verbs.add_parser("plot", help="plot keys against epoch as a PNG")
     plot.add_argument("log")
-    plot.add_argument("--output", help="PNG path (default: next to the log)")
+    plot.add_argument("--output", help="PNG path (default: next to the log, named after the keys)")
     plot.add_argument("--keys", help="comma-separated keys (default: loss_total,kl_divergence)")
     plot.set_defaults(func=_plot)
 

@@ -37,3 +37,18 @@ def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool = 
     data = buffer.getvalue()
     atomic_write_bytes(path, data)
     return len(data)
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make `link` a symlink to `target` (relative when they share a folder tree), replacing
+    whatever link was there in one rename, so a reader never finds it missing."""
+    link, target = Path(link), Path(target)
+    try:
+        pointed = os.path.relpath(target.resolve(), link.parent.resolve())
+    except ValueError:  # another drive
+        pointed = str(target.resolve())
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(pointed, tmp)
+    os.replace(tmp, link)

@@ -1,4 +1,5 @@
-"""`python -m townlet.recording export|batch`: the seed's video interface, kept."""
+"""`python -m townlet.recording export|batch`: export recorded episodes to MP4 from the shell
+(one episode, or every episode an index lists)."""
 
 from __future__ import annotations
 

@@ -295,23 +295,16 @@ def test_townlet_evaluate_prints_the_table_for_a_checkpoint(tmp_path):
         part = evaluation[who]
         assert sum(part["components"].values()) == pytest.approx(part["return_mean"], abs=1e-4)
         assert "on_time_rate" in part["behaviour"]
-    done = subprocess.run(
-        [sys.executable, "-m", "townlet", "evaluate", str(tmp_path / "checkpoints/latest.pt")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+
+    def evaluate_cli(checkpoint: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "townlet", "evaluate", str(checkpoint)]
+        return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+    done = evaluate_cli(tmp_path / "checkpoints" / "latest.pt")
     assert done.returncode == 0, done.stderr
     for row in ("return_mean", "need.satiation", "on_time_rate", "Stove/agent-day"):
         assert row in done.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "townlet", "evaluate", str(tmp_path / "nope.pt")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    bad = evaluate_cli(tmp_path / "nope.pt")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 

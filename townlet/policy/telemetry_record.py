@@ -16,6 +16,15 @@ from townlet.policy.rollout import Rollout
 from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.world import ShiftEvent, WorldNames
 
+# Social keys the format requires and the world does not model yet (issue 13): always 0.
+UNMODELLED_EVENTS: dict[str, float] = {
+    "late_help_events": 0,
+    "shift_takeover_events": 0,
+    "chat_success_events": 0,
+    "chat_failure_events": 0,
+    "chat_quality_mean": 0.0,
+}
+
 
 def _corr(x: torch.Tensor, y: torch.Tensor) -> float:
     """Pearson correlation; 0 when either side is (numerically) constant."""
@@ -122,11 +131,7 @@ def epoch_record(
         "kl_divergence_max": max(stats.get("kl_divergence_max", 0.0), kl),
         "reward_advantage_corr": _corr(flat_rewards, adv),
         "rollout_ticks": rollout_ticks,
-        "late_help_events": 0,
-        "shift_takeover_events": 0,
-        "chat_success_events": 0,
-        "chat_failure_events": 0,
-        "chat_quality_mean": 0.0,
+        **UNMODELLED_EVENTS,
         **events,
         # our additions
         "explained_variance": _explained_variance(batch.values, batch.returns),
@@ -188,11 +193,7 @@ def bc_record(
         "kl_divergence_max": 0.0,
         "reward_advantage_corr": 0.0,
         "rollout_ticks": rollout_ticks,
-        "late_help_events": 0,
-        "shift_takeover_events": 0,
-        "chat_success_events": 0,
-        "chat_failure_events": 0,
-        "chat_quality_mean": 0.0,
+        **UNMODELLED_EVENTS,
         **events,
         "update_sec": duration,
         **episode_stats,

@@ -132,7 +132,6 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         "agent_days": float((lengths.unsqueeze(1) * taking_part).sum())
         / world.layout.ticks_per_day,
         "lengths": lengths,
-        "fainted_agents": faints,
         "types": types,
     }
 

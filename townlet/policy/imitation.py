@@ -23,7 +23,7 @@ from townlet.config.schema import TownletConfig
 from townlet.policy.evaluate import ScriptChooser, scripts_of
 from townlet.policy.network import ActorCritic
 from townlet.policy.replay import discover, replay_events
-from townlet.policy.telemetry_record import rollout_events
+from townlet.policy.telemetry_record import meal_types, rollout_events
 from townlet.scenarios.controller import validate_scripts
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
@@ -121,11 +121,7 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         features=torch.stack(features).reshape(ticks, -1, features[0].shape[-1]),
         **{k: torch.stack(x) for k, x in event_log.items()},
     )
-    meals = tuple(
-        i
-        for i, t in enumerate(world.names.affordance_types)
-        if config.world.affordances[t].effects.get("satiation", 0.0) > 0
-    )
+    meals = meal_types(config.world, world.names.affordance_types)
     return Demonstrations(
         codes=torch.stack(codes).reshape(-1, v, v)[keep],
         features=torch.stack(features).reshape(-1, features[0].shape[-1])[keep],

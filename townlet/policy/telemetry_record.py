@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from townlet.config.schema import WorldConfig
 from townlet.policy.ppo import Batch
 from townlet.policy.rollout import Rollout
 from townlet.telemetry.schema import EVENT_PREFIX
@@ -42,6 +43,15 @@ def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
         return 0.0
     var = float(returns.var())
     return 0.0 if var == 0.0 else 1.0 - float((returns - values).var()) / var
+
+
+def meal_types(world: WorldConfig, affordance_types: tuple[str, ...]) -> tuple[int, ...]:
+    """Affordance types that feed (raise satiation): what `shared_meal_events` counts."""
+    return tuple(
+        i
+        for i, name in enumerate(affordance_types)
+        if world.affordances[name].effects.get("satiation", 0.0) > 0
+    )
 
 
 def rollout_events(

@@ -44,7 +44,12 @@ from townlet.policy.network import ActorCritic
 from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
-from townlet.policy.telemetry_record import bc_record, epoch_record, rollout_events
+from townlet.policy.telemetry_record import (
+    bc_record,
+    epoch_record,
+    meal_types,
+    rollout_events,
+)
 from townlet.recording import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
@@ -188,11 +193,7 @@ class Trainer:
         )
         self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
         self.checkpoint_names = {k: list(getattr(names, k)) for k in CHECKPOINT_NAMES}
-        self.meal_types = tuple(
-            i
-            for i, t in enumerate(names.affordance_types)
-            if config.world.affordances[t].effects.get("satiation", 0.0) > 0
-        )
+        self.meal_types = meal_types(config.world, names.affordance_types)
         self.recorder = None
         if config.recording.enabled:
             self.recorder = EpisodeRecorder(
@@ -250,7 +251,7 @@ class Trainer:
             log.info("the run is complete (%d epochs); evaluating it again", self.start_epoch)
         for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
             if self.schedule is not None and self.schedule.finished:
-                break  # BC phases that passed their gate early leave epochs unused
+                break  # a failed BC gate skipped the PPO phases after it
             record = self._epoch(epoch)
             self.epochs_done = epoch
             now = time.perf_counter()

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test lint bench wheel-smoke
+.PHONY: setup train test test-fast lint bench wheel-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,16 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(PY) experiments/train.py $(ARGS)
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
+test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
+
+# The inner loop: every test not marked slow (a few minutes); `make test` still runs them all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/world_step.py

@@ -1,18 +1,29 @@
-"""Shared helpers: compose the real config and build small worlds from scenario dicts."""
+"""Shared helpers: compose the real config, build small worlds from scenario dicts, play
+synthetic episodes into a recorder, drive a real server, and run the telemetry tools."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from townlet.config.schema import ScenarioConfig
+from townlet.config.schema import RecordingConfig, ScenarioConfig
+from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios import build_world, load_config
+from townlet.serve.catalog import Catalog
+from townlet.serve.server import ServeOptions, TownletServer
 from townlet.world import Action, World
 
 A = Action
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "docs" / "samples"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -103,3 +114,137 @@ def train_killed_and_resumed(make_args, root, kill_after: int, total: int):
     )
     assert resumed.returncode == 0, resumed.stderr
     return reference, killed
+
+
+# ------------------------------------------------------------------ recordings
+FIXTURES = ROOT / "tests" / "fixtures" / "hamlet-v1"
+
+
+def tiny_world():
+    return make_world(
+        {
+            "width": 4,
+            "height": 2,
+            "ticks": 50,
+            "affordances": [{"name": "bed", "type": "Bed", "pos": [0, 0]}],
+            "agents": [{"id": "a", "pos": [1, 0]}, {"id": "b", "pos": [2, 0]}],
+        }
+    )
+
+
+def recorder_for(tmp_path, **options) -> EpisodeRecorder:
+    return EpisodeRecorder(
+        RecordingConfig(enabled=True, **options),
+        tmp_path,
+        tiny_world(),
+        run_id="test",
+        seed=0,
+        config_hash="abc",
+    )
+
+
+def play(recorder: EpisodeRecorder, episode_id: int, reward: float, stage: int = 1, steps: int = 5):
+    """Tap a synthetic episode whose agents each earn `reward` in total, then end it."""
+    for t in range(steps):
+        recorder.tap(
+            positions=torch.tensor([[t % 4, 0], [1, 1]]),
+            meters=torch.full((2, 5), 0.5 - 0.01 * t),
+            actions=torch.tensor([t % 6, 0]),
+            rewards=torch.full((2,), reward / steps),
+            dones=torch.tensor([t == steps - 1] * 2),
+            interaction_progress=torch.zeros(2),
+            time_of_day=torch.tensor(60 + t),
+            queued=torch.tensor([-1, -1]),
+            using=torch.tensor([-1, -1]),
+            action_probs=torch.full((2, 6), 1 / 6),
+            values=torch.tensor([0.1 * t, 0.2]),
+        )
+    recorder.end_episode(episode_id, stage, torch.full((2,), reward))
+
+
+# ------------------------------------------------------------------ the server
+def serving(catalog: Catalog, **options):
+    """Run `body(server)` against a started server on a free port, then stop it."""
+
+    def decorator(body):
+        async def main():
+            server = TownletServer(catalog, ServeOptions(port=0, **options))
+            await server.start()
+            try:
+                await body(server)
+            finally:
+                await server.stop()
+
+        asyncio.run(main())
+
+    return decorator
+
+
+def url(server, token: str | None = None) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws" + (f"?token={token}" if token else "")
+
+
+async def receive(ws, timeout: float = 10.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout=timeout))
+
+
+async def request(ws, message: dict | str) -> dict:
+    await ws.send(message if isinstance(message, str) else json.dumps(message))
+    return await receive(ws)
+
+
+async def until(ws, kind: str, limit: int = 10_000) -> tuple[dict, int]:
+    """The first message of `kind`, and how many others came before it."""
+    for seen in range(limit):
+        message = await receive(ws)
+        if message["type"] == kind:
+            return message, seen
+    raise AssertionError(f"no {kind}")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A real training run directory: .hydra config, checkpoints and recordings."""
+    run = tmp_path_factory.mktemp("trained")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "experiments/train.py",
+            "scenario=kitchen_breakfast",
+            "ppo=fast",
+            "ppo.num_envs=4",
+            "train.total_ticks=64",
+            "recording=periodic",
+            "recording.periodic=1",
+            "tracking=off",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+# ------------------------------------------------------------------ telemetry tools
+def tool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "townlet.telemetry", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def sample(version: str = "1.1", **changes) -> dict:
+    record = json.loads((SAMPLES / f"telemetry_v{version}.jsonl").read_text())
+    record.update(changes)
+    return record
+
+
+def write_log(path: Path, records: list[dict], tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
+    return path

@@ -11,9 +11,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_recording import FIXTURES, play, recorder_for
-from test_serve import receive, request, serving, url
-from test_telemetry_tools import SAMPLES, sample, tool, write_log
+from conftest import (
+    FIXTURES,
+    SAMPLES,
+    play,
+    receive,
+    recorder_for,
+    request,
+    sample,
+    serving,
+    tool,
+    url,
+    write_log,
+)
 from websockets.asyncio.client import connect
 
 from townlet.capture import capture

@@ -14,8 +14,7 @@ import lz4.frame
 import msgpack
 import numpy as np
 import pytest
-import torch
-from conftest import make_world
+from conftest import FIXTURES, ROOT, play, recorder_for
 
 from townlet.config.schema import RecordingConfig
 from townlet.recording import (
@@ -27,52 +26,6 @@ from townlet.recording import (
     reindex,
 )
 from townlet.recording.policies import RecordingPolicy
-from townlet.recording.recorder import EpisodeRecorder
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "hamlet-v1"
-
-
-def tiny_world():
-    return make_world(
-        {
-            "width": 4,
-            "height": 2,
-            "ticks": 50,
-            "affordances": [{"name": "bed", "type": "Bed", "pos": [0, 0]}],
-            "agents": [{"id": "a", "pos": [1, 0]}, {"id": "b", "pos": [2, 0]}],
-        }
-    )
-
-
-def recorder_for(tmp_path, **options) -> EpisodeRecorder:
-    return EpisodeRecorder(
-        RecordingConfig(enabled=True, **options),
-        tmp_path,
-        tiny_world(),
-        run_id="test",
-        seed=0,
-        config_hash="abc",
-    )
-
-
-def play(recorder: EpisodeRecorder, episode_id: int, reward: float, stage: int = 1, steps: int = 5):
-    """Tap a synthetic episode whose agents each earn `reward` in total, then end it."""
-    for t in range(steps):
-        recorder.tap(
-            positions=torch.tensor([[t % 4, 0], [1, 1]]),
-            meters=torch.full((2, 5), 0.5 - 0.01 * t),
-            actions=torch.tensor([t % 6, 0]),
-            rewards=torch.full((2,), reward / steps),
-            dones=torch.tensor([t == steps - 1] * 2),
-            interaction_progress=torch.zeros(2),
-            time_of_day=torch.tensor(60 + t),
-            queued=torch.tensor([-1, -1]),
-            using=torch.tensor([-1, -1]),
-            action_probs=torch.full((2, 6), 1 / 6),
-            values=torch.tensor([0.1 * t, 0.2]),
-        )
-    recorder.end_episode(episode_id, stage, torch.full((2,), reward))
 
 
 def reasons_by_episode(run: Path) -> dict[int, list[str]]:
@@ -334,7 +287,7 @@ WRITER = """
 import sys, torch
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_recording import recorder_for, play
+from conftest import recorder_for, play
 recorder = recorder_for(Path({run!r}), periodic=1, queue_size=64)
 episode = 0
 while True:

@@ -8,10 +8,9 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from test_recording import FIXTURES, play, recorder_for
+from conftest import FIXTURES, play, receive, recorder_for, request, serving, until, url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -27,45 +26,6 @@ def run_dir(tmp_path_factory):
         play(recorder, episode, reward=reward, stage=stage, steps=50)
     recorder.close()
     return run
-
-
-def serving(catalog: Catalog, **options):
-    """Run `body(server)` against a started server on a free port, then stop it."""
-
-    def decorator(body):
-        async def main():
-            server = TownletServer(catalog, ServeOptions(port=0, **options))
-            await server.start()
-            try:
-                await body(server)
-            finally:
-                await server.stop()
-
-        asyncio.run(main())
-
-    return decorator
-
-
-def url(server, token: str | None = None) -> str:
-    return f"ws://127.0.0.1:{server.port}/ws" + (f"?token={token}" if token else "")
-
-
-async def receive(ws, timeout: float = 10.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout=timeout))
-
-
-async def request(ws, message: dict | str) -> dict:
-    await ws.send(message if isinstance(message, str) else json.dumps(message))
-    return await receive(ws)
-
-
-async def until(ws, kind: str, limit: int = 10_000) -> tuple[dict, int]:
-    """The first message of `kind`, and how many others came before it."""
-    for seen in range(limit):
-        message = await receive(ws)
-        if message["type"] == kind:
-            return message, seen
-    raise AssertionError(f"no {kind}")
 
 
 def test_connect_list_load_and_state_updates(run_dir):
@@ -408,35 +368,6 @@ def test_version_one_fixtures_replay(tmp_path):
                 await ws.send(json.dumps({"command": "play"}))
                 _, seen = await until(ws, "replay_finished")
                 assert seen == loaded["total_steps"] - 1
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A real training run directory: .hydra config, checkpoints and recordings."""
-    import subprocess
-    import sys
-
-    run = tmp_path_factory.mktemp("trained")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "experiments/train.py",
-            "scenario=kitchen_breakfast",
-            "ppo=fast",
-            "ppo.num_envs=4",
-            "train.total_ticks=64",
-            "recording=periodic",
-            "recording.periodic=1",
-            "tracking=off",
-            f"hydra.run.dir={run}",
-        ],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return run
 
 
 def test_live_mode_streams_episodes_and_load_replay_switches_back(trained_run):

@@ -9,15 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, SAMPLES, sample, tool, write_log
 
 from townlet.policy.train import train
 from townlet.scenarios import load_config
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "docs" / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +33,6 @@ def run_dir(tmp_path_factory):
         run,
     )
     return run
-
-
-def tool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "townlet.telemetry", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def sample(version: str = "1.1", **changes) -> dict:
-    record = json.loads((SAMPLES / f"telemetry_v{version}.jsonl").read_text())
-    record.update(changes)
-    return record
-
-
-def write_log(path: Path, records: list[dict], tail: str = "") -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
-    return path
 
 
 # ------------------------------------------------------------------ validate
@@ -342,3 +318,13 @@ def test_parallel_validation_reports_absolute_line_numbers(tmp_path, monkeypatch
     cut = write_log(tmp_path / "cut.jsonl", records[:10], tail='{"epoch": 11')
     with pytest.raises(TelemetryError, match=r"cut.jsonl:11: truncated last line"):
         parallel.validate_count(cut, workers=2)
+
+
+def test_keys_lists_each_key_with_its_version_need_and_meaning():
+    done = tool("keys", "anneal_bc_acc")
+    assert done.returncode == 0, done.stderr
+    name, since, need, kind, meaning = done.stdout.strip().split("\t")
+    assert (name, since, need, kind) == ("anneal_bc_accuracy", "1.2", "optional", "number")
+    assert meaning
+    every = tool("keys").stdout.splitlines()
+    assert any(line.startswith("kl_divergence\t1.0\trequired") for line in every)

@@ -49,6 +49,10 @@ def run_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         ("scenario.agents.0.poss=[1,1]", ["scenario 'town'", "agent 'alice'", "poss"]),
         ("+scenario.agents.1.poss=[1,1]", ["scenario 'town'", "agent 'bob'", "poss"]),
         ("world.ticks_per_day=abc", ["world.ticks_per_day"]),
+        ("train.source=rolout", ["train.source", "'rolout'", "rollout, replay, mixed, bc"]),
+        ("train.anneal.0.mode=pp", ["train.anneal[0].mode", "bc, ppo"]),
+        ("tracking.backend=mlfow", ["tracking.backend", "mlflow_server"]),
+        ("scenario.agents.0.script.0.do=goto", ["do", "'goto'", "go_to"]),
     ],
 )
 def test_a_bad_config_is_one_line_naming_the_key_before_anything_runs(override, fragments):

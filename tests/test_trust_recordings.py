@@ -13,9 +13,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import train_killed_and_resumed
-from test_recording import ROOT, play, recorder_for
-from test_serve import receive, request, trained_run, until, url  # noqa: F401 - fixture
+from conftest import (
+    ROOT,
+    play,
+    receive,
+    recorder_for,
+    request,
+    train_killed_and_resumed,
+    until,
+    url,
+)
 from websockets.asyncio.client import connect
 
 from townlet.recording import RecordingIndex, read_episode, reindex
@@ -113,7 +120,7 @@ WRITER = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_recording import recorder_for, play
+from conftest import recorder_for, play
 recorder = recorder_for(Path({run!r}), periodic=1, queue_size=64)
 for episode in range({count}):
     play(recorder, episode, reward=float(episode), steps=40)

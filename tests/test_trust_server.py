@@ -15,8 +15,7 @@ import msgpack
 import numpy as np
 import pytest
 import torch
-from test_recording import play, recorder_for
-from test_serve import receive, request, serving, trained_run, url  # noqa: F401 - fixture
+from conftest import play, receive, recorder_for, request, serving, url
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from test_recording import play, recorder_for
-from test_telemetry_tools import sample, tool, write_log
+from conftest import play, recorder_for, sample, tool, write_log
 from test_video import cli
 
 from townlet.recording import Episode, encode_episode, read_episode

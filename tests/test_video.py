@@ -10,11 +10,12 @@ import av
 import numpy as np
 import pytest
 import torch
-from test_recording import FIXTURES, play, recorder_for
+from conftest import FIXTURES, play, recorder_for
 
 from townlet.recording import RecordingIndex
+from townlet.recording.palette import agent_rgb
 from townlet.video.export import BASE_RATE, VideoOptions, export_from_index, frame_count
-from townlet.video.render import AGENT_COLOURS, FrameRenderer, frame_size
+from townlet.video.render import FrameRenderer, frame_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def test_an_agents_colour_is_where_the_recording_puts_it(run, tmp_path):
             x, y = episode.columns["positions"][step, agent]
             cx, cy = renderer.cell_center(int(x), int(y))
             pixel = frames[step][cy, cx].astype(int)
-            assert np.abs(pixel - np.array(AGENT_COLOURS[agent])).max() < 40, (step, agent, pixel)
+            assert np.abs(pixel - np.array(agent_rgb(agent))).max() < 40, (step, agent, pixel)
 
 
 def test_version_one_recordings_export(tmp_path):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_recording import play, recorder_for
+from conftest import play, recorder_for
 
 from townlet.util.net import free_port
 

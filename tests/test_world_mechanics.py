@@ -202,10 +202,11 @@ def test_punctual_worker_earns_late_worker_is_penalised_and_absent_one_too():
 def test_shift_state_feature_follows_the_day():
     scenario, world_cfg = job_town([{"id": "w", "pos": [4, 0], "job": "clerk"}])
     world = make_world(scenario, world_cfg)
-    seen = [world.names.shift_states[int(world.observe().features[0, 0, 5 + 3 : 5 + 8].argmax())]]
+    columns = [world.feature_index[f"shift_{name}"] for name in world.names.shift_states]
+    seen = [world.names.shift_states[int(world.observe().features[0, 0, columns].argmax())]]
     for action in [A.RIGHT] + [A.WAIT] * 20:
         obs = act(world, action).obs
-        onehot = obs.features[0, 0, 5 + 3 : 5 + 8]
+        onehot = obs.features[0, 0, columns]
         assert float(onehot.sum()) == 1.0
         seen.append(world.names.shift_states[int(onehot.argmax())])
     # tick 5 is the shift's first tick (tick of day 90): the arrival registers during it.

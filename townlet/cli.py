@@ -179,6 +179,14 @@ ENTRY_POINTS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"] and any(a.split("=", 1)[0] == "--db" for a in argv[1:]):
+        from townlet.serve.standalone import main as serve_files
+
+        return serve_files(argv[1:])  # files outside a run directory: plain options, no Hydra
+    if argv[:1] == ["video"]:
+        from townlet.video.cli import main as video
+
+        return video(argv[1:])
     if argv and argv[0] in ENTRY_POINTS:  # a Hydra app: Hydra parses the rest
         from townlet.apps import run_app
 
@@ -188,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, summary in ENTRY_POINTS.items():
         sub.add_parser(name, help=summary, add_help=False)
+    sub.add_parser(
+        "video", help="export recorded episodes to MP4 by id or in batches", add_help=False
+    )
     names = sub.add_parser("names", help="print every name the world exports, as JSON")
     names.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=town")
     names.set_defaults(func=_names)

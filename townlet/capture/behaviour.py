@@ -10,9 +10,7 @@ from pathlib import Path
 
 import torch
 
-from townlet.policy.checkpoint import check_compatible, load_checkpoint
-from townlet.policy.network import ActorCritic
-from townlet.policy.train import CHECKPOINT_NAMES
+from townlet.policy.checkpoint import load_policy
 from townlet.scenarios.controller import ScriptedController
 from townlet.world import Observation, StepResult, World
 
@@ -56,13 +54,7 @@ class PolicyBehaviour:
     values_meaning = POLICY_VALUES
 
     def __init__(self, world: World, checkpoint: Path, seed: int, deterministic: bool = False):
-        data = load_checkpoint(checkpoint)
-        names = {k: list(getattr(world.names, k)) for k in CHECKPOINT_NAMES}
-        shape = data["network_shape"]
-        self.net = ActorCritic(**shape)
-        check_compatible(checkpoint, data, names, self.net.shape)
-        self.net.load_state_dict(data["model"])
-        self.net.eval()
+        self.net, _ = load_policy(checkpoint, world)
         self.generator = torch.Generator().manual_seed(seed)
         self.deterministic = deterministic
         self.name = f"checkpoint:{checkpoint}"

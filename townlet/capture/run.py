@@ -15,12 +15,12 @@ from omegaconf import DictConfig
 from townlet.capture.behaviour import PolicyBehaviour, ScriptedBehaviour
 from townlet.capture.samples import Sample, build_sample
 from townlet.capture.trace import EpisodeTrace, run_episode
+from townlet.config.hashing import config_hash
 from townlet.config.schema import AgentConfig, ScenarioConfig, TownletConfig
 from townlet.scenarios.build import typed
 from townlet.scenarios.controller import validate_scripts
 from townlet.scenarios.expectations import ExpectationResult, check_expectations
 from townlet.util.atomic import atomic_save_npz, atomic_write_json
-from townlet.util.hashing import config_hash
 from townlet.world import ConfigError, World
 from townlet.world.constants import ACTION_NAMES
 

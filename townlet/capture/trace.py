@@ -25,7 +25,6 @@ class EpisodeTrace:
     rewards: torch.Tensor  # (T, A) float32
     terminated: torch.Tensor  # (T, A) bool
     truncated: torch.Tensor  # (T, A) bool
-    acted: torch.Tensor  # (T, A) bool: the agent was standing when it chose action t
     started: torch.Tensor  # (T, A) int64
     completed: torch.Tensor  # (T, A) int64
     contention: torch.Tensor  # (T, A) bool
@@ -55,7 +54,6 @@ def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
         rows["map_codes"].append(obs.map_codes[0])
         rows["features"].append(obs.features[0])
         rows["action_masks"].append(obs.action_mask[0])
-        rows["acted"].append(world.state.alive[0].clone())
         result = world.step(actions)
         behaviour.update(result)
         events = result.events

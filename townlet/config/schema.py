@@ -14,6 +14,15 @@ from typing import Any
 
 from omegaconf import II, MISSING
 
+from townlet.config.choices import (
+    AnnealMode,
+    DataSource,
+    IntentKind,
+    TrackingBackend,
+    VideoQuality,
+    VideoStyle,
+)
+
 # --------------------------------------------------------------------------- world
 
 
@@ -140,7 +149,7 @@ class PlacementConfig:
 class IntentConfig:
     """One step of an agent's script; the scripted controller turns it into actions."""
 
-    do: str = MISSING
+    do: IntentKind = MISSING
     """go_to | use | wait | wait_until | leave_queue."""
     target: str | None = None
     """Affordance instance name for go_to / use."""
@@ -285,7 +294,7 @@ class CurriculumConfig:
 class TrackingConfig:
     """Experiment tracking: off | mlflow (embedded SQLite store) | mlflow_server."""
 
-    backend: str = "mlflow"
+    backend: TrackingBackend = TrackingBackend.mlflow
     uri: str | None = None
     """mlflow: default sqlite:///<paths.root>/<paths.tracking_db> (or $TOWNLET_TRACKING_URI);
     mlflow_server: required, e.g. http://mlflow.internal:5000."""
@@ -315,7 +324,7 @@ class BCConfig:
 class AnnealStageConfig:
     """One phase of the anneal schedule."""
 
-    mode: str = "ppo"
+    mode: AnnealMode = AnnealMode.ppo
     """bc (passes over the demonstrations, then the accuracy gate) | ppo (rollout epochs)."""
     epochs: int = 1
     """bc: passes over the demonstrations; ppo: rollout epochs."""
@@ -327,7 +336,7 @@ class TrainConfig:
 
     total_ticks: int = 20480
     """World ticks to train for; every tick steps num_envs x agents agent-steps."""
-    source: str = "rollout"
+    source: DataSource = DataSource.rollout
     """rollout (online) | replay (PPO on a capture directory) | mixed (alternating cycles) |
     bc (behaviour cloning of the scenario's scripts only). Ignored when `anneal` is set."""
     capture_dir: str | None = None
@@ -427,21 +436,34 @@ class TownletConfig:
 
 
 @dataclass
-class ExportConfig:
+class VideoSettings:
+    """How an episode becomes a video: the one list of options for `experiments/export.py`,
+    `townlet video export|batch` and the exporter itself."""
+
+    fps: int = 30
+    speed: float = 1.0
+    """Playback speed: 1 = 5 steps per second."""
+    style: VideoStyle = VideoStyle.dark
+    preset: str = "1080p"
+    """Frame size: 1080p | 1440p."""
+    dpi: int | None = None
+    """Frame size 16*dpi x 9*dpi instead of a preset."""
+    start: int = 0
+    """First step."""
+    end: int | None = None
+    """The step after the last (default: the episode's end)."""
+    quality: VideoQuality = VideoQuality.fast
+    """fast: libx264 ultrafast for previews; quality: medium for sharing."""
+
+
+@dataclass
+class ExportConfig(VideoSettings):
     """`experiments/export.py`: one recorded episode of a run directory to MP4."""
 
     run_dir: str = MISSING
     episode_id: int = MISSING
     output: str | None = None
     """Default: <run_dir>/videos/episode_<id>.mp4."""
-    fps: int = 30
-    speed: float = 1.0
-    style: str = "dark"
-    preset: str = "1080p"
-    dpi: int | None = None
-    start: int = 0
-    end: int | None = None
-    quality: str = "fast"
 
 
 @dataclass

@@ -145,7 +145,6 @@ def validate(cfg: DictConfig) -> TownletConfig:
         raise ConfigError(str(error).splitlines()[0]) from error
     check_numbers(config)
     check_consistency(config)
-    check_anneal(config)
     check_memory(config)
     return config
 
@@ -228,13 +227,6 @@ def check_consistency(config: TownletConfig) -> None:
             f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
             "transitions of one rollout"
         )
-
-
-def check_anneal(config: TownletConfig) -> None:
-    """Anneal phases name a known mode."""
-    for i, stage in enumerate(config.train.anneal):
-        if stage.mode not in ("bc", "ppo"):
-            raise ConfigError(f"train.anneal.{i}.mode: '{stage.mode}' is not one of bc, ppo")
 
 
 def training_bytes(config: TownletConfig) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from townlet.policy.network import ActorCritic
 from townlet.util.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 2
@@ -68,3 +69,23 @@ def check_compatible(path: Path, data: dict[str, Any], names: dict, network_shap
         raise CheckpointError(
             f"{path}: incompatible network: checkpoint {stored} != current {network_shape}"
         )
+
+
+# The world's name lists a network depends on: a checkpoint is loaded only where all match.
+CHECKPOINT_NAMES = ("meters", "actions", "features", "dense_channels", "affordance_types", "agents")
+
+
+def names_of(world: Any) -> dict[str, list[str]]:
+    """The world's name lists a checkpoint stores and is checked against."""
+    return {key: list(getattr(world.names, key)) for key in CHECKPOINT_NAMES}
+
+
+def load_policy(path: Path, world: Any) -> tuple[Any, dict[str, Any]]:
+    """The network a checkpoint holds, checked against `world`, in eval mode, with the
+    checkpoint's data (its scenario, epoch, ...). Every reader of weights comes through here."""
+    data = load_checkpoint(path)
+    net = ActorCritic(**data["network_shape"])
+    check_compatible(Path(path), data, names_of(world), net.shape)
+    net.load_state_dict(data["model"])
+    net.eval()
+    return net, data

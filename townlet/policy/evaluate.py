@@ -241,8 +241,7 @@ def format_table(report: dict) -> str:
 def evaluate_checkpoint(path, overrides: list[str], episodes: int, seed: int | None) -> dict:
     """Evaluate a checkpoint's policy on the project config with `overrides` (by default on
     the scenario it was trained on); raises CheckpointError or ConfigError in one line."""
-    from townlet.policy.checkpoint import check_compatible, load_checkpoint
-    from townlet.policy.train import CHECKPOINT_NAMES
+    from townlet.policy.checkpoint import load_checkpoint, load_policy
     from townlet.scenarios.build import load_config, typed
 
     data = load_checkpoint(path)
@@ -250,8 +249,5 @@ def evaluate_checkpoint(path, overrides: list[str], episodes: int, seed: int | N
         overrides = [f"scenario={data['scenario']}", *overrides]
     config = typed(load_config(overrides))
     world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
-    net = ActorCritic(**data["network_shape"])
-    names = {k: list(getattr(world.names, k)) for k in CHECKPOINT_NAMES}
-    check_compatible(path, data, names, net.shape)
-    net.load_state_dict(data["model"])
+    net, _ = load_policy(path, world)
     return evaluate(config, net, episodes, config.seed + 1000 if seed is None else seed)

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-CODE_VOCAB = 256  # map codes are uint8
+from townlet.world.constants import MAX_CODE
+
+CODE_VOCAB = MAX_CODE + 1  # one embedding row per map code the world can draw
 
 
 class _CodeLookup(torch.autograd.Function):

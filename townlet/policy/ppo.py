@@ -51,6 +51,22 @@ def behaviour_kl(batch: Batch, new_logits: torch.Tensor, new_logprob: torch.Tens
     return logratio.exp() - 1.0 - logratio
 
 
+def clipped_policy_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip: float) -> torch.Tensor:
+    """PPO's clipped surrogate, as a loss: mean of max(-A r, -A clip(r, 1 - c, 1 + c))."""
+    return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
+
+
+def value_loss(
+    new: torch.Tensor, old: torch.Tensor, returns: torch.Tensor, clip: float | None
+) -> torch.Tensor:
+    """Half the squared error to the returns; with `clip`, the larger of the plain error and
+    the error of a value kept within `clip` of the behaviour's estimate (CleanRL's clip_vloss)."""
+    if clip is None:
+        return 0.5 * ((new - returns) ** 2).mean()
+    clipped = old + (new - old).clamp(-clip, clip)
+    return 0.5 * torch.max((new - returns) ** 2, (clipped - returns) ** 2).mean()
+
+
 def ppo_update(
     net: ActorCritic,
     optimizer: torch.optim.Optimizer,
@@ -87,18 +103,10 @@ def ppo_update(
             adv_std = float(advantages.std()) if len(advantages) > 1 else 0.0
             if cfg.norm_adv and len(advantages) > 1:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            pg_loss = torch.max(
-                -advantages * ratio,
-                -advantages * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef),
-            ).mean()
-            if cfg.clip_vloss:
-                v_clipped = mb.values + (newvalue - mb.values).clamp(-cfg.clip_coef, cfg.clip_coef)
-                v_loss = (
-                    0.5
-                    * torch.max((newvalue - mb.returns) ** 2, (v_clipped - mb.returns) ** 2).mean()
-                )
-            else:
-                v_loss = 0.5 * ((newvalue - mb.returns) ** 2).mean()
+            pg_loss = clipped_policy_loss(advantages, ratio, cfg.clip_coef)
+            v_loss = value_loss(
+                newvalue, mb.values, mb.returns, cfg.clip_coef if cfg.clip_vloss else None
+            )
             entropy_loss = entropy.mean()
             loss = pg_loss - cfg.ent_coef * entropy_loss + cfg.vf_coef * v_loss
             optimizer.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from townlet.config.schema import WorldConfig
-from townlet.policy.ppo import Batch
+from townlet.policy.epoch import EpochData, UpdateResult
 from townlet.policy.rollout import Rollout
 from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.world import ShiftEvent, WorldNames
@@ -89,29 +89,21 @@ def rivalry_statistics(features: torch.Tensor, names: WorldNames) -> dict[str, f
 
 
 def epoch_record(
+    data: EpochData,
+    update: UpdateResult,
     *,
     epoch: int,
-    stats: dict[str, float],
-    kl: float,
-    lr: float,
     steps: int,
     cycle_id: int,
     duration: float,
-    rollout_sec: float,
-    update_sec: float,
-    batch: Batch,
-    flat_rewards: torch.Tensor,
-    entropy: torch.Tensor,
-    events: dict[str, float],
     rollout_ticks: int,
     episode_stats: dict[str, Any],
     stage: int,
-    agent_steps: int,
-    data_mode: str = "rollout",
-    baseline: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """`entropy`: the behaviour policy's entropy per transition; `events`: counters from
-    `rollout_events` (or their replay equivalents)."""
+    """One PPO epoch's record from its data and its update; `steps` and `cycle_id` are the
+    run's counters after the epoch, `episode_stats` the finished-episode window's keys."""
+    batch, stats, kl = data.batch, update.stats, update.kl
+    entropy, flat_rewards = data.entropy, data.rewards
     adv = batch.advantages
     record: dict[str, Any] = {
         "epoch": epoch,
@@ -122,12 +114,12 @@ def epoch_record(
         "loss_entropy": stats.get("loss_entropy", 0.0),
         "loss_total": stats.get("loss_total", 0.0),
         "clip_fraction": stats.get("clip_fraction", 0.0),
-        "data_mode": data_mode,
+        "data_mode": data.mode,
         "adv_mean": float(adv.mean()) if len(adv) else 0.0,
         "adv_std": float(adv.std()) if len(adv) > 1 else 0.0,
         "grad_norm": stats.get("grad_norm", 0.0),
         "kl_divergence": kl,
-        "lr": lr,
+        "lr": update.lr,
         "steps": steps,
         "adv_zero_std_batches": int(stats.get("adv_zero_std_batches", 0)),
         "adv_min_std": stats.get("adv_min_std", 0.0),
@@ -142,15 +134,15 @@ def epoch_record(
         "reward_advantage_corr": _corr(flat_rewards, adv),
         "rollout_ticks": rollout_ticks,
         **UNMODELLED_EVENTS,
-        **events,
+        **data.events,
         # our additions
         "explained_variance": _explained_variance(batch.values, batch.returns),
-        "steps_per_sec": agent_steps / duration if duration > 0 else 0.0,
-        "rollout_sec": rollout_sec,
-        "update_sec": update_sec,
+        "steps_per_sec": data.agent_steps / duration if duration > 0 else 0.0,
+        "rollout_sec": data.acting_sec,
+        "update_sec": update.seconds,
         **episode_stats,  # running means over finished episodes: never a 0.0 for "none ended"
         "curriculum_stage": stage,
-        **(baseline or {}),
+        **(data.baseline or {}),
     }
     return record
 

@@ -1,5 +1,7 @@
+"""`python -m townlet.recording export|batch ...` (older spelling) is `townlet video ...`."""
+
 import sys
 
-from townlet.video.cli import main
+from townlet.cli import main
 
-sys.exit(main())
+sys.exit(main(["video", *sys.argv[1:]]))

@@ -28,10 +28,6 @@ class RecordingPolicy:
         self._recent: deque[float] = deque(maxlen=max(config.performance_window, 1))
         self._stage_counts: dict[int, int] = {}
 
-    @property
-    def needs_ring_buffer(self) -> int:
-        return self.config.stage_pre_transition
-
     def reasons(self, episode_id: int, total_reward: float, stage: int) -> list[str]:
         """Reasons to keep a just-finished episode (empty: do not keep). Updates history."""
         c, found = self.config, []

@@ -89,7 +89,7 @@ class EpisodeRecorder:
             "values": torch.zeros(t, a),
         }
         self.t = 0
-        self.partial = False  # set by a resumed run: the episode in progress was not tapped whole
+        self._partial = False  # the episode in progress was not tapped whole (see resumed_blind)
         self.ring: deque[_Kept] = deque(maxlen=max(config.stage_pre_transition, 1))
         self.written = self.dropped = self.skipped = 0
         self.errors: list[str] = []
@@ -117,8 +117,8 @@ class EpisodeRecorder:
         steps, self.t = self.t, 0
         total = float(returns.index_select(0, self._index).mean())
         reasons = self.policy.reasons(episode_id, total, stage)
-        if self.partial:  # only its tail was seen after a resume: never write a partial episode
-            self.partial = False
+        if self._partial:  # only its tail was seen after a resume: never write a partial episode
+            self._partial = False
             return
         if not reasons and not self.config.stage_pre_transition:
             return
@@ -170,7 +170,12 @@ class EpisodeRecorder:
         self.t = int(state["t"])
         for name, steps in state["steps"].items():
             self.buffers[name][: self.t] = steps
-        self.partial = False
+        self._partial = False
+
+    def resumed_blind(self) -> None:
+        """A run resumed from a checkpoint written while recording was off: the episode in
+        progress is seen only from here, so it is dropped instead of written partially."""
+        self._partial = True
 
     def stats(self) -> dict[str, int]:
         return {

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet.config.choices import IntentKind
 from townlet.config.schema import IntentConfig
 from townlet.world import Action, ConfigError, StepResult, World
 from townlet.world.layout import hour_to_tick
 
-INTENTS = ("go_to", "use", "wait", "wait_until", "leave_queue")
+INTENTS = tuple(IntentKind)
 _MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
 _STEP = {Action.UP: (0, -1), Action.DOWN: (0, 1), Action.LEFT: (-1, 0), Action.RIGHT: (1, 0)}
 _MAX_INTENTS_PER_TICK = 64
@@ -128,10 +129,6 @@ class ScriptedController:
                 cursor.elapsed += 1
                 if completed[env][agent] >= 0:
                     cursor.completed = True
-
-    def current_intent(self, agent: int, env: int = 0) -> str:
-        cursor, script = self.cursors[env][agent], self.scripts[agent]
-        return script[cursor.index].do if cursor.index < len(script) else "done"
 
     # ------------------------------------------------------------------ internals
     def _agent_action(self, env: int, agent: int, pos, state: str, tod: int) -> Action:

@@ -1,61 +1,7 @@
-"""`python -m townlet.serve --db DB --recordings DIR [--checkpoint PATH] [--port 8766]`.
+"""`python -m townlet.serve --db DB ...` is `townlet serve --db DB ...`."""
 
-For recordings made outside a run directory, version-1 files included."""
-
-from __future__ import annotations
-
-import argparse
-import asyncio
-import contextlib
 import sys
-from pathlib import Path
 
-from townlet.recording import RecordingError
-from townlet.serve.catalog import Catalog
-from townlet.serve.server import ServeOptions, TownletServer, run_forever
+from townlet.serve.standalone import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m townlet.serve", description=__doc__)
-    parser.add_argument("--db", required=True, help="recordings.db or a version-1 metrics.db")
-    parser.add_argument("--recordings", required=True, help="the folder holding the episode files")
-    parser.add_argument(
-        "--checkpoint", help="a training checkpoint for live mode (its run dir is used)"
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--step-delay", type=float, default=0.2)
-    parser.add_argument("--token", help="required when --host is not localhost")
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=[],
-        help="a web origin besides the viewer page's own that may connect (repeatable)",
-    )
-    parser.add_argument("--max-episode-mb", type=float, default=64.0)
-    args = parser.parse_args(argv)
-    try:
-        if not 0 < args.max_episode_mb < 2**20:
-            raise ValueError(f"--max-episode-mb {args.max_episode_mb}: must be in (0, 1048576)")
-        catalog = Catalog.for_database(
-            Path(args.db), Path(args.recordings), max_episode_bytes=int(args.max_episode_mb * 2**20)
-        )
-        live = None
-        if args.checkpoint:
-            from townlet.serve.live import LiveFactory
-
-            live = LiveFactory.from_checkpoint(Path(args.checkpoint))
-        options = ServeOptions(
-            args.host, args.port, args.step_delay, args.token, tuple(args.allowed_origin)
-        )
-        server = TownletServer(catalog, options, live)
-    except (RecordingError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_forever(server))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

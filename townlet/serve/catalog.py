@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.recording import RecordingError, RecordingIndex, read_episode
-from townlet.recording.index import FOLDER_NAME, INDEX_NAME
+from townlet.recording.index import INDEX_NAME
 from townlet.serve.frames import EpisodeFrames
 
 log = logging.getLogger("townlet.serve")
@@ -185,7 +185,3 @@ class Catalog:
 
 def _failed(episode_id: int, reason: str) -> RuntimeError:
     return RuntimeError(f"Failed to load episode {episode_id}: {reason}")
-
-
-def index_folder(run_dir: Path) -> Path:
-    return Path(run_dir) / FOLDER_NAME

@@ -12,12 +12,7 @@ import numpy as np
 import orjson
 
 from townlet.recording.format import Episode
-
-COLOURS = ("#e63946", "#457b9d", "#2a9d8f", "#f4a261", "#8338ec", "#ffbe0b", "#3a86ff", "#fb5607")
-
-
-def agent_colour(index: int) -> str:
-    return COLOURS[index % len(COLOURS)]
+from townlet.recording.palette import agent_colour
 
 
 class EpisodeFrames:

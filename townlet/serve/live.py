@@ -14,10 +14,9 @@ import torch
 from omegaconf import OmegaConf
 
 from townlet.config.schema import RecordingConfig, TownletConfig
-from townlet.policy.checkpoint import CheckpointError, check_compatible, load_checkpoint
-from townlet.policy.network import ActorCritic
-from townlet.policy.train import CHECKPOINT_NAMES
+from townlet.policy.checkpoint import CheckpointError, load_policy
 from townlet.recording.format import Episode
+from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.index import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder, episode_header
 from townlet.serve.frames import EpisodeFrames
@@ -101,17 +100,11 @@ class LiveSession:
         self, config: TownletConfig, checkpoint: Path, run: str, record_dir: Path | None = None
     ) -> None:
         self.world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
-        data = load_checkpoint(checkpoint)
-        self.net = ActorCritic(**data["network_shape"])
-        names = {k: list(getattr(self.world.names, k)) for k in CHECKPOINT_NAMES}
-        check_compatible(checkpoint, data, names, self.net.shape)
-        self.net.load_state_dict(data["model"])
-        self.net.eval()
+        self.net, _ = load_policy(checkpoint, self.world)
         self.generator = torch.Generator().manual_seed(config.seed)
         agents = list(range(self.world.layout.num_agents))
         self.header = episode_header(self.world, agents, run, config.seed, "live")
         self.run, self.episode, self.step_index, self.cumulative = run, 0, 0, 0.0
-        self.progress = self.world.names.features.index("interaction_progress")
         self.obs = self.world.observe()
         self.recorder: EpisodeRecorder | None = None
         self.claims: RecordingIndex | None = None
@@ -146,21 +139,9 @@ class LiveSession:
             action, _, _, value, logits = self.net.get_action_and_value(
                 obs.map_codes[0], obs.features[0], obs.action_mask[0], generator=self.generator
             )
-        state = world.state
-        step = {
-            "positions": world.layout.xy_of(state.pos[0]),
-            "meters": state.meters[0],
-            "actions": action,
-            "interaction_progress": obs.features[0, :, self.progress],
-            "time_of_day": world.time_of_day()[0],
-            "queued": state.queued[0],
-            "using": state.using[0],
-            "action_probs": torch.softmax(logits, -1),
-            "values": value,
-        }
+        step = frame_of(world, obs.features[0], action, logits, value)
         result = world.step(action.view(1, -1))
-        step["rewards"] = result.reward[0]
-        step["dones"] = result.terminated[0] | result.truncated[0]
+        step.update(outcome_of(result))
         if self.recorder is not None:
             self.recorder.tap(**step)
         columns = {name: tensor.unsqueeze(0).numpy() for name, tensor in step.items()}

@@ -36,6 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from townlet.config.schema import ServeOptionsConfig
 from townlet.recording.index import SEED_COLUMNS
 from townlet.serve.catalog import Catalog
 from townlet.serve.frames import EpisodeFrames
@@ -61,11 +62,16 @@ CONTROL_ACTIONS = ("play", "pause", "step", "reset", "seek", "set_speed")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+_DEFAULTS = ServeOptionsConfig()
+
+
 @dataclass
 class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8766
-    step_delay: float = 0.2
+    """What the server itself needs of `serve.*` (defaults from the schema, written once)."""
+
+    host: str = _DEFAULTS.host
+    port: int = _DEFAULTS.port
+    step_delay: float = _DEFAULTS.step_delay
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     """Origins (scheme://host:port) besides the page's own that may open the WebSocket."""

@@ -1,5 +1,7 @@
+"""`python -m townlet.telemetry <verb>` is `townlet telemetry <verb>`."""
+
 import sys
 
-from townlet.telemetry.cli import main
+from townlet.cli import main
 
-sys.exit(main())
+sys.exit(main(["telemetry", *sys.argv[1:]]))

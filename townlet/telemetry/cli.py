@@ -135,6 +135,20 @@ def add_verbs(parser: argparse.ArgumentParser) -> None:
     plot.add_argument("--keys", help="comma-separated keys (default: loss_total,kl_divergence)")
     plot.set_defaults(func=_plot)
 
+    keys = verbs.add_parser("keys", help="list every key: since which version, and its meaning")
+    keys.add_argument("match", nargs="?", default="", help="only keys containing this text")
+    keys.set_defaults(func=_keys)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from townlet.telemetry.schema import ALL_KEYS
+
+    for key in ALL_KEYS:
+        if args.match in key.name:
+            need = "required" if key.required else "optional"
+            print(f"{key.name}\t{key.since}\t{need}\t{key.kind}\t{key.meaning}")
+    return 0
+
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed verb; bad input is one line on stderr and exit 2, never a traceback."""
@@ -148,6 +162,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m townlet.telemetry", description=__doc__)
+    parser = argparse.ArgumentParser(prog="townlet telemetry", description=__doc__)
     add_verbs(parser)
     return run(parser.parse_args(argv))

@@ -7,9 +7,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
-import orjson
-
-from townlet.telemetry.reader import TelemetryError, parse_line
+from townlet.telemetry.reader import TelemetryError, record_of, truncated
 from townlet.telemetry.validate import check_record
 
 PARALLEL_MIN_BYTES = 64 * 2**20
@@ -32,7 +30,6 @@ def _validate_range(
 ) -> tuple[int, int, tuple[int, str] | None]:
     """(lines, records, first error as (line within range, message with that line))."""
     lines = records = 0
-    loads = orjson.loads
     with open(path, "rb") as handle:
         handle.seek(start)
         position = start
@@ -42,21 +39,12 @@ def _validate_range(
             lines += 1
             if raw[-1:] != b"\n":
                 if last:
-                    return (
-                        lines,
-                        records,
-                        (lines, f"{path}:{lines}: truncated last line (a writer still writing?)"),
-                    )
+                    return lines, records, (lines, str(truncated(Path(path), lines)))
                 continue
             try:
-                record = loads(raw)
-                if record.__class__ is not dict:
-                    raise TypeError
-            except (orjson.JSONDecodeError, TypeError):
-                try:
-                    record = parse_line(raw, Path(path), lines)
-                except TelemetryError as error:
-                    return lines, records, (lines, str(error))
+                record = record_of(raw, Path(path), lines)
+            except TelemetryError as error:
+                return lines, records, (lines, str(error))
             if record is None:
                 continue
             try:

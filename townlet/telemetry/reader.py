@@ -51,6 +51,21 @@ def parse_line(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
     return record
 
 
+def record_of(raw: bytes, path: Path, number: int) -> dict[str, Any] | None:
+    """The one way every reader turns a complete line into a record (None for a blank line):
+    orjson's fast path, with `parse_line` explaining anything unusual."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return parse_line(raw, path, number)
+    return record if record.__class__ is dict else parse_line(raw, path, number)
+
+
+def truncated(path: Path, number: int) -> TelemetryError:
+    """A last line without its newline, where a complete log was expected."""
+    return TelemetryError(f"{path}:{number}: truncated last line (a writer still writing?)")
+
+
 def iter_records(
     path: Path, tolerate_partial_last: bool = False
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -64,22 +79,13 @@ def iter_records(
     except IsADirectoryError as error:
         raise TelemetryError(f"{path}: is a directory, not a log") from error
     seen = 0
-    loads = orjson.loads
     with handle:
         for number, raw in enumerate(handle, start=1):
             if raw[-1:] != b"\n":
                 if tolerate_partial_last:
                     return
-                raise TelemetryError(
-                    f"{path}:{number}: truncated last line (a writer still writing?)"
-                )
-            try:  # inline fast path; parse_line explains anything unusual
-                record = loads(raw)
-            except orjson.JSONDecodeError:
-                record = parse_line(raw, path, number)
-            else:
-                if record.__class__ is not dict:
-                    record = parse_line(raw, path, number)
+                raise truncated(path, number)
+            record = record_of(raw, path, number)
             if record is not None:
                 seen += 1
                 yield number, record

@@ -180,10 +180,3 @@ def version_key(value: object) -> str | None:
 
 def required_names(version: str) -> list[str]:
     return [k.name for k in REQUIRED[version]]
-
-
-def version_of(key: str) -> str | None:
-    for k in ALL_KEYS:
-        if k.name == key:
-            return k.since
-    return None

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from townlet.telemetry.reader import iter_records, parse_line, quote
+from townlet.telemetry.reader import iter_records, quote, record_of
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def follow_records(path: Path, interval: float) -> Iterator[tuple[int, dict[str,
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     number += 1
-                    record = parse_line(raw, path, number)
+                    record = record_of(raw, path, number)
                     if record is not None:
                         yield number, record
                 continue

@@ -156,7 +156,7 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
     from mlflow import MlflowClient
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-    from townlet.util.hashing import config_hash
+    from townlet.config.hashing import config_hash
 
     uri = resolve_uri(tracking, cfg.get("paths"))
     client = MlflowClient(tracking_uri=uri)

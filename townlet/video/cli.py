@@ -1,5 +1,5 @@
-"""`python -m townlet.recording export|batch`: export recorded episodes to MP4 from the shell
-(one episode, or every episode an index lists)."""
+"""`townlet video export|batch` (also `python -m townlet.recording ...`): export recorded
+episodes to MP4 from the shell (one episode, or every episode an index lists)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from townlet.config.choices import VideoQuality, VideoStyle
+from townlet.config.schema import VideoSettings
 from townlet.recording import RecordingError, RecordingIndex
 from townlet.video.export import ExportError, VideoOptions, export_from_index
+from townlet.video.render import PRESETS
 
 
 def _options(args: argparse.Namespace) -> VideoOptions:
@@ -60,23 +63,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--database", required=True, help="recordings.db (or a version-1 metrics.db)"
     )
     parser.add_argument("--recordings", required=True, help="the folder holding the episode files")
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = 5 steps/s)")
-    parser.add_argument("--style", choices=("dark", "light"), default="dark")
-    parser.add_argument("--preset", choices=("1080p", "1440p"), default="1080p")
+    defaults = VideoSettings()
+    parser.add_argument("--fps", type=int, default=defaults.fps)
+    parser.add_argument("--speed", type=float, default=defaults.speed, help="1 = 5 steps/s")
+    parser.add_argument("--style", choices=tuple(VideoStyle), default=defaults.style)
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=defaults.preset)
     parser.add_argument("--dpi", type=int, help="frame size 16*DPI x 9*DPI instead of a preset")
-    parser.add_argument("--start", type=int, default=0, help="first step")
-    parser.add_argument("--end", type=int, help="step after the last")
+    parser.add_argument("--start", type=int, default=defaults.start, help="first step")
+    parser.add_argument("--end", type=int, default=defaults.end, help="step after the last")
     parser.add_argument(
         "--quality",
-        choices=("fast", "quality"),
-        default="fast",
-        help="fast: libx264 ultrafast for previews; quality: medium for sharing",
+        choices=tuple(VideoQuality),
+        default=defaults.quality,
+        help=VideoQuality.__doc__,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m townlet.recording", description=__doc__)
+    parser = argparse.ArgumentParser(prog="townlet video", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     export = verbs.add_parser("export", help="one episode to MP4")
     export.add_argument("episode_id", type=int)

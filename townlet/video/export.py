@@ -8,6 +8,7 @@ step floor(i * BASE_RATE * speed / fps). Each step is drawn once and its frame r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import queue
@@ -15,10 +16,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from townlet.config.schema import VideoSettings
 from townlet.recording import RecordingError, RecordingIndex
 from townlet.recording.format import Episode
 from townlet.video.encode import encode
@@ -31,22 +34,16 @@ class ExportError(ValueError):
     """An export that cannot be made; the message says which episode and why."""
 
 
-@dataclass(frozen=True)
-class VideoOptions:
-    fps: int = 30
-    speed: float = 1.0
-    style: str = "dark"
-    preset: str = "1080p"
-    dpi: int | None = None
-    start: int = 0
-    end: int | None = None
-    quality: str = "fast"
+@dataclass
+class VideoOptions(VideoSettings):
+    """The settings plus whether to draw a progress bar (a terminal's choice, not a config's)."""
+
     progress: bool = False
 
     @classmethod
-    def from_settings(cls, source, progress: bool = False) -> VideoOptions:
-        """From anything with the same setting names (parsed arguments, a Hydra config)."""
-        names = ("fps", "speed", "style", "preset", "dpi", "start", "end", "quality")
+    def from_settings(cls, source: Any, progress: bool = False) -> VideoOptions:
+        """From anything with the settings' names (parsed arguments, a Hydra config)."""
+        names = [f.name for f in dataclasses.fields(VideoSettings)]
         return cls(**{name: getattr(source, name) for name in names}, progress=progress)
 
     def check(self) -> None:

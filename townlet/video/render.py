@@ -15,18 +15,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from townlet.recording.format import Episode
+from townlet.recording.palette import agent_rgb
 
 PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
-AGENT_COLOURS = (
-    (230, 57, 70),
-    (69, 123, 157),
-    (42, 157, 143),
-    (244, 162, 97),
-    (131, 56, 236),
-    (255, 190, 11),
-    (58, 134, 255),
-    (251, 86, 7),
-)
 TRAIL = 8
 
 
@@ -131,7 +122,7 @@ class FrameRenderer:
         return (left + right) // 2, (top + bottom) // 2
 
     def agent_colour(self, index: int) -> tuple[int, int, int]:
-        return AGENT_COLOURS[index % len(AGENT_COLOURS)]
+        return agent_rgb(index)
 
     # ------------------------------------------------------------------ static layer
     def _draw_static(self) -> Image.Image:

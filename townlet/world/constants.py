@@ -42,6 +42,20 @@ class ShiftState(IntEnum):
 SHIFT_STATE_NAMES: tuple[str, ...] = tuple(s.name.lower() for s in ShiftState if s.name != "NO_JOB")
 
 
+class ShiftPhase(IntEnum):
+    """Where a tick of day falls relative to an agent's shift (values of `Layout.shift_phase`)."""
+
+    BEFORE = 0
+    ON_TIME_WINDOW = 1
+    LATE_WINDOW = 2
+    AFTER = 3
+    NO_JOB = 4
+
+
+# `WorldState.arrived`: 0 not arrived this shift, 1 arrived on time, 2 arrived late.
+ARRIVAL_KINDS = 3
+
+
 class ShiftEvent(IntEnum):
     """What happened to an agent's shift this tick."""
 

@@ -24,6 +24,7 @@ from townlet.world.constants import (
     TERRAIN_FLOOR,
     TERRAIN_WALL,
     ShiftEvent,
+    ShiftPhase,
     terrain_code,
     terrain_names,
 )
@@ -96,9 +97,7 @@ class Layout:
         torch.Tensor
     )  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
     cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
-    # meters and reward
-    decay: torch.Tensor  # (M,) float32
-    need_weights: torch.Tensor  # (M,) float32
+    # meters (their decay and reward weights are `Tunables`)
     money_index: int  # -1 when the town has no money meter
     # time
     ticks_per_day: int
@@ -120,10 +119,6 @@ class Layout:
     @property
     def sink_cell(self) -> int:
         return self.padded_width * self.padded_height
-
-    def cell_of(self, x: int, y: int) -> int:
-        """Flat padded cell index of grid tile (x, y)."""
-        return (y + self.radius) * self.padded_width + (x + self.radius)
 
     def xy_of(self, cells: torch.Tensor) -> torch.Tensor:
         """Grid (x, y) of flat padded cells, stacked on a new last dim."""
@@ -169,7 +164,7 @@ def _xy(scenario: ScenarioConfig, pos: list[int], where: str) -> tuple[int, int]
     return xy
 
 
-def _meter_vector(
+def meter_vector(
     values: dict[str, float], meter_index: dict[str, int], where: str, default: float = 0.0
 ) -> list[float]:
     vec = [default] * len(meter_index)
@@ -226,10 +221,8 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             raise ConfigError(f"{where}.duration: must be >= 1 tick, got {spec.duration}")
         if spec.cost < 0:
             raise ConfigError(f"{where}.cost: must be >= 0, got {spec.cost}")
-        _meter_vector(spec.effects, meter_index, f"{where}.effects")
-    reward_weights = _meter_vector(
-        world.reward.need_weights, meter_index, "world.reward.need_weights"
-    )
+        meter_vector(spec.effects, meter_index, f"{where}.effects")
+    meter_vector(world.reward.need_weights, meter_index, "world.reward.need_weights")
     if world.reward.clip_min > world.reward.clip_max:
         raise ConfigError("world.reward: clip_min must not exceed clip_max")
     money_index = meter_index.get("money", -1)
@@ -277,7 +270,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
 
     specs = [world.affordances[types[t]] for t in inst_type]
     inst_effects = [
-        _meter_vector(s.effects, meter_index, f"world.affordances.{types[t]}.effects")
+        meter_vector(s.effects, meter_index, f"world.affordances.{types[t]}.effects")
         for s, t in zip(specs, inst_type, strict=True)
     ]
     inst_open = [
@@ -449,8 +442,6 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
-        decay=torch.tensor([world.meters[m].decay for m in meter_names], dtype=torch.float32),
-        need_weights=torch.tensor(reward_weights, dtype=torch.float32),
         money_index=money_index,
         ticks_per_day=tpd,
         start_tick=start_tick,
@@ -492,16 +483,6 @@ def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> 
         job.late_penalty,
         job.absent_penalty,
     )
-
-
-class ShiftPhase:
-    """Where a tick of day falls relative to an agent's shift (values of `Layout.shift_phase`)."""
-
-    BEFORE = 0
-    ON_TIME_WINDOW = 1
-    LATE_WINDOW = 2
-    AFTER = 3
-    NO_JOB = 4
 
 
 def _clock_tables(

@@ -11,14 +11,15 @@ from townlet.world.state import WorldState
 def update_meters(
     state: WorldState,
     layout: Layout,
+    decay: torch.Tensor,
     completion_delta: torch.Tensor | None,
     wage: torch.Tensor | None,
     all_alive: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Apply decay, effects and wage in place; return (meter change (E,A,M), fainted (E,A)),
+    """Apply `decay` (M,), effects and wage in place; return (meter change (E,A,M), fainted (E,A)),
     with fainted None when provably nobody fainted."""
     old = state.meters
-    new = old - layout.decay
+    new = old - decay
     if completion_delta is not None:
         new += completion_delta
     if wage is not None:

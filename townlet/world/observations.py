@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from townlet.world.constants import (
+    ARRIVAL_KINDS,
+    MAX_CODE,
     NUM_ACTIONS,
     OCCUPANT_KINDS,
     OCCUPANT_OTHER,
@@ -21,11 +23,12 @@ from townlet.world.constants import (
     TERRAIN_FLOOR,
     TERRAIN_WALL,
     Action,
+    ShiftPhase,
     ShiftState,
     dense_channel_names,
 )
 from townlet.world.interactions import can_start_here
-from townlet.world.layout import Layout, ShiftPhase
+from townlet.world.layout import Layout
 from townlet.world.rivalry import rivalry_summary
 from townlet.world.state import WorldState
 
@@ -50,12 +53,14 @@ STATUS_FEATURES: tuple[str, ...] = (
 
 # Shift state by (phase, arrived): the arrival only matters while the shift runs.
 _SHIFT_BY_PHASE_ARRIVED = {
-    ShiftPhase.BEFORE: (ShiftState.PRE_SHIFT,) * 3,
+    ShiftPhase.BEFORE: (ShiftState.PRE_SHIFT,) * ARRIVAL_KINDS,
     ShiftPhase.ON_TIME_WINDOW: (ShiftState.PRE_SHIFT, ShiftState.ON_TIME, ShiftState.LATE),
     ShiftPhase.LATE_WINDOW: (ShiftState.ABSENT, ShiftState.ON_TIME, ShiftState.LATE),
-    ShiftPhase.AFTER: (ShiftState.POST_SHIFT,) * 3,
-    ShiftPhase.NO_JOB: (ShiftState.NO_JOB,) * 3,
+    ShiftPhase.AFTER: (ShiftState.POST_SHIFT,) * ARRIVAL_KINDS,
+    ShiftPhase.NO_JOB: (ShiftState.NO_JOB,) * ARRIVAL_KINDS,
 }
+# The status tail while nobody is engaged, fainted or rivalrous: alive, everything else 0.
+_IDLE_STATUS = tuple(float(name == "alive") for name in STATUS_FEATURES)
 
 
 @dataclass
@@ -72,7 +77,7 @@ def shift_state_codes(phase: torch.Tensor, arrived: torch.Tensor) -> torch.Tenso
     table = torch.tensor(
         [s for p in sorted(_SHIFT_BY_PHASE_ARRIVED) for s in _SHIFT_BY_PHASE_ARRIVED[p]]
     )
-    return table.to(phase.device)[phase * 3 + arrived]
+    return table.to(phase.device)[phase * ARRIVAL_KINDS + arrived]
 
 
 class ObservationBuilder:
@@ -87,21 +92,27 @@ class ObservationBuilder:
             *layout.cell_feature_names,
             *STATUS_FEATURES,
         )
-        self._status_at = len(self.feature_names) - len(STATUS_FEATURES)
+        first_status = len(self.feature_names) - len(STATUS_FEATURES)
+        self._status = {name: first_status + i for i, name in enumerate(STATUS_FEATURES)}
         self.channel_names = dense_channel_names(layout.affordance_types)
         v = layout.window
         self._center = layout.radius * v + layout.radius
-        states = shift_state_codes(torch.arange(5).repeat_interleave(3), torch.arange(3).repeat(5))
+        phases, arrivals = len(ShiftPhase), ARRIVAL_KINDS
+        states = shift_state_codes(
+            torch.arange(phases).repeat_interleave(arrivals), torch.arange(arrivals).repeat(phases)
+        )
         one_hot = torch.zeros(len(states), len(SHIFT_STATE_NAMES) + 1)
         for row, state in enumerate(states.tolist()):
             if state != ShiftState.NO_JOB:
                 one_hot[row, state] = 1.0
                 one_hot[row, -1] = 1.0  # has_job
         # One row per (agent, tick of day, arrived): clock features then the shift one-hot.
-        shift_rows = one_hot[(layout.shift_phase * 3).unsqueeze(1) + torch.arange(3)]
-        clock_rows = layout.clock_features.unsqueeze(1).expand(-1, 3, -1)
-        self._clock_shift = torch.cat((clock_rows, shift_rows), dim=-1).reshape(-1, 9).to(device)
-        self._idle_tail = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0], device=device)
+        shift_rows = one_hot[(layout.shift_phase * arrivals).unsqueeze(1) + torch.arange(arrivals)]
+        clock_rows = layout.clock_features.unsqueeze(1).expand(-1, arrivals, -1)
+        self._clock_shift = (
+            torch.cat((clock_rows, shift_rows), dim=-1).reshape(-1, len(CLOCK_FEATURES)).to(device)
+        )
+        self._idle_tail = torch.tensor(_IDLE_STATUS, device=device)
         self._dense_table = self._build_dense_table().to(device)
         self._wait_only = torch.zeros(NUM_ACTIONS, dtype=torch.bool, device=device)
         self._wait_only[Action.WAIT] = True
@@ -159,7 +170,7 @@ class ObservationBuilder:
         e, a = state.pos.shape
         parts = [
             state.meters,
-            self._clock_shift[clock * 3 + state.arrived],
+            self._clock_shift[clock * ARRIVAL_KINDS + state.arrived],
             layout.cell_features[layout.agent_cell_base + state.pos],
         ]
         if all_alive and not engaged and not rivalry_active:
@@ -167,22 +178,26 @@ class ObservationBuilder:
         out = torch.cat(
             (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
         )
-        k = self._status_at
-        out[..., k] = state.alive
+        col = self._status
+        out[..., col["alive"]] = state.alive
         if engaged:
             interacting = state.using >= 0
-            out[..., k + 1] = state.queued >= 0
-            out[..., k + 2] = interacting
             duration = torch.take(layout.inst_duration, state.using.clamp(min=0))
-            out[..., k + 3] = torch.where(interacting, state.progress / duration, 0.0)
+            out[..., col["in_queue"]] = state.queued >= 0
+            out[..., col["interacting"]] = interacting
+            out[..., col["interaction_progress"]] = torch.where(
+                interacting, state.progress / duration, 0.0
+            )
         else:
-            out[..., k + 1 : k + 4] = 0.0
+            for name in ("in_queue", "interacting", "interaction_progress"):
+                out[..., col[name]] = 0.0
         if rivalry_active:
             riv_max, avoid = rivalry_summary(state.rivalry, self.rivalry_threshold)
-            out[..., k + 4] = riv_max
-            out[..., k + 5] = avoid
+            out[..., col["rivalry_max"]] = riv_max
+            out[..., col["rivalry_avoid_count"]] = avoid
         else:
-            out[..., k + 4 : k + 6] = 0.0
+            out[..., col["rivalry_max"]] = 0.0
+            out[..., col["rivalry_avoid_count"]] = 0.0
         return out
 
     # ------------------------------------------------------------------ masks
@@ -202,12 +217,12 @@ class ObservationBuilder:
 
     # ------------------------------------------------------------------ dense form
     def _build_dense_table(self) -> torch.Tensor:
-        """(256, C) float32: the dense channels of every possible code."""
+        """(MAX_CODE + 1, C) float32: the dense channels of every possible code."""
         types = self.layout.affordance_types
-        table = torch.zeros(256, len(self.channel_names))
+        table = torch.zeros(MAX_CODE + 1, len(self.channel_names))
         occupied, queued = len(types) + 1, len(types) + 2
         other, me = len(types) + 3, len(types) + 4
-        for code in range(256):
+        for code in range(MAX_CODE + 1):
             terrain, occupant = divmod(code, OCCUPANT_KINDS)
             if terrain == TERRAIN_WALL:
                 table[code, 0] = 1.0

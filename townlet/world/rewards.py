@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from townlet.config.schema import RewardConfig
-from townlet.world.layout import Layout
+from townlet.world.tunables import Tunables
 
 
 @dataclass
@@ -34,10 +34,10 @@ class TickOutcome:
 
 
 def compute_reward(
-    layout: Layout, config: RewardConfig, tick: TickOutcome, all_alive_before: bool = False
+    tunables: Tunables, config: RewardConfig, tick: TickOutcome, all_alive_before: bool = False
 ) -> torch.Tensor:
     """(E, A) reward for one tick."""
-    shaping = tick.meter_change @ layout.need_weights + config.survival
+    shaping = tick.meter_change @ tunables.need_weights + config.survival
     if tick.wage is not None:
         shaping.add_(tick.wage, alpha=config.wage_weight)
     reward = shaping.clamp_(config.clip_min, config.clip_max)
@@ -54,19 +54,19 @@ def compute_reward(
 
 
 def reward_terms(
-    layout: Layout, config: RewardConfig, tick: TickOutcome
+    tunables: Tunables, config: RewardConfig, tick: TickOutcome
 ) -> dict[str, torch.Tensor]:
     """(E, A) per named term; the terms sum to `compute_reward` (up to float rounding)."""
     alive = tick.alive_before.float()
     zero = torch.zeros_like(alive)
-    needs = tick.meter_change * layout.need_weights
+    needs = tick.meter_change * tunables.need_weights
     wage = zero if tick.wage is None else tick.wage * config.wage_weight
     survival = torch.full_like(alive, config.survival)
     unclipped = needs.sum(-1) + survival + wage
     clip = unclipped.clamp(config.clip_min, config.clip_max) - unclipped
     terms = {"survival": survival * alive}
-    for i, name in enumerate(layout.meter_names):
-        if float(layout.need_weights[i]) != 0.0:
+    for i, name in enumerate(tunables.meter_names):
+        if float(tunables.need_weights[i]) != 0.0:
             terms[f"need.{name}"] = needs[..., i] * alive
     terms["wage"] = wage * alive
     terms["clip"] = clip * alive

@@ -9,6 +9,7 @@ are skipped; at E=1 the cost of a step is the number of tensor operations, not t
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from townlet.world.constants import (
 )
 from townlet.world.employment import clock_index, work
 from townlet.world.events import StepEvents
+from townlet.world.fast_path import FastPath, FastPathError
 from townlet.world.interactions import interact
 from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_to_tick
 from townlet.world.movement import leave_on_move, move
@@ -30,6 +32,7 @@ from townlet.world.observations import Observation, ObservationBuilder
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
 from townlet.world.state import WorldState
+from townlet.world.tunables import Tunables
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,12 @@ class World:
         device: str | torch.device | None = None,
         spread_starts: bool = False,
         track_terms: bool = False,
+        check_fast_path: bool | None = None,
     ) -> None:
         """`spread_starts` starts each episode at a random hour within the scenario's
         `start_hour_spread` (training); `track_terms` adds the reward split by term to every
-        step result (evaluation)."""
+        step result (evaluation); `check_fast_path` compares the step's cached facts with the
+        state after every step (default: the TOWNLET_CHECK_FAST_PATH environment variable)."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.device = torch.device(device or world.device)
@@ -101,7 +106,10 @@ class World:
         self.generator.manual_seed(seed)
         layout = self.layout
         self._fresh = WorldState.initial(layout, num_envs, self.device)
-        self._base_decay = layout.decay.clone()
+        self.tunables = Tunables.compile(world, layout.meter_names, self.device)
+        if check_fast_path is None:
+            check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
+        self.check_fast_path = check_fast_path
         self.observer = ObservationBuilder(layout, world.rivalry.avoid_threshold, self.device)
         self._has_jobs = bool(layout.has_job.any())
         self._limited_stock = bool((layout.inst_stock < UNLIMITED_STOCK).any())
@@ -123,6 +131,8 @@ class World:
             features=self.observer.feature_names,
             shift_states=SHIFT_STATE_NAMES,
         )
+        # Observation columns by name: readers index features with these, never with offsets.
+        self.feature_index = {name: i for i, name in enumerate(self.names.features)}
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -133,12 +143,7 @@ class World:
             self.generator.manual_seed(seed)
         self.state = self._fresh.clone()
         self._spread_where(None)
-        # Facts tracked in Python so idle phases can be skipped without reading tensors:
-        self._engaged = False  # someone is using or queued for an affordance
-        self._rivalry_active = False  # rivalry has been raised since the reset
-        self._all_alive = bool(self._fresh.alive.all())  # nobody fainted or sits out
-        self._oldest_tick = 0  # the largest episode tick over envs
-        self._arrivals_pending_reset = False  # a shift ran; arrivals must clear before the next
+        self.fast = FastPath(all_alive=bool(self._fresh.alive.all()))
         self._advance_clock()
         return self.observe()
 
@@ -149,7 +154,7 @@ class World:
     def observe(self) -> Observation:
         """Observations of the current state, for every agent of every env."""
         with torch.no_grad():
-            s, engaged, all_alive = self.state, self._engaged, self._all_alive
+            s, engaged, all_alive = self.state, self.fast.engaged, self.fast.all_alive
             inst_state = (
                 ObservationBuilder.instance_state(s, len(self.layout.instance_names))
                 if engaged
@@ -158,7 +163,7 @@ class World:
             return Observation(
                 map_codes=self.observer.map_codes(s, inst_state, all_alive),
                 features=self.observer.features(
-                    s, self._clock, engaged, self._rivalry_active, all_alive
+                    s, self._clock, engaged, self.fast.rivalry_active, all_alive
                 ),
                 action_mask=self.observer.action_mask(s, self._tod_cells, engaged, all_alive),
             )
@@ -171,30 +176,35 @@ class World:
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every env one tick. `actions` is (E, A) int64 action ids."""
         with torch.no_grad():
-            return self._step(actions)
+            result = self._step(actions)
+        if self.check_fast_path:
+            problems = self.fast.problems(self.state)
+            if problems:
+                raise FastPathError("fast-path facts out of sync: " + "; ".join(problems))
+        return result
 
     def _step(self, actions: torch.Tensor) -> StepResult:
-        s, layout, config = self.state, self.layout, self.config
+        s, layout, config, fast = self.state, self.layout, self.config, self.fast
         tod, clock = self._tod, self._clock
         alive_before = s.alive
-        if not self._all_alive:
+        if not fast.all_alive:
             actions = torch.where(alive_before, actions, Action.WAIT)
 
         # --- movement; leaving a tile leaves its queue or interaction
         previous_pos = s.pos
         move(s, layout, actions)
-        if self._engaged:
+        if fast.engaged:
             leave_on_move(s, previous_pos)
 
         # --- affordances and queues
-        engaged = self._engaged or int(actions.max()) == Action.INTERACT
+        engaged = fast.engaged or int(actions.max()) == Action.INTERACT
         if engaged:
             outcome = interact(s, layout, actions, self._tod_cells, config.rivalry, self.generator)
             started, completed = outcome.started, outcome.completed
             contention, intensity = outcome.contention, outcome.intensity
             completion_delta = outcome.meter_delta
-            if not self._rivalry_active:
-                self._rivalry_active = bool(contention.any())
+            if not fast.rivalry_active:
+                fast.rivalry_active = bool(contention.any())
         else:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
@@ -204,27 +214,29 @@ class World:
 
         # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
         if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
-            shift = work(s, layout, clock, self._all_alive)
+            shift = work(s, layout, clock, fast.all_alive)
             wage, late, absent, shift_event = shift.wage, shift.late, shift.absent, shift.event
-            self._arrivals_pending_reset = True
+            fast.arrivals_pending_reset = True
         else:
-            if self._arrivals_pending_reset:
+            if fast.arrivals_pending_reset:
                 s.arrived = torch.zeros_like(s.arrived)
-                self._arrivals_pending_reset = False
+                fast.arrivals_pending_reset = False
             wage = late = absent = None
             shift_event = self._zero_int
 
         # --- needs, fainting, rivalry
-        all_alive_before = self._all_alive
-        meter_change, fainted = update_meters(s, layout, completion_delta, wage, self._all_alive)
+        all_alive_before = fast.all_alive
+        meter_change, fainted = update_meters(
+            s, layout, self.tunables.decay, completion_delta, wage, fast.all_alive
+        )
         any_faint = fainted is not None and bool(fainted.any())
         if fainted is None:
             fainted = self._zero_bool
         if any_faint:
-            self._all_alive = False
+            fast.all_alive = False
             s.using = torch.where(s.alive, s.using, -1)
             s.queued = torch.where(s.alive, s.queued, -1)
-        if self._rivalry_active:
+        if fast.rivalry_active:
             decay_rivalry(s, config.rivalry)
 
         # --- reward and time
@@ -237,19 +249,19 @@ class World:
             commute=self._commute_shaping(clock) if self._commute else None,
             fainted=fainted if any_faint else None,
         )
-        reward = compute_reward(layout, config.reward, outcome, all_alive_before)
-        terms = reward_terms(layout, config.reward, outcome) if self.track_terms else None
+        reward = compute_reward(self.tunables, config.reward, outcome, all_alive_before)
+        terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
         s.episode_return += reward
         s.tick += 1
-        self._oldest_tick += 1
+        fast.oldest_tick += 1
 
         # --- termination (an env ends when all its agents fainted or at the tick limit)
-        env_terminated = self._zero_env_bool if self._all_alive else ~s.alive.any(-1)
-        if self._oldest_tick >= layout.episode_ticks:
+        env_terminated = self._zero_env_bool if fast.all_alive else ~s.alive.any(-1)
+        if fast.oldest_tick >= layout.episode_ticks:
             env_done = env_terminated | (s.tick >= layout.episode_ticks)
         else:
             env_done = env_terminated
-        if self._all_alive and self._oldest_tick < layout.episode_ticks:
+        if fast.all_alive and fast.oldest_tick < layout.episode_ticks:
             truncated, any_done = self._zero_bool, False
         else:
             truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
@@ -259,10 +271,10 @@ class World:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
             s.reset_where(env_done, self._fresh)
             self._spread_where(env_done)
-            self._all_alive = bool(s.alive.all())
-            self._oldest_tick = int(s.tick.max())
+            fast.all_alive = bool(s.alive.all())
+            fast.oldest_tick = int(s.tick.max())
         if engaged:
-            self._engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
+            fast.engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
         self._advance_clock()
 
         events = StepEvents(
@@ -294,7 +306,7 @@ class World:
         distance = torch.take(layout.job_distance, layout.agent_cell_base + s.pos)
         potential = torch.where(open_now, distance * -self.config.reward.commute, 0.0)
         shaping = potential - s.commute_potential
-        if not self._all_alive:  # fainting is not a step toward work
+        if not self.fast.all_alive:  # fainting is not a step toward work
             shaping = shaping * s.alive
         s.commute_potential = potential
         return shaping
@@ -312,7 +324,7 @@ class World:
     def _advance_clock(self) -> None:
         layout = self.layout
         s = self.state
-        if self._oldest_tick <= layout.episode_ticks:
+        if self.fast.oldest_tick <= layout.episode_ticks:
             self._tod = torch.take(layout.tod_of_tick, s.tick + s.start_offset)
         else:  # stepped past the limit without auto-reset
             self._tod = (s.tick + s.start_offset + layout.start_tick) % layout.ticks_per_day
@@ -326,19 +338,11 @@ class World:
         `decay_scale` multiplies every meter's decay (immediately); `agents` keeps only the
         first N agents in episodes that start from now on (the rest sit out, never acting).
         """
-        self.layout.decay.copy_(self._base_decay * decay_scale)
+        self.tunables.scale_decay(decay_scale)
         count = self.layout.num_agents if agents is None else agents
         if not 1 <= count <= self.layout.num_agents:
             raise ValueError(f"stage agents must be in 1..{self.layout.num_agents}, got {agents}")
         self._fresh.alive[:] = torch.arange(self.layout.num_agents, device=self.device) < count
-
-    _FLAGS = (
-        "_engaged",
-        "_rivalry_active",
-        "_all_alive",
-        "_oldest_tick",
-        "_arrivals_pending_reset",
-    )
 
     def snapshot(self) -> dict:
         """Everything needed to continue exactly from here (state, generator, fast-path flags)."""
@@ -347,24 +351,28 @@ class World:
                 f.name: getattr(self.state, f.name).clone() for f in dataclasses.fields(self.state)
             },
             "fresh_alive": self._fresh.alive.clone(),
-            "decay": self.layout.decay.clone(),
+            "decay": self.tunables.decay.clone(),
             "generator": self.generator.get_state(),
-            "flags": {name: getattr(self, name) for name in self._FLAGS},
+            "flags": self.fast.as_dict(),
         }
 
     def restore(self, snapshot: dict) -> None:
         self.state = WorldState(**{k: v.clone() for k, v in snapshot["state"].items()})
         self._fresh.alive.copy_(snapshot["fresh_alive"])
-        self.layout.decay.copy_(snapshot["decay"])
+        self.tunables.decay = snapshot["decay"].clone()
         self.generator.set_state(snapshot["generator"])
-        for name, value in snapshot["flags"].items():
-            setattr(self, name, value)
+        self.fast = FastPath.from_dict(snapshot["flags"])
         self._advance_clock()
 
     # ------------------------------------------------------------------ convenience
     def positions(self) -> torch.Tensor:
         """(E, A, 2) grid (x, y) of every agent."""
         return self.layout.xy_of(self.state.pos)
+
+    def active_agents(self) -> torch.Tensor:
+        """(E,) how many agents take part in each env's episodes (the curriculum may seat
+        some out); at least 1, so a per-agent mean never divides by zero."""
+        return self._fresh.alive.sum(-1).clamp(min=1)
 
     def meter(self, name: str) -> torch.Tensor:
         """(E, A) values of one named meter."""

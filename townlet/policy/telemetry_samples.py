@@ -1,7 +1,7 @@
 """Regenerate `docs/samples/`: one canonical record per supported telemetry version, taken from
 a real (short) training run of our own trainer.
 
-Run: python -m townlet.telemetry.samples [OUTPUT_DIR]
+Run: python -m townlet.policy.telemetry_samples [OUTPUT_DIR]
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from pathlib import Path
 
 import orjson
 
+from townlet.policy.train import train
+from townlet.scenarios import load_config
 from townlet.telemetry.schema import REQUIRED
 
 DEFAULT_DIR = Path("docs") / "samples"  # run from the checkout: the samples it documents
 
 
 def make_samples(output_dir: Path = DEFAULT_DIR) -> list[Path]:
-    from townlet.policy.train import train
-    from townlet.scenarios import load_config
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
             [

@@ -1,0 +1,85 @@
+"""The PPO maths against hand-computed cases: GAE, the clipped losses, the categorical KL, and
+the custom embedding backward against torch's own gradient."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from townlet.policy.network import CODE_VOCAB, CodeEmbedding, _CodeLookup
+from townlet.policy.ppo import categorical_kl, clipped_policy_loss, value_loss
+from townlet.policy.rollout import compute_gae
+
+
+def test_gae_matches_a_hand_computed_case_with_an_episode_end():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([[1.0], [0.0], [2.0]])
+    values = torch.tensor([[0.5], [1.0], [0.2]])
+    dones = torch.tensor([[False], [True], [False]])  # the episode ends with transition 1
+    next_value = torch.tensor([0.4])
+    advantages, returns = compute_gae(rewards, values, dones, next_value, gamma, lam)
+    d2 = 2.0 + gamma * 0.4 - 0.2  # bootstraps from next_value
+    d1 = 0.0 - 1.0  # terminal: no bootstrap
+    d0 = 1.0 + gamma * 1.0 - 0.5
+    a2 = d2
+    a1 = d1  # the episode boundary cuts the trace
+    a0 = d0 + gamma * lam * a1
+    assert advantages.squeeze(1).tolist() == pytest.approx([a0, a1, a2])
+    assert returns.squeeze(1).tolist() == pytest.approx([a0 + 0.5, a1 + 1.0, a2 + 0.2])
+
+
+def test_clipped_policy_loss_takes_the_pessimistic_side():
+    clip = 0.2
+    # Positive advantage, ratio far above 1 + clip: the gain is capped at (1 + clip) * A.
+    assert float(clipped_policy_loss(torch.tensor([2.0]), torch.tensor([1.5]), clip)) == (
+        pytest.approx(-2.0 * 1.2)
+    )
+    # Negative advantage, ratio far below 1 - clip: the clipped term is worse, so it counts.
+    assert float(clipped_policy_loss(torch.tensor([-1.0]), torch.tensor([0.5]), clip)) == (
+        pytest.approx(1.0 * 0.8)
+    )
+    # Negative advantage, ratio above 1 + clip: the unclipped (worse) term counts.
+    assert float(clipped_policy_loss(torch.tensor([-1.0]), torch.tensor([1.5]), clip)) == (
+        pytest.approx(1.5)
+    )
+    # Inside the trust region nothing is clipped; the result is a mean over the batch.
+    loss = clipped_policy_loss(torch.tensor([1.0, -2.0]), torch.tensor([1.1, 0.9]), clip)
+    assert float(loss) == pytest.approx((-1.1 + 1.8) / 2)
+
+
+def test_value_loss_plain_and_clipped():
+    new, old, returns = torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([3.0])
+    assert float(value_loss(new, old, returns, None)) == pytest.approx(0.5 * 1.0)
+    # Clipped value 1.2 is further from the return (error 1.8) than 2.0 is: the max takes it.
+    assert float(value_loss(new, old, returns, 0.2)) == pytest.approx(0.5 * 1.8**2)
+    # When the clipped value is closer, the plain error counts.
+    far = torch.tensor([5.0])
+    assert float(value_loss(far, old, returns, 0.2)) == pytest.approx(0.5 * 2.0**2)
+
+
+def test_categorical_kl_is_exact_and_ignores_masked_actions():
+    old = torch.tensor([[math.log(0.5), math.log(0.5), -1e9]])
+    new = torch.tensor([[math.log(0.25), math.log(0.75), -1e9]])
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert float(categorical_kl(old, new)[0]) == pytest.approx(expected, abs=1e-6)
+    assert float(categorical_kl(old, old)[0]) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_code_embedding_gradient_equals_torch_embedding_gradient():
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, CODE_VOCAB, (6, 5, 5), generator=generator, dtype=torch.int64)
+    codes[0, 0, :3] = 7  # repeated codes must sum their gradients
+    ours = CodeEmbedding(3)
+    reference = torch.nn.Parameter(ours.weight.detach().clone())
+    upstream = torch.randn(6, 5, 5, 3, generator=generator)
+    (ours(codes.to(torch.uint8)) * upstream).sum().backward()
+    (torch.nn.functional.embedding(codes, reference) * upstream).sum().backward()
+    assert torch.allclose(ours.weight.grad, reference.grad, atol=1e-6)
+
+
+def test_code_lookup_passes_gradcheck():
+    weight = torch.randn(10, 2, dtype=torch.float64, requires_grad=True)
+    codes = torch.tensor([[1, 3, 3], [9, 0, 1]])
+    assert torch.autograd.gradcheck(lambda w: _CodeLookup.apply(w, codes), (weight,))

@@ -1,0 +1,1 @@
+"""The learner: PPO, behaviour cloning, evaluation and the checkpoints they share."""

@@ -1,0 +1,526 @@
+"""PPO over the batched town: the `Trainer`, the algorithm only.
+
+Reads in the order it runs (CleanRL): set-up and seeding, resume, then per epoch the data
+(a rollout of `rollout_ticks` over `num_envs` envs, or a chunk of captured samples), GAE, the
+PPO update, the epoch record, checkpoints, the curriculum, and evaluation. `train.source`:
+`rollout` (online), `replay` (captures only), `mixed` (rollout and replay epochs alternate) or
+`bc` (behaviour cloning only); `train.anneal` schedules BC and PPO phases.
+Plumbing lives elsewhere: `train.train` wires tracking, plotting and the recordings summary
+around this class; `run_report` prints progress and the end-of-run summary; `TrainState` is
+what checkpoints hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from townlet.config.hashing import config_hash
+from townlet.config.schema import AnnealStageConfig, TownletConfig
+from townlet.curriculum import Curriculum
+from townlet.policy.anneal import AnnealSchedule
+from townlet.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from townlet.policy.episode_stats import FinishedEpisodes
+from townlet.policy.epoch import EpochData, UpdateResult
+from townlet.policy.evaluate import evaluate
+from townlet.policy.imitation import (
+    accuracy,
+    clone_epoch,
+    demonstrate,
+    demonstrations_from_captures,
+)
+from townlet.policy.network import ActorCritic
+from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
+from townlet.policy.replay import ReplayStream, discover, load_chunk
+from townlet.policy.rollout import Rollout, compute_gae
+from townlet.policy.run_report import TrainResult, progress_line
+from townlet.policy.telemetry_record import bc_record, epoch_record, meal_types, rollout_events
+from townlet.policy.train_state import TrainState
+from townlet.recording.frame import frame_of, outcome_of
+from townlet.recording.recorder import EpisodeRecorder
+from townlet.telemetry import TelemetryWriter
+from townlet.telemetry.reader import truncate_after_epoch
+from townlet.util.atomic import atomic_write_json
+from townlet.world import World
+from townlet.world.constants import NUM_ACTIONS
+
+log = logging.getLogger(__name__)
+ACCURACY_SAMPLES = 8192  # demonstrated states a PPO epoch's BC accuracy is measured on
+KL_CHUNK = 8192
+
+RecordListener = Callable[[int, dict[str, Any]], None]
+
+
+def _resume_path(resume: Any, output_dir: Path) -> Path | None:
+    if resume is False or resume is None or str(resume).lower() in ("false", "none", ""):
+        return None
+    if resume is True or str(resume).lower() == "true":
+        path = output_dir / "checkpoints" / "latest.pt"
+        if not path.exists():
+            raise CheckpointError(
+                f"train.resume=true: no checkpoint at {path}; pass train.resume=PATH or "
+                "hydra.run.dir=<the killed run's directory>"
+            )
+        return path
+    return Path(str(resume))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; `epoch` is the last epoch whose checkpoint was written."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"interrupted at epoch {epoch}")
+        self.epoch = epoch
+
+
+class Trainer:
+    """`on_record(epoch, record)` hears every epoch record the telemetry writer keeps."""
+
+    def __init__(
+        self, config: TownletConfig, output_dir: Path, on_record: RecordListener | None = None
+    ) -> None:
+        ppo, opts = config.ppo, config.train
+        if opts.source in ("replay", "mixed") and not opts.capture_dir:
+            raise ValueError(
+                f"train.source={opts.source} needs train.capture_dir=<capture run dir>"
+            )
+        self.config, self.output_dir = config, Path(output_dir)
+        self.on_record = on_record or (lambda epoch, record: None)
+
+        # --- seeding and set-up
+        if opts.threads > 0:
+            torch.set_num_threads(opts.threads)
+        torch.manual_seed(config.seed)
+        world = self.world = World(
+            config.world,
+            config.scenario,
+            num_envs=ppo.num_envs,
+            seed=config.seed,
+            auto_reset=True,
+            spread_starts=True,
+        )
+        layout, names = world.layout, world.names
+        self.e, self.a = ppo.num_envs, layout.num_agents
+        self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
+        self.net = ActorCritic(
+            self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
+        )
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=ppo.learning_rate, eps=1e-5)
+        act_generator = torch.Generator().manual_seed(config.seed + 1)
+        shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.curriculum = Curriculum(config.curriculum)
+        self.curriculum.apply(world)
+        world.reset()
+        replay = None
+        if opts.source in ("replay", "mixed") and not opts.anneal:
+            replay = ReplayStream(
+                discover(Path(opts.capture_dir), world), opts.replay_chunk, config.seed + 3
+            )
+        self.num_epochs = max(1, math.ceil(opts.total_ticks / ppo.rollout_ticks))
+        stages = list(opts.anneal) or (
+            [AnnealStageConfig(mode="bc", epochs=self.num_epochs)] if opts.source == "bc" else []
+        )
+        self.schedule = AnnealSchedule(stages, opts.anneal_threshold) if stages else None
+        self.demos = self.accuracy_demos = None
+        if self.schedule is not None:
+            self.num_epochs = self.schedule.max_epochs
+            self.demos = (
+                demonstrations_from_captures(Path(opts.bc.capture_dir), world)
+                if opts.bc.capture_dir
+                else demonstrate(config, config.seed + 4)
+            )
+            picked = torch.randperm(
+                len(self.demos), generator=torch.Generator().manual_seed(config.seed + 5)
+            )[:ACCURACY_SAMPLES]
+            self.accuracy_demos = self.demos.take(picked)
+        bc_optimizer = torch.optim.Adam(self.net.parameters(), lr=opts.bc.learning_rate, eps=1e-5)
+        self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
+        self.meal_types = meal_types(config.world, names.affordance_types)
+        self.recorder = None
+        if config.recording.enabled:
+            self.recorder = EpisodeRecorder(
+                config.recording,
+                self.output_dir,
+                world,
+                run_id=self.output_dir.name,
+                seed=config.seed,
+                config_hash=config_hash(config),
+            )
+        self.state = TrainState(
+            net=self.net,
+            optimizer=self.optimizer,
+            bc_optimizer=bc_optimizer,
+            act_generator=act_generator,
+            shuffle_generator=shuffle_generator,
+            world=world,
+            curriculum=self.curriculum,
+            finished=FinishedEpisodes(opts.return_window),
+            episode_faints=torch.zeros(self.e),
+            replay=replay,
+            schedule=self.schedule,
+            recorder=self.recorder,
+        )
+
+        # --- resume
+        telemetry_path, offset = self.output_dir / "telemetry" / "ppo.jsonl", 0
+        resume_from = _resume_path(opts.resume, self.output_dir)
+        if resume_from is not None:
+            data = load_checkpoint(resume_from)
+            self.state.load_state_dict(resume_from, data, self.num_epochs)
+            offset = data["telemetry_offset"]
+            truncate_after_epoch(telemetry_path, self.state.epoch)
+        self.start_epoch = self.state.epoch
+        self.writer = TelemetryWriter(
+            telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
+        )
+        self.buffers = Rollout.allocate(
+            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS
+        )
+        self.obs = world.observe()
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> TrainResult:
+        """Train to the end of the schedule, evaluate, and close the recorder."""
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self.state.epoch) from None
+        finally:
+            if self.recorder is not None:
+                for problem in self.recorder.close():
+                    print(f"warning: {problem}", file=sys.stderr)
+
+    def _run(self) -> TrainResult:
+        opts, state = self.config.train, self.state
+        show = sys.stderr.isatty() if opts.progress is None else opts.progress
+        bar = tqdm(
+            total=self.num_epochs,
+            initial=self.start_epoch,
+            disable=not show,
+            unit="epoch",
+            dynamic_ncols=True,
+        )
+        run_start = last_line = time.perf_counter()
+        if self.start_epoch >= self.num_epochs:
+            log.info("the run is complete (%d epochs); evaluating it again", self.start_epoch)
+        for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
+            if self.schedule is not None and self.schedule.finished:
+                break  # a failed BC gate skipped the PPO phases after it
+            record = self._epoch(epoch)
+            now = time.perf_counter()
+            if not show and now - last_line >= opts.progress_every_sec:
+                done = epoch - self.start_epoch
+                log.info(progress_line(record, epoch, self.num_epochs, now - run_start, done))
+                last_line = now
+            if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
+                self._evaluate(epoch, time.perf_counter() - run_start)
+            bar.update(1)
+            bar.set_postfix(
+                sps=f"{record.get('steps_per_sec', 0.0):,.0f}",
+                ret=f"{record.get('episodic_return', float('nan')):.2f}",
+                stage=self.curriculum.stage,
+                mode=record["data_mode"],
+            )
+        bar.close()
+        evaluation = self._evaluate(state.epoch, time.perf_counter() - run_start)
+        return TrainResult(
+            self.output_dir,
+            state.epoch,
+            state.steps,
+            evaluation,
+            state.best_return,
+            state.best_epoch,
+            self.curriculum.stage,
+            time.perf_counter() - run_start,
+        )
+
+    def _mode(self, epoch: int) -> str:
+        source = self.config.train.source
+        if source == "mixed":
+            return "rollout" if epoch % 2 == 1 else "replay"
+        return source
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        if self.schedule is not None and self.schedule.mode == "bc":
+            return self._bc_epoch(epoch)
+        ppo, state = self.config.ppo, self.state
+        epoch_start = time.perf_counter()
+        if self.schedule is not None:
+            progress = self.schedule.ppo_done / max(self.schedule.ppo_epochs, 1)
+        else:
+            progress = (epoch - 1) / self.num_epochs
+        lr = ppo.learning_rate * (1.0 - progress) if ppo.anneal_lr else ppo.learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        stage = self.curriculum.stage
+        data = self._rollout() if self._mode(epoch) == "rollout" else self._replay_chunk()
+
+        # --- PPO update
+        update_start = time.perf_counter()
+        batch = data.batch
+        stats = (
+            ppo_update(self.net, self.optimizer, batch, ppo, state.shuffle_generator)
+            if len(batch)
+            else {}
+        )
+        update = UpdateResult(stats, self._final_kl(batch), lr, time.perf_counter() - update_start)
+        state.steps += data.agent_steps
+        state.cycle_id += int(data.new_cycle)
+        self.curriculum.record(data.survival)
+        state.finished.add(data.finished_returns, data.finished_lengths, data.survival)
+        record = epoch_record(
+            data,
+            update,
+            epoch=epoch,
+            steps=state.steps,
+            cycle_id=state.cycle_id,
+            duration=time.perf_counter() - epoch_start,
+            rollout_ticks=ppo.rollout_ticks,
+            episode_stats=state.finished.record(len(data.finished_returns)),
+            stage=stage,
+        )
+        if self.recorder is not None:
+            record.update(self.recorder.stats())
+        if self.schedule is not None:
+            record.update(self._anneal_fields("ppo", accuracy(self.net, self.accuracy_demos)))
+            self.schedule.ppo_epoch_done()
+        self._log(epoch, record)
+
+        # --- checkpoints: latest every epoch, best by episodic return, periodic
+        improved = bool(data.finished_returns) and (
+            state.best_return is None or record["episodic_return"] > state.best_return
+        )
+        if improved:
+            state.best_return, state.best_epoch = record["episodic_return"], epoch
+        if self.curriculum.maybe_advance(self.world, epoch) and self.recorder is not None:
+            self.recorder.stage_changed(self.curriculum.stage)
+        self._save(epoch, improved)
+        return record
+
+    def _anneal_fields(self, stage: str, bc_accuracy: float, **extra: Any) -> dict[str, Any]:
+        threshold = self.schedule.threshold
+        return {
+            "anneal_cycle": self.schedule.cycle,
+            "anneal_stage": stage,
+            "anneal_dataset": self.demos.label,
+            "anneal_bc_accuracy": bc_accuracy,
+            "anneal_bc_threshold": threshold,
+            "anneal_bc_passed": bc_accuracy >= threshold,
+            **extra,
+        }
+
+    def _bc_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass of behaviour cloning over the demonstrations, then the accuracy gate."""
+        opts, state, start = self.config.train, self.state, time.perf_counter()
+        cycle = self.schedule.cycle
+        stats = clone_epoch(
+            self.net,
+            state.bc_optimizer,
+            self.demos,
+            opts.bc.minibatch,
+            opts.bc.value_coef,
+            self.bc_generator,
+            self.config.ppo.max_grad_norm,
+        )
+        score = accuracy(self.net, self.demos)
+        gate = self.schedule.bc_epoch_done(score, self.net.state_dict())
+        if gate.rolled_back:
+            self.net.load_state_dict(self.schedule.gate_weights)
+        state.cycle_id += 1
+        record = bc_record(
+            epoch=epoch,
+            stats=stats,
+            lr=opts.bc.learning_rate,
+            steps=state.steps,
+            cycle_id=state.cycle_id,
+            duration=time.perf_counter() - start,
+            transitions=len(self.demos),
+            events=self.demos.events,
+            rollout_ticks=self.config.ppo.rollout_ticks,
+            episode_stats=state.finished.record(0),
+            stage=self.curriculum.stage,
+        )
+        record.update(self._anneal_fields("bc", score, anneal_rolled_back=gate.rolled_back))
+        record["anneal_cycle"] = cycle
+        self._log(epoch, record)
+        self._save(epoch, improved=False)
+        return record
+
+    def _log(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.writer.should_log(epoch):
+            self.writer.write(record)
+            self.on_record(epoch, record)
+
+    # ------------------------------------------------------------------ data sources
+    def _rollout(self) -> EpochData:
+        """Act `rollout_ticks` ticks in every env with the current policy."""
+        start = time.perf_counter()
+        ppo, world, buffers, net = self.config.ppo, self.world, self.buffers, self.net
+        state, recorder = self.state, self.recorder
+        n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
+        finished_returns, finished_lengths, survival = [], [], []
+        obs = self.obs
+        with torch.no_grad():
+            for t in range(ppo.rollout_ticks):
+                codes = obs.map_codes.reshape(n, window, window)
+                features = obs.features.reshape(n, nf)
+                masks = obs.action_mask.reshape(n, NUM_ACTIONS)
+                action, logprob, entropy, value, logits = net.get_action_and_value(
+                    codes, features, masks, generator=state.act_generator
+                )
+                buffers.codes[t] = codes
+                buffers.features[t] = features
+                buffers.masks[t] = masks
+                buffers.actions[t] = action
+                buffers.logprobs[t] = logprob
+                buffers.logits[t] = logits
+                buffers.entropy[t] = entropy
+                buffers.values[t] = value
+                buffers.valid[t] = world.state.alive.reshape(n)
+                if recorder is not None:  # env 0's rows, taken before the step moves the world
+                    frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
+                result = world.step(action.view(e, a))
+                if recorder is not None:
+                    recorder.tap(**frame, **outcome_of(result))
+                    if bool(result.env_done[0]):
+                        recorder.end_episode(
+                            int(world.state.episode[0]) - 1,
+                            self.curriculum.stage,
+                            result.episode_return[0],
+                        )
+                buffers.rewards[t] = result.reward.reshape(n)
+                buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
+                ev = result.events
+                buffers.contention[t] = ev.contention.reshape(n)
+                buffers.intensity[t] = ev.contention_intensity.reshape(n)
+                buffers.completed[t] = ev.completed.reshape(n)
+                buffers.shift_event[t] = ev.shift_event.reshape(n)
+                buffers.fainted[t] = ev.fainted.reshape(n)
+                state.episode_faints += ev.fainted.sum(-1)
+                if bool(result.env_done.any()):
+                    done = result.env_done
+                    active = world.active_agents().float()
+                    finished_returns += (result.episode_return.sum(-1) / active)[done].tolist()
+                    finished_lengths += result.episode_length[done].tolist()
+                    survival += (1.0 - state.episode_faints / active)[done].tolist()
+                    state.episode_faints[done] = 0
+                obs = result.obs
+            next_value = net.get_value(
+                obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
+            )
+        self.obs = obs
+        acting_sec = time.perf_counter() - start
+
+        # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
+        advantages, returns = compute_gae(
+            buffers.rewards, buffers.values, buffers.dones, next_value, ppo.gamma, ppo.gae_lambda
+        )
+        index = buffers.valid.reshape(-1).nonzero().squeeze(1)
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])[index]
+
+        batch = Batch(
+            codes=flat(buffers.codes),
+            features=flat(buffers.features),
+            masks=flat(buffers.masks),
+            actions=flat(buffers.actions),
+            logprobs=flat(buffers.logprobs),
+            logits=flat(buffers.logits),
+            values=flat(buffers.values),
+            advantages=flat(advantages),
+            returns=flat(returns),
+        )
+        return EpochData(
+            mode="rollout",
+            batch=batch,
+            rewards=flat(buffers.rewards),
+            entropy=flat(buffers.entropy),
+            events=rollout_events(buffers, a, world.names, self.meal_types),
+            agent_steps=ppo.rollout_ticks * n,
+            acting_sec=acting_sec,
+            new_cycle=True,
+            finished_returns=finished_returns,
+            finished_lengths=finished_lengths,
+            survival=survival,
+        )
+
+    def _replay_chunk(self) -> EpochData:
+        """The next chunk of captured samples, with advantages from the current critic."""
+        start = time.perf_counter()
+        refs, new_cycle = self.state.replay.next_chunk()
+        chunk = load_chunk(
+            refs, self.world, self.net, self.config.ppo.gamma, self.config.ppo.gae_lambda
+        )
+        return EpochData(
+            mode="replay",
+            batch=chunk.batch,
+            rewards=chunk.rewards,
+            entropy=chunk.entropy,
+            events=chunk.events,
+            agent_steps=len(chunk.batch),
+            acting_sec=time.perf_counter() - start,
+            new_cycle=new_cycle,
+            baseline=chunk.baseline,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _final_kl(self, batch: Batch) -> float:
+        """KL(behaviour || updated policy) over the epoch's transitions, after the update."""
+        if not len(batch):
+            return 0.0
+        total = 0.0
+        with torch.no_grad():
+            for i in range(0, len(batch), KL_CHUNK):
+                part = batch.take(torch.arange(i, min(i + KL_CHUNK, len(batch))))
+                _, logprob, _, _, logits = self.net.get_action_and_value(
+                    part.codes, part.features, part.masks, action=part.actions
+                )
+                total += float(behaviour_kl(part, logits, logprob).sum())
+        return total / len(batch)
+
+    def _save(self, epoch: int, improved: bool) -> None:
+        """Checkpoint after `epoch`: latest always, best when improved, and periodic ones."""
+        self.state.epoch = epoch
+        if self.recorder is not None:
+            self.recorder.flush()  # what ended before this checkpoint is on disk when it is
+        payload = self.state.state_dict(
+            {
+                "num_epochs": self.num_epochs,
+                "telemetry_offset": self.writer.offset,
+                "scenario": self.config.scenario.name,
+                "config": OmegaConf.to_yaml(OmegaConf.structured(self.config)),
+            }
+        )
+        checkpoints = self.output_dir / "checkpoints"
+        save_checkpoint(checkpoints / "latest.pt", payload)
+        if improved:
+            save_checkpoint(checkpoints / "best.pt", payload)
+        every = self.config.train.checkpoint_every
+        if every > 0 and epoch % every == 0:
+            save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
+
+    def _evaluate(self, epoch: int, elapsed: float) -> dict[str, Any]:
+        """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl."""
+        config = self.config
+        evaluation = evaluate(config, self.net, config.train.eval_episodes, config.seed + 1000)
+        entry = {
+            "epoch": epoch,
+            "steps": self.state.steps,
+            "elapsed_sec": round(elapsed, 3),
+            **evaluation,
+        }
+        atomic_write_json(self.output_dir / "evaluation.json", entry)
+        with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        return evaluation

@@ -2,7 +2,7 @@
 
 Trains `town` with the default `ppo` group for a few epochs and reports the steady state (the
 first epochs warm up allocators and are left out), with the split between acting and learning.
-Run: python benchmarks/train_sps.py [--epochs N] [overrides...]
+Run: python benchmarks/train_sps.py [--epochs N] [--device cuda] [overrides...]
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ WARMUP_EPOCHS = 2
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (world.device)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. ppo.num_envs=256")
     args = parser.parse_args()
-    cfg = load_config(args.overrides)
+    overrides = [*args.overrides, f"world.device={args.device}"]
+    cfg = load_config(overrides)
     ticks = cfg.ppo.rollout_ticks * args.epochs
     cfg = load_config(
         [
-            *args.overrides,
+            *overrides,
+            "train.anneal=[]",  # PPO epochs only: the BC passes of town's default are not PPO
             f"train.total_ticks={ticks}",
             "train.eval_episodes=1",
             "train.progress=false",
@@ -55,6 +58,7 @@ def main() -> None:
         "window": cfg.world.observation.window,
         "epochs_measured": len(steady),
         "threads": torch.get_num_threads(),
+        "device": args.device,
         "torch": torch.__version__,
     }
     for name, value, unit in (

@@ -1,7 +1,8 @@
 """World step throughput with observations built, as JSON lines (one figure per line).
 
 Agents act uniformly at random among their unmasked actions, so interactions, queues, shifts
-and faints all happen; envs auto-reset. Run: python benchmarks/world_step.py [--quick]
+and faints all happen; envs auto-reset.
+Run: python benchmarks/world_step.py [--seconds S] [--device cuda]
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ def town_config(agents: int):
 
 
 def sample_actions(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Uniform over unmasked actions, vectorised."""
-    scores = torch.rand(mask.shape, generator=generator) * mask
+    """Uniform over unmasked actions, vectorised (on the mask's device)."""
+    scores = torch.rand(mask.shape, generator=generator, device=mask.device) * mask
     return scores.argmax(-1)
 
 
-def measure(envs: int, agents: int, seconds: float, windows: int = 20) -> dict:
+def measure(envs: int, agents: int, seconds: float, windows: int = 20, device: str = "cpu") -> dict:
     """Step for `seconds` in `windows` equal slices; per-slice step times give a median that
     other load on the machine disturbs less than the mean."""
-    world = build_world(town_config(agents), num_envs=envs, auto_reset=True, seed=0)
-    generator = torch.Generator().manual_seed(1)
+    cfg = town_config(agents)
+    cfg.world.device = device
+    world = build_world(cfg, num_envs=envs, auto_reset=True, seed=0)
+    generator = torch.Generator(device=device).manual_seed(1)
     obs = world.observe()
     for _ in range(20):
         obs = world.step(sample_actions(obs.action_mask, generator)).obs
@@ -57,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per size")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (world.device)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     conditions = {
@@ -66,9 +70,10 @@ def main() -> None:
         "scenario": "town",
         "window": int(load_config().world.observation.window),
         "policy": "uniform over action mask",
+        "device": args.device,
     }
     for envs, agents in SIZES:
-        run = measure(envs, agents, args.seconds)
+        run = measure(envs, agents, args.seconds, device=args.device)
         rate = run["steps"] * envs * agents / run["elapsed"]
         print(
             json.dumps(

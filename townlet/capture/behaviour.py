@@ -55,7 +55,7 @@ class PolicyBehaviour:
 
     def __init__(self, world: World, checkpoint: Path, seed: int, deterministic: bool = False):
         self.net, _ = load_policy(checkpoint, world)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=world.device).manual_seed(seed)
         self.deterministic = deterministic
         self.name = f"checkpoint:{checkpoint}"
         self.log_probs_meaning = (

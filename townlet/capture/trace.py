@@ -78,5 +78,5 @@ def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
     if final_value is not None:
         rows["values"].append(final_value)
     return EpisodeTrace(
-        **{name: torch.stack(series) if series else None for name, series in rows.items()}
+        **{name: torch.stack(series).cpu() if series else None for name, series in rows.items()}
     )

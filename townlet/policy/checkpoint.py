@@ -87,5 +87,5 @@ def load_policy(path: Path, world: Any) -> tuple[Any, dict[str, Any]]:
     net = ActorCritic(**data["network_shape"])
     check_compatible(Path(path), data, names_of(world), net.shape)
     net.load_state_dict(data["model"])
-    net.eval()
+    net.to(world.device).eval()
     return net, data

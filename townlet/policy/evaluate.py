@@ -37,7 +37,8 @@ class Chooser:
 class PolicyChooser(Chooser):
     def __init__(self, net: ActorCritic, deterministic: bool, seed: int) -> None:
         self.net, self.deterministic = net, deterministic
-        self.generator = torch.Generator().manual_seed(seed)
+        device = next(net.parameters()).device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def act(self, obs: Observation) -> torch.Tensor:
         e, a = obs.features.shape[:2]
@@ -60,7 +61,7 @@ class RandomChooser(Chooser):
 
     def act(self, obs: Observation) -> torch.Tensor:
         noise = torch.rand(obs.action_mask.shape, generator=self.generator)
-        return (noise * obs.action_mask).argmax(-1)
+        return (noise * obs.action_mask.cpu()).argmax(-1)
 
 
 class ScriptChooser(Chooser):
@@ -98,13 +99,14 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
     world = World(config.world, config.scenario, num_envs=envs, seed=seed, track_terms=True)
     chooser = make_chooser(world, seed)
     a, types = world.layout.num_agents, world.layout.affordance_types
+    device = world.device
     taking_part = world.state.alive.clone()
-    returns = torch.zeros(envs, a)
+    returns = torch.zeros(envs, a, device=device)
     terms: dict[str, torch.Tensor] = {}
-    shifts = torch.zeros(len(ShiftEvent), dtype=torch.int64)
-    completions = torch.zeros(len(types), dtype=torch.int64)
-    faints, lengths = 0, torch.zeros(envs)
-    finished = torch.zeros(envs, dtype=torch.bool)
+    shifts = torch.zeros(len(ShiftEvent), dtype=torch.int64, device=device)
+    completions = torch.zeros(len(types), dtype=torch.int64, device=device)
+    faints, lengths = 0, torch.zeros(envs, device=device)
+    finished = torch.zeros(envs, dtype=torch.bool, device=device)
     obs = world.observe()
     for _ in range(world.layout.episode_ticks):
         result = world.step(chooser.act(obs))
@@ -124,14 +126,14 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         if bool(finished.all()):
             break
     return {
-        "returns": returns[taking_part],
-        "terms": {k: v[taking_part] for k, v in terms.items()},
-        "shifts": shifts,
-        "completions": completions,
+        "returns": returns[taking_part].cpu(),
+        "terms": {k: v[taking_part].cpu() for k, v in terms.items()},
+        "shifts": shifts.cpu(),
+        "completions": completions.cpu(),
         "faints": faints,
         "agent_days": float((lengths.unsqueeze(1) * taking_part).sum())
         / world.layout.ticks_per_day,
-        "lengths": lengths,
+        "lengths": lengths.cpu(),
         "types": types,
     }
 

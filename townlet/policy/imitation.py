@@ -50,6 +50,11 @@ class Demonstrations:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def to(self, device: torch.device) -> Demonstrations:
+        """The demonstrations on `device` (where the network learns)."""
+        tensors = (self.codes, self.features, self.masks, self.labels, self.returns)
+        return Demonstrations(*(t.to(device) for t in tensors), self.label, self.events)
+
     def take(self, index: torch.Tensor) -> Demonstrations:
         return Demonstrations(
             self.codes[index],
@@ -71,7 +76,8 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
             f"scenario '{config.scenario.name}': behaviour cloning needs a script for every agent"
         )
     envs = opts.demo_envs
-    world = World(config.world, config.scenario, num_envs=envs, seed=seed)
+    # Demonstrated on the CPU whatever `world.device` says: the trainer moves the result.
+    world = World(config.world, config.scenario, num_envs=envs, seed=seed, device="cpu")
     validate_scripts(world, scripts, config.scenario.name)
     teacher = ScriptChooser(world, scripts, anchored=True)
     generator = torch.Generator().manual_seed(seed)

@@ -192,6 +192,10 @@ def load_chunk(
     rewards = stack("rewards").float()  # (S, T)
     dones = stack("dones")
     bootstrap = stack("value_preds")[:, -1].float() * (~dones[:, -1]).float()
+    device = next(net.parameters()).device  # samples are read on the CPU; the critic may not be
+    codes, features, masks, actions, logprobs, rewards, dones, bootstrap = (
+        x.to(device) for x in (codes, features, masks, actions, logprobs, rewards, dones, bootstrap)
+    )
     with torch.no_grad():
         _, _, entropy, values, _ = net.get_action_and_value(codes, features, masks, action=actions)
     advantages, returns = compute_gae(
@@ -200,7 +204,7 @@ def load_chunk(
     deterministic = bool((logprobs == 0).all())
     # A deterministic behaviour (the script) is a point mass: its logits make the KL exact.
     logits = (
-        torch.full((s * t, NUM_ACTIONS), -1e9).scatter_(1, actions.unsqueeze(1), 0.0)
+        torch.full((s * t, NUM_ACTIONS), -1e9, device=device).scatter_(1, actions.unsqueeze(1), 0.0)
         if deterministic
         else None
     )

@@ -34,9 +34,17 @@ class Rollout:
     fainted: torch.Tensor  # (T, N) bool
 
     @classmethod
-    def allocate(cls, ticks: int, n: int, window: int, features: int, actions: int) -> Rollout:
+    def allocate(
+        cls,
+        ticks: int,
+        n: int,
+        window: int,
+        features: int,
+        actions: int,
+        device: torch.device | str = "cpu",
+    ) -> Rollout:
         def z(*shape, dtype=torch.float32):
-            return torch.zeros((ticks, n, *shape), dtype=dtype)
+            return torch.zeros((ticks, n, *shape), dtype=dtype, device=device)
 
         return cls(
             codes=z(window, window, dtype=torch.uint8),

@@ -112,11 +112,13 @@ class Trainer:
         layout, names = world.layout, world.names
         self.e, self.a = ppo.num_envs, layout.num_agents
         self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
+        # The policy, its buffers and its sampling generator live where the world does.
+        self.device = device = world.device
         self.net = ActorCritic(
             self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
-        )
+        ).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=ppo.learning_rate, eps=1e-5)
-        act_generator = torch.Generator().manual_seed(config.seed + 1)
+        act_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
         shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
         self.curriculum = Curriculum(config.curriculum)
         self.curriculum.apply(world)
@@ -138,7 +140,7 @@ class Trainer:
                 demonstrations_from_captures(Path(opts.bc.capture_dir), world)
                 if opts.bc.capture_dir
                 else demonstrate(config, config.seed + 4)
-            )
+            ).to(device)
             picked = torch.randperm(
                 len(self.demos), generator=torch.Generator().manual_seed(config.seed + 5)
             )[:ACCURACY_SAMPLES]
@@ -165,7 +167,7 @@ class Trainer:
             world=world,
             curriculum=self.curriculum,
             finished=FinishedEpisodes(opts.return_window),
-            episode_faints=torch.zeros(self.e),
+            episode_faints=torch.zeros(self.e, device=device),
             replay=replay,
             schedule=self.schedule,
             recorder=self.recorder,
@@ -184,7 +186,7 @@ class Trainer:
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
         self.buffers = Rollout.allocate(
-            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS
+            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS, device
         )
         self.obs = world.observe()
 

@@ -22,7 +22,7 @@ def frame_of(
     """Columns of `env` before this tick's step. `features` (A, F), `actions` (A,),
     `logits` (A, K) and `values` (A,) are that env's agents' rows."""
     state = world.state
-    return {
+    columns = {
         "positions": world.layout.xy_of(state.pos[env]),
         "meters": state.meters[env],
         "actions": actions,
@@ -33,8 +33,10 @@ def frame_of(
         "action_probs": torch.softmax(logits, -1),
         "values": values,
     }
+    return {name: column.cpu() for name, column in columns.items()}  # no copy on a CPU world
 
 
 def outcome_of(result: StepResult, env: int = 0) -> dict[str, torch.Tensor]:
     """The step's reward and done columns of `env`, added to its frame after the step."""
-    return {"rewards": result.reward[env], "dones": result.terminated[env] | result.truncated[env]}
+    done = result.terminated[env] | result.truncated[env]
+    return {"rewards": result.reward[env].cpu(), "dones": done.cpu()}

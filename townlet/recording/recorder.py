@@ -115,7 +115,7 @@ class EpisodeRecorder:
         """The episode just tapped has ended; `returns` (A,) are its agents' true returns.
         Decide, and hand it over when kept."""
         steps, self.t = self.t, 0
-        total = float(returns.index_select(0, self._index).mean())
+        total = float(returns.cpu().index_select(0, self._index).mean())
         reasons = self.policy.reasons(episode_id, total, stage)
         if self._partial:  # only its tail was seen after a resume: never write a partial episode
             self._partial = False

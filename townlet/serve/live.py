@@ -101,7 +101,7 @@ class LiveSession:
     ) -> None:
         self.world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
         self.net, _ = load_policy(checkpoint, self.world)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.world.device).manual_seed(config.seed)
         agents = list(range(self.world.layout.num_agents))
         self.header = episode_header(self.world, agents, run, config.seed, "live")
         self.run, self.episode, self.step_index, self.cumulative = run, 0, 0, 0.0

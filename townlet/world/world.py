@@ -176,7 +176,7 @@ class World:
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every env one tick. `actions` is (E, A) int64 action ids."""
         with torch.no_grad():
-            result = self._step(actions)
+            result = self._step(actions.to(self.device))
         if self.check_fast_path:
             problems = self.fast.problems(self.state)
             if problems:
@@ -357,9 +357,12 @@ class World:
         }
 
     def restore(self, snapshot: dict) -> None:
-        self.state = WorldState(**{k: v.clone() for k, v in snapshot["state"].items()})
+        device = self.device  # a checkpoint is read onto the CPU; the world may live elsewhere
+        self.state = WorldState(
+            **{k: v.to(device, copy=True) for k, v in snapshot["state"].items()}
+        )
         self._fresh.alive.copy_(snapshot["fresh_alive"])
-        self.tunables.decay = snapshot["decay"].clone()
+        self.tunables.decay = snapshot["decay"].to(device, copy=True)
         self.generator.set_state(snapshot["generator"])
         self.fast = FastPath.from_dict(snapshot["flags"])
         self._advance_clock()

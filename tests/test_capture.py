@@ -150,6 +150,7 @@ def test_script_errors_name_scenario_agent_and_key(tmp_path):
     assert "script[0].target" in message and "jacuzzi" in message
 
 
+@pytest.mark.slow
 def test_capture_multirun_writes_one_run_dir_per_scenario(tmp_path):
     done = subprocess.run(
         [
@@ -224,6 +225,7 @@ def test_preflight_message_names_everything(capsys, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_capture_with_a_trained_policy_records_its_real_log_probs_and_values(tmp_path):
     import torch
 

@@ -122,6 +122,7 @@ def run_train(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_train_prints_the_composed_config_and_lists_groups():
     job = run_train("--cfg", "job")
     assert job.returncode == 0, job.stderr
@@ -130,8 +131,13 @@ def test_train_prints_the_composed_config_and_lists_groups():
     assert helped.returncode == 0
     for group in ("scenario", "world", "ppo", "recording", "curriculum", "tracking"):
         assert f"{group}:" in helped.stdout
+    # the groups and the most used options, not hundreds of lines of composed config
+    assert len(helped.stdout.splitlines()) < 60, helped.stdout
+    for option in ("experiment=smoke", "train.resume=true", "--cfg job"):
+        assert option in helped.stdout
 
 
+@pytest.mark.slow
 def test_train_refuses_an_unknown_key_before_running():
     bad = run_train("world.grid_size=9")
     assert bad.returncode != 0

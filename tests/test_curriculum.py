@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from townlet.policy.checkpoint import load_checkpoint
 from townlet.policy.train import train
 from townlet.scenarios import load_config
 
 
+@pytest.mark.slow
 def test_stages_advance_when_agents_survive_and_change_the_town(tmp_path):
     cfg = load_config(
         [

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_smoke_training_leaves_a_complete_run_directory(tmp_path):
     done = subprocess.run(
         [sys.executable, "experiments/train.py", "experiment=smoke", f"hydra.run.dir={tmp_path}"],
@@ -30,6 +33,7 @@ def test_smoke_training_leaves_a_complete_run_directory(tmp_path):
     assert "evaluation return per agent-episode" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_prints_names_and_the_town():
     names = subprocess.run(
         [sys.executable, "-m", "townlet.cli", "names"],

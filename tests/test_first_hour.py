@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["experiment=smoke", "scenario=kitchen_breakfast", "tracking=off"]
 
@@ -24,6 +26,7 @@ def townlet(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_training_without_a_terminal_logs_progress_and_ends_with_the_run_summary(tmp_path):
     done = townlet(
         "train", *SMOKE, f"paths.root={tmp_path}", "train.progress_every_sec=0", cwd=tmp_path
@@ -72,6 +75,7 @@ def test_training_without_a_terminal_logs_progress_and_ends_with_the_run_summary
     assert "resuming a 'kitchen_breakfast' checkpoint: scenario=kitchen_breakfast" in moved.stderr
 
 
+@pytest.mark.slow
 def test_export_and_serve_write_no_log_file_where_they_start(tmp_path):
     missing = tmp_path.parent / f"{tmp_path.name}-missing" / "run"
     for args in (("export", "episode_id=1"), ("serve",)):

@@ -156,6 +156,7 @@ def test_manifests_are_read_by_the_original_loader_and_ours_reads_both(kitchen_c
         assert len(discover(copy, world)) == 2
 
 
+@pytest.mark.slow
 def test_a_foreign_capture_is_one_line_naming_the_names(kitchen_capture, tmp_path):
     copy = tmp_path / "foreign"
     shutil.copytree(kitchen_capture, copy)

@@ -38,6 +38,7 @@ def town():
 # --------------------------------------------------------------------------- the reward
 
 
+@pytest.mark.slow
 def test_the_scripted_routine_outranks_every_other_life(town):
     """Under the reward, the routine beats eating at home, never sleeping, never working,
     arriving and leaving, and random, each by a clear margin."""
@@ -225,6 +226,7 @@ def test_the_anneal_gate_passes_rolls_back_and_skips_ppo_after_a_failed_clone():
     assert schedule.finished  # the PPO phase after a failed clone never runs
 
 
+@pytest.mark.slow
 def test_an_anneal_run_logs_version_1_2_records_and_is_deterministic(tmp_path):
     args = [
         *KITCHEN,
@@ -288,6 +290,7 @@ def test_evaluation_splits_the_return_and_says_what_agents_did(town):
     assert noise["behaviour"]["faints_per_agent_day"] > 0
 
 
+@pytest.mark.slow
 def test_townlet_evaluate_prints_the_table_for_a_checkpoint(tmp_path):
     train(load_config([*KITCHEN, "train.total_ticks=32", "train.eval_episodes=4"]), tmp_path)
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TOWNLET = str(Path(sys.executable).with_name("townlet"))
 
@@ -23,6 +25,7 @@ def test_the_package_finds_its_config_page_and_golden_file_without_the_checkout(
     assert (STATIC / "index.html").is_file() and DEFAULT_GOLDEN.is_file()
 
 
+@pytest.mark.slow
 def test_townlet_train_runs_from_any_directory_and_writes_under_paths_root(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -49,6 +52,7 @@ def test_townlet_train_runs_from_any_directory_and_writes_under_paths_root(tmp_p
     assert not list(elsewhere.iterdir()), "nothing is written where the command was started"
 
 
+@pytest.mark.slow
 def test_the_optuna_default_storage_composes_and_lives_under_paths_root(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "train.py"), "-m", "hparams_search=optuna"]

@@ -296,6 +296,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_consistent_index(tmp_path):
     script = WRITER.format(tests=str(ROOT / "tests"), run=str(tmp_path))
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)

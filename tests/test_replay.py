@@ -25,6 +25,7 @@ def records(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "telemetry" / "ppo.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_replay_trains_on_captures_and_reports_baselines(captures, tmp_path):
     train(
         load_config(

@@ -261,6 +261,7 @@ def test_errors_for_no_database_and_unreadable_or_escaping_files(run_dir, tmp_pa
             assert fine["type"] == "replay_loaded"
 
 
+@pytest.mark.slow
 def test_sessions_are_independent_and_oversize_frames_close_only_their_client(run_dir):
     @serving(Catalog.for_run(run_dir), step_delay=0.02)
     async def _(server):
@@ -297,6 +298,7 @@ def test_a_burst_of_a_thousand_bad_messages_gets_a_thousand_errors(run_dir):
             assert (await request(ws, {"type": "list_recordings"}))["type"] == "recordings_list"
 
 
+@pytest.mark.slow
 def test_a_client_that_stops_reading_does_not_slow_others(run_dir):
     @serving(Catalog.for_run(run_dir), step_delay=0.0)
     async def _(server):
@@ -370,6 +372,7 @@ def test_version_one_fixtures_replay(tmp_path):
                 assert seen == loaded["total_steps"] - 1
 
 
+@pytest.mark.slow
 def test_live_mode_streams_episodes_and_load_replay_switches_back(trained_run):
     from townlet.serve.live import LiveFactory
 

@@ -261,6 +261,7 @@ def test_summary_formats_last_n_and_baseline(run_dir, tmp_path):
     assert drifted["baseline_drift"]["baseline_reward_mean"]["drift"] == pytest.approx(0.15)
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_next_to_the_log_or_where_asked(run_dir, tmp_path):
     log = run_dir / "telemetry" / "ppo.jsonl"
     assert (run_dir / "telemetry" / "ppo.png").exists(), "training plots at the end"
@@ -279,6 +280,7 @@ def test_plot_writes_a_png_next_to_the_log_or_where_asked(run_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ notebook
+@pytest.mark.slow
 def test_quicklook_notebook_runs_headless_against_a_real_run(run_dir, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

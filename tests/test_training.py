@@ -24,6 +24,7 @@ def read_records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "telemetry" / "ppo.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_ppo_beats_a_random_policy_by_a_clear_margin(tmp_path):
     result = train(load_config([*KITCHEN, "train.total_ticks=1280"]), tmp_path)
     learned = result.evaluation["policy_deterministic"]["return_mean"]
@@ -54,6 +55,7 @@ def test_every_telemetry_key_is_present_and_finite(tmp_path):
     assert completions > 0, "completions in the rollout are counted"
 
 
+@pytest.mark.slow
 def test_log_frequency_and_rotation(tmp_path):
     train(
         load_config(
@@ -116,6 +118,7 @@ def run_args(run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_repeating_or_skipping(tmp_path):
     reference, killed_dir = train_killed_and_resumed(run_args, tmp_path, kill_after=8, total=40)
     records, expected = read_records(killed_dir), read_records(reference)

@@ -30,6 +30,7 @@ def run_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "fragments"),
     [
@@ -80,6 +81,7 @@ def test_validation_holds_outside_the_entry_points_too(tmp_path):
     check_memory(config, available=64 * 2**30)
 
 
+@pytest.mark.slow
 def test_every_shipped_option_still_validates():
     for group, options in {
         "scenario": [p.stem for p in (ROOT / "conf" / "scenario").glob("*.yaml")],
@@ -101,6 +103,7 @@ def latest_run_status(store: Path) -> tuple[str, dict[str, str]]:
     return status, tags
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_killed_in_mlflow_and_resumable_with_more_ticks(tmp_path):
     store = tmp_path / "mlruns.db"
     run = tmp_path / "run"

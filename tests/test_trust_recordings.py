@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import (
     ROOT,
     play,
@@ -129,6 +130,7 @@ print("errors:", len(errors))
 """
 
 
+@pytest.mark.slow
 def test_reindex_while_a_writer_runs_drops_nothing(tmp_path):
     count = 80
     script = WRITER.format(tests=str(ROOT / "tests"), run=str(tmp_path), count=count)
@@ -228,6 +230,7 @@ def train_args(run: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_moment_keeps_every_whole_episode(tmp_path):
     reference, killed = train_killed_and_resumed(train_args, tmp_path, kill_after=7, total=20)
     expected_files, expected_rows = files_and_rows(reference)

@@ -44,6 +44,7 @@ def hostile_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_pickle_checkpoint_never_runs_code_in_any_loader(tmp_path):
     marker = tmp_path / "pwned"
     evil = hostile_checkpoint(tmp_path / "evil.pt", marker)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import play, recorder_for, sample, tool, write_log
 from test_video import cli
 
@@ -45,6 +46,7 @@ def test_batch_reports_a_malformed_but_decodable_episode_and_goes_on(tmp_path):
     assert sorted(p.name for p in out.glob("*")) == ["episode_000000.mp4", "episode_000002.mp4"]
 
 
+@pytest.mark.slow
 def test_export_to_a_folder_proc_or_dpi_zero_is_a_clear_error(tmp_path):
     run = recorded_run(tmp_path / "run")
     folder = tmp_path / "a_folder"
@@ -61,6 +63,7 @@ def test_export_to_a_folder_proc_or_dpi_zero_is_a_clear_error(tmp_path):
     assert not list(tmp_path.glob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_telemetry_tools_give_one_line_for_hostile_logs(tmp_path):
     deep = tmp_path / "deep.jsonl"
     deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
@@ -86,6 +89,7 @@ def test_telemetry_tools_give_one_line_for_hostile_logs(tmp_path):
         assert done.returncode == 2 and "--last" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_plot_to_an_unwritable_path_is_a_clear_error(tmp_path):
     log = write_log(tmp_path / "ppo.jsonl", [sample(epoch=1), sample(epoch=2)])
     blocker = tmp_path / "file"

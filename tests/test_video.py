@@ -140,6 +140,7 @@ def test_batch_continues_past_a_corrupt_episode_and_reports_it(run, tmp_path):
     assert sorted(p.name for p in out.glob("*")) == ["episode_000000.mp4", "episode_000002.mp4"]
 
 
+@pytest.mark.slow
 def test_export_entry_point_for_a_run_directory(run, tmp_path):
     done = subprocess.run(
         [

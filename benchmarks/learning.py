@@ -33,6 +33,12 @@ RUNS = {
     "employment_punctuality": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "rivalry_decay": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "observation_baseline": ["ppo=fast", "train.total_ticks=640", "train.eval_every=5"],
+    # 16 agents: fewer envs, and the town's recipe (clone the routine, then PPO) in small doses
+    "village": [
+        "ppo.num_envs=32",
+        "train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:40}]",
+        "train.eval_every=10",
+    ],
 }
 SCRATCH = ["train.eval_every=25", "train.anneal=[]", "scenario.start_hour_spread=24"]
 
@@ -44,6 +50,10 @@ def _brief(part: dict) -> dict:
         "std": round(part["return_std"], 4),
         "on_time_rate": behaviour["on_time_rate"],
         "faints_per_agent_day": round(behaviour["faints_per_agent_day"], 4),
+        "chats_per_agent_day": round(behaviour["chats_per_agent_day"], 4),
+        "chat_success_rate": behaviour["chat_success_rate"],
+        "late_help_events": behaviour["late_help_events"],
+        "shift_takeover_events": behaviour["shift_takeover_events"],
         "completions_per_agent_day": {
             k: round(v, 3) for k, v in behaviour["completions_per_agent_day"].items() if v
         },

@@ -17,11 +17,19 @@ import torch
 
 from townlet.scenarios import build_world, load_config
 
-SIZES = ((1, 1), (64, 4), (1024, 4), (4096, 4))
+SIZES = (
+    ("town", 1, 1),
+    ("town", 64, 4),
+    ("town", 1024, 4),
+    ("town", 4096, 4),
+    ("village", 1, 16),
+    ("village", 64, 16),
+    ("village", 256, 16),
+)
 
 
-def town_config(agents: int):
-    cfg = load_config()
+def scenario_config(scenario: str, agents: int):
+    cfg = load_config([f"scenario={scenario}"])
     cfg.scenario.agents = cfg.scenario.agents[:agents]
     return cfg
 
@@ -32,10 +40,12 @@ def sample_actions(mask: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return scores.argmax(-1)
 
 
-def measure(envs: int, agents: int, seconds: float, windows: int = 20, device: str = "cpu") -> dict:
+def measure(
+    scenario: str, envs: int, agents: int, seconds: float, windows: int = 20, device: str = "cpu"
+) -> dict:
     """Step for `seconds` in `windows` equal slices; per-slice step times give a median that
     other load on the machine disturbs less than the mean."""
-    cfg = town_config(agents)
+    cfg = scenario_config(scenario, agents)
     cfg.world.device = device
     world = build_world(cfg, num_envs=envs, auto_reset=True, seed=0)
     generator = torch.Generator(device=device).manual_seed(1)
@@ -61,19 +71,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time per size")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (world.device)")
+    parser.add_argument("--only", nargs="*", help="scenarios to measure (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     conditions = {
         "threads": args.threads,
         "torch": torch.__version__,
         "cpu": platform.machine(),
-        "scenario": "town",
         "window": int(load_config().world.observation.window),
         "policy": "uniform over action mask",
         "device": args.device,
     }
-    for envs, agents in SIZES:
-        run = measure(envs, agents, args.seconds, device=args.device)
+    for scenario, envs, agents in SIZES:
+        if args.only and scenario not in args.only:
+            continue
+        run = measure(scenario, envs, agents, args.seconds, device=args.device)
         rate = run["steps"] * envs * agents / run["elapsed"]
         print(
             json.dumps(
@@ -81,6 +93,7 @@ def main() -> None:
                     "name": "world_step_throughput",
                     "value": round(rate),
                     "unit": "agent-steps/s",
+                    "scenario": scenario,
                     "envs": envs,
                     "agents": agents,
                     **conditions,
@@ -96,6 +109,7 @@ def main() -> None:
                         "name": "world_step_latency_median",
                         "value": round(median, 1),
                         "unit": "us/step",
+                        "scenario": scenario,
                         "envs": 1,
                         "agents": 1,
                         "windows": 20,
@@ -111,6 +125,7 @@ def main() -> None:
                         "name": "world_step_latency",
                         "value": round(latency, 1),
                         "unit": "us/step",
+                        "scenario": scenario,
                         "envs": 1,
                         "agents": 1,
                         **conditions,

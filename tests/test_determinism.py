@@ -18,7 +18,9 @@ def rollout(seed: int, ticks: int = 300):
         actions = (torch.rand(obs.action_mask.shape, generator=generator) * obs.action_mask).argmax(
             -1
         )
-        actions = torch.where(obs.action_mask[..., 5], 5, actions)
+        # INTERACT wherever an affordance can be used (not the chats INTERACT also allows)
+        on_affordance = torch.take(world.layout.tile_instance, world.state.pos) >= 0
+        actions = torch.where(obs.action_mask[..., 5] & on_affordance, 5, actions)
         result = world.step(actions)
         obs = result.obs
         trace.append(

@@ -155,6 +155,8 @@ def job_town(agents, grace=2):
             }
         },
         "reward": {"commute": 0.0},  # penalties and wages alone (the shaping has its own test)
+        # nobody stands in for anybody (late help and takeovers have tests of their own)
+        "social": {"help_discount": 0.0, "help_reward": 0.0, "takeover_wage": 0.0},
     }
     return scenario, world
 

@@ -85,6 +85,8 @@ def sample_metrics(
     late = int((shift_event == ShiftEvent.LATE).sum())
     absent = int((shift_event == ShiftEvent.ABSENT).sum())
     rivalry = trace.rivalry_max[:t, agent].double()
+    chat, quality = trace.chat[:t, agent], trace.chat_quality[:t, agent].double()
+    chatted = chat > 0
     metrics: dict[str, float] = {
         "timesteps": t,
         "reward_sum": float(rewards.sum()),
@@ -106,12 +108,22 @@ def sample_metrics(
         "shift_penalty": float(trace.shift_penalty[:t, agent].double().sum()),
         "wage_earned": float(trace.wage[:t, agent].double().sum()),
         "faints": int(trace.terminated[:t, agent].sum()),
+        "chat_success": int((chat == 1).sum()),
+        "chat_failure": int((chat == 2).sum()),
+        "chat_quality_mean": float(quality[chatted].mean()) if bool(chatted.any()) else 0.0,
+        "late_help_received": int(trace.helped[:t, agent].sum()),
+        "help_reward": float(trace.help_reward[:t, agent].double().sum()),
+        "shift_takeovers": int(trace.took_over[:t, agent].sum()),
+        "familiarity_max_final": float(trace.familiarity_max[t - 1, agent]),
         "completions_total": int((completed >= 0).sum()),
     }
     for i, name in enumerate(ACTION_NAMES):
         metrics[f"action_counts.{name}"] = int((actions == i).sum())
     for i, name in enumerate(layout.affordance_types):
         metrics[f"completions.{name}"] = int((completed == i).sum())
+    for utility in layout.utility_names:  # ticks the agent saw the utility out
+        column = names.features.index(f"outage_{utility}")
+        metrics[f"outage_ticks.{utility}"] = int(features[:, column].sum())
     start, end = trace.meters[0, agent], trace.meters[t, agent]
     for i, name in enumerate(layout.meter_names):
         metrics[f"meter_start.{name}"] = float(start[i])

@@ -33,6 +33,12 @@ class EpisodeTrace:
     wage: torch.Tensor  # (T, A) float32
     shift_penalty: torch.Tensor  # (T, A) float32 late and absence penalties charged
     rivalry_max: torch.Tensor  # (T, A) float32 after the step
+    chat: torch.Tensor  # (T, A) int64 ChatEvent of the chat the agent started
+    chat_quality: torch.Tensor  # (T, A) float32 (0 where none)
+    helped: torch.Tensor  # (T, A) bool: a coworker covered the agent's lateness
+    took_over: torch.Tensor  # (T, A) int64 colleagues' shifts taken over
+    help_reward: torch.Tensor  # (T, A) float32 reward for covering a late coworker
+    familiarity_max: torch.Tensor  # (T, A) float32 strongest familiarity after the step
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
     values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
 
@@ -70,6 +76,12 @@ def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
         rows["wage"].append(events.wage[0])
         rows["shift_penalty"].append(-(result.terms["late"][0] + result.terms["absent"][0]))
         rows["rivalry_max"].append(world.state.rivalry[0].amax(-1))
+        rows["chat"].append(events.chat[0])
+        rows["chat_quality"].append(events.chat_quality[0])
+        rows["helped"].append(events.helped[0])
+        rows["took_over"].append(events.took_over[0])
+        rows["help_reward"].append(result.terms["help"][0])
+        rows["familiarity_max"].append(world.state.familiarity[0].amax(-1))
         rows["meters"].append(world.state.meters[0].clone())
         obs = result.obs
         if bool(result.env_done[0]):

@@ -39,6 +39,7 @@ class IntentKind(StrEnum):
     wait = "wait"
     wait_until = "wait_until"
     leave_queue = "leave_queue"
+    chat = "chat"
 
 
 class VideoStyle(StrEnum):

@@ -89,6 +89,40 @@ class RivalryConfig:
 
 
 @dataclass
+class SocialConfig:
+    """Chats, late help and shift takeovers between agents (`townlet/world/social.py`)."""
+
+    chat_base: float = 0.4
+    """Quality of a chat between strangers with no rivalry between them."""
+    chat_familiarity_weight: float = 0.6
+    """Quality added per unit of the pair's familiarity."""
+    chat_rivalry_weight: float = 1.0
+    """Quality taken per unit of the pair's rivalry."""
+    chat_need_weight: float = 0.3
+    """Quality added per unit of the pair's mean social need (1 - social meter): the lonely are
+    eager to talk, the sated less so."""
+    chat_success_threshold: float = 0.5
+    """A chat of at least this quality succeeds; below it, it fails."""
+    chat_social_gain: float = 0.2
+    """Social meter both chatters gain from a successful chat, times its quality."""
+    chat_familiarity_gain: float = 0.15
+    """Familiarity a successful chat adds to the pair, times its quality."""
+    chat_failure_rivalry: float = 0.2
+    """Rivalry a failed chat adds to the pair."""
+    meal_familiarity_gain: float = 0.05
+    """Familiarity added between agents who finish the same meal type on the same tick."""
+    familiarity_decay: float = 0.001
+    """Fraction of familiarity lost per tick."""
+    help_discount: float = 0.5
+    """Share of the late penalty a covering coworker saves a late colleague."""
+    help_reward: float = 0.1
+    """Reward to the coworker who covers (once per late colleague covered)."""
+    help_familiarity_gain: float = 0.1
+    takeover_wage: float = 0.05
+    """Money a present coworker earns for taking over an absent colleague's shift."""
+
+
+@dataclass
 class RewardConfig:
     survival: float = 0.01
     """Per tick alive."""
@@ -126,6 +160,10 @@ class WorldConfig:
     rivalry: RivalryConfig = field(default_factory=RivalryConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     observation: ObservationConfig = field(default_factory=ObservationConfig)
+    social: SocialConfig = field(default_factory=SocialConfig)
+    utilities: dict[str, list[str]] = field(default_factory=dict)
+    """Utility -> the affordance types it powers, e.g. water: [Shower]; an outage of the
+    utility (scenario.outages) closes them."""
     interaction_effects: str = "per_tick"
     """per_tick: an interaction's effects accrue evenly over its ticks and one cut short keeps
     what it earned; on_completion: all at the last tick (the system we replace)."""
@@ -178,6 +216,25 @@ class ExpectationConfig:
 
 
 @dataclass
+class RelationshipConfig:
+    """A pair's starting relationship (both directions)."""
+
+    a: str = MISSING
+    b: str = MISSING
+    familiarity: float = 0.0
+    rivalry: float = 0.0
+
+
+@dataclass
+class OutageConfig:
+    """A scheduled outage: the utility's affordances are closed from start to end hour, daily."""
+
+    utility: str = MISSING
+    start_hour: float = MISSING
+    end_hour: float = MISSING
+
+
+@dataclass
 class AgentConfig:
     id: str = MISSING
     pos: list[int] = MISSING
@@ -209,6 +266,8 @@ class ScenarioConfig:
     offset in [0, spread) hours (24 = any hour), so every batch covers the whole day.
     Evaluation and captures keep the fixed start_hour."""
     seed: int = 0
+    relationships: list[RelationshipConfig] = field(default_factory=list)
+    outages: list[OutageConfig] = field(default_factory=list)
     expect: list[ExpectationConfig] = field(default_factory=list)
     """Behaviour the scenario must show, asserted on a fresh capture by its test."""
 

@@ -106,6 +106,9 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
     shifts = torch.zeros(len(ShiftEvent), dtype=torch.int64, device=device)
     completions = torch.zeros(len(types), dtype=torch.int64, device=device)
     faints, lengths = 0, torch.zeros(envs, device=device)
+    social = torch.zeros(
+        4, dtype=torch.int64, device=device
+    )  # chat ok, chat failed, help, takeover
     finished = torch.zeros(envs, dtype=torch.bool, device=device)
     obs = world.observe()
     for _ in range(world.layout.episode_ticks):
@@ -120,6 +123,14 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         done = ev.completed[live]
         completions += torch.bincount(done[done >= 0], minlength=len(types))
         faints += int((ev.fainted & live).sum())
+        social += torch.stack(
+            (
+                ((ev.chat == 1) & live).sum(),
+                ((ev.chat == 2) & live).sum(),
+                (ev.helped & live).sum(),
+                (ev.took_over * live).sum(),
+            )
+        )
         lengths += ~finished
         finished |= result.env_done
         obs = result.obs
@@ -131,6 +142,7 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         "shifts": shifts.cpu(),
         "completions": completions.cpu(),
         "faints": faints,
+        "social": social.cpu(),
         "agent_days": float((lengths.unsqueeze(1) * taking_part).sum())
         / world.layout.ticks_per_day,
         "lengths": lengths.cpu(),
@@ -148,6 +160,7 @@ def _report(tallies: list[dict]) -> dict:
     agent_days = sum(t["agent_days"] for t in tallies)
     completions = sum(t["completions"] for t in tallies)
     faints = sum(t["faints"] for t in tallies)
+    chats_ok, chats_failed, helped, taken = (int(x) for x in sum(t["social"] for t in tallies))
 
     def rate(event: ShiftEvent) -> float | None:
         return round(int(shifts[event]) / total_shifts, 4) if total_shifts else None
@@ -167,6 +180,12 @@ def _report(tallies: list[dict]) -> dict:
             "late_rate": rate(ShiftEvent.LATE),
             "absent_rate": rate(ShiftEvent.ABSENT),
             "faints_per_agent_day": faints / agent_days if agent_days else 0.0,
+            "chats_per_agent_day": (chats_ok + chats_failed) / agent_days if agent_days else 0.0,
+            "chat_success_rate": (
+                round(chats_ok / (chats_ok + chats_failed), 4) if chats_ok + chats_failed else None
+            ),
+            "late_help_events": helped,
+            "shift_takeover_events": taken,
             "completions_per_agent_day": {
                 name: float(completions[i]) / agent_days if agent_days else 0.0
                 for i, name in enumerate(tallies[0]["types"])
@@ -230,7 +249,16 @@ def format_table(report: dict) -> str:
     )
     for term in report[who[0]]["components"]:
         row(f"  {term}", [report[w]["components"].get(term) for w in who])
-    for key in ("on_time_rate", "late_rate", "absent_rate", "faints_per_agent_day"):
+    for key in (
+        "on_time_rate",
+        "late_rate",
+        "absent_rate",
+        "faints_per_agent_day",
+        "chats_per_agent_day",
+        "chat_success_rate",
+        "late_help_events",
+        "shift_takeover_events",
+    ):
         row(key, [report[w]["behaviour"][key] for w in who])
     for kind in report[who[0]]["behaviour"]["completions_per_agent_day"]:
         row(

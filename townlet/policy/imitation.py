@@ -28,7 +28,18 @@ from townlet.scenarios.controller import validate_scripts
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
-_EVENT_FIELDS = ("completed", "contention", "intensity", "fainted", "shift_event")
+_EVENT_FIELDS = (
+    "completed",
+    "contention",
+    "intensity",
+    "fainted",
+    "shift_event",
+    "chat",
+    "chat_quality",
+    "helped",
+    "took_over",
+    "outage_starts",
+)
 
 
 class ImitationError(ValueError):
@@ -104,7 +115,18 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         ev = result.events
         for name, value in zip(
             _EVENT_FIELDS,
-            (ev.completed, ev.contention, ev.contention_intensity, ev.fainted, ev.shift_event),
+            (
+                ev.completed,
+                ev.contention,
+                ev.contention_intensity,
+                ev.fainted,
+                ev.shift_event,
+                ev.chat,
+                ev.chat_quality,
+                ev.helped,
+                ev.took_over,
+                ev.outage_starts,
+            ),
             strict=True,
         ):
             event_log[name].append(value.reshape(-1))

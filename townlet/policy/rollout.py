@@ -32,6 +32,11 @@ class Rollout:
     completed: torch.Tensor  # (T, N) int64
     shift_event: torch.Tensor  # (T, N) int64
     fainted: torch.Tensor  # (T, N) bool
+    chat: torch.Tensor  # (T, N) int64 ChatEvent
+    chat_quality: torch.Tensor  # (T, N)
+    helped: torch.Tensor  # (T, N) bool
+    took_over: torch.Tensor  # (T, N) int64
+    outage_starts: torch.Tensor  # (T, E) int64
 
     @classmethod
     def allocate(
@@ -42,6 +47,7 @@ class Rollout:
         features: int,
         actions: int,
         device: torch.device | str = "cpu",
+        envs: int = 1,
     ) -> Rollout:
         def z(*shape, dtype=torch.float32):
             return torch.zeros((ticks, n, *shape), dtype=dtype, device=device)
@@ -63,6 +69,11 @@ class Rollout:
             completed=z(dtype=torch.int64),
             shift_event=z(dtype=torch.int64),
             fainted=z(dtype=torch.bool),
+            chat=z(dtype=torch.int64),
+            chat_quality=z(),
+            helped=z(dtype=torch.bool),
+            took_over=z(dtype=torch.int64),
+            outage_starts=torch.zeros((ticks, envs), dtype=torch.int64, device=device),
         )
 
     @property

@@ -101,6 +101,7 @@ def behaviour_line(behaviour: dict[str, Any]) -> str:
     parts = [
         "on time " + ("-" if on_time is None else f"{on_time:.0%}"),
         f"faints/agent-day {behaviour['faints_per_agent_day']:.2f}",
+        f"chats/agent-day {behaviour['chats_per_agent_day']:.2f}",
         *(f"{kind} {count:.2f}" for kind, count in done.items() if count > 0),
     ]
     return ", ".join(parts) + " (completions per agent-day)"

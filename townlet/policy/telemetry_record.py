@@ -1,8 +1,8 @@
 """Assemble one epoch record (telemetry_version 1.1 plus our additions) from an epoch's data.
 
 Event counters count real world events from the rollout: contention (queue conflicts),
-shared meals, shift arrivals and absences, faints, completions per affordance type. The world
-models no chat, late help or shift takeovers; those keys are always 0 (see the schema).
+shared meals, shift arrivals and absences, faints, chats, late help, shift takeovers, utility
+outages and completions per affordance type.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from townlet.policy.rollout import Rollout
 from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.world import ShiftEvent, WorldNames
 
-# Social keys the format requires and the world does not model yet (issue 13): always 0.
-UNMODELLED_EVENTS: dict[str, float] = {
+# What data without world events (behaviour cloning passes) reports for the social keys.
+NO_SOCIAL_EVENTS: dict[str, float] = {
     "late_help_events": 0,
     "shift_takeover_events": 0,
     "chat_success_events": 0,
@@ -69,11 +69,30 @@ def rollout_events(
         "shift_on_time_events": int((buffers.shift_event == ShiftEvent.ON_TIME).sum()),
         "shift_late_events": int((buffers.shift_event == ShiftEvent.LATE).sum()),
         "shift_absent_events": int((buffers.shift_event == ShiftEvent.ABSENT).sum()),
+        **social_events(buffers.chat, buffers.chat_quality, buffers.helped, buffers.took_over),
+        "utility_outage_events": int(buffers.outage_starts.sum()),
         **rivalry_statistics(features, names),
     }
+    for key, kind in (("shower_complete_events", "Shower"), ("sleep_complete_events", "Bed")):
+        if kind in names.affordance_types:
+            events[key] = int((buffers.completed == names.affordance_types.index(kind)).sum())
     for i, name in enumerate(names.affordance_types):
         events[f"{EVENT_PREFIX}{name}"] = int((buffers.completed == i).sum())
     return events
+
+
+def social_events(
+    chat: torch.Tensor, quality: torch.Tensor, helped: torch.Tensor, took_over: torch.Tensor
+) -> dict[str, float]:
+    """The social counters of any batch of per-agent events (rollout, demonstrations)."""
+    attempted = chat > 0
+    return {
+        "late_help_events": int(helped.sum()),
+        "shift_takeover_events": int(took_over.sum()),
+        "chat_success_events": int((chat == 1).sum()),
+        "chat_failure_events": int((chat == 2).sum()),
+        "chat_quality_mean": float(quality[attempted].mean()) if bool(attempted.any()) else 0.0,
+    }
 
 
 def rivalry_statistics(features: torch.Tensor, names: WorldNames) -> dict[str, float]:
@@ -133,7 +152,7 @@ def epoch_record(
         "kl_divergence_max": max(stats.get("kl_divergence_max", 0.0), kl),
         "reward_advantage_corr": _corr(flat_rewards, adv),
         "rollout_ticks": rollout_ticks,
-        **UNMODELLED_EVENTS,
+        **NO_SOCIAL_EVENTS,
         **data.events,
         # our additions
         "explained_variance": _explained_variance(batch.values, batch.returns),
@@ -195,7 +214,7 @@ def bc_record(
         "kl_divergence_max": 0.0,
         "reward_advantage_corr": 0.0,
         "rollout_ticks": rollout_ticks,
-        **UNMODELLED_EVENTS,
+        **NO_SOCIAL_EVENTS,
         **events,
         "update_sec": duration,
         **episode_stats,

@@ -186,7 +186,7 @@ class Trainer:
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
         self.buffers = Rollout.allocate(
-            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS, device
+            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS, device, self.e
         )
         self.obs = world.observe()
 
@@ -408,6 +408,11 @@ class Trainer:
                 buffers.completed[t] = ev.completed.reshape(n)
                 buffers.shift_event[t] = ev.shift_event.reshape(n)
                 buffers.fainted[t] = ev.fainted.reshape(n)
+                buffers.chat[t] = ev.chat.reshape(n)
+                buffers.chat_quality[t] = ev.chat_quality.reshape(n)
+                buffers.helped[t] = ev.helped.reshape(n)
+                buffers.took_over[t] = ev.took_over.reshape(n)
+                buffers.outage_starts[t] = ev.outage_starts
                 state.episode_faints += ev.fainted.sum(-1)
                 if bool(result.env_done.any()):
                     done = result.env_done

@@ -8,6 +8,8 @@ Intents (see `IntentConfig`):
 - `wait` ticks: WAIT that many ticks.
 - `wait_until` hour: WAIT until that hour of day comes round.
 - `leave_queue`: step off the tile when queued or interacting.
+- `chat` target (an agent id): walk next to that agent and INTERACT once (the world pairs a
+  chatter with the neighbour it knows best; `ticks`, when given, bounds the walk).
 When the script runs out the agent WAITs. The controller is deterministic: it is a behaviour
 policy with probability 1 on the action it returns.
 """
@@ -69,6 +71,9 @@ def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: 
                         0 <= x < layout.width and 0 <= y < layout.height
                     ):
                         raise ConfigError(f"{where}.pos: {list(intent.pos)} is not a floor tile")
+            if intent.do == "chat" and intent.target not in layout.agent_ids:
+                known = ", ".join(layout.agent_ids)
+                raise ConfigError(f"{where}.target: 'chat' needs an agent id ({known})")
             if intent.do == "wait" and (intent.ticks is None or intent.ticks < 0):
                 raise ConfigError(f"{where}.ticks: 'wait' needs ticks >= 0")
             if intent.do == "wait_until" and (intent.hour is None or not 0 <= intent.hour < 24):
@@ -97,6 +102,8 @@ class ScriptedController:
             (x, y) for x in range(layout.width) for y in range(layout.height) if (x, y) not in walls
         }
         self._instance_xy = dict(zip(layout.instance_names, layout.inst_xy, strict=True))
+        self._agent_index = {agent: i for i, agent in enumerate(layout.agent_ids)}
+        self._here: list[tuple[int, int]] = []  # the env's agent positions this tick
         self._distance: dict[tuple[int, int], dict[tuple[int, int], int]] = {}
 
     # ------------------------------------------------------------------ public
@@ -110,6 +117,7 @@ class ScriptedController:
         rows = []
         for env, cursors in enumerate(self.cursors):
             actions = []
+            self._here = [tuple(xy) for xy in positions[env]]
             for agent in range(len(cursors)):
                 if not alive[env][agent]:
                     actions.append(Action.WAIT)
@@ -189,6 +197,16 @@ class ScriptedController:
                 return None
             cursor.wait_left -= 1
             return Action.WAIT
+        if intent.do == "chat":
+            if cursor.wait_left == 0:
+                return None  # chatted last tick
+            other = self._here[self._agent_index[intent.target]]
+            if abs(pos[0] - other[0]) + abs(pos[1] - other[1]) <= 1:
+                cursor.wait_left = 0
+                return Action.INTERACT
+            if intent.ticks is not None and cursor.elapsed >= intent.ticks:
+                return None
+            return self._step_towards(pos, other)
         if intent.do == "leave_queue":
             if not busy:
                 return None

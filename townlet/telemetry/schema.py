@@ -80,11 +80,11 @@ log_stream_offset Records written including this one (the first is 1), across ro
 queue_conflict_events Contention events (joining a queue behind others) in the epoch's rollout
 queue_conflict_intensity_sum Sum of their intensities (place in line)
 shared_meal_events Ticks on which two or more agents of an env completed the same meal type
-late_help_events Not modelled by the world: always 0
-shift_takeover_events Not modelled by the world: always 0
-chat_success_events Not modelled by the world: always 0
-chat_failure_events Not modelled by the world: always 0
-chat_quality_mean Not modelled by the world: always 0
+late_help_events Late workers an on-time coworker covered for (smaller late penalty)
+shift_takeover_events Absent workers' shifts a present coworker took over (extra wage)
+chat_success_events Chats at or above the success threshold (social and familiarity rise)
+chat_failure_events Chats below the threshold (the pair's rivalry rises)
+chat_quality_mean Mean quality in [0, 1] of the epoch's chats; 0 when none was attempted
 """,
 )
 _V11.insert(1, Key("data_mode", "1.1", "rollout | replay | mixed", kind="string"))
@@ -157,6 +157,9 @@ EXTRA_KEYS = [
         ("shift_on_time_events", "On-time arrivals in the epoch's rollout"),
         ("shift_late_events", "Late arrivals in the epoch's rollout"),
         ("shift_absent_events", "Missed shifts in the epoch's rollout"),
+        ("utility_outage_events", "Utility outages that began during the epoch's rollout"),
+        ("shower_complete_events", "Completed showers in the epoch's rollout"),
+        ("sleep_complete_events", "Completed sleeps (Bed) in the epoch's rollout"),
         ("recording_episodes_written", "Episodes the recorder has written so far (run total)"),
         ("recording_episodes_dropped", "Episodes dropped because the writer's queue stayed full"),
     )

@@ -20,6 +20,11 @@ class StepEvents:
     shift_event: torch.Tensor  # int64 ShiftEvent
     fainted: torch.Tensor  # bool
     wage: torch.Tensor  # float32 money earned this tick
+    chat: torch.Tensor  # int64 ChatEvent of the chat this agent started
+    chat_quality: torch.Tensor  # float32 that chat's quality (0 where none)
+    helped: torch.Tensor  # bool: a coworker covered this agent's lateness
+    took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
+    outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick
 
     def counters(self, affordance_types: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """Per-env (E,) counts, named; off the hot path (consumers call it when they log)."""
@@ -31,6 +36,11 @@ class StepEvents:
             "shift_absent": (self.shift_event == ShiftEvent.ABSENT).sum(-1),
             "faints": self.fainted.sum(-1),
             "wage": self.wage.sum(-1),
+            "chat_success": (self.chat == 1).sum(-1),
+            "chat_failure": (self.chat == 2).sum(-1),
+            "late_help": self.helped.sum(-1),
+            "shift_takeover": self.took_over.sum(-1),
+            "utility_outages": self.outage_starts,
         }
         for i, name in enumerate(affordance_types):
             out[f"started.{name}"] = (self.started == i).sum(-1)

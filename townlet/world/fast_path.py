@@ -17,6 +17,7 @@ from townlet.world.state import WorldState
 class FastPath:
     engaged: bool = False  # someone is using or queued for an affordance
     rivalry_active: bool = False  # rivalry has been raised since the reset (it may decay to 0)
+    social_active: bool = False  # familiarity has been raised since the reset (it decays too)
     all_alive: bool = True  # nobody fainted or sits out
     oldest_tick: int = 0  # the largest episode tick over envs
     arrivals_pending_reset: bool = False  # a shift ran; arrivals must clear before the next
@@ -27,6 +28,7 @@ class FastPath:
         return cls(
             engaged=bool((state.using >= 0).any() or (state.queued >= 0).any()),
             rivalry_active=bool((state.rivalry > 0).any()),
+            social_active=bool((state.familiarity > 0).any()),
             all_alive=bool(state.alive.all()),
             oldest_tick=int(state.tick.max()),
             arrivals_pending_reset=bool((state.arrived != 0).any()),
@@ -41,7 +43,7 @@ class FastPath:
             for name in ("engaged", "all_alive", "oldest_tick")
             if getattr(self, name) != getattr(truth, name)
         ]
-        for name in ("rivalry_active", "arrivals_pending_reset"):
+        for name in ("rivalry_active", "social_active", "arrivals_pending_reset"):
             if getattr(truth, name) and not getattr(self, name):
                 found.append(f"{name}: cached False, but the state has some")
         return found

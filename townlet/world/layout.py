@@ -28,6 +28,7 @@ from townlet.world.constants import (
     terrain_code,
     terrain_names,
 )
+from townlet.world.social_tables import compile_social
 
 UNLIMITED_STOCK = 2**30
 
@@ -97,8 +98,18 @@ class Layout:
         torch.Tensor
     )  # (tpd * (cells + 1),) bool: an interactable, open affordance on the cell
     cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
+    # social life (see social.py and social_tables.py)
+    self_pair: torch.Tensor  # (A, A) bool identity: nobody chats with or helps itself
+    coworkers: torch.Tensor  # (A, A) bool: another agent with the same workplace
+    initial_familiarity: torch.Tensor  # (A, A) float32
+    initial_rivalry: torch.Tensor  # (A, A) float32
+    meal_type: torch.Tensor  # (T,) bool: the affordance type feeds (raises satiation)
+    utility_names: tuple[str, ...]  # utilities with a scheduled outage
+    outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out
+    outage_starts: torch.Tensor  # (tpd,) int64 outages starting at this tick of day
     # meters (their decay and reward weights are `Tunables`)
     money_index: int  # -1 when the town has no money meter
+    social_index: int  # -1 when the town has no social meter
     # time
     ticks_per_day: int
     start_tick: int
@@ -322,11 +333,20 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             "per_tick, on_completion"
         )
     clock = _clock_tables(job_rows, tpd)
+    social = compile_social(
+        world,
+        scenario,
+        agent_ids,
+        [r[1] for r in job_rows],
+        [r[0] for r in job_rows],
+        [types[t] for t in inst_type],
+        hour_to_tick,
+    )
     open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
     cost_here = torch.zeros(cells + 1, dtype=torch.float32)
     for i, xy in enumerate(inst_xy):
         if not specs[i].workplace:
-            open_here[:, cell(xy)] = torch.tensor(inst_open[i])
+            open_here[:, cell(xy)] = torch.tensor(inst_open[i]) & ~social.closed[:, i]
             cost_here[cell(xy)] = specs[i].cost
     start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
     in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
@@ -442,7 +462,19 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
+        self_pair=torch.eye(len(agent_ids), dtype=torch.bool),
+        coworkers=social.coworkers,
+        initial_familiarity=social.familiarity,
+        initial_rivalry=social.rivalry,
+        meal_type=torch.tensor(
+            [world.affordances[t].effects.get("satiation", 0.0) > 0 for t in types],
+            dtype=torch.bool,
+        ),
+        utility_names=social.utility_names,
+        outage_active=social.outage_active,
+        outage_starts=social.outage_starts,
         money_index=money_index,
+        social_index=meter_index.get("social", -1),
         ticks_per_day=tpd,
         start_tick=start_tick,
         episode_ticks=scenario.ticks,

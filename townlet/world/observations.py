@@ -30,6 +30,7 @@ from townlet.world.constants import (
 from townlet.world.interactions import can_start_here
 from townlet.world.layout import Layout
 from townlet.world.rivalry import rivalry_summary
+from townlet.world.social import familiarity_in_view, neighbours
 from townlet.world.state import WorldState
 
 CLOCK_FEATURES: tuple[str, ...] = (
@@ -49,6 +50,7 @@ STATUS_FEATURES: tuple[str, ...] = (
     "interaction_progress",
     "rivalry_max",
     "rivalry_avoid_count",
+    "familiarity_max",
 )
 
 # Shift state by (phase, arrived): the arrival only matters while the shift runs.
@@ -86,9 +88,11 @@ class ObservationBuilder:
     def __init__(self, layout: Layout, rivalry_threshold: float, device: torch.device) -> None:
         self.layout = layout
         self.rivalry_threshold = rivalry_threshold
+        outage_names = tuple(f"outage_{name}" for name in layout.utility_names)
         self.feature_names = (
             *layout.meter_names,
             *CLOCK_FEATURES,
+            *outage_names,
             *layout.cell_feature_names,
             *STATUS_FEATURES,
         )
@@ -109,9 +113,13 @@ class ObservationBuilder:
         # One row per (agent, tick of day, arrived): clock features then the shift one-hot.
         shift_rows = one_hot[(layout.shift_phase * arrivals).unsqueeze(1) + torch.arange(arrivals)]
         clock_rows = layout.clock_features.unsqueeze(1).expand(-1, arrivals, -1)
+        outages = layout.outage_active.cpu().repeat(layout.num_agents, 1)  # (A * tpd, U)
+        outage_rows = outages.unsqueeze(1).expand(-1, arrivals, -1)
+        width = len(CLOCK_FEATURES) + len(outage_names)
         self._clock_shift = (
-            torch.cat((clock_rows, shift_rows), dim=-1).reshape(-1, len(CLOCK_FEATURES)).to(device)
+            torch.cat((clock_rows, shift_rows, outage_rows), dim=-1).reshape(-1, width).to(device)
         )
+        self._social = layout.num_agents > 1
         self._idle_tail = torch.tensor(_IDLE_STATUS, device=device)
         self._dense_table = self._build_dense_table().to(device)
         self._wait_only = torch.zeros(NUM_ACTIONS, dtype=torch.bool, device=device)
@@ -164,6 +172,7 @@ class ObservationBuilder:
         engaged: bool,
         rivalry_active: bool,
         all_alive: bool,
+        social_active: bool = False,
     ) -> torch.Tensor:
         """(E, A, F) float32 named features; idle parts are filled without computing them."""
         layout = self.layout
@@ -173,7 +182,7 @@ class ObservationBuilder:
             self._clock_shift[clock * ARRIVAL_KINDS + state.arrived],
             layout.cell_features[layout.agent_cell_base + state.pos],
         ]
-        if all_alive and not engaged and not rivalry_active:
+        if all_alive and not engaged and not rivalry_active and not social_active:
             return torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
         out = torch.cat(
             (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
@@ -198,18 +207,24 @@ class ObservationBuilder:
         else:
             out[..., col["rivalry_max"]] = 0.0
             out[..., col["rivalry_avoid_count"]] = 0.0
+        out[..., col["familiarity_max"]] = (
+            familiarity_in_view(state, layout) if social_active else 0.0
+        )
         return out
 
     # ------------------------------------------------------------------ masks
     def action_mask(
         self, state: WorldState, tod_cells: torch.Tensor, engaged: bool, all_alive: bool
     ) -> torch.Tensor:
-        """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked."""
+        """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked
+        (INTERACT is allowed where something can be used, or someone is near to chat with)."""
         layout = self.layout
         mask = torch.take(layout.walkable, state.pos.unsqueeze(-1) + layout.move_delta)
         here = can_start_here(state, layout, tod_cells)
         if engaged:
             here |= torch.maximum(state.using, state.queued) >= 0
+        if self._social:
+            here |= neighbours(state, layout).any(-1)
         mask[..., Action.INTERACT] = here
         if all_alive:
             return mask

@@ -1,7 +1,7 @@
 """Reward per agent per tick, and the same reward split into named terms.
 
 reward = clip(survival + sum_m w_m * change_m + wage_weight * wage)
-         + commute shaping - late - absent - faint_penalty * fainted
+         + commute shaping - late - absent + help - faint_penalty * fainted
 
 Only the first group is clipped; shift penalties, the commute shaping and the faint penalty are
 added after clipping so no clip can hide them (the system we replace clipped a -1.0 faint
@@ -31,6 +31,7 @@ class TickOutcome:
     absent: torch.Tensor | None = None
     commute: torch.Tensor | None = None
     fainted: torch.Tensor | None = None
+    help: torch.Tensor | None = None  # reward for covering a late coworker
 
 
 def compute_reward(
@@ -48,6 +49,8 @@ def compute_reward(
             reward = reward - penalty
     if tick.commute is not None:
         reward = reward + tick.commute
+    if tick.help is not None:
+        reward = reward + tick.help
     if tick.fainted is not None:
         reward = reward - config.faint_penalty * tick.fainted
     return reward
@@ -73,5 +76,6 @@ def reward_terms(
     terms["commute"] = zero if tick.commute is None else tick.commute
     terms["late"] = zero if tick.late is None else -tick.late
     terms["absent"] = zero if tick.absent is None else -tick.absent
+    terms["help"] = zero if tick.help is None else tick.help
     terms["faint"] = zero if tick.fainted is None else -config.faint_penalty * tick.fainted.float()
     return terms

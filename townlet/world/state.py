@@ -23,6 +23,7 @@ class WorldState:
     ticket: torch.Tensor  # (E, A) float64 FIFO order: join tick + random tie-break in [0, 0.5)
     stock: torch.Tensor  # (E, N) int64 uses left today
     rivalry: torch.Tensor  # (E, A, A) float32 in [0, 1]
+    familiarity: torch.Tensor  # (E, A, A) float32 in [0, 1], symmetric
     arrived: torch.Tensor  # (E, A) int64 this shift: 0 not yet, 1 on time, 2 late
     episode_return: torch.Tensor  # (E, A) float32
     episode: torch.Tensor  # (E,) int64 episodes started in this env
@@ -47,7 +48,8 @@ class WorldState:
             queued=full((e, a), -1, torch.int64),
             ticket=full((e, a), 0.0, torch.float64),
             stock=layout.inst_stock.to(device).expand(e, n).clone(),
-            rivalry=full((e, a, a), 0.0, torch.float32),
+            rivalry=layout.initial_rivalry.to(device).expand(e, a, a).clone(),
+            familiarity=layout.initial_familiarity.to(device).expand(e, a, a).clone(),
             arrived=full((e, a), 0, torch.int64),
             episode_return=full((e, a), 0.0, torch.float32),
             episode=full((e,), 0, torch.int64),

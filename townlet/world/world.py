@@ -24,13 +24,14 @@ from townlet.world.constants import (
 from townlet.world.employment import clock_index, work
 from townlet.world.events import StepEvents
 from townlet.world.fast_path import FastPath, FastPathError
-from townlet.world.interactions import interact
+from townlet.world.interactions import can_start_here, interact
 from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_to_tick
 from townlet.world.movement import leave_on_move, move
 from townlet.world.needs import update_meters
 from townlet.world.observations import Observation, ObservationBuilder
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
+from townlet.world.social import ChatEvent, chat, decay_familiarity, neighbours, share_meals
 from townlet.world.state import WorldState
 from townlet.world.tunables import Tunables
 
@@ -112,6 +113,10 @@ class World:
         self.check_fast_path = check_fast_path
         self.observer = ObservationBuilder(layout, world.rivalry.avoid_threshold, self.device)
         self._has_jobs = bool(layout.has_job.any())
+        self._social = layout.num_agents > 1  # chats, shared meals: someone to meet
+        self._has_instances = len(layout.instance_names) > 0
+        self._coworkers = bool(layout.coworkers.any())
+        self._outages = bool(layout.outage_starts.any())
         self._limited_stock = bool((layout.inst_stock < UNLIMITED_STOCK).any())
         e, a = num_envs, layout.num_agents
         self._none_int = torch.full((e, a), -1, dtype=torch.int64, device=self.device)
@@ -119,6 +124,7 @@ class World:
         self._zero_bool = torch.zeros((e, a), dtype=torch.bool, device=self.device)
         self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
         self._zero_env_bool = torch.zeros(e, dtype=torch.bool, device=self.device)
+        self._zero_env_int = torch.zeros(e, dtype=torch.int64, device=self.device)
         self.names = WorldNames(
             meters=layout.meter_names,
             actions=ACTION_NAMES,
@@ -143,7 +149,11 @@ class World:
             self.generator.manual_seed(seed)
         self.state = self._fresh.clone()
         self._spread_where(None)
-        self.fast = FastPath(all_alive=bool(self._fresh.alive.all()))
+        self.fast = FastPath(
+            all_alive=bool(self._fresh.alive.all()),
+            rivalry_active=bool(self.layout.initial_rivalry.any()),
+            social_active=bool(self.layout.initial_familiarity.any()),
+        )
         self._advance_clock()
         return self.observe()
 
@@ -163,7 +173,12 @@ class World:
             return Observation(
                 map_codes=self.observer.map_codes(s, inst_state, all_alive),
                 features=self.observer.features(
-                    s, self._clock, engaged, self.fast.rivalry_active, all_alive
+                    s,
+                    self._clock,
+                    engaged,
+                    self.fast.rivalry_active,
+                    all_alive,
+                    self.fast.social_active,
                 ),
                 action_mask=self.observer.action_mask(s, self._tod_cells, engaged, all_alive),
             )
@@ -198,30 +213,42 @@ class World:
 
         # --- affordances and queues
         engaged = fast.engaged or int(actions.max()) == Action.INTERACT
-        if engaged:
+        if engaged and not self._has_instances:  # INTERACT can only mean a chat here
+            started = completed = self._none_int
+            contention, intensity = self._zero_bool, self._zero_float
+            completion_delta = torch.zeros_like(s.meters)
+            chat_event, chat_quality = self._social_life(actions, completed, completion_delta)
+        elif engaged:
             outcome = interact(s, layout, actions, self._tod_cells, config.rivalry, self.generator)
             started, completed = outcome.started, outcome.completed
             contention, intensity = outcome.contention, outcome.intensity
             completion_delta = outcome.meter_delta
             if not fast.rivalry_active:
                 fast.rivalry_active = bool(contention.any())
+            chat_event, chat_quality = self._social_life(actions, completed, completion_delta)
         else:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
             completion_delta = None
+            chat_event, chat_quality = self._zero_int, self._zero_float
         if self._limited_stock and int(tod.min()) == 0:
             s.stock = torch.where((tod == 0).unsqueeze(1), layout.inst_stock, s.stock)
 
         # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
         if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
-            shift = work(s, layout, clock, fast.all_alive)
+            shift = work(
+                s, layout, clock, fast.all_alive, config.social if self._coworkers else None
+            )
             wage, late, absent, shift_event = shift.wage, shift.late, shift.absent, shift.event
+            help_bonus, helped, took_over = shift.help_bonus, shift.helped, shift.took_over
+            if helped is not None and not fast.social_active:
+                fast.social_active = bool(helped.any())
             fast.arrivals_pending_reset = True
         else:
             if fast.arrivals_pending_reset:
                 s.arrived = torch.zeros_like(s.arrived)
                 fast.arrivals_pending_reset = False
-            wage = late = absent = None
+            wage = late = absent = help_bonus = helped = took_over = None
             shift_event = self._zero_int
 
         # --- needs, fainting, rivalry
@@ -238,6 +265,8 @@ class World:
             s.queued = torch.where(s.alive, s.queued, -1)
         if fast.rivalry_active:
             decay_rivalry(s, config.rivalry)
+        if fast.social_active:
+            decay_familiarity(s, config.social)
 
         # --- reward and time
         outcome = TickOutcome(
@@ -248,6 +277,7 @@ class World:
             absent=absent,
             commute=self._commute_shaping(clock) if self._commute else None,
             fainted=fainted if any_faint else None,
+            help=help_bonus,
         )
         reward = compute_reward(self.tunables, config.reward, outcome, all_alive_before)
         terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
@@ -285,6 +315,13 @@ class World:
             shift_event=shift_event,
             fainted=fainted,
             wage=self._zero_float if wage is None else wage,
+            chat=chat_event,
+            chat_quality=chat_quality,
+            helped=self._zero_bool if helped is None else helped,
+            took_over=self._zero_int if took_over is None else took_over,
+            outage_starts=torch.take(layout.outage_starts, tod)
+            if self._outages
+            else self._zero_env_int,
         )
         return StepResult(
             obs=self.observe(),
@@ -298,6 +335,34 @@ class World:
             episode_length=episode_length,
             terms=terms,
         )
+
+    def _social_life(
+        self, actions: torch.Tensor, completed: torch.Tensor, meter_delta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chats (INTERACT with nothing to use, next to someone) and shared meals; adds the
+        chats' social gains to `meter_delta` in place. Returns (chat event, chat quality)."""
+        s, layout, fast, social = self.state, self.layout, self.fast, self.config.social
+        if not self._social:
+            return self._zero_int, self._zero_float
+        wants = (actions == Action.INTERACT) & s.alive & (s.using < 0) & (s.queued < 0)
+        wants &= ~can_start_here(s, layout, self._tod_cells)
+        event, quality = self._zero_int, self._zero_float
+        if bool(wants.any()):
+            need = (
+                1.0 - s.meters[..., layout.social_index]
+                if layout.social_index >= 0
+                else self._zero_float
+            )
+            talk = chat(s, social, wants, neighbours(s, layout), need)
+            event, quality = talk.event, talk.quality
+            if layout.social_index >= 0:
+                meter_delta[..., layout.social_index] += talk.social_gain
+            fast.social_active = fast.social_active or bool((event == ChatEvent.SUCCESS).any())
+            fast.rivalry_active = fast.rivalry_active or bool((event == ChatEvent.FAILURE).any())
+        if bool(((completed >= 0).sum(-1) > 1).any()):
+            share_meals(s, social, completed, layout.meal_type)
+            fast.social_active = fast.social_active or bool((s.familiarity > 0).any())
+        return event, quality
 
     def _commute_shaping(self, clock: torch.Tensor) -> torch.Tensor:
         """(E, A) change of the commute potential this tick (see RewardConfig.commute)."""

@@ -1,0 +1,209 @@
+"""Social life, mechanic by mechanic: chats (who, how well, what follows), the chat mask,
+shared meals, familiarity decay and view, late help, shift takeovers, utility outages, and the
+counters telemetry reads from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import A, act, make_world
+
+from townlet.capture import capture
+from townlet.config.errors import ConfigError
+from townlet.policy.train import train
+from townlet.scenarios import load_config
+from townlet.world.social import ChatEvent
+
+
+def room(agents, relationships=(), width=6, height=1, affordances=()):
+    scenario = {
+        "width": width,
+        "height": height,
+        "start_hour": 18.0,
+        "agents": agents,
+        "relationships": list(relationships),
+        "affordances": list(affordances),
+    }
+    return make_world(scenario)
+
+
+def social(world):
+    return world.meter("social")[0]
+
+
+def test_a_chat_pairs_the_best_known_neighbour_and_follows_its_quality():
+    world = room(
+        [
+            {"id": "ann", "pos": [1, 0], "meters": {"social": 0.4}},
+            {"id": "ben", "pos": [2, 0], "meters": {"social": 0.4}},
+            {"id": "cat", "pos": [0, 0], "meters": {"social": 0.4}},
+        ],
+        [{"a": "ann", "b": "ben", "familiarity": 0.5}],
+    )
+    before = social(world).clone()
+    result = act(world, A.INTERACT, A.WAIT, A.WAIT)
+    assert int(result.events.chat[0, 0]) == ChatEvent.SUCCESS
+    # base 0.4 + 0.6 x 0.5 familiarity + 0.3 x 0.6 need = 0.88
+    assert float(result.events.chat_quality[0, 0]) == pytest.approx(0.88, abs=1e-5)
+    gained = social(world) - before
+    decay = world.tunables.decay[world.names.meters.index("social")]
+    assert float(gained[0]) == pytest.approx(0.2 * 0.88 - float(decay), abs=1e-5)
+    assert float(gained[1]) == pytest.approx(0.2 * 0.88 - float(decay), abs=1e-5), "ben too"
+    assert float(gained[2]) == pytest.approx(-float(decay), abs=1e-6), "cat was not chosen"
+    familiarity = world.state.familiarity[0]
+    assert float(familiarity[0, 1]) == float(familiarity[1, 0]) > 0.5 + 0.1
+    assert int(result.events.chat[0, 1]) == ChatEvent.NONE, "only the starter's chat counts"
+
+
+def test_rivals_fail_and_grow_more_rivalrous_strangers_depend_on_need():
+    world = room(
+        [
+            {"id": "dan", "pos": [0, 0], "meters": {"social": 0.4}},
+            {"id": "eva", "pos": [1, 0], "meters": {"social": 0.4}},
+            {"id": "fay", "pos": [4, 0], "meters": {"social": 1.0}},
+            {"id": "gus", "pos": [5, 0], "meters": {"social": 1.0}},
+        ],
+        [{"a": "dan", "b": "eva", "rivalry": 0.5}],
+    )
+    result = act(world, A.INTERACT, A.WAIT, A.INTERACT, A.WAIT)
+    assert int(result.events.chat[0, 0]) == ChatEvent.FAILURE
+    rivalry = world.state.rivalry[0]
+    assert float(rivalry[0, 1]) > 0.5 and float(rivalry[0, 1]) == float(rivalry[1, 0])
+    # strangers with no social need: quality 0.4 < 0.5, a failure
+    assert int(result.events.chat[0, 2]) == ChatEvent.FAILURE
+    lonely = room(
+        [
+            {"id": "hal", "pos": [0, 0], "meters": {"social": 0.2}},
+            {"id": "ida", "pos": [1, 0], "meters": {"social": 0.2}},
+        ]
+    )
+    assert int(act(lonely, A.INTERACT, A.WAIT).events.chat[0, 0]) == ChatEvent.SUCCESS
+
+
+def test_interact_is_allowed_next_to_someone_and_uses_an_affordance_first():
+    world = room(
+        [{"id": "jo", "pos": [0, 0]}, {"id": "kit", "pos": [3, 0]}],
+        affordances=[{"name": "park", "type": "Park", "pos": [0, 0]}],
+    )
+    mask = world.observe().action_mask[0, :, A.INTERACT]
+    assert bool(mask[0]) and not bool(mask[1]), "the park, yes; nothing and nobody near kit"
+    act(world, A.WAIT, A.LEFT)
+    act(world, A.WAIT, A.LEFT)
+    assert bool(world.observe().action_mask[0, 1, A.INTERACT]), "kit is next to jo now"
+    result = act(world, A.INTERACT, A.WAIT)
+    assert int(result.events.started[0, 0]) >= 0, "on the park tile INTERACT uses the park"
+    assert int(result.events.chat[0, 0]) == ChatEvent.NONE
+    lone = room([{"id": "solo", "pos": [2, 0]}])
+    assert not bool(lone.observe().action_mask[0, 0, A.INTERACT])
+
+
+def test_shared_meals_and_familiarity_decay_and_view():
+    world = make_world(
+        {
+            "width": 4,
+            "height": 1,
+            "affordances": [{"name": "cafe", "type": "Cafe", "pos": [0, 0]}],
+            "agents": [{"id": "lu", "pos": [0, 0]}, {"id": "mo", "pos": [0, 0]}],
+            "start_hour": 12.0,
+        }
+    )
+    act(world, A.INTERACT, A.INTERACT)  # both start the same 3-tick meal
+    act(world, A.WAIT, A.WAIT)
+    act(world, A.WAIT, A.WAIT)
+    done = act(world, A.WAIT, A.WAIT)
+    assert (done.events.completed[0] >= 0).all()
+    after = float(world.state.familiarity[0, 0, 1])
+    assert after == pytest.approx(0.05 * (1 - 0.001), abs=1e-6), "a shared meal, one decay"
+    features = world.observe().features[0]
+    column = world.feature_index["familiarity_max"]
+    assert float(features[0, column]) == pytest.approx(after, abs=1e-6)
+    act(world, A.WAIT, A.WAIT)
+    assert float(world.state.familiarity[0, 0, 1]) == pytest.approx(after * (1 - 0.001), rel=1e-5)
+
+
+def late_help_run(tmp_path, *overrides: str):
+    result = capture(
+        load_config(["scenario=late_help", *overrides]), tmp_path / "_".join(overrides or ["x"])
+    )
+    return {name: metrics for name, metrics in result.metrics.items()}
+
+
+def test_a_covered_late_worker_pays_less_than_an_uncovered_one(tmp_path):
+    helped = late_help_run(tmp_path)
+    alone = late_help_run(tmp_path, "world.social.help_discount=0")
+    lou = next(k for k in helped if "_lou_" in k)
+    assert helped[lou]["late_help_received"] == 1
+    assert helped[lou]["shift_penalty"] < alone[lou]["shift_penalty"] - 0.2
+    eve = next(k for k in helped if "_eve_" in k)
+    assert helped[eve]["help_reward"] == pytest.approx(0.1)
+
+
+def test_a_coworker_not_at_work_takes_over_nothing(tmp_path):
+    result = capture(
+        load_config(
+            ["scenario=shift_takeover", "scenario.agents.0.script=[{do: wait, ticks: 40}]"]
+        ),
+        tmp_path,
+    )
+    assert all(m["shift_takeovers"] == 0 for m in result.metrics.values())
+
+
+def test_an_outage_closes_the_shower_for_its_window_and_is_counted():
+    world = make_world(
+        {
+            "width": 3,
+            "height": 1,
+            "start_hour": 9.0,
+            "affordances": [{"name": "shower", "type": "Shower", "pos": [0, 0]}],
+            "agents": [{"id": "ned", "pos": [0, 0], "meters": {"money": 0.5}}],
+            "outages": [{"utility": "water", "start_hour": 9.2, "end_hour": 9.5}],
+        }
+    )
+    column = world.feature_index["outage_water"]
+    seen, allowed, starts = [], [], 0
+    for _ in range(7):
+        obs = world.observe()
+        seen.append(float(obs.features[0, 0, column]))
+        allowed.append(bool(obs.action_mask[0, 0, A.INTERACT]))
+        starts += int(act(world, A.WAIT).events.outage_starts[0])
+    # ticks of day 90..96: 9.2 h is tick 92, 9.5 h tick 95 (10 ticks an hour)
+    assert seen == [0, 0, 1, 1, 1, 0, 0]
+    assert allowed == [True, True, False, False, False, True, True]
+    assert starts == 1
+
+
+def test_unknown_names_in_relationships_and_outages_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"relationships\[0\]: unknown agent 'zed'"):
+        room([{"id": "a", "pos": [0, 0]}], [{"a": "a", "b": "zed", "familiarity": 0.5}])
+    with pytest.raises(ConfigError, match=r"outages\[0\].utility: unknown utility 'gas'"):
+        make_world(
+            {
+                "width": 2,
+                "height": 1,
+                "agents": [{"id": "a", "pos": [0, 0]}],
+                "outages": [{"utility": "gas", "start_hour": 1, "end_hour": 2}],
+            }
+        )
+
+
+@pytest.mark.slow
+def test_a_town_training_run_counts_real_chats(tmp_path):
+    overrides = [
+        "scenario=town",
+        "ppo.num_envs=8",
+        "train.total_ticks=128",
+        "train.anneal=[]",
+        "train.eval_episodes=2",
+        "train.progress=false",
+    ]
+    train(load_config(overrides), tmp_path)
+    records = [json.loads(x) for x in (tmp_path / "telemetry" / "ppo.jsonl").read_text().split()]
+    assert sum(r["chat_success_events"] + r["chat_failure_events"] for r in records) > 0
+    chatted = [r for r in records if r["chat_success_events"] + r["chat_failure_events"]]
+    assert all(0 < r["chat_quality_mean"] <= 1 for r in chatted)
+    assert all("sleep_complete_events" in r and "utility_outage_events" in r for r in records)
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert "chats_per_agent_day" in evaluation["random"]["behaviour"]
+    assert torch.isfinite(torch.tensor(evaluation["random"]["behaviour"]["chats_per_agent_day"]))

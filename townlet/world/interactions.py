@@ -30,6 +30,7 @@ class InteractionOutcome:
     meter_delta: torch.Tensor  # (E, A, M) effects and costs earned or paid this tick
     contention: torch.Tensor  # (E, A) bool
     intensity: torch.Tensor  # (E, A) float32
+    nothing_to_use: torch.Tensor  # (E, A) bool: INTERACTed where nothing could be started
 
 
 def can_start_here(state: WorldState, layout: Layout, tod_cells: torch.Tensor) -> torch.Tensor:
@@ -103,4 +104,5 @@ def interact(
         rivals = (users | ahead) & joined.unsqueeze(2)
         raised = rivalry.gain * (rivals | rivals.transpose(1, 2))
         state.rivalry = (state.rivalry + raised).clamp_(max=1.0)
-    return InteractionOutcome(started, completed, meter_delta, joined, intensity)
+    nothing_to_use = (actions == Action.INTERACT) & ~ok
+    return InteractionOutcome(started, completed, meter_delta, joined, intensity, nothing_to_use)

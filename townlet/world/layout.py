@@ -100,6 +100,10 @@ class Layout:
     cost_here: torch.Tensor  # (cells + 1,) float32 cost of the affordance on the cell
     # social life (see social.py and social_tables.py)
     self_pair: torch.Tensor  # (A, A) bool identity: nobody chats with or helps itself
+    # pairs by the difference of their flat cells (+ cells + 1): unique for every pair of tiles
+    # inside the grid, because the padding is at least as wide as the window's radius
+    near_by_offset: torch.Tensor  # (2 * (cells + 1) + 1,) bool: same tile or 4-neighbours
+    in_view_by_offset: torch.Tensor  # (2 * (cells + 1) + 1,) bool: inside the window
     coworkers: torch.Tensor  # (A, A) bool: another agent with the same workplace
     initial_familiarity: torch.Tensor  # (A, A) float32
     initial_rivalry: torch.Tensor  # (A, A) float32
@@ -463,6 +467,12 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
         self_pair=torch.eye(len(agent_ids), dtype=torch.bool),
+        near_by_offset=_offset_table(cells + 1, [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], pw),
+        in_view_by_offset=_offset_table(
+            cells + 1,
+            [(dx, dy) for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)],
+            pw,
+        ),
         coworkers=social.coworkers,
         initial_familiarity=social.familiarity,
         initial_rivalry=social.rivalry,
@@ -479,6 +489,14 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         start_tick=start_tick,
         episode_ticks=scenario.ticks,
     )
+
+
+def _offset_table(cells: int, deltas: list[tuple[int, int]], padded_width: int) -> torch.Tensor:
+    """(2 * cells + 1,) bool: True at (dy * padded_width + dx) + cells for each (dx, dy)."""
+    table = torch.zeros(2 * cells + 1, dtype=torch.bool)
+    for dx, dy in deltas:
+        table[dy * padded_width + dx + cells] = True
+    return table
 
 
 def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> tuple:

@@ -208,7 +208,7 @@ class ObservationBuilder:
             out[..., col["rivalry_max"]] = 0.0
             out[..., col["rivalry_avoid_count"]] = 0.0
         out[..., col["familiarity_max"]] = (
-            familiarity_in_view(state, layout) if social_active else 0.0
+            familiarity_in_view(state, layout, all_alive) if social_active else 0.0
         )
         return out
 
@@ -224,7 +224,7 @@ class ObservationBuilder:
         if engaged:
             here |= torch.maximum(state.using, state.queued) >= 0
         if self._social:
-            here |= neighbours(state, layout).any(-1)
+            here |= neighbours(state, layout, all_alive).any(-1)
         mask[..., Action.INTERACT] = here
         if all_alive:
             return mask

@@ -40,20 +40,23 @@ class ChatOutcome:
     social_gain: torch.Tensor  # (E, A) float32 social meter gained (as starter or partner)
 
 
-def neighbours(state: WorldState, layout: Layout) -> torch.Tensor:
+def _pairs(state: WorldState, layout: Layout, table: torch.Tensor, all_alive: bool) -> torch.Tensor:
+    """(E, A, A) bool: the pair's tile offset is in `table`, both standing, i != j."""
+    offset = state.pos.unsqueeze(2) - state.pos.unsqueeze(1) + (table.shape[0] // 2)
+    pairs = torch.take(table, offset) & ~layout.self_pair
+    if not all_alive:
+        pairs &= state.alive.unsqueeze(1) & state.alive.unsqueeze(2)
+    return pairs
+
+
+def neighbours(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
     """(E, A, A) bool: j stands on i's tile or next to it (4-neighbourhood), both standing."""
-    xy = layout.xy_of(state.pos)
-    manhattan = (xy.unsqueeze(2) - xy.unsqueeze(1)).abs().sum(-1)
-    near = (manhattan <= 1) & ~layout.self_pair
-    return near & state.alive.unsqueeze(1) & state.alive.unsqueeze(2)
+    return _pairs(state, layout, layout.near_by_offset, all_alive)
 
 
-def in_view(state: WorldState, layout: Layout) -> torch.Tensor:
+def in_view(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
     """(E, A, A) bool: j is inside i's observation window, both standing."""
-    xy = layout.xy_of(state.pos)
-    chebyshev = (xy.unsqueeze(2) - xy.unsqueeze(1)).abs().amax(-1)
-    seen = (chebyshev <= layout.radius) & ~layout.self_pair
-    return seen & state.alive.unsqueeze(1) & state.alive.unsqueeze(2)
+    return _pairs(state, layout, layout.in_view_by_offset, all_alive)
 
 
 def chat(
@@ -66,30 +69,35 @@ def chat(
     """Resolve this tick's chats in place (familiarity, rivalry); `wants` (E, A) are the agents
     that INTERACTed with nothing to use and nothing in progress, `need` (E, A) their social
     need in [0, 1]."""
-    attempt = wants & near.any(-1)
-    score = torch.where(near, state.familiarity, -1.0)
-    partner = score.argmax(-1)  # the best-known neighbour (the first on ties)
-    pair = torch.nn.functional.one_hot(partner, near.shape[-1]).bool() & attempt.unsqueeze(-1)
-    familiarity = state.familiarity.gather(2, partner.unsqueeze(-1)).squeeze(-1)
+    # the best-known neighbour (the first on ties); -1 where nobody is near
+    familiarity, partner = torch.where(near, state.familiarity, -1.0).max(-1)
+    attempt = wants & (familiarity >= 0)
     rivalry = state.rivalry.gather(2, partner.unsqueeze(-1)).squeeze(-1)
-    pair_need = 0.5 * (need + need.gather(1, partner))
     quality = (
         config.chat_base
         + config.chat_familiarity_weight * familiarity
         - config.chat_rivalry_weight * rivalry
-        + config.chat_need_weight * pair_need
-    ).clamp(0.0, 1.0) * attempt
+        + (0.5 * config.chat_need_weight) * (need + need.gather(1, partner))
+    ).clamp_(0.0, 1.0) * attempt
     success = attempt & (quality >= config.chat_success_threshold)
-    failure = attempt & ~success
-    event = torch.where(success, ChatEvent.SUCCESS, torch.where(failure, ChatEvent.FAILURE, 0))
-    closeness = _both_ways(pair * (config.chat_familiarity_gain * quality * success).unsqueeze(-1))
-    state.familiarity = (state.familiarity + closeness).clamp_(max=1.0)
+    failure = attempt ^ success
+    event = success.long() + 2 * failure.long()  # ChatEvent
+    pair = (layout_arange(near) == partner.unsqueeze(-1)) & attempt.unsqueeze(-1)
+    gain = quality * success
+    if bool(success.any()):
+        closeness = _both_ways(pair * (config.chat_familiarity_gain * gain).unsqueeze(-1))
+        state.familiarity = (state.familiarity + closeness).clamp_(max=1.0)
     if bool(failure.any()):
         friction = _both_ways(pair * (config.chat_failure_rivalry * failure).unsqueeze(-1))
         state.rivalry = (state.rivalry + friction).clamp_(max=1.0)
-    gain = config.chat_social_gain * quality * success
+    gain = config.chat_social_gain * gain
     social_gain = gain + (pair * gain.unsqueeze(-1)).sum(1)  # the starter's and the partner's
     return ChatOutcome(event, quality, social_gain)
+
+
+def layout_arange(near: torch.Tensor) -> torch.Tensor:
+    """(A,) agent indices on `near`'s device, to compare partners against."""
+    return torch.arange(near.shape[-1], device=near.device)
 
 
 def share_meals(
@@ -110,9 +118,9 @@ def decay_familiarity(state: WorldState, config: SocialConfig) -> None:
     state.familiarity.mul_(1.0 - config.familiarity_decay)
 
 
-def familiarity_in_view(state: WorldState, layout: Layout) -> torch.Tensor:
+def familiarity_in_view(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
     """(E, A): the strongest familiarity an agent has with anyone in its window (0 if none)."""
-    seen = in_view(state, layout)
+    seen = in_view(state, layout, all_alive)
     return torch.where(seen, state.familiarity, 0.0).amax(-1)
 
 

@@ -24,7 +24,7 @@ from townlet.world.constants import (
 from townlet.world.employment import clock_index, work
 from townlet.world.events import StepEvents
 from townlet.world.fast_path import FastPath, FastPathError
-from townlet.world.interactions import can_start_here, interact
+from townlet.world.interactions import interact
 from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_to_tick
 from townlet.world.movement import leave_on_move, move
 from townlet.world.needs import update_meters
@@ -217,7 +217,10 @@ class World:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
             completion_delta = torch.zeros_like(s.meters)
-            chat_event, chat_quality = self._social_life(actions, completed, completion_delta)
+            nothing_to_use = (actions == Action.INTERACT) & s.alive
+            chat_event, chat_quality = self._social_life(
+                nothing_to_use, completed, completion_delta
+            )
         elif engaged:
             outcome = interact(s, layout, actions, self._tod_cells, config.rivalry, self.generator)
             started, completed = outcome.started, outcome.completed
@@ -225,7 +228,9 @@ class World:
             completion_delta = outcome.meter_delta
             if not fast.rivalry_active:
                 fast.rivalry_active = bool(contention.any())
-            chat_event, chat_quality = self._social_life(actions, completed, completion_delta)
+            chat_event, chat_quality = self._social_life(
+                outcome.nothing_to_use, completed, completion_delta
+            )
         else:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
@@ -337,15 +342,14 @@ class World:
         )
 
     def _social_life(
-        self, actions: torch.Tensor, completed: torch.Tensor, meter_delta: torch.Tensor
+        self, nothing_to_use: torch.Tensor, completed: torch.Tensor, meter_delta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Chats (INTERACT with nothing to use, next to someone) and shared meals; adds the
         chats' social gains to `meter_delta` in place. Returns (chat event, chat quality)."""
         s, layout, fast, social = self.state, self.layout, self.fast, self.config.social
         if not self._social:
             return self._zero_int, self._zero_float
-        wants = (actions == Action.INTERACT) & s.alive & (s.using < 0) & (s.queued < 0)
-        wants &= ~can_start_here(s, layout, self._tod_cells)
+        wants = nothing_to_use & (torch.maximum(s.using, s.queued) < 0)
         event, quality = self._zero_int, self._zero_float
         if bool(wants.any()):
             need = (
@@ -353,7 +357,7 @@ class World:
                 if layout.social_index >= 0
                 else self._zero_float
             )
-            talk = chat(s, social, wants, neighbours(s, layout), need)
+            talk = chat(s, social, wants, neighbours(s, layout, fast.all_alive), need)
             event, quality = talk.event, talk.quality
             if layout.social_index >= 0:
                 meter_delta[..., layout.social_index] += talk.social_gain

@@ -52,3 +52,17 @@ def test_cli_prints_names_and_the_town():
         timeout=60,
     )
     assert bad.returncode == 2 and "agent 'alice'" in bad.stderr and "wall" in bad.stderr
+    for verb, override, words in (
+        ("show", "scenario=nope", ["scenario/nope", "village"]),
+        ("names", "world.nokey=3", ["world.nokey"]),
+    ):
+        refused = subprocess.run(
+            [sys.executable, "-m", "townlet.cli", verb, override],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr  # no traceback
+        assert all(word in lines[0] for word in words), lines

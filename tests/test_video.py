@@ -102,6 +102,7 @@ def test_bad_input_is_a_clear_error_with_no_partial_file(run, tmp_path):
     ]
     unknown = cli("export", "424242", "--output", tmp_path / "u.mp4", *common)
     assert unknown.returncode == 2 and "episode 424242: not in the index" in unknown.stderr
+    assert "recorded: " in unknown.stderr, "the ids that exist are listed"
     nowhere = cli("export", "0", "--output", tmp_path / "missing" / "x.mp4", *common)
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
     readonly = tmp_path / "ro"

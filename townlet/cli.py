@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "runner", None):
         return args.runner(args)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from townlet.config.errors import one_line
     from townlet.golden.store import GoldenError
     from townlet.recording import RecordingError
 
@@ -234,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (GoldenError, RecordingError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as error:  # composing `overrides`
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -293,10 +293,23 @@ class RecordingIndex:
             )
         raise RecordingError(f"{label}: file {str(relative)!r} is missing")
 
+    def ids_hint(self, most: int = 12) -> str:
+        """The ids a user can ask for instead, for error messages."""
+        ids = [
+            int(r[0])
+            for r in self.connection.execute(
+                "SELECT episode_id FROM episode_recordings ORDER BY episode_id LIMIT ?", (most + 1,)
+            )
+        ]
+        if not ids:
+            return "the index is empty"
+        shown = ", ".join(map(str, ids[:most])) + (", ..." if len(ids) > most else "")
+        return f"recorded: {shown}"
+
     def load(self, episode_id: int, max_bytes: int | None = None) -> Episode:
         row = self.get(episode_id)
         if row is None:
-            raise RecordingError(f"episode {episode_id}: not in the index")
+            raise RecordingError(f"episode {episode_id}: not in the index ({self.ids_hint()})")
         return read_episode(self.resolve(row), f"episode {episode_id}", max_bytes)
 
 

@@ -110,9 +110,11 @@ class ObservationBuilder:
             if state != ShiftState.NO_JOB:
                 one_hot[row, state] = 1.0
                 one_hot[row, -1] = 1.0  # has_job
-        # One row per (agent, tick of day, arrived): clock features then the shift one-hot.
-        shift_rows = one_hot[(layout.shift_phase * arrivals).unsqueeze(1) + torch.arange(arrivals)]
-        clock_rows = layout.clock_features.unsqueeze(1).expand(-1, arrivals, -1)
+        # One row per (agent, tick of day, arrived): clock features, the shift one-hot, outages.
+        # Built on the CPU from the layout (which may live on another device), then moved.
+        phase = layout.shift_phase.cpu()
+        shift_rows = one_hot[(phase * arrivals).unsqueeze(1) + torch.arange(arrivals)]
+        clock_rows = layout.clock_features.cpu().unsqueeze(1).expand(-1, arrivals, -1)
         outages = layout.outage_active.cpu().repeat(layout.num_agents, 1)  # (A * tpd, U)
         outage_rows = outages.unsqueeze(1).expand(-1, arrivals, -1)
         width = len(CLOCK_FEATURES) + len(outage_names)

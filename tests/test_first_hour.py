@@ -83,3 +83,18 @@ def test_export_and_serve_write_no_log_file_where_they_start(tmp_path):
         assert done.returncode != 0 and done.stderr.startswith("error: "), done.stderr
     assert not list(tmp_path.iterdir()), "no export.log or serve.log in the working directory"
     assert not missing.parent.exists(), "a failed export creates no folders"
+
+
+def test_tracked_params_are_scalars_and_run_names_say_what_changed(tmp_path):
+    from townlet.scenarios import load_config
+    from townlet.tracking.params import flatten
+    from townlet.tracking.tracker import run_name
+
+    params = flatten(load_config())
+    assert params["ppo.learning_rate"] and params["train.bc.noise"] == "[0.0, 0.05, 0.1, 0.2]"
+    blobs = [k for k, v in params.items() if v.startswith(("[{", "[["))]
+    assert not blobs, blobs
+    assert params["scenario.agents"] == "4 entries (.hydra/config.yaml)"
+    context = {"hydra.overrides": "scenario=town ppo=fast seed=3 hydra.run.dir=x", "job_num": "2"}
+    name = run_name("train", load_config(), context, tmp_path / "14-23-11")
+    assert name == "train town ppo=fast seed=3 14-23-11 #2"

@@ -61,7 +61,9 @@ def test_a_training_job_is_one_run_with_params_tags_metrics_and_artifacts(store,
     assert run.info.status == "FINISHED"
     assert run.data.params["ppo.num_envs"] == "4" and run.data.params["scenario.name"] == "town"
     assert run.data.params["world.meters.energy.decay"] == "0.0025"
+    assert run.data.params["scenario.agents"] == "4 entries (.hydra/config.yaml)", "no blobs"
     tags = run.data.tags
+    assert tags["mlflow.runName"].startswith("train town experiment=smoke recording=periodic")
     assert tags["entry_point"] == "train" and tags["scenario"] == "town"
     assert tags["run_dir"] == str((tmp_path / "run").resolve()) and len(tags["config_hash"]) == 16
     assert "experiment=smoke" in tags["hydra.overrides"] and tags["mlflow.source.git.commit"]
@@ -132,6 +134,15 @@ def test_a_four_job_joblib_sweep_has_one_parent_and_four_children(store, tmp_pat
         ("0.0003", "queue_conflict"),
     }
     assert len({c.data.tags["sweep_id"] for c in children}) == 1
+    # the sweep ends with every job's objective, best first, and where its run is
+    table = done.stdout[done.stdout.index("sweep of 4 job(s), best first:") :].splitlines()[1:6]
+    assert table[0].split("\t") == ["job", "objective", "overrides", "run"]
+    objectives = [float(line.split("\t")[1]) for line in table[1:]]
+    assert objectives == sorted(objectives, reverse=True)
+    best = parents[0]
+    assert best.data.metrics["best_objective"] == pytest.approx(objectives[0], abs=1e-4)
+    assert best.data.tags["best_job"].split(": ")[1] == table[1].split("\t")[2]
+    assert (tmp_path / "sweep" / "sweep_summary.tsv").read_text().splitlines()[1:5] == table[1:]
 
 
 def test_an_optuna_sweep_records_its_best_trial_and_continues(store, tmp_path):

@@ -14,7 +14,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from townlet.tracking.sweep_summary import sweep_rows, sweep_table
 from townlet.tracking.tracker import PARENT_FILE, experiment_id, resolve_uri
+
+SUMMARY_FILE = "sweep_summary.tsv"
 
 
 class MlflowSweepCallback(Callback):
@@ -43,13 +46,25 @@ class MlflowSweepCallback(Callback):
         (sweep_dir / PARENT_FILE).write_text(run.info.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        parent = Path(config.hydra.sweep.dir) / PARENT_FILE
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = sweep_rows(sweep_dir) if sweep_dir.is_dir() else []
+        scored = [row for row in rows if row.objective is not None]
+        if scored:  # training sweeps: every job's objective, best first, and where it is
+            table = sweep_table(rows)
+            (sweep_dir / SUMMARY_FILE).write_text(table + "\n")
+            print(f"\nsweep of {len(rows)} job(s), best first:\n{table}", flush=True)
+        parent = sweep_dir / PARENT_FILE
         if config.tracking.backend == "off" or not parent.is_file():
             return
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=resolve_uri(config.tracking, config.get("paths")))
         run_id = parent.read_text().strip()
+        if scored:
+            best = scored[0]
+            client.log_metric(run_id, "best_objective", float(best.objective))
+            client.set_tag(run_id, "best_job", f"{best.job}: {best.overrides}"[:5000])
+            client.log_artifact(run_id, str(sweep_dir / SUMMARY_FILE))
         best = parent.parent / "optuna_best.json"  # written by the Optuna sweeper, when used
         if best.is_file():
             found = json.loads(best.read_text())

@@ -1,4 +1,8 @@
-"""The composed config as MLflow params: flattened dotted keys, within MLflow's limits."""
+"""The composed config as MLflow params: flattened dotted keys, within MLflow's limits.
+
+Scalars and lists of scalars are params; a list of records (agents with their scripts,
+placements, expectations, anneal phases) is a blob nobody compares in a table, so its param
+says how many entries it has and where the whole config is (the run's `.hydra` artifact)."""
 
 from __future__ import annotations
 
@@ -22,11 +26,17 @@ def flatten(node: Any, prefix: str = "") -> dict[str, str]:
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict) and value:
                 out.update(flatten(value, path))
+            elif _is_records(value):
+                out[path[:MAX_KEY]] = f"{len(value)} entries (.hydra/config.yaml)"
             else:
                 out[path[:MAX_KEY]] = _value(value)
     else:
         out[prefix or "value"] = _value(node)
     return out
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value)
 
 
 def _value(value: Any) -> str:

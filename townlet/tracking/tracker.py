@@ -146,6 +146,22 @@ def _hydra_context() -> dict[str, str]:
     return context
 
 
+def run_name(entry_point: str, cfg: DictConfig, context: dict[str, str], run_dir: Path) -> str:
+    """`train town ppo=fast seed=3 14-23-11`: what ran, what was changed, and when (the run
+    directory's name), so runs are told apart in MLflow's list without opening them."""
+    changed = [
+        o
+        for o in context.get("hydra.overrides", "").split()
+        if not o.startswith(("hydra.", "scenario=", "tracking", "paths."))
+    ]
+    overrides = " ".join(changed)
+    if len(overrides) > 60:
+        overrides = overrides[:57] + "..."
+    job = f" #{context['job_num']}" if "job_num" in context else ""
+    parts = [entry_point, str(cfg.scenario.name), overrides, Path(run_dir).name + job]
+    return " ".join(part for part in parts if part)
+
+
 @contextlib.contextmanager
 def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[Tracker]:
     """A tracked run for one job (or a no-op tracker with tracking=off)."""
@@ -168,7 +184,7 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
         "run_dir": str(Path(run_dir).resolve()),
         "config_hash": config_hash(cfg),
         MLFLOW_GIT_COMMIT: git_commit(),
-        MLFLOW_RUN_NAME: f"{entry_point}-{cfg.scenario.name}-{Path(run_dir).name}",
+        MLFLOW_RUN_NAME: run_name(entry_point, cfg, context, run_dir),
         **{k: v for k, v in context.items() if k != "sweep_dir"},
     }
     if "sweep_dir" in context:
@@ -183,6 +199,9 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
     params = [Param(k, v) for k, v in flatten(cfg).items()]
     for i in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[i : i + 100])
+    hydra_dir = Path(run_dir) / ".hydra"
+    if hydra_dir.is_dir():  # the whole composed config, beside the scalar params
+        tracker.log_artifact(hydra_dir, ".hydra")
     try:
         yield tracker
     except KeyboardInterrupt:
@@ -193,7 +212,4 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
         client.set_tag(run.info.run_id, "error", f"{type(error).__name__}: {error}"[:8000])
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
-    hydra_dir = Path(run_dir) / ".hydra"
-    if hydra_dir.is_dir():
-        tracker.log_artifact(hydra_dir, ".hydra")
     client.set_terminated(run.info.run_id, status="FINISHED")

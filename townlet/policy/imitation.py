@@ -149,7 +149,7 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         features=torch.stack(features).reshape(ticks, -1, features[0].shape[-1]),
         **{k: torch.stack(x) for k, x in event_log.items()},
     )
-    meals = meal_types(config.world, world.names.affordance_types)
+    meals = meal_types(world.layout)
     return Demonstrations(
         codes=torch.stack(codes).reshape(-1, v, v)[keep],
         features=torch.stack(features).reshape(-1, features[0].shape[-1])[keep],

@@ -11,11 +11,10 @@ from typing import Any
 
 import torch
 
-from townlet.config.schema import WorldConfig
 from townlet.policy.epoch import EpochData, UpdateResult
 from townlet.policy.rollout import Rollout
 from townlet.telemetry.schema import EVENT_PREFIX
-from townlet.world import ShiftEvent, WorldNames
+from townlet.world import Layout, ShiftEvent, WorldNames
 
 # What data without world events (behaviour cloning passes) reports for the social keys.
 NO_SOCIAL_EVENTS: dict[str, float] = {
@@ -45,13 +44,10 @@ def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return 0.0 if var == 0.0 else 1.0 - float((returns - values).var()) / var
 
 
-def meal_types(world: WorldConfig, affordance_types: tuple[str, ...]) -> tuple[int, ...]:
-    """Affordance types that feed (raise satiation): what `shared_meal_events` counts."""
-    return tuple(
-        i
-        for i, name in enumerate(affordance_types)
-        if world.affordances[name].effects.get("satiation", 0.0) > 0
-    )
+def meal_types(layout: Layout) -> tuple[int, ...]:
+    """Affordance types that feed (the layout's `meal_type`, the rule the world's shared-meal
+    familiarity uses too): what `shared_meal_events` counts."""
+    return tuple(i for i, meal in enumerate(layout.meal_type.tolist()) if meal)
 
 
 def rollout_events(

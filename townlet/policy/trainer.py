@@ -147,7 +147,7 @@ class Trainer:
             self.accuracy_demos = self.demos.take(picked)
         bc_optimizer = torch.optim.Adam(self.net.parameters(), lr=opts.bc.learning_rate, eps=1e-5)
         self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
-        self.meal_types = meal_types(config.world, names.affordance_types)
+        self.meal_types = meal_types(layout)
         self.recorder = None
         if config.recording.enabled:
             self.recorder = EpisodeRecorder(

@@ -82,7 +82,8 @@ def chat(
     success = attempt & (quality >= config.chat_success_threshold)
     failure = attempt ^ success
     event = success.long() + 2 * failure.long()  # ChatEvent
-    pair = (layout_arange(near) == partner.unsqueeze(-1)) & attempt.unsqueeze(-1)
+    agents = torch.arange(near.shape[-1], device=near.device)
+    pair = (agents == partner.unsqueeze(-1)) & attempt.unsqueeze(-1)  # (E, starter, partner)
     gain = quality * success
     if bool(success.any()):
         closeness = _both_ways(pair * (config.chat_familiarity_gain * gain).unsqueeze(-1))
@@ -93,11 +94,6 @@ def chat(
     gain = config.chat_social_gain * gain
     social_gain = gain + (pair * gain.unsqueeze(-1)).sum(1)  # the starter's and the partner's
     return ChatOutcome(event, quality, social_gain)
-
-
-def layout_arange(near: torch.Tensor) -> torch.Tensor:
-    """(A,) agent indices on `near`'s device, to compare partners against."""
-    return torch.arange(near.shape[-1], device=near.device)
 
 
 def share_meals(

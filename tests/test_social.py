@@ -8,12 +8,15 @@ import json
 
 import pytest
 import torch
-from conftest import A, act, make_world
+from conftest import A, act, make_world, play, recorder_for
 
 from townlet.capture import capture
 from townlet.config.errors import ConfigError
 from townlet.policy.train import train
+from townlet.recording.events import episode_events
+from townlet.recording.index import RecordingIndex
 from townlet.scenarios import load_config
+from townlet.serve.frames import EpisodeFrames
 from townlet.world.social import ChatEvent
 
 
@@ -186,6 +189,54 @@ def test_unknown_names_in_relationships_and_outages_are_one_line_errors():
                 "outages": [{"utility": "gas", "start_hour": 1, "end_hour": 2}],
             }
         )
+
+
+def recorded(tmp_path, scenario):
+    """A scenario's capture with `capture.record=true`: its one recorded episode."""
+    result = capture(load_config([f"scenario={scenario}", "capture.record=true"]), tmp_path)
+    assert all(r.ok for r in result.expectations)
+    return RecordingIndex.for_run(tmp_path).load(0)
+
+
+def test_recordings_carry_chats_help_and_outages_and_the_viewer_names_them(tmp_path):
+    chat = recorded(tmp_path / "chat", "evening_chat")
+    assert chat.metadata["recording_reasons"] == ["capture"]
+    assert "action_probs" not in chat.columns, "a script has no probabilities to record"
+    chats = [(t, e) for t, events in enumerate(episode_events(chat)) for e in events]
+    chats = [(t, e["agent"], e["with"], e["success"]) for t, e in chats if e["kind"] == "chat"]
+    assert (2, "alice", "bob", True) in chats, chats  # friends after work
+    assert (2, "carol", "dave", False) in chats, chats  # rivals
+    message = EpisodeFrames(chat, "run").message(2)
+    assert {"agent": "alice", "kind": "chat", "with": "bob", "success": True}.items() <= (
+        message["events"][0].items()
+    )
+    assert message["outages"] == []  # recorded, and nothing was out
+
+    help_ = recorded(tmp_path / "help", "late_help")
+    kinds = {e["kind"] for events in episode_events(help_) for e in events}
+    assert {"late_help", "late", "on_time"} <= kinds, kinds
+    takeover = recorded(tmp_path / "takeover", "shift_takeover")
+    assert any(e["kind"] == "takeover" for events in episode_events(takeover) for e in events)
+
+    outage = recorded(tmp_path / "outage", "utility_outage")
+    assert outage.header["utilities"] == {"water": ["Shower"]}
+    frames = EpisodeFrames(outage, "run")
+    out = [t for t in range(outage.steps) if frames.message(t)["outages"] == ["water"]]
+    assert out == list(range(2, 15)), out  # 9:12 to 10:30 from a 9:00 start, 10 ticks an hour
+    shower = [a for a in frames.message(5)["grid"]["affordances"] if a["type"] == "Shower"]
+    assert shower[0]["closed"] and not [
+        a for a in frames.message(20)["grid"]["affordances"] if a.get("closed")
+    ]
+
+
+def test_a_recording_without_event_columns_shows_no_events_rather_than_none_happening(tmp_path):
+    recorder = recorder_for(tmp_path, periodic=1)
+    play(recorder, 0, reward=1.0)  # hands over no event columns
+    recorder.close()
+    episode = RecordingIndex.for_run(tmp_path).load(0)
+    assert "completed" not in episode.columns and "chat" not in episode.columns
+    message = EpisodeFrames(episode, "run").message(0)
+    assert "events" not in message and "outages" not in message
 
 
 @pytest.mark.slow

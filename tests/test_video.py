@@ -178,3 +178,31 @@ def test_renderer_needs_no_world_and_draws_static_layers_once(run):
     assert first.shape == (270, 480, 3) and np.array_equal(first, again)
     assert not np.array_equal(renderer.render(0), renderer.render(5)), "agents move between steps"
     torch.manual_seed(0)
+
+
+def test_frames_show_chats_and_closed_affordances(tmp_path):
+    from townlet.capture import capture
+    from townlet.scenarios import load_config
+    from townlet.video.render import CHAT_BAD, CHAT_OK, CLOSED
+
+    def renderer_for(scenario):
+        capture(load_config([f"scenario={scenario}", "capture.record=true"]), tmp_path / scenario)
+        episode = RecordingIndex.for_run(tmp_path / scenario, create=False).load(0)
+        return episode, FrameRenderer(episode, frame_size("1080p"))
+
+    episode, renderer = renderer_for("evening_chat")
+    agents = list(episode.header["agent_ids"])
+    frame = renderer.render(2)  # the step whose transition held both chats
+    for a, b, colour in (("alice", "bob", CHAT_OK), ("carol", "dave", CHAT_BAD)):
+        ends = [
+            renderer.cell_center(*episode.columns["positions"][2, agents.index(n)]) for n in (a, b)
+        ]
+        x, y = (ends[0][0] + ends[1][0]) // 2, (ends[0][1] + ends[1][1]) // 2
+        assert tuple(frame[y, x]) == colour, (a, b, frame[y, x])
+    assert tuple(renderer.render(0)[y, x]) != CHAT_BAD, "no chat at step 0"
+
+    episode, renderer = renderer_for("utility_outage")
+    box = renderer.cell_box(6, 0)  # the shower
+    corner = (box[3] - renderer.cell // 5, box[2] - renderer.cell // 5)
+    assert tuple(renderer.render(5)[corner]) == CLOSED
+    assert tuple(renderer.render(20)[corner]) != CLOSED

@@ -125,3 +125,106 @@ def test_list_load_play_scrub_and_see_grid_and_meters(server):
         page.wait_for_selector("#error:text('Invalid seek step: 999 (0-39)')")
         browser.close()
     assert server["ready_s"] < 5
+
+
+def serve_folder(run: Path):
+    """Start `townlet serve` on a run folder's recordings; yield its URL, then stop it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "townlet.serve",
+            "--db",
+            str(run / "recordings.db"),
+            "--recordings",
+            str(run / "recordings"),
+            "--port",
+            str(port),
+            "--step-delay",
+            "0.05",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    assert "Townlet viewer on" in line, process.stderr.read()
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def pixel(page, x: float, y: float) -> list[int]:
+    return page.evaluate(
+        """([x, y]) => { const d = document.querySelector('#grid').getContext('2d')
+            .getImageData(x, y, 1, 1).data; return [d[0], d[1], d[2]]; }""",
+        [x, y],
+    )
+
+
+def test_chats_and_outages_are_drawn_and_listed(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from townlet.capture import capture
+    from townlet.scenarios import load_config
+
+    for scenario in ("evening_chat", "utility_outage"):
+        capture(load_config([f"scenario={scenario}", "capture.record=true"]), tmp_path / scenario)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        process, url = serve_folder(tmp_path / "evening_chat")
+        try:
+            page.goto(url)
+            page.locator("#recordings tbody tr").first.click()
+            page.wait_for_selector("#info:text('Episode 0')")
+            page.eval_on_selector(
+                "#timeline", "el => { el.value = 2; el.dispatchEvent(new Event('input')); }"
+            )
+            page.wait_for_selector("#events li[data-kind=chat]")
+            log = page.inner_text("#events")
+            assert "alice chatted with bob: success" in log, log
+            assert "carol chatted with dave: failure" in log, log
+            # the line between the friends is the success colour, the rivals' the failure one
+            ends = page.evaluate(
+                """() => { const c = document.querySelector('#grid');
+                    return c.width; }"""
+            )
+            assert ends == 640
+            layout = {
+                a["id"]: (a["x"], a["y"])
+                for a in page.evaluate("() => window.townletLast.grid.agents")
+            }
+            grid = page.evaluate("() => window.townletLast.grid")
+            cell = 640 // max(grid["width"], grid["height"])
+
+            def midpoint(a, b):
+                (x0, y0), (x1, y1) = layout[a], layout[b]
+                return ((x0 + x1) / 2 + 0.5) * cell, ((y0 + y1) / 2 + 0.5) * cell
+
+            assert pixel(page, *midpoint("alice", "bob")) == [95, 211, 154]
+            assert pixel(page, *midpoint("carol", "dave")) == [255, 93, 108]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        process, url = serve_folder(tmp_path / "utility_outage")
+        try:
+            page.goto(url)
+            page.locator("#recordings tbody tr").first.click()
+            page.wait_for_selector("#info:text('Episode 0')")
+            page.eval_on_selector(
+                "#timeline", "el => { el.value = 5; el.dispatchEvent(new Event('input')); }"
+            )
+            page.wait_for_selector("#outages:text('outage: water')")
+            cell = 640 // 7  # the 7 x 1 street; the shower at (6, 0)
+            assert pixel(page, 6 * cell + cell - 6, cell - 6) == [138, 47, 58]
+            page.eval_on_selector(
+                "#timeline", "el => { el.value = 20; el.dispatchEvent(new Event('input')); }"
+            )
+            page.wait_for_selector("#cursor:text('21 / 30')")
+            assert page.inner_text("#outages") == ""
+            assert pixel(page, 6 * cell + cell - 6, cell - 6) != [138, 47, 58]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        browser.close()

@@ -1,7 +1,8 @@
 """`capture(cfg, output_dir)`: run a scenario under its script and write replay samples.
 
 Writes, atomically, into the run directory: one NPZ per agent (`<prefix>_<agent>_<nnn>.npz`)
-with a JSON sidecar, `<prefix>_manifest.json` and `<prefix>_metrics.json`.
+with a JSON sidecar, `<prefix>_manifest.json` and `<prefix>_metrics.json`; with
+`capture.record=true` also the episode as a recording (`recordings/`, `recordings.db`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from townlet.capture.behaviour import PolicyBehaviour, ScriptedBehaviour
 from townlet.capture.samples import Sample, build_sample
 from townlet.capture.trace import EpisodeTrace, run_episode
 from townlet.config.hashing import config_hash
-from townlet.config.schema import AgentConfig, ScenarioConfig, TownletConfig
+from townlet.config.schema import AgentConfig, RecordingConfig, ScenarioConfig, TownletConfig
+from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
 from townlet.scenarios.controller import validate_scripts
 from townlet.scenarios.expectations import ExpectationResult, check_expectations
@@ -91,7 +93,14 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         behaviour = PolicyBehaviour(world, Path(options.policy), config.seed, options.deterministic)
     else:
         behaviour = ScriptedBehaviour(world, scripts)
-    trace = run_episode(world, behaviour, scenario.ticks)
+    recorder = _recorder(config, world, output_dir, config_hash(cfg)) if options.record else None
+    trace = run_episode(world, behaviour, scenario.ticks, recorder)
+    if recorder is not None:
+        returns = trace.rewards.sum(0)
+        recorder.end_episode(0, stage=1, returns=returns, reasons=["capture"])
+        errors = recorder.close()
+        if errors:
+            raise RuntimeError(errors[0])
     samples = [build_sample(world, trace, i, options.gamma) for i in range(len(agents))]
     metrics_by_agent = {s.agent_id: s.metrics for s in samples}
     expectations = check_expectations(list(scenario.expect), metrics_by_agent)
@@ -166,6 +175,22 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         world=world,
         seconds=time.perf_counter() - started,
         metrics=metrics,
+    )
+
+
+def _recorder(
+    config: TownletConfig, world: World, output_dir: Path, digest: str
+) -> EpisodeRecorder:
+    """A recorder for the capture's one episode, every agent, written beside the samples."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return EpisodeRecorder(
+        RecordingConfig(enabled=True),
+        output_dir,
+        world,
+        run_id=f"capture:{config.scenario.name}",
+        seed=config.seed,
+        config_hash=digest,
+        owner="capture",
     )
 
 

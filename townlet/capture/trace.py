@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet.recording.frame import frame_of, outcome_of
+from townlet.recording.recorder import EpisodeRecorder
 from townlet.world import World
 
 
@@ -47,8 +49,11 @@ class EpisodeTrace:
         return int(self.actions.shape[0])
 
 
-def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
-    """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour."""
+def run_episode(
+    world: World, behaviour, ticks: int, recorder: EpisodeRecorder | None = None
+) -> EpisodeTrace:
+    """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour; with a
+    recorder, also tap every tick into it (the caller ends the episode)."""
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in EpisodeTrace.__dataclass_fields__}
     world.track_terms = True  # the penalties charged, by term
     obs = world.observe()
@@ -60,7 +65,10 @@ def run_episode(world: World, behaviour, ticks: int) -> EpisodeTrace:
         rows["map_codes"].append(obs.map_codes[0])
         rows["features"].append(obs.features[0])
         rows["action_masks"].append(obs.action_mask[0])
+        frame = frame_of(world, obs.features[0], actions[0], None, values) if recorder else None
         result = world.step(actions)
+        if recorder is not None:
+            recorder.tap(**frame, **outcome_of(result))
         behaviour.update(result)
         events = result.events
         rows["actions"].append(actions[0])

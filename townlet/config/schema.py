@@ -456,6 +456,9 @@ class CaptureConfig:
     """A checkpoint path: act with its trained policy instead of the script."""
     deterministic: bool = False
     """With a policy: take its most likely action instead of sampling."""
+    record: bool = False
+    """Also write the episode as a recording (`recordings/` + `recordings.db` in the output
+    folder, reason `capture`), to replay it in the viewer or export it as a video."""
 
 
 @dataclass

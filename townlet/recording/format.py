@@ -6,10 +6,10 @@ ids, meter and action names, episode metadata); each column is a typed array wit
 
 | codec | stored as | used for |
 |---|---|---|
-| raw | the array's bytes | positions (uint8), actions, rewards (float32), flags, values |
+| raw | the array's bytes | positions (uint8), actions, rewards (float32), flags, values, events |
 | delta | first differences (wrapping) | time of day |
 | q16d | uint16 quantised over [lo, hi], delta over time | meters |
-| q8 | uint8 quantised over [lo, hi] | interaction progress, action probabilities |
+| q8 | uint8 quantised over [lo, hi] | interaction progress, action probabilities, chat quality |
 
 Columns are contiguous per quantity, which is what LZ4 compresses well (slowly changing meters
 become runs of equal deltas). Version 1 (read only) is the row-oriented format of the system we
@@ -46,7 +46,18 @@ CODECS: dict[str, tuple[str, str, float, float]] = {
     "values": ("float16", "raw", 0, 0),
     "q_values": ("float32", "raw", 0, 0),
     "action_masks": ("bool", "raw", 0, 0),
+    "outages": ("bool", "raw", 0, 0),
+    "completed": ("int8", "raw", 0, 0),
+    "shift_event": ("int8", "raw", 0, 0),
+    "fainted": ("bool", "raw", 0, 0),
+    "chat": ("int8", "raw", 0, 0),
+    "chat_partner": ("int8", "raw", 0, 0),
+    "chat_quality": ("uint8", "q8", 0.0, 1.0),
+    "helped": ("bool", "raw", 0, 0),
+    "took_over": ("int8", "raw", 0, 0),
 }
+ENV_COLUMNS = ("time_of_day", "outages")
+"""Columns with one row per tick for the whole env (the others have one per recorded agent)."""
 
 
 class RecordingError(ValueError):

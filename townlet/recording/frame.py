@@ -15,12 +15,13 @@ def frame_of(
     world: World,
     features: torch.Tensor,
     actions: torch.Tensor,
-    logits: torch.Tensor,
-    values: torch.Tensor,
+    logits: torch.Tensor | None,
+    values: torch.Tensor | None,
     env: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Columns of `env` before this tick's step. `features` (A, F), `actions` (A,),
-    `logits` (A, K) and `values` (A,) are that env's agents' rows."""
+    `logits` (A, K) and `values` (A,) are that env's agents' rows; a behaviour without logits
+    or values (a script) leaves those columns out rather than writing made-up ones."""
     state = world.state
     columns = {
         "positions": world.layout.xy_of(state.pos[env]),
@@ -30,13 +31,30 @@ def frame_of(
         "time_of_day": world.time_of_day()[env],
         "queued": state.queued[env],
         "using": state.using[env],
-        "action_probs": torch.softmax(logits, -1),
-        "values": values,
+        "outages": world.layout.outage_active[world.time_of_day()[env]] > 0,
     }
+    if logits is not None:
+        columns["action_probs"] = torch.softmax(logits, -1)
+    if values is not None:
+        columns["values"] = values
     return {name: column.cpu() for name, column in columns.items()}  # no copy on a CPU world
 
 
 def outcome_of(result: StepResult, env: int = 0) -> dict[str, torch.Tensor]:
-    """The step's reward and done columns of `env`, added to its frame after the step."""
-    done = result.terminated[env] | result.truncated[env]
-    return {"rewards": result.reward[env].cpu(), "dones": done.cpu()}
+    """The step's reward, done and event columns of `env`, added to its frame after the step:
+    what each agent completed, its shift event, faint, chat (event, partner, quality), late
+    help received and shifts taken over, so a replay can show why a meter moved."""
+    events = result.events
+    columns = {
+        "rewards": result.reward[env],
+        "dones": result.terminated[env] | result.truncated[env],
+        "completed": events.completed[env],
+        "shift_event": events.shift_event[env],
+        "fainted": events.fainted[env],
+        "chat": events.chat[env],
+        "chat_partner": events.chat_partner[env],
+        "chat_quality": events.chat_quality[env],
+        "helped": events.helped[env],
+        "took_over": events.took_over[env],
+    }
+    return {name: column.cpu() for name, column in columns.items()}

@@ -29,11 +29,12 @@ from typing import Any
 import torch
 
 from townlet.config.schema import RecordingConfig
-from townlet.recording.format import FORMAT_VERSION, Episode
+from townlet.recording.format import ENV_COLUMNS, FORMAT_VERSION, Episode
 from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
 from townlet.recording.policies import RecordingPolicy
 from townlet.world import World
-from townlet.world.constants import ACTION_NAMES
+from townlet.world.constants import ACTION_NAMES, ShiftEvent
+from townlet.world.social import ChatEvent
 
 _STOP = object()
 log = logging.getLogger("townlet.recording")
@@ -73,6 +74,7 @@ class EpisodeRecorder:
         self._ids: dict[int, int] = {}  # producer's episode number -> id it was recorded under
         self.header = episode_header(world, self.agents, run_id, seed, config_hash)
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
+        u = len(layout.utility_names)
         self._index = torch.tensor(self.agents)
         self._all = self.agents == list(range(layout.num_agents))
         self.buffers = {
@@ -87,8 +89,18 @@ class EpisodeRecorder:
             "using": torch.zeros(t, a, dtype=torch.int64),
             "action_probs": torch.zeros(t, a, k),
             "values": torch.zeros(t, a),
+            "outages": torch.zeros(t, u, dtype=torch.bool),
+            "completed": torch.zeros(t, a, dtype=torch.int64),
+            "shift_event": torch.zeros(t, a, dtype=torch.int64),
+            "fainted": torch.zeros(t, a, dtype=torch.bool),
+            "chat": torch.zeros(t, a, dtype=torch.int64),
+            "chat_partner": torch.zeros(t, a, dtype=torch.int64),
+            "chat_quality": torch.zeros(t, a),
+            "helped": torch.zeros(t, a, dtype=torch.bool),
+            "took_over": torch.zeros(t, a, dtype=torch.int64),
         }
         self.t = 0
+        self._tapped: tuple[str, ...] = ()  # columns the producer hands over (set at t = 0)
         self._partial = False  # the episode in progress was not tapped whole (see resumed_blind)
         self.ring: deque[_Kept] = deque(maxlen=max(config.stage_pre_transition, 1))
         self.written = self.dropped = self.skipped = 0
@@ -99,24 +111,29 @@ class EpisodeRecorder:
 
     # ------------------------------------------------------------------ hot path
     def tap(self, **step: torch.Tensor) -> None:
-        """Env 0's tensors for one tick: positions (A,2), meters (A,M), actions, rewards, dones,
-        interaction_progress, queued, using, values (A,), action_probs (A,K), time_of_day ()."""
+        """Env 0's columns for one tick (`frame_of` + `outcome_of`): per agent (A, ...) except
+        the env columns (time_of_day (), outages (U,))."""
         t = self.t
         if t >= self.buffers["actions"].shape[0]:
             return  # past the scenario's tick limit (only without auto-reset)
+        if t == 0:  # only what the producer gives is written: no zero column posing as data
+            self._tapped = tuple(name for name in self.buffers if name in step)
         for name, value in step.items():
-            if name == "time_of_day":
+            if name in ENV_COLUMNS:
                 self.buffers[name][t] = value
             else:
                 self.buffers[name][t] = value if self._all else value.index_select(0, self._index)
         self.t = t + 1
 
-    def end_episode(self, episode_id: int, stage: int, returns: torch.Tensor) -> None:
+    def end_episode(
+        self, episode_id: int, stage: int, returns: torch.Tensor, reasons: list[str] | None = None
+    ) -> None:
         """The episode just tapped has ended; `returns` (A,) are its agents' true returns.
-        Decide, and hand it over when kept."""
+        Decide (or keep it for the `reasons` given), and hand it over when kept."""
         steps, self.t = self.t, 0
         total = float(returns.cpu().index_select(0, self._index).mean())
-        reasons = self.policy.reasons(episode_id, total, stage)
+        if reasons is None:
+            reasons = self.policy.reasons(episode_id, total, stage)
         if self._partial:  # only its tail was seen after a resume: never write a partial episode
             self._partial = False
             return
@@ -161,7 +178,7 @@ class EpisodeRecorder:
         records it whole instead of dropping it as partial."""
         return {
             "t": self.t,
-            "steps": {name: buf[: self.t].clone() for name, buf in self.buffers.items()},
+            "steps": {name: self.buffers[name][: self.t].clone() for name in self._tapped},
             "policy": self.policy.state_dict(),
         }
 
@@ -170,6 +187,7 @@ class EpisodeRecorder:
         self.t = int(state["t"])
         for name, steps in state["steps"].items():
             self.buffers[name][: self.t] = steps
+        self._tapped = tuple(name for name in self.buffers if name in state["steps"])
         self._partial = False
 
     def resumed_blind(self) -> None:
@@ -187,7 +205,7 @@ class EpisodeRecorder:
     def _snapshot(
         self, episode_id: int, steps: int, total: float, stage: int, reasons: list[str]
     ) -> Episode:
-        columns = {name: buf[:steps].numpy().copy() for name, buf in self.buffers.items()}
+        columns = {name: self.buffers[name][:steps].numpy().copy() for name in self._tapped}
         metadata = {
             "episode_id": int(episode_id),
             "survival_steps": steps,
@@ -273,7 +291,12 @@ def episode_header(
             )
         ],
         "agent_ids": [layout.agent_ids[a] for a in agents],
+        "scenario_agent_ids": list(layout.agent_ids),  # chat_partner indexes these
+        "utilities": {name: list(world.config.utilities[name]) for name in layout.utility_names},
         "meter_names": list(layout.meter_names),
+        "affordance_types": list(layout.affordance_types),  # what `completed` indexes
+        "shift_events": [event.name.lower() for event in ShiftEvent],
+        "chat_events": [event.name.lower() for event in ChatEvent],
         "action_names": list(ACTION_NAMES),
         "ticks_per_day": layout.ticks_per_day,
     }

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode
 from townlet.recording.palette import agent_colour
 
@@ -57,6 +58,9 @@ class EpisodeFrames:
         self.values = (
             np.round(cols["values"].astype(np.float64), 4).tolist() if "values" in cols else None
         )
+        self.events = episode_events(episode) if has_events(episode) else None
+        self.outages = outages_by_step(episode) if "outages" in cols else None
+        self.closed = [closed_types(episode, out) for out in self.outages] if self.outages else None
         self.metadata = {
             "survival_steps": int(meta.get("survival_steps", self.steps)),
             "total_reward": float(meta.get("total_reward", 0.0)),
@@ -98,6 +102,7 @@ class EpisodeFrames:
                     "y": aff["y"],
                     "busy": busy,
                     "queue": queue,
+                    **({"closed": aff["type"] in self.closed[t]} if self.closed else {}),
                 }
             )
         message: dict[str, Any] = {
@@ -126,6 +131,10 @@ class EpisodeFrames:
                 agent_id: dict(zip(self.actions, self.policy[t][a], strict=False))
                 for a, agent_id in enumerate(self.agents)
             }
+        if self.events is not None:  # absent, not empty, where the recording lacks them
+            message["events"] = self.events[t]
+        if self.outages is not None:
+            message["outages"] = self.outages[t]
         if self.values is not None:
             message["value"] = {
                 agent_id: self.values[t][a] for a, agent_id in enumerate(self.agents)

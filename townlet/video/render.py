@@ -4,7 +4,9 @@ The static layer — background, grid, walls, labelled affordances, panel titles
 each step copies it and draws what moves: agents (a colour each, with a fading trail and their
 last action), affordance state (busy / queued outlines), meters per agent with their names,
 action probabilities or Q-values with the chosen action marked, episode info, time of day and
-interaction progress.
+interaction progress; and, where the recording has them, chats (a line between the two agents:
+green success, red failure), late help and takeovers (a ring), closed affordances during a
+utility outage, and the latest events in words.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode
 from townlet.recording.palette import agent_rgb
 
 PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
 TRAIL = 8
+CHAT_OK, CHAT_BAD, HELP, CLOSED = (95, 211, 154), (255, 93, 108), (122, 184, 255), (138, 47, 58)
+RECENT_STEPS = 6  # the events panel lists what happened over the last few steps
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class FrameRenderer:
         )
         self.reason = reason or ", ".join(episode.metadata.get("recording_reasons") or [])
         self.instances = {i: a for i, a in enumerate(header["affordances"])}
+        self.events = episode_events(episode) if has_events(episode) else None
+        self.outages = outages_by_step(episode)
         self.static = self._draw_static()
 
     # ------------------------------------------------------------------ geometry
@@ -161,6 +168,7 @@ class FrameRenderer:
         image = self.static.copy()
         draw = ImageDraw.Draw(image)
         self._affordance_state(draw, step)
+        self._closed(draw, step)
         positions = self.positions
         for agent in range(len(self.agents)):
             colour = self.agent_colour(agent)
@@ -179,6 +187,7 @@ class FrameRenderer:
                 outline=s.text if not done else s.queued,
                 width=max(1, radius // 6),
             )
+        self._social(draw, step)
         x, y = self.panel_x, int(30 * self.unit)
         line = int(30 * self.unit)
         steps = self.episode.steps
@@ -200,6 +209,7 @@ class FrameRenderer:
         draw.text((x, y), f"reason: {self.reason}"[:70], fill=s.muted, font=self.small)
         y += line
         y = self._time_bar(draw, x, y, step)
+        y = self._event_lines(draw, x, y, step)
         for agent, agent_id in enumerate(self.agents):
             y = self._agent_panel(draw, x, y, step, agent, agent_id)
             if y > self.height - 40 * self.unit:
@@ -219,6 +229,65 @@ class FrameRenderer:
                         outline=colour,
                         width=max(2, self.cell // 14),
                     )
+
+    def _closed(self, draw: ImageDraw.ImageDraw, step: int) -> None:
+        closed = closed_types(self.episode, self.outages[step])
+        inset = max(2, self.cell // 10)
+        for affordance in self.instances.values():
+            if affordance["type"] in closed:
+                box = self.cell_box(affordance["x"], affordance["y"])
+                draw.rectangle(
+                    (
+                        box[0] + inset,
+                        box[1] + 2 * inset + int(16 * self.unit),
+                        box[2] - inset,
+                        box[3] - inset,
+                    ),
+                    fill=CLOSED,
+                )
+
+    def _social(self, draw: ImageDraw.ImageDraw, step: int) -> None:
+        if self.events is None:
+            return
+        where = {agent_id: a for a, agent_id in enumerate(self.agents)}
+        for event in self.events[step]:
+            a = where.get(event["agent"])
+            if a is None:
+                continue
+            centre = self.cell_center(*self.positions[step, a])
+            if event["kind"] == "chat" and event.get("with") in where:
+                other = self.cell_center(*self.positions[step, where[event["with"]]])
+                colour = CHAT_OK if event["success"] else CHAT_BAD
+                draw.line([centre, other], fill=colour, width=max(3, self.cell // 8))
+            elif event["kind"] in ("late_help", "takeover"):
+                r = int(self.cell * 0.42)
+                draw.ellipse(
+                    (centre[0] - r, centre[1] - r, centre[0] + r, centre[1] + r),
+                    outline=HELP,
+                    width=max(2, self.cell // 12),
+                )
+
+    def _event_lines(self, draw: ImageDraw.ImageDraw, x: int, y: int, step: int) -> int:
+        s, line = self.style, int(24 * self.unit)
+        if self.outages[step]:
+            draw.text(
+                (x, y), f"outage: {', '.join(self.outages[step])}", fill=CHAT_BAD, font=self.small
+            )
+            y += line
+        if self.events is None:
+            return y
+        recent = [
+            (t, e)
+            for t in range(max(0, step - RECENT_STEPS + 1), step + 1)
+            for e in self.events[t]
+            if e["kind"] != "completed"
+        ][-2:]
+        for t, event in recent:
+            draw.text(
+                (x, y), f"{t + 1}: {describe_event(event)}"[:80], fill=s.muted, font=self.small
+            )
+            y += line
+        return y
 
     def _time_bar(self, draw: ImageDraw.ImageDraw, x: int, y: int, step: int) -> int:
         s, cols = self.style, self.episode.columns
@@ -297,3 +366,20 @@ class FrameRenderer:
                 draw.rectangle((left, top, right, top + bar_h), fill=s.busy if chosen else s.bar)
         rows = max(len(self.meter_names), len(self.action_names) if self.policy_column else 0)
         return y + rows * gap + int(16 * self.unit)
+
+
+def describe_event(event: dict) -> str:
+    """An event in words, as the viewer's event list says it."""
+    kind, agent = event["kind"], event["agent"]
+    if kind == "chat":
+        return (
+            f"{agent} chatted with {event['with']}: {'success' if event['success'] else 'failure'}"
+        )
+    return {
+        "late_help": f"{agent} was late; a coworker covered",
+        "takeover": f"{agent} took over an absent colleague's shift",
+        "on_time": f"{agent} arrived at work on time",
+        "late": f"{agent} arrived late",
+        "absent": f"{agent} missed the shift",
+        "faint": f"{agent} fainted",
+    }.get(kind, f"{agent}: {kind}")

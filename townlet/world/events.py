@@ -22,6 +22,7 @@ class StepEvents:
     wage: torch.Tensor  # float32 money earned this tick
     chat: torch.Tensor  # int64 ChatEvent of the chat this agent started
     chat_quality: torch.Tensor  # float32 that chat's quality (0 where none)
+    chat_partner: torch.Tensor  # int64 the agent it chatted with (-1 where none)
     helped: torch.Tensor  # bool: a coworker covered this agent's lateness
     took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
     outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick

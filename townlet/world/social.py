@@ -37,6 +37,7 @@ class ChatEvent(IntEnum):
 class ChatOutcome:
     event: torch.Tensor  # (E, A) int64 ChatEvent of the chat this agent started
     quality: torch.Tensor  # (E, A) float32 its quality (0 where none)
+    partner: torch.Tensor  # (E, A) int64 whom it was with (-1 where none)
     social_gain: torch.Tensor  # (E, A) float32 social meter gained (as starter or partner)
 
 
@@ -93,7 +94,7 @@ def chat(
         state.rivalry = (state.rivalry + friction).clamp_(max=1.0)
     gain = config.chat_social_gain * gain
     social_gain = gain + (pair * gain.unsqueeze(-1)).sum(1)  # the starter's and the partner's
-    return ChatOutcome(event, quality, social_gain)
+    return ChatOutcome(event, quality, torch.where(attempt, partner, -1), social_gain)
 
 
 def share_meals(

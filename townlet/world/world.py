@@ -218,7 +218,7 @@ class World:
             contention, intensity = self._zero_bool, self._zero_float
             completion_delta = torch.zeros_like(s.meters)
             nothing_to_use = (actions == Action.INTERACT) & s.alive
-            chat_event, chat_quality = self._social_life(
+            chat_event, chat_quality, chat_partner = self._social_life(
                 nothing_to_use, completed, completion_delta
             )
         elif engaged:
@@ -228,14 +228,18 @@ class World:
             completion_delta = outcome.meter_delta
             if not fast.rivalry_active:
                 fast.rivalry_active = bool(contention.any())
-            chat_event, chat_quality = self._social_life(
+            chat_event, chat_quality, chat_partner = self._social_life(
                 outcome.nothing_to_use, completed, completion_delta
             )
         else:
             started = completed = self._none_int
             contention, intensity = self._zero_bool, self._zero_float
             completion_delta = None
-            chat_event, chat_quality = self._zero_int, self._zero_float
+            chat_event, chat_quality, chat_partner = (
+                self._zero_int,
+                self._zero_float,
+                self._none_int,
+            )
         if self._limited_stock and int(tod.min()) == 0:
             s.stock = torch.where((tod == 0).unsqueeze(1), layout.inst_stock, s.stock)
 
@@ -322,6 +326,7 @@ class World:
             wage=self._zero_float if wage is None else wage,
             chat=chat_event,
             chat_quality=chat_quality,
+            chat_partner=chat_partner,
             helped=self._zero_bool if helped is None else helped,
             took_over=self._zero_int if took_over is None else took_over,
             outage_starts=torch.take(layout.outage_starts, tod)
@@ -343,14 +348,15 @@ class World:
 
     def _social_life(
         self, nothing_to_use: torch.Tensor, completed: torch.Tensor, meter_delta: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Chats (INTERACT with nothing to use, next to someone) and shared meals; adds the
-        chats' social gains to `meter_delta` in place. Returns (chat event, chat quality)."""
+        chats' social gains to `meter_delta` in place. Returns the chats' (event, quality,
+        partner)."""
         s, layout, fast, social = self.state, self.layout, self.fast, self.config.social
         if not self._social:
-            return self._zero_int, self._zero_float
+            return self._zero_int, self._zero_float, self._none_int
         wants = nothing_to_use & (torch.maximum(s.using, s.queued) < 0)
-        event, quality = self._zero_int, self._zero_float
+        event, quality, partner = self._zero_int, self._zero_float, self._none_int
         if bool(wants.any()):
             need = (
                 1.0 - s.meters[..., layout.social_index]
@@ -358,7 +364,7 @@ class World:
                 else self._zero_float
             )
             talk = chat(s, social, wants, neighbours(s, layout, fast.all_alive), need)
-            event, quality = talk.event, talk.quality
+            event, quality, partner = talk.event, talk.quality, talk.partner
             if layout.social_index >= 0:
                 meter_delta[..., layout.social_index] += talk.social_gain
             fast.social_active = fast.social_active or bool((event == ChatEvent.SUCCESS).any())
@@ -366,7 +372,7 @@ class World:
         if bool(((completed >= 0).sum(-1) > 1).any()):
             share_meals(s, social, completed, layout.meal_type)
             fast.social_active = fast.social_active or bool((s.familiarity > 0).any())
-        return event, quality
+        return event, quality, partner
 
     def _commute_shaping(self, clock: torch.Tensor) -> torch.Tensor:
         """(E, A) change of the commute potential this tick (see RewardConfig.commute)."""

@@ -7,8 +7,8 @@ const wsUrl = params.get("ws") || `${location.protocol === "https:" ? "wss" : "w
   + (params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "");
 const $ = (id) => document.getElementById(id);
 const canvas = $("grid"), ctx = canvas.getContext("2d");
-const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] } };
-const TRAIL = 8;
+const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] }, events: [] };
+const TRAIL = 8, EVENT_LOG = 40;
 
 function send(message) {
   if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
@@ -39,14 +39,14 @@ function handle(message) {
       break;
     case "recordings_list": showRecordings(message.recordings); break;
     case "replay_loaded":
-      state.total = message.total_steps; state.trails = {};
+      state.total = message.total_steps; state.trails = {}; state.events = [];
       $("mode").textContent = "replay";
       $("timeline").max = Math.max(0, message.total_steps - 1); $("timeline").disabled = false;
       $("info").textContent = `Episode ${message.episode_id} (${message.run}) · stage ${message.metadata.curriculum_stage}`
         + ` · ${message.metadata.survival_steps} steps · total reward ${message.metadata.total_reward.toFixed(3)}`;
       break;
     case "episode_start":
-      state.trails = {}; $("mode").textContent = "live";
+      state.trails = {}; state.events = []; $("mode").textContent = "live";
       $("info").textContent = `Live: episode ${message.episode_id} · ${message.scenario}`;
       $("timeline").disabled = true;
       break;
@@ -94,7 +94,7 @@ function showRecordings(rows) {
 }
 
 function render(update) {
-  state.last = update;
+  state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
   const grid = update.grid, cell = Math.floor(canvas.width / Math.max(grid.width, grid.height));
   const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
   ctx.fillStyle = v("--bg"); ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -105,7 +105,7 @@ function render(update) {
   }
   ctx.font = `${Math.min(15, Math.max(9, cell / 6))}px system-ui`; ctx.textBaseline = "top";
   for (const a of grid.affordances) {
-    ctx.fillStyle = v("--aff"); ctx.fillRect(a.x * cell + 4, a.y * cell + 4, cell - 8, cell - 8);
+    ctx.fillStyle = a.closed ? v("--closed") : v("--aff"); ctx.fillRect(a.x * cell + 4, a.y * cell + 4, cell - 8, cell - 8);
     if (a.busy || a.queue.length) {
       ctx.strokeStyle = a.queue.length ? v("--queue") : v("--busy"); ctx.lineWidth = 3;
       ctx.strokeRect(a.x * cell + 3, a.y * cell + 3, cell - 6, cell - 6);
@@ -122,6 +122,7 @@ function render(update) {
     ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.3, 0, 2 * Math.PI); ctx.fill();
     ctx.fillStyle = v("--ink"); ctx.fillText(agent.last_action.name, agent.x * cell + 6, agent.y * cell + cell * 0.78);
   }
+  drawSocial(update, cell, v);
   const total = update.replay_metadata ? update.replay_metadata.total_steps : update.step + 1;
   $("cursor").textContent = `${update.step + 1} / ${total} · reward ${update.cumulative_reward.toFixed(3)}`;
   if (update.replay_metadata) $("timeline").value = update.step;
@@ -132,7 +133,58 @@ function render(update) {
     $("tod").style.width = `${100 * update.time_of_day / tpd}%`;
     $("tod-text").textContent = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
   }
+  $("outages").textContent = (update.outages || []).length ? `outage: ${update.outages.join(", ")} (its affordances are closed)` : "";
+  logEvents(update);
   renderAgents(update);
+}
+
+// Chats are lines between the two agents (green: success, red: failure); late help and
+// shift takeovers a ring around the agent that got or gave the cover.
+function drawSocial(update, cell, v) {
+  const where = Object.fromEntries(update.grid.agents.map((a) => [a.id, a]));
+  const centre = (a) => [a.x * cell + cell / 2, a.y * cell + cell / 2];
+  for (const e of update.events || []) {
+    const a = where[e.agent];
+    if (!a) continue;
+    if (e.kind === "chat" && where[e.with]) {
+      const [x0, y0] = centre(a), [x1, y1] = centre(where[e.with]);
+      ctx.strokeStyle = e.success ? v("--chat-ok") : v("--chat-bad"); ctx.lineWidth = Math.max(3, cell / 8);
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    } else if (e.kind === "late_help" || e.kind === "takeover") {
+      const [x, y] = centre(a);
+      ctx.strokeStyle = v("--help"); ctx.lineWidth = Math.max(3, cell / 10);
+      ctx.beginPath(); ctx.arc(x, y, cell * 0.42, 0, 2 * Math.PI); ctx.stroke();
+    }
+  }
+}
+
+function describe(e) {
+  switch (e.kind) {
+    case "chat": return `${e.agent} chatted with ${e.with}: ${e.success ? "success" : "failure"}`
+      + (e.quality !== undefined ? ` (quality ${e.quality.toFixed(2)})` : "");
+    case "late_help": return `${e.agent} was late; a coworker covered`;
+    case "takeover": return `${e.agent} took over ${e.shifts} absent colleague's shift`;
+    case "completed": return `${e.agent} finished ${e.affordance}`;
+    case "on_time": return `${e.agent} arrived at work on time`;
+    case "late": return `${e.agent} arrived late`;
+    case "absent": return `${e.agent} missed the shift`;
+    case "faint": return `${e.agent} fainted`;
+    default: return `${e.agent}: ${e.kind}`;
+  }
+}
+
+function logEvents(update) {
+  const list = $("events");
+  if (update.events === undefined) { list.replaceChildren(); list.dataset.state = "not recorded"; return; }
+  list.dataset.state = "recorded";
+  state.events = state.events.filter((item) => item.step < update.step);  // a seek back forgets the future
+  for (const e of update.events) state.events.push({ step: update.step, e });
+  state.events = state.events.slice(-EVENT_LOG);
+  list.replaceChildren(...state.events.slice().reverse().map(({ step, e }) => {
+    const li = document.createElement("li");
+    li.className = e.kind === "chat" ? (e.success ? "chat-ok" : "chat-bad") : (["late_help", "takeover"].includes(e.kind) ? "help" : "");
+    li.dataset.kind = e.kind; li.textContent = `${step + 1}: ${describe(e)}`; return li;
+  }));
 }
 
 function bar(label, value, shown, chosen) {

@@ -76,6 +76,10 @@ def test_a_training_job_is_one_run_with_params_tags_metrics_and_artifacts(store,
     assert {".hydra", "telemetry", "evaluation.json", "recordings_summary.json"} <= artifacts
     telemetry = {a.path for a in client(store).list_artifacts(run.info.run_id, "telemetry")}
     assert telemetry == {"telemetry/ppo.jsonl", "telemetry/ppo.png"}
+    experiment = client(store).get_experiment_by_name("train")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development", (
+        "without it MLflow 3 opens the experiment in its GenAI traces view"
+    )
 
 
 def test_a_capture_logs_golden_metrics_and_drift(store, tmp_path):

@@ -135,9 +135,14 @@ def test_batch_continues_past_a_corrupt_episode_and_reports_it(run, tmp_path):
         "20",
         "--fps",
         "5",
+        "--progress-every",
+        "0",
     )
     assert done.returncode == 1
     assert "episode 1: not an LZ4 frame" in done.stderr and "failed: 1" in done.stdout
+    # without a terminal: a line per exported episode, and plain progress lines while drawing
+    assert "[1/3] wrote" in done.stdout and "[3/3] wrote" in done.stdout, done.stdout
+    assert "episode 0: frame 1/" in done.stderr and "frames/s, about" in done.stderr
     assert sorted(p.name for p in out.glob("*")) == ["episode_000000.mp4", "episode_000002.mp4"]
 
 

@@ -181,7 +181,7 @@ def export_job(cfg: DictConfig) -> None:
     output = (
         Path(cfg.output) if cfg.output else run / "videos" / f"episode_{cfg.episode_id:06d}.mp4"
     )
-    options = VideoOptions.from_settings(cfg, progress=sys.stderr.isatty())
+    options = VideoOptions.from_settings(cfg, progress=VideoOptions.progress_for_stderr())
     try:
         index = RecordingIndex.for_run(run, create=False)  # before creating any folder
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -69,13 +69,22 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""MLflow 3's UI opens an experiment without this tag in its GenAI (traces) view; with it, in
+the model-training view (runs, charts), which is what a training run is."""
+
+
 def experiment_id(client, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get("mlflow.experimentKind") is None:  # made by an older version
+            client.set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return found.experiment_id
     root = artifact_root(uri)
     try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        return client.create_experiment(
+            name, artifact_location=f"{root}/{name}" if root else None, tags=EXPERIMENT_KIND
+        )
     except Exception:  # created meanwhile by a parallel job
         return client.get_experiment_by_name(name).experiment_id
 

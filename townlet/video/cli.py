@@ -15,7 +15,9 @@ from townlet.video.render import PRESETS
 
 
 def _options(args: argparse.Namespace) -> VideoOptions:
-    return VideoOptions.from_settings(args, progress=sys.stderr.isatty())
+    options = VideoOptions.from_settings(args, progress=VideoOptions.progress_for_stderr())
+    options.progress_every_sec = args.progress_every
+    return options
 
 
 def _index(args: argparse.Namespace) -> RecordingIndex:
@@ -35,11 +37,13 @@ def _batch(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = index.list(args.stage, args.reason, args.min_reward, args.max_reward, args.limit)
     failed = []
-    for row in rows:
+    for k, row in enumerate(rows, 1):
         target = out / f"episode_{row['episode_id']:06d}.mp4"
         try:
             result = export_from_index(index, row["episode_id"], target, options)
-            print(f"wrote {result['output']}: {result['frames']} frames")
+            print(
+                f"[{k}/{len(rows)}] wrote {result['output']}: {result['frames']} frames", flush=True
+            )
         except Exception as error:  # report this episode (even an unforeseen fault), go on
             failed.append(row["episode_id"])
             text, label = _short(error), f"episode {row['episode_id']}"
@@ -76,6 +80,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         choices=tuple(VideoQuality),
         default=defaults.quality,
         help=VideoQuality.__doc__,
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        metavar="SEC",
+        help="without a terminal, a progress line every SEC seconds (default 5)",
     )
 
 

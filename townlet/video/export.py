@@ -12,7 +12,9 @@ import dataclasses
 import math
 import os
 import queue
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +38,22 @@ class ExportError(ValueError):
 
 @dataclass
 class VideoOptions(VideoSettings):
-    """The settings plus whether to draw a progress bar (a terminal's choice, not a config's)."""
+    """The settings plus how to show progress (the terminal's choice, not a config's): "bar"
+    (tqdm, on a terminal), "lines" (a plain line every few seconds to stderr: logs, CI, nohup),
+    or "off" (library use)."""
 
-    progress: bool = False
+    progress: str = "off"
+    progress_every_sec: float = 5.0
 
     @classmethod
-    def from_settings(cls, source: Any, progress: bool = False) -> VideoOptions:
+    def from_settings(cls, source: Any, progress: str = "off") -> VideoOptions:
         """From anything with the settings' names (parsed arguments, a Hydra config)."""
         names = [f.name for f in dataclasses.fields(VideoSettings)]
         return cls(**{name: getattr(source, name) for name in names}, progress=progress)
+
+    @staticmethod
+    def progress_for_stderr() -> str:
+        return "bar" if sys.stderr.isatty() else "lines"
 
     def check(self) -> None:
         if self.fps < 1:
@@ -64,14 +73,43 @@ def frames(
 ) -> Iterator[np.ndarray]:
     total = frame_count(last - first, options.fps, options.speed)
     drawn_step, drawn = -1, None
-    bar = tqdm(total=total, unit="frame", disable=not options.progress, leave=False)
+    bar = tqdm(total=total, unit="frame", disable=options.progress != "bar", leave=False)
+    lines = (
+        _ProgressLines(renderer.episode, total, options.progress_every_sec)
+        if options.progress == "lines"
+        else None
+    )
     for i in range(total):
         step = first + min(int(i * BASE_RATE * options.speed / options.fps), last - first - 1)
         if step != drawn_step:
             drawn_step, drawn = step, renderer.render(step)
         bar.update(1)
+        if lines is not None:
+            lines.update(i + 1)
         yield drawn
     bar.close()
+
+
+class _ProgressLines:
+    """`episode 3: frame 240/600 (40%), 31 frames/s, about 12 s left` every few seconds."""
+
+    def __init__(self, episode: Episode, total: int, every_sec: float) -> None:
+        self.label = f"episode {episode.metadata.get('episode_id')}"
+        self.total, self.every = total, every_sec
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        print(
+            f"{self.label}: frame {done}/{self.total} ({done / self.total:.0%}), "
+            f"{rate:.0f} frames/s, about {(self.total - done) / max(rate, 1e-9):.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def prefetch(source: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:

@@ -23,6 +23,7 @@ from townlet.config import register_configs
 from townlet.config.errors import ConfigError
 from townlet.scenarios.build import CONF_DIR, typed
 from townlet.scenarios.lint import preflight
+from townlet.util.stopping import Pruned
 
 register_configs()
 
@@ -33,8 +34,9 @@ def _command(name: str) -> str:
     return f"python experiments/{name}.py" if script == f"{name}.py" else f"townlet {name}"
 
 
-def train_job(cfg: DictConfig) -> float:
-    """Train PPO; return the deterministic policy's evaluation return (what sweepers optimise)."""
+def train_job(cfg: DictConfig) -> float | Pruned:
+    """Train PPO; return the deterministic policy's evaluation return (what sweepers optimise),
+    or `Pruned` when an Optuna trial's pruner stopped it."""
     from townlet.policy.checkpoint import CheckpointError
     from townlet.policy.imitation import ImitationError
     from townlet.policy.replay import ReplayError
@@ -46,7 +48,11 @@ def train_job(cfg: DictConfig) -> float:
         typed(cfg)  # a config error is one line before any tracked run starts
         cfg = _with_checkpoint_scenario(cfg)
         with open_tracker(cfg, "train", run_dir) as tracker:
-            result = train(cfg, run_dir, tracker)
+            try:
+                result = train(cfg, run_dir, tracker)
+            except Pruned as pruned:  # returned, so the sweeper tells Optuna PRUNED, not FAIL
+                print(f"{pruned}: stopped early by the study's pruner -> {run_dir}")
+                return pruned
     except (ConfigError, CheckpointError, ReplayError, ImitationError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -127,6 +127,40 @@ def _recordings_reindex(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from townlet.tracking.seed_report import report_table, write_report
+    from townlet.tracking.sweep_parent import log_to_parent
+
+    folders = [Path(f) for f in args.folders]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        groups, summary, picture = write_report(folders, Path(args.output_dir or folders[0]))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report_table(groups))
+    print(f"wrote {summary} and {picture}")
+    parent = log_to_parent(folders[0], [summary, picture], _best_group_metrics(groups))
+    if parent:
+        print(f"logged to the sweep's parent MLflow run {parent}")
+    return 0
+
+
+def _best_group_metrics(groups) -> dict[str, float]:
+    best = groups[0]
+    metrics = {
+        "seeds/best_mean": best.mean,
+        "seeds/best_iqm": best.iqm,
+        "seeds/groups": len(groups),
+    }
+    if best.interval is not None:
+        metrics |= {"seeds/best_ci_low": best.interval[0], "seeds/best_ci_high": best.interval[1]}
+    return metrics
+
+
 def _add_recordings(sub) -> None:
     recordings = sub.add_parser("recordings", help="list recorded episodes or rebuild their index")
     verbs = recordings.add_subparsers(dest="verb", required=True)
@@ -218,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.set_defaults(func=_evaluate)
     _add_golden(sub)
     _add_recordings(sub)
+    report = sub.add_parser(
+        "report",
+        help="results over seeds: group runs by config minus the seed; mean, interval, IQM, curves",
+    )
+    report.add_argument("folders", nargs="+", help="a sweep folder, or run folders")
+    report.add_argument("--output-dir", help="where seed_report.json/.png go (default: the first)")
+    report.set_defaults(func=_report)
     from townlet.telemetry.cli import add_verbs
     from townlet.telemetry.cli import run as run_telemetry
 

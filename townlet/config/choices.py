@@ -52,3 +52,11 @@ class VideoQuality(StrEnum):
 
     fast = "fast"
     quality = "quality"
+
+
+class PrunerKind(StrEnum):
+    """`train.trial.pruner` (from the Optuna sweeper's `pruner`): which Optuna pruner decides."""
+
+    none = "none"
+    median = "median"
+    hyperband = "hyperband"

@@ -18,6 +18,7 @@ from townlet.config.choices import (
     AnnealMode,
     DataSource,
     IntentKind,
+    PrunerKind,
     TrackingBackend,
     VideoQuality,
     VideoStyle,
@@ -390,6 +391,26 @@ class AnnealStageConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by the Optuna sweeper for each job it launches, so the job reports its evaluations
+    to the study and stops early when the pruner says so. Not for hand use."""
+
+    storage: str | None = None
+    """The study's storage URL; None = this job is not an Optuna trial."""
+    study: str | None = None
+    number: int | None = None
+    """The trial's number in the study."""
+    pruner: PrunerKind = PrunerKind.none
+    """none | median | hyperband (decided in the job from the study's reported values)."""
+    startup_trials: int = 2
+    """Trials that finish before the median pruner prunes anything."""
+    warmup_evaluations: int = 1
+    """Evaluations of a trial before it can be pruned."""
+    max_evaluations: int = 10
+    """Hyperband's maximum resource: evaluations of a full run (total epochs / eval_every)."""
+
+
+@dataclass
 class TrainConfig:
     """The training run (`experiments/train.py`)."""
 
@@ -426,6 +447,7 @@ class TrainConfig:
     and skips the PPO phases up to the next BC phase."""
     anneal_threshold: float = 0.9
     """The BC accuracy gate: share of demonstrated states where the policy picks the label."""
+    trial: TrialConfig = field(default_factory=TrialConfig)
 
 
 @dataclass

@@ -23,6 +23,9 @@ from townlet.recording.summary import SUMMARY_NAME, summarise_recordings
 from townlet.telemetry.plot import TRAINING_KEYS, plot
 from townlet.tracking import Tracker
 from townlet.tracking.names import grouped
+from townlet.tracking.optuna_trial import trial_reporter
+from townlet.util.atomic import atomic_write_json
+from townlet.util.stopping import PRUNED_FILE, Pruned
 
 __all__ = ["TrainResult", "Trainer", "TrainingInterrupted", "describe", "train"]
 
@@ -38,7 +41,16 @@ def train(
     def log_record(epoch: int, record: dict) -> None:
         tracker.log_metrics(grouped(record), step=epoch)
 
-    result = Trainer(config, output_dir, on_record=log_record).run()
+    reporter = trial_reporter(config.train.trial)
+    try:
+        result = Trainer(config, output_dir, log_record, reporter).run()
+    except Pruned as pruned:  # a clean end: what the run has so far is logged
+        atomic_write_json(output_dir / PRUNED_FILE, {"epoch": pruned.epoch, "value": pruned.value})
+        plot_training(output_dir)
+        tracker.set_tags({"pruned": "true", "pruned_epoch": str(pruned.epoch)})
+        tracker.log_artifact(output_dir / "telemetry", "telemetry")
+        tracker.log_artifact(output_dir / "evaluation_history.jsonl")
+        raise
     plot_training(output_dir)
     tracker.log_metrics(grouped(flatten_numbers(result.evaluation, "eval.")), step=result.epochs)
     tracker.log_artifact(output_dir / "telemetry", "telemetry")

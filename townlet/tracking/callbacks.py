@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from townlet.tracking.sweep_parent import URI_FILE
 from townlet.tracking.sweep_summary import sweep_rows, sweep_table
 from townlet.tracking.tracker import PARENT_FILE, experiment_id, resolve_uri
 
@@ -44,6 +45,7 @@ class MlflowSweepCallback(Callback):
             },
         )
         (sweep_dir / PARENT_FILE).write_text(run.info.run_id)
+        (sweep_dir / URI_FILE).write_text(uri)  # for tools that add to the parent later
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

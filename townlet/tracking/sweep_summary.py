@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from townlet.util.stopping import PRUNED_FILE
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -18,6 +20,7 @@ class JobRow:
     overrides: str
     objective: float | None  # the deterministic policy's evaluation return; None: no result
     run_dir: Path
+    pruned_at: int | None = None  # the epoch an Optuna pruner stopped the job at
 
 
 def sweep_rows(sweep_dir: Path) -> list[JobRow]:
@@ -27,12 +30,18 @@ def sweep_rows(sweep_dir: Path) -> list[JobRow]:
         overrides_file = job_dir / ".hydra" / "overrides.yaml"
         if not job_dir.is_dir() or not overrides_file.is_file():
             continue
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
-        evaluation = job_dir / "evaluation.json"
-        objective = None
-        if evaluation.is_file():
+        overrides = [  # the sweeper's trial plumbing is not what the user varied
+            str(o)
+            for o in yaml.safe_load(overrides_file.read_text()) or []
+            if not str(o).startswith("train.trial.")
+        ]
+        evaluation, pruned = job_dir / "evaluation.json", job_dir / PRUNED_FILE
+        objective = pruned_at = None
+        if pruned.is_file():
+            pruned_at = int(json.loads(pruned.read_text())["epoch"])
+        elif evaluation.is_file():
             objective = json.loads(evaluation.read_text())["policy_deterministic"]["return_mean"]
-        rows.append(JobRow(job_dir.name, " ".join(map(str, overrides)), objective, job_dir))
+        rows.append(JobRow(job_dir.name, " ".join(overrides), objective, job_dir, pruned_at))
     return sorted(rows, key=lambda r: (r.objective is None, -(r.objective or 0.0)))
 
 
@@ -40,6 +49,12 @@ def sweep_table(rows: list[JobRow]) -> str:
     """A plain table: job, objective, overrides, run directory."""
     lines = ["job\tobjective\toverrides\trun"]
     for row in rows:
-        score = "-" if row.objective is None else f"{row.objective:.4f}"
+        score = (
+            f"pruned@{row.pruned_at}"
+            if row.pruned_at is not None
+            else "-"
+            if row.objective is None
+            else f"{row.objective:.4f}"
+        )
         lines.append(f"{row.job}\t{score}\t{row.overrides}\t{row.run_dir}")
     return "\n".join(lines)

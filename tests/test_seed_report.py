@@ -1,0 +1,105 @@
+"""`townlet report`: results over seeds from run folders, checked against numbers worked out
+by hand on synthetic runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from townlet.tracking.seed_report import find_runs, summarise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_run(folder: Path, overrides: list[str], final: float, history: list[tuple]) -> None:
+    """A finished run: its overrides, final evaluation, evaluation history and telemetry."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    evaluation = {"policy_deterministic": {"return_mean": final}, "scripted": {"return_mean": 2.5}}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
+    rows = [
+        {"epoch": e, "elapsed_sec": s, "policy_deterministic": {"return_mean": r}}
+        for e, s, r in history
+    ]
+    (folder / "evaluation_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "telemetry").mkdir()
+    records = [{"epoch": e, "episodic_return": r} for e, _, r in history]
+    (folder / "telemetry" / "ppo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    finals = {1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0, 5: 10.0}
+    histories = {
+        1: [(10, 5.0, 1.0), (20, 9.0, 1.0)],  # never reaches the scripted 2.5
+        2: [(10, 5.0, 2.0), (20, 9.0, 2.0)],
+        3: [(10, 5.0, 2.0), (20, 9.0, 3.0)],  # at 9 s
+        4: [(10, 4.0, 4.0), (20, 8.0, 4.0)],  # at 4 s
+        5: [(10, 5.0, 10.0), (20, 9.0, 10.0)],  # at 5 s
+    }
+    for job, seed in enumerate(finals):
+        fake_run(
+            tmp_path / "sweep" / str(job),
+            ["ppo=fast", f"seed={seed}"],
+            finals[seed],
+            histories[seed],
+        )
+    for job, seed in enumerate((1, 2), start=5):  # another config: the same return twice
+        fake_run(
+            tmp_path / "sweep" / str(job),
+            ["ppo=fast", "ppo.learning_rate=0.01", f"seed={seed}"],
+            0.5,
+            [(10, 5.0, 0.5), (20, 9.0, 0.5)],
+        )
+    pruned = tmp_path / "sweep" / "7"
+    fake_run(pruned, ["ppo=fast", "seed=9"], -5.0, [(10, 5.0, -5.0)])
+    (pruned / "pruned.json").write_text('{"epoch": 10, "value": -5.0}')
+    return tmp_path / "sweep"
+
+
+def test_groups_by_config_minus_seed_with_hand_computed_statistics(sweep):
+    runs = find_runs([sweep])
+    assert len(runs) == 7, "the pruned run is not a final result"
+    best, other = summarise(runs)
+    assert best.key == "ppo=fast" and best.seeds == [1, 2, 3, 4, 5]
+    assert best.mean == pytest.approx(4.0)
+    assert best.std == pytest.approx(math.sqrt(((1 - 4) ** 2 + 4 + 1 + 0 + 36) / 4))
+    assert best.iqm == pytest.approx(3.0)  # 25% trimmed: drop 1.0 and 10.0, mean of 2, 3, 4
+    low, high = best.interval
+    assert 1.0 <= low < 4.0 < high <= 10.0
+    assert best.reached_scripted == 3 and best.seconds_to_scripted_mean == pytest.approx(6.0)
+    assert other.key == "ppo.learning_rate=0.01 ppo=fast"
+    assert other.interval == (0.5, 0.5) and other.std == 0.0 and other.reached_scripted == 0
+
+
+@pytest.mark.slow
+def test_the_report_command_prints_the_table_and_writes_the_files(sweep, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "townlet", "report", str(sweep)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    header, first, second = done.stdout.splitlines()[:3]
+    assert header.startswith("group\truns\tmean")
+    assert first.split("\t")[:3] == ["ppo=fast", "5", "4.0000"]
+    assert first.split("\t")[5:7] == ["3.0000", "3/5"]
+    report = json.loads((sweep / "seed_report.json").read_text())
+    assert [g["runs"] for g in report] == [5, 2]
+    assert (sweep / "seed_report.png").stat().st_size > 10_000
+    nothing = subprocess.run(
+        [sys.executable, "-m", "townlet", "report", str(tmp_path / "empty_nowhere")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert nothing.returncode == 2 and nothing.stderr.startswith("error: not a folder")

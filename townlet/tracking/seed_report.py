@@ -1,0 +1,221 @@
+"""Results over seeds: group training runs by their config minus the seed and summarise each.
+
+A run is any folder holding `.hydra/overrides.yaml` and `evaluation.json` (a sweep's jobs, or
+run directories given one by one). Runs whose overrides are equal once `seed=` and the Optuna
+sweeper's `train.trial.*` are removed form a group. Per group, over its seeds: the final
+deterministic evaluation return's mean, standard deviation (ddof 1), 95% bootstrap interval of
+the mean (percentile, 10,000 resamples, fixed generator: the same runs give the same report) and
+interquartile mean (scipy's 25% trimmed mean, as RL reports over seeds recommend); the wall time
+at which each seed's periodic evaluation first reached the scripted routine's return; and
+learning curves (the telemetry's `episodic_return` per epoch and the evaluation returns, mean
+with a 95% interval band over seeds) drawn with matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy import stats
+
+IGNORED_PREFIXES = ("seed=", "train.trial.", "hydra.")
+RESAMPLES = 10_000
+
+
+@dataclass
+class SeedRun:
+    run_dir: Path
+    seed: int | None
+    key: str  # the overrides minus the seed: what groups runs
+    final: float  # deterministic evaluation return at the end
+    scripted: float | None
+    seconds_to_scripted: float | None  # first periodic evaluation at or above scripted
+    curve: dict[int, float]  # epoch -> episodic_return (epochs whose record has it)
+    evaluations: dict[int, float]  # epoch -> deterministic evaluation return
+
+
+@dataclass
+class GroupSummary:
+    key: str
+    runs: int
+    seeds: list[int | None]
+    mean: float
+    std: float | None
+    interval: tuple[float, float] | None  # 95% bootstrap interval of the mean
+    iqm: float
+    reached_scripted: int  # seeds whose evaluation reached the scripted return
+    seconds_to_scripted_mean: float | None
+    run_dirs: list[str] = field(default_factory=list)
+
+
+def find_runs(folders: list[Path]) -> list[SeedRun]:
+    runs = []
+    for folder in folders:
+        candidates = [
+            folder,
+            *sorted(p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")),
+        ]
+        for run_dir in dict.fromkeys(candidates):
+            run = read_run(run_dir)
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
+def read_run(run_dir: Path) -> SeedRun | None:
+    overrides_file, evaluation_file = (
+        run_dir / ".hydra" / "overrides.yaml",
+        run_dir / "evaluation.json",
+    )
+    if not overrides_file.is_file() or not evaluation_file.is_file():
+        return None
+    if (run_dir / "pruned.json").is_file():
+        return None  # stopped early: its last evaluation is not a final result
+    overrides = [str(o) for o in yaml.safe_load(overrides_file.read_text()) or []]
+    seed = next((int(o.split("=", 1)[1]) for o in overrides if o.startswith("seed=")), None)
+    if seed is None:
+        config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
+        seed = config.get("seed")
+    key = (
+        " ".join(sorted(o for o in overrides if not o.startswith(IGNORED_PREFIXES))) or "(defaults)"
+    )
+    evaluation = json.loads(evaluation_file.read_text())
+    scripted = (evaluation.get("scripted") or {}).get("return_mean")
+    history = _lines(run_dir / "evaluation_history.jsonl")
+    reached = [
+        h["elapsed_sec"]
+        for h in history
+        if scripted is not None and h["policy_deterministic"]["return_mean"] >= scripted
+    ]
+    records = _lines(run_dir / "telemetry" / "ppo.jsonl")
+    return SeedRun(
+        run_dir=run_dir,
+        seed=seed,
+        key=key,
+        final=float(evaluation["policy_deterministic"]["return_mean"]),
+        scripted=scripted,
+        seconds_to_scripted=min(reached) if reached else None,
+        curve={
+            int(r["epoch"]): float(r["episodic_return"]) for r in records if "episodic_return" in r
+        },
+        evaluations={int(h["epoch"]): h["policy_deterministic"]["return_mean"] for h in history},
+    )
+
+
+def summarise(runs: list[SeedRun]) -> list[GroupSummary]:
+    groups: dict[str, list[SeedRun]] = {}
+    for run in runs:
+        groups.setdefault(run.key, []).append(run)
+    summaries = []
+    for key, members in groups.items():
+        values = np.array([r.final for r in members], dtype=np.float64)
+        reached = [r.seconds_to_scripted for r in members if r.seconds_to_scripted is not None]
+        summaries.append(
+            GroupSummary(
+                key=key,
+                runs=len(members),
+                seeds=sorted((r.seed for r in members), key=lambda s: (s is None, s)),
+                mean=float(values.mean()),
+                std=float(values.std(ddof=1)) if len(values) > 1 else None,
+                interval=mean_interval(values),
+                iqm=float(stats.trim_mean(values, 0.25)),
+                reached_scripted=len(reached),
+                seconds_to_scripted_mean=float(np.mean(reached)) if reached else None,
+                run_dirs=[str(r.run_dir) for r in members],
+            )
+        )
+    return sorted(summaries, key=lambda g: -g.mean)
+
+
+def mean_interval(values: np.ndarray, axis: int = 0) -> Any:
+    """95% percentile-bootstrap interval of the mean (None with fewer than two values)."""
+    if values.shape[axis] < 2:
+        return None
+    if np.all(values == values.take([0], axis=axis)):
+        low = high = values.take(0, axis=axis)  # no spread: the interval is the value
+    else:
+        found = stats.bootstrap(
+            (values,),
+            np.mean,
+            axis=axis,
+            confidence_level=0.95,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        ).confidence_interval
+        low, high = found.low, found.high
+    if np.ndim(low) == 0:
+        return float(low), float(high)
+    return np.asarray(low), np.asarray(high)
+
+
+def report_table(groups: list[GroupSummary]) -> str:
+    lines = ["group\truns\tmean\tstd\t95% interval\tIQM\treached scripted\tseconds to scripted"]
+    for g in groups:
+        interval = "-" if g.interval is None else f"[{g.interval[0]:.4f}, {g.interval[1]:.4f}]"
+        std = "-" if g.std is None else f"{g.std:.4f}"
+        seconds = "-" if g.seconds_to_scripted_mean is None else f"{g.seconds_to_scripted_mean:.1f}"
+        lines.append(
+            f"{g.key}\t{g.runs}\t{g.mean:.4f}\t{std}\t{interval}\t{g.iqm:.4f}\t"
+            f"{g.reached_scripted}/{g.runs}\t{seconds}"
+        )
+    return "\n".join(lines)
+
+
+def plot_curves(runs: list[SeedRun], output: Path) -> Path:
+    """Per group: episodic return per epoch and the evaluation returns, mean and 95% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[SeedRun]] = {}
+    for run in runs:
+        groups.setdefault(run.key, []).append(run)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for key, members in groups.items():
+        for ax, series in ((axes[0], "curve"), (axes[1], "evaluations")):
+            epochs, values = _aligned([getattr(r, series) for r in members])
+            if not epochs:
+                continue
+            mean = values.mean(axis=0)
+            (line,) = ax.plot(epochs, mean, label=f"{key} ({len(members)} seeds)")
+            band = mean_interval(values, axis=0)
+            if band is not None:
+                ax.fill_between(epochs, band[0], band[1], color=line.get_color(), alpha=0.2)
+    axes[0].set(title="episodic return (telemetry)", xlabel="epoch", ylabel="return")
+    axes[1].set(title="evaluation return (deterministic policy)", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return output
+
+
+def write_report(folders: list[Path], output_dir: Path) -> tuple[list[GroupSummary], Path, Path]:
+    runs = find_runs(folders)
+    if not runs:
+        raise ValueError(f"no finished training runs under {', '.join(map(str, folders))}")
+    groups = summarise(runs)
+    summary = output_dir / "seed_report.json"
+    summary.write_text(json.dumps([asdict(g) for g in groups], indent=2) + "\n")
+    return groups, summary, plot_curves(runs, output_dir / "seed_report.png")
+
+
+def _aligned(series: list[dict[int, float]]) -> tuple[list[int], np.ndarray]:
+    """Epochs every run has, and their values (runs x epochs)."""
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    return common, np.array([[s[e] for e in common] for s in series], dtype=np.float64)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -109,3 +109,42 @@ def test_a_pruned_trial_stops_early_and_is_pruned_not_failed(tmp_path):
     assert tagged.data.tags["run_dir"] == str(job.resolve())
     table = done.stdout[done.stdout.index("best first:") :]
     assert "\tpruned@2\t" in table and "train.trial." not in table
+
+
+def test_a_parallel_study_on_a_postgresql_server_through_submitit(tmp_path):
+    from postgres import postgres_server
+
+    with postgres_server(("optuna", "mlflow")) as urls:
+        env = {**os.environ, "TOWNLET_TRACKING_URI": urls["mlflow"]}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "experiments/train.py",
+                "-m",
+                *SHORT,
+                "hparams_search=optuna",
+                "hydra.sweeper.n_trials=4",
+                "hydra.sweeper.n_jobs=2",
+                f"hydra.sweeper.storage={urls['optuna']}",
+                "hydra/launcher=submitit_local",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        study = optuna.load_study(study_name="ppo_kitchen_breakfast", storage=urls["optuna"])
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+        assert all(len(t.intermediate_values) == 5 for t in study.trials)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=urls["mlflow"])
+        runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+        assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+        assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+        # each job ran in its own submitit process
+        assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 4

@@ -127,6 +127,34 @@ def _recordings_reindex(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _recordings_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when nothing diverges (unverifiable files are reported, not failed), else 1."""
+    import time
+
+    from townlet.recording import RecordingError, RecordingIndex
+    from townlet.recording.verify import verify_episode
+
+    run = Path(args.run_dir)
+    if not (run / "recordings.db").is_file():
+        raise RecordingError(f"{run}: no recordings.db")
+    index = RecordingIndex.for_run(run, create=False)
+    ids = args.episode or [r["episode_id"] for r in index.list(limit=None, order="episode")]
+    diverged = steps = 0
+    started = time.perf_counter()
+    for episode_id in ids:
+        result = verify_episode(index.load(episode_id))
+        print(result.line(), flush=True)
+        diverged += result.verified is False
+        steps += result.steps
+    seconds = time.perf_counter() - started
+    print(
+        f"{len(ids)} episode(s), {steps} steps re-simulated in {seconds:.1f} s; "
+        f"{diverged} diverged",
+        file=sys.stderr,
+    )
+    return 1 if diverged else 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from townlet.tracking.seed_report import report_table, write_report
     from townlet.tracking.sweep_parent import log_to_parent
@@ -182,6 +210,12 @@ def _add_recordings(sub) -> None:
     rebuild = verbs.add_parser("reindex", help="rebuild recordings.db from the episode files")
     rebuild.add_argument("run_dir")
     rebuild.set_defaults(func=_recordings_reindex)
+    check = verbs.add_parser(
+        "verify", help="re-simulate recorded episodes and compare every tick's state hash"
+    )
+    check.add_argument("run_dir")
+    check.add_argument("--episode", type=int, nargs="+", help="these episodes (default: all)")
+    check.set_defaults(func=_recordings_verify)
 
 
 def _add_golden(sub) -> None:

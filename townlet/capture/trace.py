@@ -65,7 +65,10 @@ def run_episode(
         rows["map_codes"].append(obs.map_codes[0])
         rows["features"].append(obs.features[0])
         rows["action_masks"].append(obs.action_mask[0])
-        frame = frame_of(world, obs.features[0], actions[0], None, values) if recorder else None
+        frame = None
+        if recorder is not None:
+            frame = frame_of(world, obs.features[0], actions[0], None, values)
+            recorder.before_step()
         result = world.step(actions)
         if recorder is not None:
             recorder.tap(**frame, **outcome_of(result))

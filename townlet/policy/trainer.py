@@ -402,6 +402,7 @@ class Trainer:
                 buffers.valid[t] = world.state.alive.reshape(n)
                 if recorder is not None:  # env 0's rows, taken before the step moves the world
                     frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
+                    recorder.before_step()
                 result = world.step(action.view(e, a))
                 if recorder is not None:
                     recorder.tap(**frame, **outcome_of(result))

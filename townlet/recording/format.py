@@ -55,8 +55,10 @@ CODECS: dict[str, tuple[str, str, float, float]] = {
     "chat_quality": ("uint8", "q8", 0.0, 1.0),
     "helped": ("bool", "raw", 0, 0),
     "took_over": ("int8", "raw", 0, 0),
+    "state_hash": ("int64", "raw", 0, 0),
+    "state_parts": ("uint8", "raw", 0, 0),
 }
-ENV_COLUMNS = ("time_of_day", "outages")
+ENV_COLUMNS = ("time_of_day", "outages", "state_hash", "state_parts")
 """Columns with one row per tick for the whole env (the others have one per recorded agent)."""
 
 
@@ -102,6 +104,16 @@ def _encode_column(name: str, array: np.ndarray) -> dict[str, Any]:
         "hi": hi,
         "data": stored.tobytes(),
     }
+
+
+def pack_array(array: np.ndarray) -> dict[str, Any]:
+    """An array stored exactly (dtype, shape, bytes), for header values such as a start state."""
+    array = np.ascontiguousarray(array)
+    return {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.tobytes()}
+
+
+def unpack_array(spec: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(spec["data"], dtype=spec["dtype"]).reshape(spec["shape"]).copy()
 
 
 def _decode_column(spec: dict[str, Any]) -> np.ndarray:

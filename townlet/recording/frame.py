@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from townlet.world import StepResult, World
+from townlet.world.state_hash import state_digest
 
 
 def frame_of(
@@ -19,9 +20,11 @@ def frame_of(
     values: torch.Tensor | None,
     env: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Columns of `env` before this tick's step. `features` (A, F), `actions` (A,),
-    `logits` (A, K) and `values` (A,) are that env's agents' rows; a behaviour without logits
-    or values (a script) leaves those columns out rather than writing made-up ones."""
+    """Columns of `env` before this tick's step, with its state's digest (`state_hash`, as
+    int64) and a byte per part (`state_parts`): what `townlet recordings verify` compares.
+    `features` (A, F), `actions` (A,), `logits` (A, K) and `values` (A,) are that env's rows;
+    a behaviour without logits or values (a script) leaves those columns out rather than
+    writing made-up ones."""
     state = world.state
     columns = {
         "positions": world.layout.xy_of(state.pos[env]),
@@ -33,6 +36,9 @@ def frame_of(
         "using": state.using[env],
         "outages": world.layout.outage_active[world.time_of_day()[env]] > 0,
     }
+    digest, parts = state_digest(state, env)
+    columns["state_hash"] = torch.tensor(digest - (1 << 64) if digest >= 1 << 63 else digest)
+    columns["state_parts"] = torch.tensor(parts, dtype=torch.uint8)
     if logits is not None:
         columns["action_probs"] = torch.softmax(logits, -1)
     if values is not None:

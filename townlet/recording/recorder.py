@@ -17,6 +17,7 @@ live sessions) never collide. Writer failures are logged as they happen and coun
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -28,13 +29,16 @@ from typing import Any
 
 import torch
 
+from townlet import __version__
 from townlet.config.schema import RecordingConfig
-from townlet.recording.format import ENV_COLUMNS, FORMAT_VERSION, Episode
+from townlet.recording.format import ENV_COLUMNS, FORMAT_VERSION, Episode, pack_array
 from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
 from townlet.recording.policies import RecordingPolicy
+from townlet.util.version import git_commit
 from townlet.world import World
 from townlet.world.constants import ACTION_NAMES, ShiftEvent
 from townlet.world.social import ChatEvent
+from townlet.world.state_hash import PARTS
 
 _STOP = object()
 log = logging.getLogger("townlet.recording")
@@ -74,7 +78,9 @@ class EpisodeRecorder:
         self._ids: dict[int, int] = {}  # producer's episode number -> id it was recorded under
         self.header = episode_header(world, self.agents, run_id, seed, config_hash)
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
-        u = len(layout.utility_names)
+        u, parts = len(layout.utility_names), len(PARTS)
+        self.world = world  # env 0's start state is read from it when an episode begins
+        self._start: dict[str, Any] | None = None
         self._index = torch.tensor(self.agents)
         self._all = self.agents == list(range(layout.num_agents))
         self.buffers = {
@@ -98,6 +104,8 @@ class EpisodeRecorder:
             "chat_quality": torch.zeros(t, a),
             "helped": torch.zeros(t, a, dtype=torch.bool),
             "took_over": torch.zeros(t, a, dtype=torch.int64),
+            "state_hash": torch.zeros(t, dtype=torch.int64),
+            "state_parts": torch.zeros(t, parts, dtype=torch.uint8),
         }
         self.t = 0
         self._tapped: tuple[str, ...] = ()  # columns the producer hands over (set at t = 0)
@@ -110,6 +118,12 @@ class EpisodeRecorder:
         self._thread.start()
 
     # ------------------------------------------------------------------ hot path
+    def before_step(self) -> None:
+        """Call before stepping the world for a tick you will tap: at an episode's first tick it
+        keeps env 0's start state, which re-simulation (`townlet recordings verify`) starts from."""
+        if self.t == 0:
+            self._start = env_start(self.world, 0)
+
     def tap(self, **step: torch.Tensor) -> None:
         """Env 0's columns for one tick (`frame_of` + `outcome_of`): per agent (A, ...) except
         the env columns (time_of_day (), outages (U,))."""
@@ -179,6 +193,7 @@ class EpisodeRecorder:
         return {
             "t": self.t,
             "steps": {name: self.buffers[name][: self.t].clone() for name in self._tapped},
+            "start": self._start,
             "policy": self.policy.state_dict(),
         }
 
@@ -188,6 +203,7 @@ class EpisodeRecorder:
         for name, steps in state["steps"].items():
             self.buffers[name][: self.t] = steps
         self._tapped = tuple(name for name in self.buffers if name in state["steps"])
+        self._start = state.get("start")
         self._partial = False
 
     def resumed_blind(self) -> None:
@@ -215,7 +231,10 @@ class EpisodeRecorder:
             "recording_reasons": list(reasons),
             "timestamp": time.time(),
         }
-        return Episode(header={**self.header, "metadata": metadata}, columns=columns)
+        header = {**self.header, "metadata": metadata}
+        if self._start is not None:
+            header["start"] = self._start
+        return Episode(header=header, columns=columns)
 
     def _submit(self, job: Any) -> None:
         try:
@@ -268,6 +287,21 @@ class EpisodeRecorder:
         self.index.rewrite(Episode({**episode.header, "metadata": metadata}, episode.columns))
 
 
+def env_start(world: World, env: int) -> dict[str, Any]:
+    """What re-simulating env `env` from here needs: its state rows (leading dim kept, 1), the
+    curriculum's factor on the configured decay (the rule itself comes from the header's
+    config, so a changed rule shows) and who takes part in new episodes."""
+    state = world.state
+    return {
+        "state": {
+            f.name: pack_array(getattr(state, f.name)[env : env + 1].cpu().numpy())
+            for f in dataclasses.fields(state)
+        },
+        "decay_scale": world.tunables.decay_scale,
+        "fresh_alive": pack_array(world.fresh_alive()[env : env + 1].cpu().numpy()),
+    }
+
+
 def episode_header(
     world: World, agents: list[int], run_id: str, seed: int, config_hash: str
 ) -> dict[str, Any]:
@@ -299,4 +333,9 @@ def episode_header(
         "chat_events": [event.name.lower() for event in ChatEvent],
         "action_names": list(ACTION_NAMES),
         "ticks_per_day": layout.ticks_per_day,
+        # what re-simulation needs besides each episode's start state and actions
+        "world_config": dataclasses.asdict(world.config),
+        "scenario_config": dataclasses.asdict(world.scenario),
+        "num_envs": world.num_envs,
+        "code": {"townlet": __version__, "git_commit": git_commit()},
     }

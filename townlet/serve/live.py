@@ -140,6 +140,8 @@ class LiveSession:
                 obs.map_codes[0], obs.features[0], obs.action_mask[0], generator=self.generator
             )
         step = frame_of(world, obs.features[0], action, logits, value)
+        if self.recorder is not None:
+            self.recorder.before_step()
         result = world.step(action.view(1, -1))
         step.update(outcome_of(result))
         if self.recorder is not None:

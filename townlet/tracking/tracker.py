@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from townlet.tracking.params import flatten
+from townlet.util.version import git_commit
 
 URI_ENV = "TOWNLET_TRACKING_URI"
 PARENT_FILE = ".mlflow_parent_run"
@@ -87,22 +87,6 @@ def experiment_id(client, name: str, uri: str) -> str:
         )
     except Exception:  # created meanwhile by a parallel job
         return client.get_experiment_by_name(name).experiment_id
-
-
-def git_commit() -> str:
-    try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                cwd=Path(__file__).resolve().parent,  # the package's own checkout, if any
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            or "unknown"
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:

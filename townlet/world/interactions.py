@@ -19,6 +19,7 @@ import torch
 
 from townlet.config.schema import RivalryConfig
 from townlet.world.constants import Action
+from townlet.world.draws import uniform
 from townlet.world.layout import Layout
 from townlet.world.state import WorldState
 
@@ -49,7 +50,6 @@ def interact(
     actions: torch.Tensor,
     tod_cells: torch.Tensor,
     rivalry: RivalryConfig,
-    generator: torch.Generator,
 ) -> InteractionOutcome:
     """Advance all interactions and queues one tick, in place."""
     using = state.using
@@ -71,9 +71,7 @@ def interact(
     is_candidate = ((state.queued >= 0) & ok) | wants
     cand = torch.where(is_candidate, tile, -1)
 
-    tie_break = torch.rand(
-        wants.shape, generator=generator, device=wants.device, dtype=torch.float64
-    )
+    tie_break = uniform(state.rng_key, state.tick, wants.shape[1])
     new_ticket = state.tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
     ticket = torch.where(wants, new_ticket, state.ticket)
 

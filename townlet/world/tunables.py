@@ -17,6 +17,7 @@ class Tunables:
     base_decay: torch.Tensor  # (M,) per-tick decay of each meter, as configured
     decay: torch.Tensor  # (M,) the decay in force: base_decay times the stage's scale
     need_weights: torch.Tensor  # (M,) reward weight of each meter's change
+    decay_scale: float = 1.0  # the curriculum stage's factor on base_decay
 
     @classmethod
     def compile(
@@ -34,4 +35,4 @@ class Tunables:
 
     def scale_decay(self, factor: float) -> None:
         """Every meter's decay becomes `factor` times its configured value."""
-        self.decay = self.base_decay * factor
+        self.decay, self.decay_scale = self.base_decay * factor, float(factor)

@@ -93,7 +93,7 @@ class World:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.device = torch.device(device or world.device)
-        self.config = world
+        self.config, self.scenario = world, scenario
         self.layout = _layout_to(compile_layout(world, scenario), self.device)
         self.num_envs = num_envs
         self.auto_reset = auto_reset
@@ -148,7 +148,7 @@ class World:
             self.seed = seed
             self.generator.manual_seed(seed)
         self.state = self._fresh.clone()
-        self._spread_where(None)
+        self._new_episodes(None)
         self.fast = FastPath(
             all_alive=bool(self._fresh.alive.all()),
             rivalry_active=bool(self.layout.initial_rivalry.any()),
@@ -222,7 +222,7 @@ class World:
                 nothing_to_use, completed, completion_delta
             )
         elif engaged:
-            outcome = interact(s, layout, actions, self._tod_cells, config.rivalry, self.generator)
+            outcome = interact(s, layout, actions, self._tod_cells, config.rivalry)
             started, completed = outcome.started, outcome.completed
             contention, intensity = outcome.contention, outcome.intensity
             completion_delta = outcome.meter_delta
@@ -309,7 +309,7 @@ class World:
         if self.auto_reset and any_done:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
             s.reset_where(env_done, self._fresh)
-            self._spread_where(env_done)
+            self._new_episodes(env_done)
             fast.all_alive = bool(s.alive.all())
             fast.oldest_tick = int(s.tick.max())
         if engaged:
@@ -386,14 +386,19 @@ class World:
         s.commute_potential = potential
         return shaping
 
-    def _spread_where(self, envs: torch.Tensor | None) -> None:
-        """Draw new start hours for the given envs (all when None), if starts are spread."""
+    def _new_episodes(self, envs: torch.Tensor | None) -> None:
+        """Draw each new episode's key (and start hour, if starts are spread) for the given envs
+        (all when None). After this, an env's episode draws nothing from the shared generator,
+        so its course depends only on its own state and actions: one env of a batch can be
+        re-simulated alone (`townlet recordings verify`)."""
+        s, e = self.state, self.num_envs
+        keys = torch.randint(0, 2**62, (e,), generator=self.generator, device=self.device)
+        s.rng_key = keys if envs is None else torch.where(envs, keys, s.rng_key)
         if self.spread_ticks <= 0:
             return
         drawn = torch.randint(
-            0, self.spread_ticks, (self.num_envs,), generator=self.generator, device=self.device
+            0, self.spread_ticks, (e,), generator=self.generator, device=self.device
         )
-        s = self.state
         s.start_offset = drawn if envs is None else torch.where(envs, drawn, s.start_offset)
 
     def _advance_clock(self) -> None:
@@ -433,12 +438,18 @@ class World:
 
     def restore(self, snapshot: dict) -> None:
         device = self.device  # a checkpoint is read onto the CPU; the world may live elsewhere
-        self.state = WorldState(
-            **{k: v.to(device, copy=True) for k, v in snapshot["state"].items()}
-        )
+        values = {k: v.to(device, copy=True) for k, v in snapshot["state"].items()}
+        self.generator.set_state(snapshot["generator"])
+        if "rng_key" not in values:  # a checkpoint from before episodes had their own draws
+            values["rng_key"] = torch.randint(
+                0, 2**62, (self.num_envs,), generator=self.generator, device=device
+            )
+        self.state = WorldState(**values)
         self._fresh.alive.copy_(snapshot["fresh_alive"])
         self.tunables.decay = snapshot["decay"].to(device, copy=True)
-        self.generator.set_state(snapshot["generator"])
+        base = self.tunables.base_decay
+        if bool((base > 0).any()):  # the stage's factor, for recordings made after a resume
+            self.tunables.decay_scale = float((self.tunables.decay[base > 0] / base[base > 0])[0])
         self.fast = FastPath.from_dict(snapshot["flags"])
         self._advance_clock()
 
@@ -446,6 +457,10 @@ class World:
     def positions(self) -> torch.Tensor:
         """(E, A, 2) grid (x, y) of every agent."""
         return self.layout.xy_of(self.state.pos)
+
+    def fresh_alive(self) -> torch.Tensor:
+        """(E, A) who takes part in each new episode (the curriculum leaves some out)."""
+        return self._fresh.alive
 
     def active_agents(self) -> torch.Tensor:
         """(E,) how many agents take part in each env's episodes (the curriculum may seat

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
+VIEW = "?workflowType=machine_learning"  # MLflow 3.17's UI opens in its GenAI view otherwise
 TRAIN = [
     "scenario=kitchen_breakfast",
     "ppo=fast",
@@ -73,8 +74,8 @@ def shoot(url: str, chromium: str, pages: dict[str, str]) -> None:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         for name, path in pages.items():
             page.goto(url + path)
-            page.wait_for_load_state("networkidle")
-            time.sleep(3)  # charts draw after the data arrives
+            page.wait_for_load_state("load")  # the UI polls, so the network never goes idle
+            time.sleep(8)  # the run's data arrives and the charts draw
             page.screenshot(path=str(IMAGES / name))
             print(f"wrote {IMAGES / name}")
         browser.close()
@@ -105,7 +106,10 @@ def main() -> None:
             shoot(
                 f"http://127.0.0.1:{port}",
                 args.chromium,
-                {"mlflow_run.png": base, "mlflow_run_charts.png": base + "/model-metrics"},
+                {
+                    "mlflow_run.png": base + VIEW,
+                    "mlflow_run_charts.png": base + "/model-metrics" + VIEW,
+                },
             )
         finally:
             os.killpg(ui.pid, signal.SIGTERM)

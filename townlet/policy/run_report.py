@@ -88,7 +88,8 @@ def describe(result: TrainResult, command: str = "python experiments/train.py") 
         f"  townlet evaluate {run / 'checkpoints' / 'latest.pt'}",
         f"  {command.replace('train', 'serve')} run_dir={run}"
         + ("" if result.recordings else "   (live policy; add recording=periodic to record)"),
-        "  mlflow ui --backend-store-uri sqlite:///mlruns.db   (tracking=mlflow)",
+        "  mlflow ui --backend-store-uri sqlite:///mlruns.db   (tracking=mlflow), then open",
+        "    http://127.0.0.1:5000/#/experiments?workflowType=machine_learning",
         f"  {command} hydra.run.dir={run} train.resume=true train.total_ticks=<more>",
     ]
     return "\n".join(rows)

@@ -1,6 +1,7 @@
-"""Recording figures as JSON lines: bytes per step and load + decode time of single-agent
-episodes of 100 / 500 / 2000 steps, and training throughput with every episode recorded
-against recording off.
+"""Recording figures as JSON lines: bytes per step, load + decode time and verification speed
+(`townlet recordings verify`: re-simulate and compare each tick's state hash) of single-agent
+episodes of 100 / 500 / 2000 steps, and training throughput with every episode recorded (with
+events and state hashes) against recording off.
 
 Episodes are real: one agent in the town acting from a freshly initialised policy network
 (its action probabilities and values vary every step, as a trained one's do); fainting is off
@@ -21,7 +22,9 @@ import torch
 from townlet.policy.network import ActorCritic
 from townlet.policy.train import train
 from townlet.recording import RecordingIndex, read_episode
+from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.recorder import EpisodeRecorder
+from townlet.recording.verify import verify_episode
 from townlet.scenarios import load_config
 from townlet.scenarios.build import typed
 from townlet.world import World
@@ -49,28 +52,15 @@ def record_episode(run: Path, steps: int) -> Path:
     )
     generator = torch.Generator().manual_seed(0)
     obs = world.observe()
-    progress = world.names.features.index("interaction_progress")
     for _ in range(steps):
         with torch.no_grad():
             action, _, _, value, logits = net.get_action_and_value(
                 obs.map_codes[0], obs.features[0], obs.action_mask[0], generator=generator
             )
-        state = world.state
-        before = {
-            "positions": world.layout.xy_of(state.pos[0]),
-            "meters": state.meters[0],
-            "actions": action,
-            "interaction_progress": obs.features[0, :, progress],
-            "time_of_day": world.time_of_day()[0],
-            "queued": state.queued[0],
-            "using": state.using[0],
-            "action_probs": torch.softmax(logits, -1),
-            "values": value,
-        }
+        before = frame_of(world, obs.features[0], action, logits, value)  # with the state hash
+        recorder.before_step()
         result = world.step(action.view(1, 1))
-        recorder.tap(
-            **before, rewards=result.reward[0], dones=result.terminated[0] | result.truncated[0]
-        )
+        recorder.tap(**before, **outcome_of(result))
         obs = result.obs
         if bool(result.env_done[0]):
             break
@@ -105,6 +95,10 @@ def main() -> None:
                 loads.append(time.perf_counter() - start)
             assert episode.steps == steps
             row = RecordingIndex.for_run(Path(tmp), create=False).get(0)
+            start = time.perf_counter()
+            verified = verify_episode(episode)
+            verify_seconds = time.perf_counter() - start
+            assert verified.verified, verified.line()
         conditions = {
             "steps": steps,
             "agents": 1,
@@ -118,6 +112,17 @@ def main() -> None:
                     "name": "recording_bytes_per_step",
                     "value": round(size / steps, 2),
                     "unit": "bytes/step",
+                    **conditions,
+                }
+            ),
+            flush=True,
+        )
+        print(
+            json.dumps(
+                {
+                    "name": "recording_verify_ticks_per_sec",
+                    "value": round(steps / verify_seconds, 1),
+                    "unit": "ticks/s (re-simulate and compare every state hash)",
                     **conditions,
                 }
             ),

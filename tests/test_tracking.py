@@ -82,6 +82,33 @@ def test_a_training_job_is_one_run_with_params_tags_metrics_and_artifacts(store,
     )
 
 
+def test_recordings_and_their_run_point_at_each_other(store, tmp_path):
+    done = script(
+        "experiments/train.py",
+        "experiment=smoke",
+        "scenario=kitchen_breakfast",  # an episode ends every 30 ticks
+        "recording=periodic",
+        "recording.periodic=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert done.returncode == 0, done.stderr
+    [run] = runs(store)
+    tags = run.data.tags
+    from townlet.recording import RecordingIndex
+    from townlet.serve.frames import EpisodeFrames
+
+    index = RecordingIndex.for_run(tmp_path / "run", create=False)
+    rows = index.list(limit=None, order="episode")
+    assert tags["recordings.count"] == str(len(rows)) and len(rows) > 0
+    assert tags["recordings.episodes"].split(",") == [str(r["episode_id"]) for r in rows]
+    episode = index.load(rows[0]["episode_id"])
+    links = episode.header["links"]
+    assert links["mlflow_run_id"] == run.info.run_id and links["tracking_uri"] == store
+    assert links["run_dir"] == str((tmp_path / "run").resolve())
+    source = EpisodeFrames(episode, "run").source
+    assert source["mlflow_run_id"] == run.info.run_id and source["config_hash"]
+
+
 def test_a_capture_logs_golden_metrics_and_drift(store, tmp_path):
     done = script(
         "experiments/capture.py", "scenario=queue_conflict", f"hydra.run.dir={tmp_path / 'cap'}"

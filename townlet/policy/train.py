@@ -43,7 +43,10 @@ def train(
 
     reporter = trial_reporter(config.train.trial)
     try:
-        result = Trainer(config, output_dir, log_record, reporter).run()
+        links = {"run_dir": str(output_dir.resolve())}
+        if tracker.run_id is not None:  # the recordings point at the run that made them
+            links |= {"mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri or ""}
+        result = Trainer(config, output_dir, log_record, reporter, links).run()
     except Pruned as pruned:  # a clean end: what the run has so far is logged
         atomic_write_json(output_dir / PRUNED_FILE, {"epoch": pruned.epoch, "value": pruned.value})
         plot_training(output_dir)
@@ -57,8 +60,16 @@ def train(
     tracker.log_artifact(output_dir / "evaluation.json")
     tracker.log_artifact(output_dir / "evaluation_history.jsonl")
     if config.recording.enabled:
-        result.recordings = summarise_recordings(output_dir)["recordings"]
+        summary = summarise_recordings(output_dir)
+        result.recordings = summary["recordings"]
         tracker.log_artifact(output_dir / SUMMARY_NAME)
+        tracker.set_tags(  # and the run lists its recordings
+            {
+                "recordings.count": str(summary["recordings"]),
+                "recordings.episodes": ",".join(map(str, summary["episodes"][:200])),
+                "recordings.by_reason": json.dumps(summary["by_reason"], sort_keys=True),
+            }
+        )
     return result
 
 

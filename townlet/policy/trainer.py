@@ -93,6 +93,7 @@ class Trainer:
         output_dir: Path,
         on_record: RecordListener | None = None,
         on_evaluation: Callable[[int, float], None] | None = None,
+        links: dict[str, str] | None = None,
     ) -> None:
         ppo, opts = config.ppo, config.train
         if opts.source in ("replay", "mixed") and not opts.capture_dir:
@@ -167,6 +168,7 @@ class Trainer:
                 run_id=self.output_dir.name,
                 seed=config.seed,
                 config_hash=config_hash(config),
+                links=links,
             )
         self.state = TrainState(
             net=self.net,

@@ -60,6 +60,7 @@ class EpisodeRecorder:
         seed: int,
         config_hash: str,
         owner: str | None = None,
+        links: dict[str, str] | None = None,
     ) -> None:
         layout = world.layout
         self.config, self.policy = config, RecordingPolicy(config)
@@ -77,6 +78,7 @@ class EpisodeRecorder:
         self.owner = owner or f"run:{run_id}"
         self._ids: dict[int, int] = {}  # producer's episode number -> id it was recorded under
         self.header = episode_header(world, self.agents, run_id, seed, config_hash)
+        self.header["links"] = dict(links or {})  # run directory, MLflow run id and store
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
         u, parts = len(layout.utility_names), len(PARTS)
         self.world = world  # env 0's start state is read from it when an episode begins

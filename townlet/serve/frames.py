@@ -68,6 +68,12 @@ class EpisodeFrames:
             "timestamp": float(meta.get("timestamp", 0.0)),
         }
         self.episode_id = int(meta["episode_id"])
+        links = header.get("links") or {}
+        self.source = {  # where the recording came from, for the viewer's info line
+            "run_id": header.get("run_id"),
+            "config_hash": header.get("config_hash"),
+            **{k: links[k] for k in ("run_dir", "mlflow_run_id", "tracking_uri") if links.get(k)},
+        }
         self._encoded: list[bytes | None] = [None] * self.steps
 
     def message(self, step: int, mode: str = "replay") -> dict[str, Any]:

@@ -366,6 +366,7 @@ class TownletServer:
                 "episode_id": episode_id,
                 "run": frames.run,
                 "metadata": frames.metadata,
+                "source": frames.source,
                 "total_steps": frames.steps,
                 "meter_names": frames.meters,
                 "action_names": frames.actions,

@@ -30,6 +30,7 @@ class Tracker:
     """What entry points and the trainer call; the base class tracks nothing."""
 
     run_id: str | None = None
+    uri: str | None = None  # the tracking store, for links from the run's files back to it
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         pass
@@ -101,8 +102,8 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class MlflowTracker(Tracker):
-    def __init__(self, client, run_id: str) -> None:
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, uri: str | None = None) -> None:
+        self.client, self.run_id, self.uri = client, run_id, uri
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -186,7 +187,7 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
         if parent.is_file():
             tags[MLFLOW_PARENT_RUN_ID] = parent.read_text().strip()
     run = client.create_run(experiment, tags=tags)
-    tracker = MlflowTracker(client, run.info.run_id)
+    tracker = MlflowTracker(client, run.info.run_id, uri)
     from mlflow.entities import Param
 
     params = [Param(k, v) for k, v in flatten(cfg).items()]

@@ -44,6 +44,7 @@ function handle(message) {
       $("timeline").max = Math.max(0, message.total_steps - 1); $("timeline").disabled = false;
       $("info").textContent = `Episode ${message.episode_id} (${message.run}) · stage ${message.metadata.curriculum_stage}`
         + ` · ${message.metadata.survival_steps} steps · total reward ${message.metadata.total_reward.toFixed(3)}`;
+      showSource(message.source || {});
       break;
     case "episode_start":
       state.trails = {}; state.events = []; $("mode").textContent = "live";
@@ -55,6 +56,29 @@ function handle(message) {
     case "episode_end": $("info").textContent += ` · ended after ${message.steps} steps`; break;
     case "error": showError(message.message); break;
   }
+}
+
+// The run a recording came from: its MLflow run (a link when the store is a server the page can
+// open), its run directory and config hash.
+function showSource(source) {
+  const box = $("source"); box.replaceChildren();
+  if (!source.mlflow_run_id && !source.run_dir) return;
+  box.append("from ");
+  if (source.mlflow_run_id) {
+    const uri = source.tracking_uri || "";
+    const label = `MLflow run ${source.mlflow_run_id.slice(0, 8)}`;
+    if (/^https?:\/\//.test(uri)) {
+      const link = document.createElement("a");
+      link.href = `${uri.replace(/\/$/, "")}/#/runs/${source.mlflow_run_id}?workflowType=machine_learning`;
+      link.target = "_blank"; link.textContent = label; box.append(link);
+    } else {
+      const span = document.createElement("span");
+      span.textContent = label; span.title = `mlflow ui --backend-store-uri ${uri}`; box.append(span);
+    }
+    box.append(" · ");
+  }
+  if (source.run_dir) box.append(`run ${source.run_dir}`);
+  if (source.config_hash) box.append(` · config ${source.config_hash}`);
 }
 
 function fillRuns(runs) {

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import fields
 
-import numpy as np
-
 from townlet.world.state import WorldState
 
 PARTS: dict[str, tuple[str, ...]] = {
@@ -33,7 +31,10 @@ def part_digests(state: WorldState, env: int = 0) -> list[int]:
     for names in PARTS.values():
         h = hashlib.blake2b(digest_size=8)
         for name in names:
-            h.update(np.ascontiguousarray(getattr(state, name)[env].cpu().numpy()).tobytes())
+            row = getattr(state, name)[env]
+            if row.device.type != "cpu" or not row.is_contiguous():
+                row = row.cpu().contiguous()
+            h.update(row.numpy())  # hashed through the buffer protocol: no copy
         digests.append(int.from_bytes(h.digest(), "little"))
     return digests
 

@@ -97,5 +97,27 @@ def verify_episode(episode: Episode) -> Verification:
     return Verification(episode_id, episode.steps, True)
 
 
+def world_at(episode: Episode, step: int) -> World:
+    """A one-env world in exactly the recorded state before `step` (re-simulated from the
+    episode's start, every tick's hash checked on the way); ValueError if it cannot be."""
+    reason = unverifiable_reason(episode)
+    if reason is not None:
+        raise ValueError(
+            f"cannot re-simulate episode {episode.metadata.get('episode_id')}: {reason}"
+        )
+    if not 0 <= step < episode.steps:
+        raise ValueError(f"step {step} is outside the episode (0-{episode.steps - 1})")
+    world = rebuild(episode)
+    hashes = episode.columns["state_hash"].astype(np.int64)
+    actions = torch.from_numpy(episode.columns["actions"].astype(np.int64))
+    for t in range(step + 1):
+        digest, _ = state_digest(world.state, 0)
+        if (digest - (1 << 64) if digest >= 1 << 63 else digest) != int(hashes[t]):
+            raise ValueError(f"the episode diverges from its recording at step {t}")
+        if t < step:
+            world.step(actions[t].view(1, -1))
+    return world
+
+
 def _typed(schema, values: dict):
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))

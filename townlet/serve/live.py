@@ -78,11 +78,13 @@ class LiveFactory:
             raise FileNotFoundError(f"run {self.run_dir.name} has no checkpoint {path.name}")
         return path
 
-    def open(self, checkpoint: str) -> LiveSession:
+    def open(self, checkpoint: str, world: World | None = None) -> LiveSession:
+        """A live session of the checkpoint's policy; in `world` (a branch from a recording's
+        tick) when given, else in a fresh world of the run's scenario."""
         path = self.resolve(checkpoint)
         try:
             return LiveSession(
-                self.config, path, self.run_dir.name, self.run_dir if self.record else None
+                self.config, path, self.run_dir.name, self.run_dir if self.record else None, world
             )
         except CheckpointError as error:
             raise ValueError(str(error).replace(str(path), path.name)) from error
@@ -97,9 +99,14 @@ class LiveSession:
     server calls it from a worker thread and sends what it returns."""
 
     def __init__(
-        self, config: TownletConfig, checkpoint: Path, run: str, record_dir: Path | None = None
+        self,
+        config: TownletConfig,
+        checkpoint: Path,
+        run: str,
+        record_dir: Path | None = None,
+        world: World | None = None,
     ) -> None:
-        self.world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
+        self.world = world or World(config.world, config.scenario, num_envs=1, seed=config.seed)
         self.net, _ = load_policy(checkpoint, self.world)
         self.generator = torch.Generator(device=self.world.device).manual_seed(config.seed)
         agents = list(range(self.world.layout.num_agents))

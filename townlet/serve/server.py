@@ -327,6 +327,8 @@ class TownletServer:
             await self._load_replay(session, message)
         elif command == "load_checkpoint":
             await self._load_checkpoint(session, message)
+        elif command == "branch_live":
+            await self._branch_live(session, message)
         elif command in CONTROL_ACTIONS:
             self._control(session, command, message)
         else:
@@ -388,6 +390,37 @@ class TownletServer:
         await self._close_live(session)
         session.live, session.mode, session.frames, session.playing = live, "live", None, True
         session.send(live.start_message())
+        session.wake.set()
+
+    async def _branch_live(self, session: Session, message: dict[str, Any]) -> None:
+        """Continue a recorded episode live from one of its ticks: the world re-simulated to
+        exactly that tick's recorded state, then the checkpoint's policy acting from there."""
+        from townlet.recording.verify import world_at
+
+        if self.live_factory is None:
+            raise ProtocolError("Live mode not available (no checkpoint or run directory)")
+        for key in ("episode_id", "step"):
+            if key not in message:
+                raise ProtocolError(f"branch_live needs '{key}'")
+        episode_id = integer(message["episode_id"], "episode_id", 0)
+        step = integer(message["step"], "step", 0)
+        checkpoint = message.get("checkpoint", "latest")
+        run = message.get("run")
+        if not isinstance(checkpoint, str) or (run is not None and not isinstance(run, str)):
+            raise ProtocolError("Invalid checkpoint or run: expected strings")
+        try:
+            frames = await asyncio.to_thread(self.catalog.frames, episode_id, run)
+            world = await asyncio.to_thread(world_at, frames.episode, step)
+            live = await asyncio.to_thread(self.live_factory.open, checkpoint, world)
+        except (LookupError, RuntimeError, FileNotFoundError, ValueError) as error:
+            text = str(error.args[0]) if error.args else str(error)
+            raise ProtocolError(f"Cannot branch from episode {episode_id}: {text}") from error
+        live.step_index = step  # its updates count on from the recorded tick
+        await self._close_live(session)
+        session.live, session.mode, session.frames, session.playing = live, "live", None, True
+        session.send(
+            {**live.start_message(), "branched_from": {"episode_id": episode_id, "step": step}}
+        )
         session.wake.set()
 
     def _control(self, session: Session, action: str, message: dict[str, Any]) -> None:

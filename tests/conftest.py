@@ -163,12 +163,13 @@ def play(recorder: EpisodeRecorder, episode_id: int, reward: float, stage: int =
 
 
 # ------------------------------------------------------------------ the server
-def serving(catalog: Catalog, **options):
-    """Run `body(server)` against a started server on a free port, then stop it."""
+def serving(catalog: Catalog, live=None, **options):
+    """Run `body(server)` against a started server on a free port (with a live factory when
+    given), then stop it."""
 
     def decorator(body):
         async def main():
-            server = TownletServer(catalog, ServeOptions(port=0, **options))
+            server = TownletServer(catalog, ServeOptions(port=0, **options), live)
             await server.start()
             try:
                 await body(server)

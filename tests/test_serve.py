@@ -488,42 +488,24 @@ def test_branch_live_continues_a_recording_from_exactly_its_recorded_tick(traine
 
     index = RecordingIndex.for_run(trained_run, create=False)
     episode_id = index.list(limit=1, order="episode")[0]["episode_id"]
-    recorded = index.load(episode_id)
-    step = 12
+    recorded, step = index.load(episode_id), 12
 
-    async def body():
-        server = TownletServer(
-            Catalog.for_run(trained_run),
-            ServeOptions(port=0, step_delay=0.0),
-            LiveFactory(trained_run),
-        )
-        await server.start()
-        try:
-            async with connect(url(server)) as ws:
-                await receive(ws)
-                too_far = await request(
-                    ws, {"type": "branch_live", "episode_id": episode_id, "step": 999}
-                )
-                assert too_far["type"] == "error" and "outside the episode" in too_far["message"]
-                started = await request(
-                    ws,
-                    {
-                        "type": "branch_live",
-                        "episode_id": episode_id,
-                        "step": step,
-                        "checkpoint": "latest",
-                    },
-                )
-                assert started["type"] == "episode_start", started
-                assert started["branched_from"] == {"episode_id": episode_id, "step": step}
-                first, _ = await until(ws, "state_update")
-                assert first["mode"] == "live" and first["step"] == step
-                positions = [[a["x"], a["y"]] for a in first["grid"]["agents"]]
-                assert positions == recorded.columns["positions"][step].tolist()
-                meters = [list(m["meters"].values()) for m in first["agent_meters"].values()]
-                np.testing.assert_allclose(meters, recorded.columns["meters"][step], atol=1e-4)
-                await ws.send(json.dumps({"command": "pause"}))
-        finally:
-            await server.stop()
-
-    asyncio.run(body())
+    @serving(Catalog.for_run(trained_run), LiveFactory(trained_run), step_delay=0.0)
+    async def body(server):
+        async with connect(url(server)) as ws:
+            await receive(ws)
+            too_far = await request(
+                ws, {"type": "branch_live", "episode_id": episode_id, "step": 999}
+            )
+            assert too_far["type"] == "error" and "outside the episode" in too_far["message"]
+            branch = {"type": "branch_live", "episode_id": episode_id, "step": step}
+            started = await request(ws, {**branch, "checkpoint": "latest"})
+            assert started["type"] == "episode_start", started
+            assert started["branched_from"] == {"episode_id": episode_id, "step": step}
+            first, _ = await until(ws, "state_update")
+            assert first["mode"] == "live" and first["step"] == step
+            positions = [[a["x"], a["y"]] for a in first["grid"]["agents"]]
+            assert positions == recorded.columns["positions"][step].tolist()
+            meters = [list(m["meters"].values()) for m in first["agent_meters"].values()]
+            np.testing.assert_allclose(meters, recorded.columns["meters"][step], atol=1e-4)
+            await ws.send(json.dumps({"command": "pause"}))

@@ -40,30 +40,9 @@ def server(tmp_path_factory):
     for episode in range(3):
         play(recorder, episode, reward=1.0 + episode, steps=40)
     recorder.close()
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "townlet.serve",
-            "--db",
-            str(run / "recordings.db"),
-            "--recordings",
-            str(run / "recordings"),
-            "--port",
-            str(port),
-            "--step-delay",
-            "0.05",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     started = time.perf_counter()
-    line = process.stdout.readline()
-    assert "Townlet viewer on" in line, process.stderr.read()
-    yield {"url": f"http://127.0.0.1:{port}/", "ready_s": time.perf_counter() - started}
+    process, address = serve_folder(run)
+    yield {"url": address, "ready_s": time.perf_counter() - started}
     process.terminate()
     process.wait(timeout=10)
 

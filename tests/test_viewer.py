@@ -165,17 +165,12 @@ def test_chats_and_outages_are_drawn_and_listed(tmp_path):
             assert "alice chatted with bob: success" in log, log
             assert "carol chatted with dave: failure" in log, log
             # the line between the friends is the success colour, the rivals' the failure one
-            ends = page.evaluate(
-                """() => { const c = document.querySelector('#grid');
-                    return c.width; }"""
-            )
-            assert ends == 640
             layout = {
                 a["id"]: (a["x"], a["y"])
                 for a in page.evaluate("() => window.townletLast.grid.agents")
             }
             grid = page.evaluate("() => window.townletLast.grid")
-            cell = 640 // max(grid["width"], grid["height"])
+            cell = page.evaluate("() => document.querySelector('#grid').width") // grid["width"]
 
             def midpoint(a, b):
                 (x0, y0), (x1, y1) = layout[a], layout[b]
@@ -195,7 +190,7 @@ def test_chats_and_outages_are_drawn_and_listed(tmp_path):
                 "#timeline", "el => { el.value = 5; el.dispatchEvent(new Event('input')); }"
             )
             page.wait_for_selector("#outages:text('outage: water')")
-            cell = 640 // 7  # the 7 x 1 street; the shower at (6, 0)
+            cell = page.evaluate("() => document.querySelector('#grid').width") // 7  # the street
             assert pixel(page, 6 * cell + cell - 6, cell - 6) == [138, 47, 58]
             page.eval_on_selector(
                 "#timeline", "el => { el.value = 20; el.dispatchEvent(new Event('input')); }"
@@ -207,3 +202,67 @@ def test_chats_and_outages_are_drawn_and_listed(tmp_path):
             process.terminate()
             process.wait(timeout=10)
         browser.close()
+
+
+def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from townlet.capture import capture
+    from townlet.scenarios import load_config
+
+    capture(load_config(["scenario=town", "capture.record=true"]), tmp_path / "town")
+    process, address = serve_folder(tmp_path / "town")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            missing = []
+            page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+            page.goto(address + "?episode=0&step=20&agent=bob")  # a link pasted in a report
+            page.wait_for_selector("#cursor:text('21 / 240')")
+            assert "step=20" in page.url and "agent=bob" in page.url and "episode=0" in page.url
+            assert page.get_attribute(".agent.focused", "data-agent") == "bob"
+            grid = page.evaluate("() => window.townletLast.grid")
+            size = page.evaluate(
+                "() => [document.querySelector('#grid').width, "
+                "document.querySelector('#grid').height]"
+            )
+            assert size[0] * grid["height"] == size[1] * grid["width"], (size, grid)
+            page.keyboard.press("ArrowRight")
+            page.wait_for_selector("#cursor:text('22 / 240')")
+            page.wait_for_function("location.search.includes('step=21')")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_selector("#cursor:text('21 / 240')")
+            page.keyboard.press(" ")  # play
+            page.wait_for_function("parseInt(document.querySelector('#cursor').textContent) > 23")
+            page.keyboard.press(" ")  # pause
+            page.keyboard.press("+")
+            assert page.input_value("#speed") == "2"
+            # night falls: the same empty floor tile is darker at 02:00 than at noon
+            cell = size[0] // grid["width"]
+            walls = {tuple(w) for w in grid["walls"]}
+            busy = {(a["x"], a["y"]) for a in grid["affordances"]}
+            x, y = next(
+                (x, y)
+                for y in range(grid["height"])
+                for x in range(grid["width"])
+                if (x, y) not in walls and (x, y) not in busy
+            )
+
+            def floor_at(step):
+                page.eval_on_selector(
+                    "#timeline",
+                    f"el => {{ el.value = {step}; el.dispatchEvent(new Event('input')); }}",
+                )
+                page.wait_for_selector(f"#cursor:text('{step + 1} / 240')")
+                return sum(pixel(page, x * cell + 2, y * cell + 2))
+
+            assert floor_at(200) < floor_at(60) * 0.75  # 6:00 + 200 ticks = 02:00; 60 = 12:00
+            colours = page.evaluate("() => [meterColour(0.02), meterColour(0.3), meterColour(0.9)]")
+            assert colours == ["#e63946", "#e9c46a", "#78c8a0"]
+            assert page.evaluate("() => document.documentElement.scrollHeight") <= 900, "no scroll"
+            assert not missing, missing  # no favicon 404
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -68,6 +68,8 @@ class EpisodeFrames:
             "timestamp": float(meta.get("timestamp", 0.0)),
         }
         self.episode_id = int(meta["episode_id"])
+        world_config = header.get("world_config") or {}
+        self.observation_window = int((world_config.get("observation") or {}).get("window", 9))
         links = header.get("links") or {}
         self.source = {  # where the recording came from, for the viewer's info line
             "run_id": header.get("run_id"),

@@ -369,6 +369,7 @@ class TownletServer:
                 "run": frames.run,
                 "metadata": frames.metadata,
                 "source": frames.source,
+                "observation_window": frames.observation_window,
                 "total_steps": frames.steps,
                 "meter_names": frames.meters,
                 "action_names": frames.actions,

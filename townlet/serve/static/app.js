@@ -7,7 +7,10 @@ const wsUrl = params.get("ws") || `${location.protocol === "https:" ? "wss" : "w
   + (params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "");
 const $ = (id) => document.getElementById(id);
 const canvas = $("grid"), ctx = canvas.getContext("2d");
-const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] }, events: [] };
+const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] }, events: [],
+  playing: false, speeds: [0.5, 1, 2, 4, 10], focus: params.get("agent"), window: 9,
+  pending: params.has("episode") ? { episode: parseInt(params.get("episode"), 10), run: params.get("run"),
+    step: params.has("step") ? parseInt(params.get("step"), 10) : null } : null };
 const TRAIL = 8, EVENT_LOG = 40;
 
 function send(message) {
@@ -36,6 +39,10 @@ function handle(message) {
       $("live").disabled = !message.live_available;
       fillRuns(message.runs || []);
       if (message.replay_available) listRecordings();
+      if (state.pending) {  // a deep link: open exactly that episode (and step, below)
+        const p = state.pending;
+        send({ type: "load_replay", episode_id: p.episode, ...(p.run ? { run: p.run } : {}) });
+      }
       break;
     case "recordings_list": showRecordings(message.recordings); break;
     case "replay_loaded":
@@ -45,6 +52,12 @@ function handle(message) {
       $("info").textContent = `Episode ${message.episode_id} (${message.run}) · stage ${message.metadata.curriculum_stage}`
         + ` · ${message.metadata.survival_steps} steps · total reward ${message.metadata.total_reward.toFixed(3)}`;
       showSource(message.source || {});
+      state.episode = message.episode_id; state.run = message.run; state.playing = false;
+      state.window = message.observation_window || 9;
+      if (state.pending && state.pending.step !== null && state.pending.episode === message.episode_id) {
+        send({ type: "replay_control", action: "seek", seek_step: state.pending.step });
+      }
+      state.pending = null;
       break;
     case "episode_start":
       state.trails = {}; state.events = []; $("mode").textContent = "live";
@@ -52,7 +65,7 @@ function handle(message) {
       $("timeline").disabled = true;
       break;
     case "state_update": render(message); break;
-    case "replay_finished": $("info").textContent += " · finished"; break;
+    case "replay_finished": state.playing = false; $("info").textContent += " · finished"; break;
     case "episode_end": $("info").textContent += ` · ended after ${message.steps} steps`; break;
     case "error": showError(message.message); break;
   }
@@ -117,9 +130,30 @@ function showRecordings(rows) {
   }
 }
 
+// The canvas takes the grid's shape: as wide as the panel allows, no taller than the window.
+function fitCanvas(grid) {
+  const box = canvas.parentElement.getBoundingClientRect();
+  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.62) / grid.height)));
+  if (canvas.width !== cell * grid.width || canvas.height !== cell * grid.height) {
+    canvas.width = cell * grid.width; canvas.height = cell * grid.height;
+  }
+  return cell;
+}
+
+// How dark it is at a time of day (0 noon-ish, 0.5 deep night), for the night shading.
+function darkness(tod, tpd) {
+  const hour = (24 * tod) / tpd;
+  if (hour >= 7 && hour <= 18) return 0;
+  if (hour > 18 && hour < 21) return 0.5 * (hour - 18) / 3;
+  if (hour > 5 && hour < 7) return 0.5 * (7 - hour) / 2;
+  return 0.5;
+}
+
 function render(update) {
+  const previous = state.last ? state.last.step : -1;
+  if (update.step !== previous + 1 && update.step !== previous) state.trails = {};  // a seek: no jump lines
   state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
-  const grid = update.grid, cell = Math.floor(canvas.width / Math.max(grid.width, grid.height));
+  const grid = update.grid, cell = fitCanvas(grid);
   const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
   ctx.fillStyle = v("--bg"); ctx.fillRect(0, 0, canvas.width, canvas.height);
   const walls = new Set(grid.walls.map(([x, y]) => `${x},${y}`));
@@ -136,6 +170,11 @@ function render(update) {
     }
     ctx.fillStyle = v("--ink"); ctx.fillText(a.name + (a.queue.length ? ` (${a.queue.length})` : ""), a.x * cell + 6, a.y * cell + 6);
   }
+  // night falls on the town, not on the agents drawn over it
+  if (update.time_of_day !== null && update.time_of_day !== undefined) {
+    const dark = darkness(update.time_of_day, update.ticks_per_day || 240);
+    if (dark > 0) { ctx.fillStyle = `rgba(8, 12, 40, ${dark})`; ctx.fillRect(0, 0, canvas.width, canvas.height); }
+  }
   for (const agent of grid.agents) {
     const trail = (state.trails[agent.id] = state.trails[agent.id] || []);
     trail.push([agent.x, agent.y]); if (trail.length > TRAIL) trail.shift();
@@ -147,6 +186,8 @@ function render(update) {
     ctx.fillStyle = v("--ink"); ctx.fillText(agent.last_action.name, agent.x * cell + 6, agent.y * cell + cell * 0.78);
   }
   drawSocial(update, cell, v);
+  drawFocus(update, cell, v);
+  followUrl(update);
   const total = update.replay_metadata ? update.replay_metadata.total_steps : update.step + 1;
   $("cursor").textContent = `${update.step + 1} / ${total} · reward ${update.cumulative_reward.toFixed(3)}`;
   if (update.replay_metadata) $("timeline").value = update.step;
@@ -182,6 +223,28 @@ function drawSocial(update, cell, v) {
   }
 }
 
+// The focused agent: a ring, and the square its observation window covers.
+function drawFocus(update, cell, v) {
+  const agent = update.grid.agents.find((a) => a.id === state.focus);
+  if (!agent) return;
+  const half = Math.floor(state.window / 2);
+  ctx.strokeStyle = v("--focus"); ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
+  ctx.strokeRect((agent.x - half) * cell, (agent.y - half) * cell, state.window * cell, state.window * cell);
+  ctx.setLineDash([]); ctx.lineWidth = Math.max(3, cell / 10);
+  ctx.beginPath(); ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.45, 0, 2 * Math.PI); ctx.stroke();
+}
+
+// The address follows what is on screen, so a pasted link reopens it.
+function followUrl(update) {
+  if (update.mode !== "replay" || state.episode === undefined) return;
+  const next = new URLSearchParams(location.search);
+  next.set("episode", state.episode); next.set("step", update.step);
+  if (state.run) next.set("run", state.run); else next.delete("run");
+  if (state.focus) next.set("agent", state.focus); else next.delete("agent");
+  const address = `${location.pathname}?${next}`;
+  if (address !== location.pathname + location.search) history.replaceState(null, "", address);
+}
+
 function describe(e) {
   switch (e.kind) {
     case "chat": return `${e.agent} chatted with ${e.with}: ${e.success ? "success" : "failure"}`
@@ -211,11 +274,18 @@ function logEvents(update) {
   }));
 }
 
-function bar(label, value, shown, chosen) {
+// Meter colours: critical below 0.2, warning below 0.4.
+function meterColour(value) {
+  const css = getComputedStyle(document.documentElement);
+  return css.getPropertyValue(value < 0.2 ? "--critical" : value < 0.4 ? "--warning" : "--bar").trim();
+}
+
+function bar(label, value, shown, chosen, meter = false) {
   const row = document.createElement("div"); row.className = "row" + (chosen ? " chosen" : "");
   const name = document.createElement("span"); name.textContent = label;
   const track = document.createElement("div"); track.className = "track";
   const fill = document.createElement("div"); fill.className = "fill"; fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
+  if (meter) fill.style.background = meterColour(value);
   const text = document.createElement("span"); text.textContent = shown;
   track.appendChild(fill); row.append(name, track, text); return row;
 }
@@ -224,14 +294,16 @@ function renderAgents(update) {
   const list = $("agent-list"); list.replaceChildren();
   const policy = update.action_probabilities || update.q_values, isQ = !update.action_probabilities && !!update.q_values;
   for (const agent of update.grid.agents) {
-    const box = document.createElement("div"); box.className = "agent"; box.dataset.agent = agent.id;
+    const box = document.createElement("div"); box.className = "agent" + (agent.id === state.focus ? " focused" : "");
+    box.dataset.agent = agent.id;
+    box.onclick = () => { state.focus = state.focus === agent.id ? null : agent.id; if (state.last) render(state.last); };
     const title = document.createElement("h3");
     const dot = document.createElement("span"); dot.className = "dot"; dot.style.background = agent.color;
     const progress = (update.interaction_progress || {})[agent.id] || 0;
     title.append(dot, `${agent.id} · ${agent.last_action.name} · progress ${(100 * progress).toFixed(0)}%`);
     box.appendChild(title);
     const meters = update.agent_meters[agent.id].meters;
-    for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false));
+    for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false, true));
     if (policy && policy[agent.id]) {
       const values = Object.entries(policy[agent.id]);
       const lo = Math.min(...values.map(([, x]) => x)), hi = Math.max(...values.map(([, x]) => x));
@@ -246,8 +318,22 @@ function renderAgents(update) {
 }
 
 $("filters").onsubmit = (event) => { event.preventDefault(); listRecordings(); };
-$("play").onclick = () => send({ command: "play" });
-$("pause").onclick = () => send({ command: "pause" });
+$("play").onclick = () => { state.playing = true; send({ command: "play" }); };
+$("pause").onclick = () => { state.playing = false; send({ command: "pause" }); };
+// Keyboard: space plays or pauses, arrows step a tick either way, + and - change the speed.
+document.addEventListener("keydown", (event) => {
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) && event.target.id !== "timeline") return;
+  const step = state.last ? state.last.step : 0;
+  if (event.key === " ") { (state.playing ? $("pause") : $("play")).click(); }
+  else if (event.key === "ArrowRight") send({ type: "replay_control", action: "seek", seek_step: Math.min(step + 1, Math.max(0, state.total - 1)) });
+  else if (event.key === "ArrowLeft") send({ type: "replay_control", action: "seek", seek_step: Math.max(0, step - 1) });
+  else if (event.key === "+" || event.key === "-") {
+    const speeds = state.speeds, at = speeds.indexOf(parseFloat($("speed").value));
+    const next = speeds[Math.max(0, Math.min(speeds.length - 1, at + (event.key === "+" ? 1 : -1)))];
+    $("speed").value = String(next); send({ command: "set_speed", speed: next });
+  } else return;
+  event.preventDefault();
+});
 $("step").onclick = () => send({ command: "step" });
 $("reset").onclick = () => send({ command: "reset" });
 $("speed").onchange = () => send({ command: "set_speed", speed: parseFloat($("speed").value) });

@@ -260,6 +260,21 @@ def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_pa
             assert floor_at(200) < floor_at(60) * 0.75  # 6:00 + 200 ticks = 02:00; 60 = 12:00
             colours = page.evaluate("() => [meterColour(0.02), meterColour(0.3), meterColour(0.9)]")
             assert colours == ["#e63946", "#e9c46a", "#78c8a0"]
+            # timelines: the focused agent's series drawn, markers on the scrubber, a click seeks
+            page.wait_for_function("window.townletSeriesReady === true")
+            drawn = page.evaluate("""() => { const c = document.querySelector('#charts');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+            assert drawn > 500, drawn
+            marks = page.evaluate("""() => { const c = document.querySelector('#markers');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+            assert marks > 0, "shift arrivals are marked on the scrubber"
+            box = page.locator("#charts").bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_function(
+                "Math.abs(parseInt(document.querySelector('#cursor').textContent) - 121) <= 2"
+            )
             assert page.evaluate("() => document.documentElement.scrollHeight") <= 900, "no scroll"
             assert not missing, missing  # no favicon 404
             browser.close()

@@ -305,6 +305,9 @@ class Trainer:
             stage=stage,
         )
         if self.recorder is not None:
+            # counted once the writer has caught up, so the record does not depend on how fast
+            # the disk was (the checkpoint right after waits for it anyway)
+            self.recorder.flush()
             record.update(self.recorder.stats())
         if self.schedule is not None:
             record.update(self._anneal_fields("ppo", accuracy(self.net, self.accuracy_demos)))

@@ -78,6 +78,33 @@ class EpisodeFrames:
         }
         self._encoded: list[bytes | None] = [None] * self.steps
 
+    def series(self) -> dict[str, Any]:
+        """The whole episode per agent (meters, step reward, value estimate) and its event
+        markers, for the page's timelines: sent once after `replay_loaded`."""
+        cols = self.episode.columns
+        rewards = np.round(cols["rewards"].astype(np.float64), 4)
+        meters = np.asarray(self.meter_values)
+        per_agent = {}
+        for a, agent_id in enumerate(self.agents):
+            entry = {
+                "meters": {m: meters[:, a, i].tolist() for i, m in enumerate(self.meters)},
+                "reward": rewards[:, a].tolist(),
+            }
+            if self.values is not None:
+                entry["value"] = [row[a] for row in self.values]
+            per_agent[agent_id] = entry
+        markers = [
+            {"step": t, **event} for t, events in enumerate(self.events or []) for event in events
+        ]
+        return {
+            "type": "episode_series",
+            "episode_id": self.episode_id,
+            "steps": self.steps,
+            "meter_names": self.meters,
+            "agents": per_agent,
+            "markers": markers,
+        }
+
     def message(self, step: int, mode: str = "replay") -> dict[str, Any]:
         t = step
         agents, affordances = [], []

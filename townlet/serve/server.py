@@ -329,6 +329,10 @@ class TownletServer:
             await self._load_checkpoint(session, message)
         elif command == "branch_live":
             await self._branch_live(session, message)
+        elif command == "episode_series":
+            if session.mode != "replay" or session.frames is None:
+                raise ProtocolError("episode_series needs a loaded replay")
+            session.send(await asyncio.to_thread(session.frames.series))
         elif command in CONTROL_ACTIONS:
             self._control(session, command, message)
         else:

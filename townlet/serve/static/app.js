@@ -57,7 +57,8 @@ function handle(message) {
       if (state.pending && state.pending.step !== null && state.pending.episode === message.episode_id) {
         send({ type: "replay_control", action: "seek", seek_step: state.pending.step });
       }
-      state.pending = null;
+      state.pending = null; state.series = null; window.townletSeriesReady = false;
+      send({ type: "episode_series" });
       break;
     case "episode_start":
       state.trails = {}; state.events = []; $("mode").textContent = "live";
@@ -65,6 +66,9 @@ function handle(message) {
       $("timeline").disabled = true;
       break;
     case "state_update": render(message); break;
+    case "episode_series":
+      state.series = message; drawMarkers(); if (state.last) drawCharts(state.last.step);
+      window.townletSeriesReady = true; break;
     case "replay_finished": state.playing = false; $("info").textContent += " · finished"; break;
     case "episode_end": $("info").textContent += ` · ended after ${message.steps} steps`; break;
     case "error": showError(message.message); break;
@@ -133,7 +137,7 @@ function showRecordings(rows) {
 // The canvas takes the grid's shape: as wide as the panel allows, no taller than the window.
 function fitCanvas(grid) {
   const box = canvas.parentElement.getBoundingClientRect();
-  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.62) / grid.height)));
+  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.55) / grid.height)));
   if (canvas.width !== cell * grid.width || canvas.height !== cell * grid.height) {
     canvas.width = cell * grid.width; canvas.height = cell * grid.height;
   }
@@ -188,6 +192,7 @@ function render(update) {
   drawSocial(update, cell, v);
   drawFocus(update, cell, v);
   followUrl(update);
+  if (update.mode === "replay") drawCharts(update.step); else clearTimelines();
   const total = update.replay_metadata ? update.replay_metadata.total_steps : update.step + 1;
   $("cursor").textContent = `${update.step + 1} / ${total} · reward ${update.cumulative_reward.toFixed(3)}`;
   if (update.replay_metadata) $("timeline").value = update.step;
@@ -233,6 +238,72 @@ function drawFocus(update, cell, v) {
   ctx.setLineDash([]); ctx.lineWidth = Math.max(3, cell / 10);
   ctx.beginPath(); ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.45, 0, 2 * Math.PI); ctx.stroke();
 }
+
+// Timelines of one agent (the focused one, else the first): its meters, cumulative reward and
+// value estimate over the whole episode, with the cursor at the current step; a click seeks.
+// Hand-drawn on a canvas (about 40 lines) rather than a chart library: the page has no build
+// step and ships inside the wheel, and these are plain polylines.
+const MARKER_COLOURS = { chat: "--chat-ok", late_help: "--help", takeover: "--help", late: "--warning",
+  absent: "--critical", faint: "--critical", on_time: "--bar", completed: "--muted" };
+
+function sized(chart) {
+  const width = Math.max(100, Math.floor(chart.getBoundingClientRect().width));
+  if (chart.width !== width) chart.width = width;
+  return chart.getContext("2d");
+}
+
+function clearTimelines() {
+  for (const id of ["charts", "markers"]) { const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height); }
+}
+
+function drawCharts(step) {
+  const series = state.series, chart = $("charts");
+  if (!series) return;
+  const g = sized(chart), w = chart.width, h = chart.height, n = Math.max(1, series.steps - 1);
+  const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
+  const agent = series.agents[state.focus] ? state.focus : Object.keys(series.agents)[0];
+  const data = series.agents[agent];
+  g.clearRect(0, 0, w, h);
+  const line = (values, colour, lo, hi) => {
+    const span = hi - lo || 1;
+    g.strokeStyle = colour; g.lineWidth = 1.5; g.beginPath();
+    values.forEach((y, t) => (t ? g.lineTo : g.moveTo).call(g, (t / n) * w, h - 4 - ((y - lo) / span) * (h - 8)));
+    g.stroke();
+  };
+  const palette = ["#78c8a0", "#7ab8ff", "#e9c46a", "#c792ea", "#f4a261", "#9ad1d4"];
+  series.meter_names.forEach((m, i) => line(data.meters[m], palette[i % palette.length], 0, 1));
+  let total = 0; const cumulative = data.reward.map((r) => (total += r));
+  line(cumulative, v("--ink"), Math.min(0, ...cumulative), Math.max(0, ...cumulative));
+  if (data.value) line(data.value, v("--queue"), Math.min(...data.value), Math.max(...data.value));
+  g.font = "11px system-ui"; g.fillStyle = v("--muted");
+  let x = 4; const label = (text, colour) => { g.fillStyle = colour; g.fillText(text, x, 12); x += g.measureText(text).width + 10; };
+  label(`${agent}:`, v("--muted"));
+  series.meter_names.forEach((m, i) => label(m, palette[i % palette.length]));
+  label("cumulative reward", v("--ink"));
+  if (data.value) label("value", v("--queue"));
+  g.strokeStyle = v("--focus"); g.lineWidth = 1; g.beginPath();
+  g.moveTo((step / n) * w, 0); g.lineTo((step / n) * w, h); g.stroke();
+}
+
+function drawMarkers() {
+  const series = state.series, strip = $("markers");
+  if (!series) return;
+  const g = sized(strip), w = strip.width, n = Math.max(1, series.steps - 1);
+  const css = getComputedStyle(document.documentElement);
+  g.clearRect(0, 0, w, strip.height);
+  for (const m of series.markers) {
+    if (m.kind === "completed") continue;
+    g.fillStyle = css.getPropertyValue(m.kind === "chat" && !m.success ? "--chat-bad" : MARKER_COLOURS[m.kind] || "--muted").trim();
+    g.fillRect(Math.round((m.step / n) * (w - 2)), 0, 2, strip.height);
+  }
+}
+
+$("charts").onclick = (event) => {
+  if (!state.series) return;
+  const box = $("charts").getBoundingClientRect();
+  const step = Math.round(((event.clientX - box.left) / box.width) * (state.series.steps - 1));
+  send({ type: "replay_control", action: "seek", seek_step: Math.max(0, Math.min(state.series.steps - 1, step)) });
+};
 
 // The address follows what is on screen, so a pasted link reopens it.
 function followUrl(update) {

@@ -229,6 +229,23 @@ def test_recordings_carry_chats_help_and_outages_and_the_viewer_names_them(tmp_p
     ]
 
 
+def test_the_viewer_marks_agents_left_out_or_fainted_as_inactive(tmp_path):
+    from townlet.recording.format import Episode, pack_array, unpack_array
+
+    episode = recorded(tmp_path, "evening_chat")
+    fainted = episode.columns["fainted"].copy()
+    fainted[3, 0] = True  # alice faints in step 3's transition
+    start = {**episode.header["start"], "state": dict(episode.header["start"]["state"])}
+    alive = unpack_array(start["state"]["alive"])
+    alive[0, 1] = False  # bob was left out of the episode
+    start["state"]["alive"] = pack_array(alive)
+    changed = Episode({**episode.header, "start": start}, {**episode.columns, "fainted": fainted})
+    frames = EpisodeFrames(changed, "run")
+    active = [{a["id"]: a["active"] for a in frames.message(t)["grid"]["agents"]} for t in (3, 4)]
+    assert active[0] == {"alice": True, "bob": False, "carol": True, "dave": True}
+    assert active[1] == {"alice": False, "bob": False, "carol": True, "dave": True}
+
+
 def test_a_recording_without_event_columns_shows_no_events_rather_than_none_happening(tmp_path):
     recorder = recorder_for(tmp_path, periodic=1)
     play(recorder, 0, reward=1.0)  # hands over no event columns

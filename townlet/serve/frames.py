@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
-from townlet.recording.format import Episode
+from townlet.recording.format import Episode, unpack_array
 from townlet.recording.palette import agent_colour
 
 
@@ -59,6 +59,7 @@ class EpisodeFrames:
             np.round(cols["values"].astype(np.float64), 4).tolist() if "values" in cols else None
         )
         self.events = episode_events(episode) if has_events(episode) else None
+        self.active = _active(episode)
         self.outages = outages_by_step(episode) if "outages" in cols else None
         self.closed = [closed_types(episode, out) for out in self.outages] if self.outages else None
         self.metadata = {
@@ -120,6 +121,7 @@ class EpisodeFrames:
                         "id": action,
                         "name": self.actions[action] if action < len(self.actions) else str(action),
                     },
+                    **({"active": self.active[t][a]} if self.active is not None else {}),
                 }
             )
         for i, aff in enumerate(self.affordances):
@@ -194,3 +196,19 @@ class EpisodeFrames:
         lists) plus the messages, estimated from the first."""
         columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
         return columns + self.steps * len(self.encoded(0))
+
+
+def _active(episode: Episode) -> list[list[bool]] | None:
+    """Per step and agent: taking part (not left out by the curriculum, not fainted yet), from
+    the start state and the faint events; None when the recording has neither."""
+    start = episode.header.get("start")
+    if start is None or "fainted" not in episode.columns:
+        return None
+    fainted = np.cumsum(episode.columns["fainted"].astype(np.int64), axis=0) > 0
+    alive = unpack_array(start["state"]["alive"])[0].astype(bool)
+    if alive.shape[0] != fainted.shape[1]:  # only some agents recorded
+        alive = np.ones(fainted.shape[1], dtype=bool)
+    before = np.vstack(
+        [np.zeros_like(fainted[:1]), fainted[:-1]]
+    )  # a faint counts from the next step
+    return (alive[None, :] & ~before).tolist()

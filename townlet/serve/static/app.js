@@ -137,11 +137,19 @@ function showRecordings(rows) {
 // The canvas takes the grid's shape: as wide as the panel allows, no taller than the window.
 function fitCanvas(grid) {
   const box = canvas.parentElement.getBoundingClientRect();
-  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.55) / grid.height)));
+  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.48) / grid.height)));
   if (canvas.width !== cell * grid.width || canvas.height !== cell * grid.height) {
     canvas.width = cell * grid.width; canvas.height = cell * grid.height;
   }
   return cell;
+}
+
+// A label cut to a width (with an ellipsis), so it stays inside its tile.
+function fit(text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let cut = text;
+  while (cut.length > 1 && ctx.measureText(cut + "…").width > width) cut = cut.slice(0, -1);
+  return cut + "…";
 }
 
 // How dark it is at a time of day (0 noon-ish, 0.5 deep night), for the night shading.
@@ -172,22 +180,31 @@ function render(update) {
       ctx.strokeStyle = a.queue.length ? v("--queue") : v("--busy"); ctx.lineWidth = 3;
       ctx.strokeRect(a.x * cell + 3, a.y * cell + 3, cell - 6, cell - 6);
     }
-    ctx.fillStyle = v("--ink"); ctx.fillText(a.name + (a.queue.length ? ` (${a.queue.length})` : ""), a.x * cell + 6, a.y * cell + 6);
+    ctx.fillStyle = v("--ink"); ctx.fillText(fit(a.name + (a.queue.length ? ` (${a.queue.length})` : ""), cell - 8), a.x * cell + 5, a.y * cell + 6);
   }
   // night falls on the town, not on the agents drawn over it
   if (update.time_of_day !== null && update.time_of_day !== undefined) {
     const dark = darkness(update.time_of_day, update.ticks_per_day || 240);
     if (dark > 0) { ctx.fillStyle = `rgba(8, 12, 40, ${dark})`; ctx.fillRect(0, 0, canvas.width, canvas.height); }
   }
+  const sharing = {};  // agents per tile: one label per tile, so labels never overlap
+  for (const agent of grid.agents) sharing[`${agent.x},${agent.y}`] = (sharing[`${agent.x},${agent.y}`] || 0) + 1;
+  const labelled = new Set();
   for (const agent of grid.agents) {
+    const active = agent.active !== false;
     const trail = (state.trails[agent.id] = state.trails[agent.id] || []);
     trail.push([agent.x, agent.y]); if (trail.length > TRAIL) trail.shift();
-    ctx.strokeStyle = agent.color; ctx.globalAlpha = 0.45; ctx.lineWidth = Math.max(2, cell / 10); ctx.beginPath();
+    ctx.strokeStyle = agent.color; ctx.globalAlpha = active ? 0.45 : 0.15; ctx.lineWidth = Math.max(2, cell / 10); ctx.beginPath();
     trail.forEach(([x, y], i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x * cell + cell / 2, y * cell + cell / 2));
-    ctx.stroke(); ctx.globalAlpha = 1;
-    ctx.fillStyle = agent.color; ctx.beginPath();
+    ctx.stroke(); ctx.globalAlpha = active ? 1 : 0.35;  // left out or fainted: greyed
+    ctx.fillStyle = active ? agent.color : v("--muted"); ctx.beginPath();
     ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.3, 0, 2 * Math.PI); ctx.fill();
-    ctx.fillStyle = v("--ink"); ctx.fillText(agent.last_action.name, agent.x * cell + 6, agent.y * cell + cell * 0.78);
+    ctx.globalAlpha = 1;
+    const tile = `${agent.x},${agent.y}`;
+    if (!active || labelled.has(tile)) continue;
+    labelled.add(tile);
+    const text = sharing[tile] > 1 ? `${sharing[tile]} agents` : agent.last_action.name;
+    ctx.fillStyle = v("--ink"); ctx.fillText(fit(text, cell - 8), agent.x * cell + 5, agent.y * cell + cell * 0.78);
   }
   drawSocial(update, cell, v);
   drawFocus(update, cell, v);

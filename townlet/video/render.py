@@ -152,14 +152,45 @@ class FrameRenderer:
                 radius=inset,
                 fill=s.affordance,
             )
-            draw.text(
+            draw.text(  # the instance's name, as the page shows it, cut to the tile
                 (box[0] + 2 * inset, box[1] + inset),
-                affordance["type"][:8],
+                _fit(draw, affordance["name"], self.cell - 4 * inset, self.small),
                 fill=s.text,
                 font=self.small,
             )
         draw.rectangle((self.panel_x - 10, 0, self.width, self.height), fill=s.panel)
+        self._legend(draw)
         return image
+
+    def _legend(self, draw: ImageDraw.ImageDraw) -> None:
+        """What the outlines, lines and rings mean, under the grid (drawn once)."""
+        s, size = self.style, max(8, int(14 * self.unit))
+        x = self.origin[0]
+        y = min(
+            self.height - size - 4, self.origin[1] + self.rows * self.cell + int(12 * self.unit)
+        )
+        policy = {"action_probs": "bars: action probabilities", "q_values": "bars: Q-values"}
+        items = [
+            ("box", s.busy, "in use"),
+            ("box", s.queued, "queue / episode ended"),
+            ("fill", CLOSED, "closed (outage)"),
+            ("line", CHAT_OK, "chat"),
+            ("line", CHAT_BAD, "failed chat"),
+            ("ring", HELP, "help / takeover"),
+        ]
+        for kind, colour, text in items:
+            if kind == "box":
+                draw.rectangle((x, y, x + size, y + size), outline=colour, width=2)
+            elif kind == "fill":
+                draw.rectangle((x, y, x + size, y + size), fill=colour)
+            elif kind == "line":
+                draw.line((x, y + size // 2, x + size, y + size // 2), fill=colour, width=3)
+            else:
+                draw.ellipse((x, y, x + size, y + size), outline=colour, width=2)
+            draw.text((x + size + 4, y - 1), text, fill=s.muted, font=self.small)
+            x += size + 12 + int(draw.textlength(text, font=self.small))
+        if self.policy_column in policy:
+            draw.text((x, y - 1), policy[self.policy_column], fill=s.muted, font=self.small)
 
     # ------------------------------------------------------------------ one step
     def render(self, step: int) -> np.ndarray:
@@ -210,11 +241,43 @@ class FrameRenderer:
         y += line
         y = self._time_bar(draw, x, y, step)
         y = self._event_lines(draw, x, y, step)
+        chart_top = self.height - int(150 * self.unit)
         for agent, agent_id in enumerate(self.agents):
             y = self._agent_panel(draw, x, y, step, agent, agent_id)
-            if y > self.height - 40 * self.unit:
+            if y > chart_top - 140 * self.unit:
                 break
+        self._reward_chart(draw, x, chart_top, step)
         return np.asarray(image)
+
+    def _reward_chart(self, draw: ImageDraw.ImageDraw, x: int, top: int, step: int) -> None:
+        """The episode's cumulative reward (mean over agents) with the current step marked and
+        the social events as ticks along the bottom, as the page's timeline shows them."""
+        s = self.style
+        width, height = int(self.width - x - 40 * self.unit), int(100 * self.unit)
+        draw.text(
+            (x, top - int(20 * self.unit)), "cumulative reward", fill=s.muted, font=self.small
+        )
+        values = self.cumulative
+        lo, hi = float(min(0.0, values.min())), float(max(0.0, values.max()))
+        span, last = (hi - lo) or 1.0, max(1, len(values) - 1)
+        points = [
+            (x + int(width * t / last), top + height - int(height * (v - lo) / span))
+            for t, v in enumerate(values)
+        ]
+        draw.rectangle((x, top, x + width, top + height), outline=s.grid_line)
+        draw.line(points, fill=s.text, width=2)
+        cursor = x + int(width * step / last)
+        draw.line((cursor, top, cursor, top + height), fill=s.busy, width=2)
+        for t, events in enumerate(self.events or []):
+            for event in events:
+                if event["kind"] in ("chat", "late_help", "takeover", "faint"):
+                    colour = (
+                        HELP
+                        if event["kind"] in ("late_help", "takeover")
+                        else (CHAT_OK if event.get("success") else CHAT_BAD)
+                    )
+                    tick = x + int(width * t / last)
+                    draw.line((tick, top + height - 8, tick, top + height), fill=colour, width=2)
 
     def _affordance_state(self, draw: ImageDraw.ImageDraw, step: int) -> None:
         cols, s = self.episode.columns, self.style
@@ -301,10 +364,7 @@ class FrameRenderer:
             if known
             else "time of day: not recorded"
         )
-        policy = {"action_probs": "action probabilities", "q_values": "Q-values (scaled)"}.get(
-            self.policy_column, ""
-        )
-        draw.text((x, y), f"{label}      {policy}", fill=s.muted, font=self.small)
+        draw.text((x, y), label, fill=s.muted, font=self.small)
         y += int(22 * self.unit)
         draw.rectangle((x, y, x + width, y + height), fill=s.floor)
         draw.rectangle((x, y, x + int(width * tod / tpd), y + height), fill=s.bar)
@@ -383,3 +443,12 @@ def describe_event(event: dict) -> str:
         "absent": f"{agent} missed the shift",
         "faint": f"{agent} fainted",
     }.get(kind, f"{agent}: {kind}")
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
+    """`text` cut (with an ellipsis) to fit `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"

@@ -65,7 +65,7 @@ function handle(message) {
       $("info").textContent = `Live: episode ${message.episode_id} · ${message.scenario}`;
       $("timeline").disabled = true;
       break;
-    case "state_update": render(message); break;
+    case "state_update": absorb(message); break;
     case "episode_series":
       state.series = message; drawMarkers(); if (state.last) drawCharts(state.last.step);
       window.townletSeriesReady = true; break;
@@ -163,7 +163,7 @@ function darkness(tod, tpd) {
 
 function render(update) {
   const previous = state.last ? state.last.step : -1;
-  if (update.step !== previous + 1 && update.step !== previous) state.trails = {};  // a seek: no jump lines
+  if (update.step < previous || update.step - previous > 20) state.trails = {};  // a seek: no jump lines
   state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
   const grid = update.grid, cell = fitCanvas(grid);
   const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
@@ -221,8 +221,10 @@ function render(update) {
     $("tod-text").textContent = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
   }
   $("outages").textContent = (update.outages || []).length ? `outage: ${update.outages.join(", ")} (its affordances are closed)` : "";
-  logEvents(update);
-  renderAgents(update);
+  showEvents(update);
+  // the DOM-heavy panels at most 10 times a second while playing; every frame when still
+  const now = performance.now();
+  if (!state.playing || now - (state.panelsAt || 0) > 100) { renderAgents(update); state.panelsAt = now; }
 }
 
 // Chats are lines between the two agents (green: success, red: failure); late help and
@@ -348,13 +350,28 @@ function describe(e) {
   }
 }
 
-function logEvents(update) {
+// Every update's events are kept (cheap); drawing happens once per animation frame with the
+// newest update, so a fast replay (speed 10 = 50 updates/s) never queues up work.
+function absorb(update) {
+  if (update.events !== undefined) {
+    state.events = state.events.filter((item) => item.step < update.step);  // a seek back forgets the future
+    for (const e of update.events) state.events.push({ step: update.step, e });
+    state.events = state.events.slice(-EVENT_LOG);
+  }
+  state.next = update;
+  if (!state.frameRequested) {
+    state.frameRequested = true;
+    requestAnimationFrame(() => { state.frameRequested = false; render(state.next); });
+  }
+}
+
+function showEvents(update) {
   const list = $("events");
   if (update.events === undefined) { list.replaceChildren(); list.dataset.state = "not recorded"; return; }
   list.dataset.state = "recorded";
-  state.events = state.events.filter((item) => item.step < update.step);  // a seek back forgets the future
-  for (const e of update.events) state.events.push({ step: update.step, e });
-  state.events = state.events.slice(-EVENT_LOG);
+  const shownUpTo = state.events.length ? state.events[state.events.length - 1].step : -1;
+  if (list.dataset.upTo === String(shownUpTo) && list.childElementCount === Math.min(state.events.length, EVENT_LOG)) return;
+  list.dataset.upTo = String(shownUpTo);
   list.replaceChildren(...state.events.slice().reverse().map(({ step, e }) => {
     const li = document.createElement("li");
     li.className = e.kind === "chat" ? (e.success ? "chat-ok" : "chat-bad") : (["late_help", "takeover"].includes(e.kind) ? "help" : "");

@@ -1,0 +1,130 @@
+"""The viewer at scale, measured in headless Chromium, as JSON lines: frames per second while a
+`village` replay (32 x 24 tiles, 16 agents) plays at speed 10 (requestAnimationFrame intervals
+over 3 s), and the time from clicking a 2,000-step episode to its first frame drawn (server
+decode + first state update + drawing).
+
+Run: python benchmarks/viewer.py [--chromium /usr/bin/chromium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from townlet.capture import capture
+from townlet.scenarios import load_config
+from townlet.util.net import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = [  # a 2,000-step town episode: no fainting, so it runs its whole length
+    "scenario=town",
+    "capture.record=true",
+    "capture.ticks=2000",
+    "world.meters.energy.critical=false",
+    "world.meters.satiation.critical=false",
+]
+RAF = """() => new Promise((done) => { const gaps = []; let last = performance.now();
+    const tick = (now) => { gaps.push(now - last); last = now;
+      if (gaps.length < 180) requestAnimationFrame(tick); else done(gaps); };
+    requestAnimationFrame(tick); })"""
+
+
+def serve(run: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "townlet.serve",
+            "--db",
+            str(run / "recordings.db"),
+            "--recordings",
+            str(run / "recordings"),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.readline()
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def measure(chromium: str, village: Path, long: Path) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    figures = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        process, address = serve(village)
+        try:
+            page.goto(address + "?episode=0&step=0")
+            page.wait_for_selector("#cursor:text('1 / 240')")
+            page.select_option("#speed", "10")
+            page.click("#play")
+            gaps = sorted(page.evaluate(RAF)[10:])
+            figures["village_fps"] = 1000.0 / gaps[len(gaps) // 2]
+            figures["village_fps_p90_frame_ms"] = gaps[int(len(gaps) * 0.9)]
+        finally:
+            process.terminate()
+        process, address = serve(long)
+        try:
+            page.goto(address)
+            row = page.locator("#recordings tbody tr").first
+            row.wait_for()
+            started = time.perf_counter()
+            row.click()
+            page.wait_for_selector("#cursor:text('1 / 2000')")
+            figures["load_2000_steps_ms"] = (time.perf_counter() - started) * 1000
+        finally:
+            process.terminate()
+        browser.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        village, long = Path(tmp) / "village", Path(tmp) / "long"
+        capture(load_config(["scenario=village", "capture.record=true"]), village)
+        capture(load_config(LONG), long)
+        figures = measure(args.chromium, village, long)
+    load = os.getloadavg()[0]
+    print(
+        json.dumps(
+            {
+                "name": "viewer_village_fps",
+                "value": round(figures["village_fps"], 1),
+                "unit": "frames/s (median rAF interval)",
+                "speed": 10,
+                "agents": 16,
+                "p90_frame_ms": round(figures["village_fps_p90_frame_ms"], 1),
+                "load_1min": load,
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "name": "viewer_load_2000_steps",
+                "value": round(figures["load_2000_steps_ms"]),
+                "unit": "ms (click to first frame drawn)",
+                "agents": 4,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -82,6 +82,8 @@ def test_list_load_play_scrub_and_see_grid_and_meters(server):
             "social",
             "INTERACT",
             "action probabilities",
+            "· reward +",  # each agent's own step reward and value estimate
+            "· value ",
         ):
             assert name in text
         # the canvas shows agent a in its colour at its cell

@@ -38,6 +38,7 @@ class EpisodeFrames:
         self.meter_values = np.round(cols["meters"].astype(np.float64), 4).tolist()
         self.action_ids = cols["actions"].astype(np.int64).tolist()
         self.rewards = cols["rewards"].astype(np.float64).mean(axis=1)
+        self.agent_rewards = np.round(cols["rewards"].astype(np.float64), 4).tolist()
         self.cumulative = np.cumsum(self.rewards).tolist()
         self.progress = (
             np.round(cols["interaction_progress"].astype(np.float64), 3).tolist()
@@ -168,6 +169,7 @@ class EpisodeFrames:
                 agent_id: dict(zip(self.actions, self.policy[t][a], strict=False))
                 for a, agent_id in enumerate(self.agents)
             }
+        message["agent_rewards"] = dict(zip(self.agents, self.agent_rewards[t], strict=True))
         if self.events is not None:  # absent, not empty, where the recording lacks them
             message["events"] = self.events[t]
         if self.outages is not None:

@@ -405,7 +405,10 @@ function renderAgents(update) {
     const title = document.createElement("h3");
     const dot = document.createElement("span"); dot.className = "dot"; dot.style.background = agent.color;
     const progress = (update.interaction_progress || {})[agent.id] || 0;
-    title.append(dot, `${agent.id} · ${agent.last_action.name} · progress ${(100 * progress).toFixed(0)}%`);
+    const reward = (update.agent_rewards || {})[agent.id], value = (update.value || {})[agent.id];
+    title.append(dot, `${agent.id} · ${agent.last_action.name} · progress ${(100 * progress).toFixed(0)}%`
+      + (reward !== undefined ? ` · reward ${reward >= 0 ? "+" : ""}${reward.toFixed(3)}` : "")
+      + (value !== undefined ? ` · value ${value.toFixed(2)}` : ""));
     box.appendChild(title);
     const meters = update.agent_meters[agent.id].meters;
     for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false, true));

@@ -101,7 +101,7 @@ class Session:
         line = re.sub(r"(?<=\s)ppo\.jsonl\b", f"{self.default_run}/telemetry/ppo.jsonl", line)
         line = re.sub(r"hydra\.sweeper\.n_trials=\d+", "hydra.sweeper.n_trials=2", line)
         if "experiment=seeds" in line:
-            line += " hydra.sweeper.params.seed=1,2"  # two seeds make a group
+            line += """ 'hydra.sweeper.params.seed="1,2"'"""  # two seeds make a group
         line = re.sub(r"^\.venv/bin/python\b", "python", line)
         if re.search(r"experiments/export\.py|townlet export", line):
             line += " end=40"  # a 40-step clip: the whole episode is 40 s of encoding

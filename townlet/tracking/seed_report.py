@@ -191,7 +191,10 @@ def plot_curves(runs: list[SeedRun], output: Path) -> Path:
     axes[1].set(title="evaluation return (deterministic policy)", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+            break
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)

@@ -29,6 +29,7 @@ from townlet.recording.recorder import EpisodeRecorder  # noqa: E402
 from townlet.scenarios import build_world, load_config  # noqa: E402
 from townlet.serve.catalog import Catalog  # noqa: E402
 from townlet.serve.server import ServeOptions, TownletServer  # noqa: E402
+from townlet.serve.spawn import serve_command  # noqa: E402
 from townlet.util.net import free_port  # noqa: E402
 
 
@@ -87,20 +88,7 @@ async def time_to_ready(run: Path) -> float:
     port = free_port()
     start = time.perf_counter()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "townlet.serve",
-            "--db",
-            str(run / "recordings.db"),
-            "--recordings",
-            str(run / "recordings"),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        serve_command(run, port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         while True:

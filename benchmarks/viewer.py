@@ -13,14 +13,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from townlet.capture import capture
 from townlet.scenarios import load_config
-from townlet.util.net import free_port
+from townlet.serve.spawn import spawn_viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = [  # a 2,000-step town episode: no fainting, so it runs its whole length
@@ -37,25 +36,7 @@ RAF = """() => new Promise((done) => { const gaps = []; let last = performance.n
 
 
 def serve(run: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "townlet.serve",
-            "--db",
-            str(run / "recordings.db"),
-            "--recordings",
-            str(run / "recordings"),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    process.stdout.readline()
-    return process, f"http://127.0.0.1:{port}/"
+    return spawn_viewer(run)
 
 
 def measure(chromium: str, village: Path, long: Path) -> dict[str, float]:

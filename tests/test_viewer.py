@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import play, recorder_for
 
-from townlet.util.net import free_port
+from townlet.serve.spawn import spawn_viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -109,30 +107,8 @@ def test_list_load_play_scrub_and_see_grid_and_meters(server):
 
 
 def serve_folder(run: Path):
-    """Start `townlet serve` on a run folder's recordings; yield its URL, then stop it."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "townlet.serve",
-            "--db",
-            str(run / "recordings.db"),
-            "--recordings",
-            str(run / "recordings"),
-            "--port",
-            str(port),
-            "--step-delay",
-            "0.05",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    assert "Townlet viewer on" in line, process.stderr.read()
-    return process, f"http://127.0.0.1:{port}/"
+    """Start `townlet serve` on a run folder's recordings: (the process, the page's URL)."""
+    return spawn_viewer(run, "--step-delay", "0.05")
 
 
 def pixel(page, x: float, y: float) -> list[int]:

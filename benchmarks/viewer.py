@@ -62,10 +62,17 @@ def measure(chromium: str, village: Path, long: Path) -> dict[str, float]:
             page.goto(address)
             row = page.locator("#recordings tbody tr").first
             row.wait_for()
+            page.evaluate(  # the page's own clock: from the click to the first frame drawn
+                """() => document.querySelector('#recordings').addEventListener('click',
+                    () => { window.clickAt = performance.now(); }, true)"""
+            )
             started = time.perf_counter()
             row.click()
             page.wait_for_selector("#cursor:text('1 / 2000')")
-            figures["load_2000_steps_ms"] = (time.perf_counter() - started) * 1000
+            figures["load_2000_steps_ms"] = page.evaluate(
+                "() => window.townletDrawnAt - window.clickAt"
+            )
+            figures["load_2000_steps_outside_ms"] = (time.perf_counter() - started) * 1000
         finally:
             process.terminate()
         browser.close()
@@ -100,8 +107,9 @@ def main() -> None:
             {
                 "name": "viewer_load_2000_steps",
                 "value": round(figures["load_2000_steps_ms"]),
-                "unit": "ms (click to first frame drawn)",
+                "unit": "ms (click to first frame drawn, on the page's clock)",
                 "agents": 4,
+                "with_playwright_click_ms": round(figures["load_2000_steps_outside_ms"]),
             }
         )
     )

@@ -165,6 +165,7 @@ function render(update) {
   const previous = state.last ? state.last.step : -1;
   if (update.step < previous || update.step - previous > 20) state.trails = {};  // a seek: no jump lines
   state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
+  window.townletDrawnAt = performance.now();
   const grid = update.grid, cell = fitCanvas(grid);
   const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
   ctx.fillStyle = v("--bg"); ctx.fillRect(0, 0, canvas.width, canvas.height);

@@ -37,7 +37,7 @@ def frame_of(
         "outages": world.layout.outage_active[world.time_of_day()[env]] > 0,
     }
     digest, parts = state_digest(state, env)
-    columns["state_hash"] = torch.tensor(digest - (1 << 64) if digest >= 1 << 63 else digest)
+    columns["state_hash"] = torch.tensor(digest)
     columns["state_parts"] = torch.tensor(parts, dtype=torch.uint8)
     if logits is not None:
         columns["action_probs"] = torch.softmax(logits, -1)

@@ -82,18 +82,9 @@ def verify_episode(episode: Episode) -> Verification:
     reason = unverifiable_reason(episode)
     if reason is not None:
         return Verification(episode_id, 0, None, reason=reason)
-    world = rebuild(episode)
-    hashes = episode.columns["state_hash"].astype(np.int64)
-    parts = episode.columns["state_parts"].astype(np.uint8)
-    actions = torch.from_numpy(episode.columns["actions"].astype(np.int64))
-    names = list(PARTS)
-    for t in range(episode.steps):
-        digest, digest_parts = state_digest(world.state, 0)
-        signed = digest - (1 << 64) if digest >= 1 << 63 else digest
-        if signed != int(hashes[t]):
-            differ = [n for n, a, b in zip(names, digest_parts, parts[t], strict=True) if a != b]
-            return Verification(episode_id, t, False, divergent_step=t, parts=differ)
-        world.step(actions[t].view(1, -1))
+    _, divergent, parts = _replay(episode, episode.steps - 1)
+    if divergent is not None:
+        return Verification(episode_id, divergent, False, divergent_step=divergent, parts=parts)
     return Verification(episode_id, episode.steps, True)
 
 
@@ -107,16 +98,27 @@ def world_at(episode: Episode, step: int) -> World:
         )
     if not 0 <= step < episode.steps:
         raise ValueError(f"step {step} is outside the episode (0-{episode.steps - 1})")
+    world, divergent, _ = _replay(episode, step)
+    if divergent is not None:
+        raise ValueError(f"the episode diverges from its recording at step {divergent}")
+    return world
+
+
+def _replay(episode: Episode, last: int) -> tuple[World, int | None, list[str]]:
+    """Re-simulate from the start up to the state before step `last`, comparing every tick's
+    digest: (the world there, the first divergent step or None, the parts that differ)."""
     world = rebuild(episode)
     hashes = episode.columns["state_hash"].astype(np.int64)
+    parts = episode.columns["state_parts"].astype(np.uint8)
     actions = torch.from_numpy(episode.columns["actions"].astype(np.int64))
-    for t in range(step + 1):
-        digest, _ = state_digest(world.state, 0)
-        if (digest - (1 << 64) if digest >= 1 << 63 else digest) != int(hashes[t]):
-            raise ValueError(f"the episode diverges from its recording at step {t}")
-        if t < step:
+    for t in range(last + 1):
+        digest, digest_parts = state_digest(world.state, 0)
+        if digest != int(hashes[t]):
+            names = zip(PARTS, digest_parts, parts[t], strict=True)
+            return world, t, [name for name, a, b in names if a != b]
+        if t < last:
             world.step(actions[t].view(1, -1))
-    return world
+    return world, None, []
 
 
 def _typed(schema, values: dict):

@@ -83,14 +83,12 @@ class EpisodeFrames:
     def series(self) -> dict[str, Any]:
         """The whole episode per agent (meters, step reward, value estimate) and its event
         markers, for the page's timelines: sent once after `replay_loaded`."""
-        cols = self.episode.columns
-        rewards = np.round(cols["rewards"].astype(np.float64), 4)
         meters = np.asarray(self.meter_values)
         per_agent = {}
         for a, agent_id in enumerate(self.agents):
             entry = {
                 "meters": {m: meters[:, a, i].tolist() for i, m in enumerate(self.meters)},
-                "reward": rewards[:, a].tolist(),
+                "reward": [row[a] for row in self.agent_rewards],
             }
             if self.values is not None:
                 entry["value"] = [row[a] for row in self.values]

@@ -22,7 +22,10 @@ import numpy as np
 import yaml
 from scipy import stats
 
-IGNORED_PREFIXES = ("seed=", "train.trial.", "hydra.")
+from townlet.tracking.sweep_summary import TRIAL_PREFIX, job_overrides
+from townlet.util.stopping import PRUNED_FILE
+
+IGNORED_PREFIXES = ("seed=", TRIAL_PREFIX, "hydra.")
 RESAMPLES = 10_000
 
 
@@ -67,15 +70,11 @@ def find_runs(folders: list[Path]) -> list[SeedRun]:
 
 
 def read_run(run_dir: Path) -> SeedRun | None:
-    overrides_file, evaluation_file = (
-        run_dir / ".hydra" / "overrides.yaml",
-        run_dir / "evaluation.json",
-    )
-    if not overrides_file.is_file() or not evaluation_file.is_file():
+    overrides, evaluation_file = job_overrides(run_dir), run_dir / "evaluation.json"
+    if overrides is None or not evaluation_file.is_file():
         return None
-    if (run_dir / "pruned.json").is_file():
+    if (run_dir / PRUNED_FILE).is_file():
         return None  # stopped early: its last evaluation is not a final result
-    overrides = [str(o) for o in yaml.safe_load(overrides_file.read_text()) or []]
     seed = next((int(o.split("=", 1)[1]) for o in overrides if o.startswith("seed=")), None)
     if seed is None:
         config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}

@@ -13,6 +13,16 @@ import yaml
 
 from townlet.util.stopping import PRUNED_FILE
 
+TRIAL_PREFIX = "train.trial."  # the Optuna sweeper's plumbing, not what the user varied
+
+
+def job_overrides(run_dir: Path) -> list[str] | None:
+    """A Hydra job's command-line overrides (`.hydra/overrides.yaml`); None if it has none."""
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -27,14 +37,10 @@ def sweep_rows(sweep_dir: Path) -> list[JobRow]:
     """One row per job directory of the sweep, best objective first, unfinished jobs last."""
     rows = []
     for job_dir in sorted(Path(sweep_dir).iterdir()):
-        overrides_file = job_dir / ".hydra" / "overrides.yaml"
-        if not job_dir.is_dir() or not overrides_file.is_file():
+        overrides = job_overrides(job_dir) if job_dir.is_dir() else None
+        if overrides is None:
             continue
-        overrides = [  # the sweeper's trial plumbing is not what the user varied
-            str(o)
-            for o in yaml.safe_load(overrides_file.read_text()) or []
-            if not str(o).startswith("train.trial.")
-        ]
+        overrides = [o for o in overrides if not o.startswith(TRIAL_PREFIX)]
         evaluation, pruned = job_dir / "evaluation.json", job_dir / PRUNED_FILE
         objective = pruned_at = None
         if pruned.is_file():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
 
+@functools.cache  # one `git` process per process: recorders and live sessions ask repeatedly
 def git_commit() -> str:
     try:
         return (

@@ -40,10 +40,11 @@ def part_digests(state: WorldState, env: int = 0) -> list[int]:
 
 
 def state_digest(state: WorldState, env: int = 0) -> tuple[int, list[int]]:
-    """(the whole state's 64-bit digest, one byte per part): what a recording stores per tick."""
+    """(the whole state's 64-bit digest as a signed int64, one byte per part): what a recording
+    stores per tick, in the form it stores it."""
     parts = part_digests(state, env)
     whole = hashlib.blake2b(b"".join(p.to_bytes(8, "little") for p in parts), digest_size=8)
-    return int.from_bytes(whole.digest(), "little"), [p & 0xFF for p in parts]
+    return int.from_bytes(whole.digest(), "little", signed=True), [p & 0xFF for p in parts]
 
 
 def unassigned_fields() -> set[str]:

@@ -20,7 +20,7 @@ from townlet.serve.frames import EpisodeFrames
 from townlet.world.social import ChatEvent
 
 
-def room(agents, relationships=(), width=6, height=1, affordances=()):
+def room(agents, relationships=(), width=6, height=1, affordances=(), world=None):
     scenario = {
         "width": width,
         "height": height,
@@ -29,7 +29,7 @@ def room(agents, relationships=(), width=6, height=1, affordances=()):
         "relationships": list(relationships),
         "affordances": list(affordances),
     }
-    return make_world(scenario)
+    return make_world(scenario, world)
 
 
 def social(world):
@@ -100,6 +100,40 @@ def test_interact_is_allowed_next_to_someone_and_uses_an_affordance_first():
     assert int(result.events.chat[0, 0]) == ChatEvent.NONE
     lone = room([{"id": "solo", "pos": [2, 0]}])
     assert not bool(lone.observe().action_mask[0, 0, A.INTERACT])
+
+
+def test_a_pair_chats_once_per_cooldown_and_the_mask_says_so():
+    """The default town's PPO learned to chat every tick beside a neighbour (49 chats per
+    agent-day, late to half its shifts): a pair now waits `chat_cooldown_ticks` between chats,
+    and INTERACT is masked while nobody near is free to talk."""
+    world = room(
+        [
+            {"id": "ann", "pos": [1, 0], "meters": {"social": 0.2}},
+            {"id": "ben", "pos": [2, 0], "meters": {"social": 0.2}},
+            {"id": "cat", "pos": [5, 0], "meters": {"social": 0.2}},
+        ],
+        [{"a": "ann", "b": "ben", "familiarity": 0.5}],
+        world={"social": {"chat_cooldown_ticks": 3}},
+    )
+    assert int(act(world, A.INTERACT, A.WAIT, A.WAIT).events.chat[0, 0]) == ChatEvent.SUCCESS
+    mask = world.observe().action_mask[0, :, A.INTERACT]
+    assert not bool(mask[0]) and not bool(mask[1]), "both wait: the chat was theirs"
+    second = act(world, A.INTERACT, A.INTERACT, A.WAIT)  # unmasked callers still get nothing
+    assert second.events.chat[0].tolist() == [ChatEvent.NONE] * 3
+    act(world, A.WAIT, A.WAIT, A.WAIT)
+    assert bool(world.observe().action_mask[0, 0, A.INTERACT]), "three ticks on, free again"
+    assert int(act(world, A.WAIT, A.INTERACT, A.WAIT).events.chat[0, 1]) == ChatEvent.SUCCESS
+    # a third agent is not held up by the pair's cooldown: cat walks up and chats with ben
+    act(world, A.WAIT, A.WAIT, A.LEFT)
+    act(world, A.WAIT, A.WAIT, A.LEFT)
+    result = act(world, A.WAIT, A.WAIT, A.INTERACT)
+    assert int(result.events.chat[0, 2]) == ChatEvent.SUCCESS
+    assert int(result.events.chat_partner[0, 2]) == 1
+
+
+def test_chat_cooldown_below_zero_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match="world.social.chat_cooldown_ticks"):
+        room([{"id": "ann", "pos": [0, 0]}], world={"social": {"chat_cooldown_ticks": -1}})
 
 
 def test_shared_meals_and_familiarity_decay_and_view():

@@ -110,6 +110,10 @@ class SocialConfig:
     """Familiarity a successful chat adds to the pair, times its quality."""
     chat_failure_rivalry: float = 0.2
     """Rivalry a failed chat adds to the pair."""
+    chat_cooldown_ticks: int = 10
+    """Ticks before the same pair can chat again (10 = an hour in the default town). Without it,
+    PPO on the default town learned to chat with whoever stood next to it every tick (49 chats
+    per agent-day) and was late to half its shifts."""
     meal_familiarity_gain: float = 0.05
     """Familiarity added between agents who finish the same meal type on the same tick."""
     familiarity_decay: float = 0.001

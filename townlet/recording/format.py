@@ -9,10 +9,11 @@ ids, meter and action names, episode metadata); each column is a typed array wit
 | raw | the array's bytes | positions (uint8), actions, rewards (float32), flags, values, events |
 | delta | first differences (wrapping) | time of day |
 | q16d | uint16 quantised over [lo, hi], delta over time | meters |
-| q8 | uint8 quantised over [lo, hi] | interaction progress, action probabilities, chat quality |
+| q8 | uint8 quantised over [lo, hi] | progress, action probabilities, chat quality, relationships |
 
-Columns are contiguous per quantity, which is what LZ4 compresses well (slowly changing meters
-become runs of equal deltas). Version 1 (read only) is the row-oriented format of the system we
+Relationships (`rivalry`, `familiarity`) are A x A per step. Columns are contiguous per
+quantity, which is what LZ4 compresses well (slowly changing meters become runs of equal
+deltas). Version 1 (read only) is the row-oriented format of the system we
 replace (see tests/fixtures/hamlet-v1/README.md).
 """
 
@@ -55,11 +56,15 @@ CODECS: dict[str, tuple[str, str, float, float]] = {
     "chat_quality": ("uint8", "q8", 0.0, 1.0),
     "helped": ("bool", "raw", 0, 0),
     "took_over": ("int8", "raw", 0, 0),
+    "rivalry": ("uint8", "q8", 0.0, 1.0),
+    "familiarity": ("uint8", "q8", 0.0, 1.0),
     "state_hash": ("int64", "raw", 0, 0),
     "state_parts": ("uint8", "raw", 0, 0),
 }
 ENV_COLUMNS = ("time_of_day", "outages", "state_hash", "state_parts")
 """Columns with one row per tick for the whole env (the others have one per recorded agent)."""
+PAIR_COLUMNS = ("rivalry", "familiarity")
+"""Per-agent columns that are also per agent on their last axis: (T, A, A), recorded agents only."""
 
 
 class RecordingError(ValueError):

@@ -35,6 +35,8 @@ def frame_of(
         "queued": state.queued[env],
         "using": state.using[env],
         "outages": world.layout.outage_active[world.time_of_day()[env]] > 0,
+        "rivalry": state.rivalry[env],
+        "familiarity": state.familiarity[env],
     }
     digest, parts = state_digest(state, env)
     columns["state_hash"] = torch.tensor(digest)

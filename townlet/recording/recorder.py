@@ -31,7 +31,13 @@ import torch
 
 from townlet import __version__
 from townlet.config.schema import RecordingConfig
-from townlet.recording.format import ENV_COLUMNS, FORMAT_VERSION, Episode, pack_array
+from townlet.recording.format import (
+    ENV_COLUMNS,
+    FORMAT_VERSION,
+    PAIR_COLUMNS,
+    Episode,
+    pack_array,
+)
 from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
 from townlet.recording.policies import RecordingPolicy
 from townlet.util.version import git_commit
@@ -106,6 +112,8 @@ class EpisodeRecorder:
             "chat_quality": torch.zeros(t, a),
             "helped": torch.zeros(t, a, dtype=torch.bool),
             "took_over": torch.zeros(t, a, dtype=torch.int64),
+            "rivalry": torch.zeros(t, a, a),
+            "familiarity": torch.zeros(t, a, a),
             "state_hash": torch.zeros(t, dtype=torch.int64),
             "state_parts": torch.zeros(t, parts, dtype=torch.uint8),
         }
@@ -137,6 +145,8 @@ class EpisodeRecorder:
         for name, value in step.items():
             if name in ENV_COLUMNS:
                 self.buffers[name][t] = value
+            elif name in PAIR_COLUMNS and not self._all:
+                self.buffers[name][t] = value[self._index][:, self._index]
             else:
                 self.buffers[name][t] = value if self._all else value.index_select(0, self._index)
         self.t = t + 1

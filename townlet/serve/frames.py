@@ -14,6 +14,7 @@ import orjson
 from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode, unpack_array
 from townlet.recording.palette import agent_colour
+from townlet.recording.situations import queue_positions, relations, shift_states
 
 
 class EpisodeFrames:
@@ -72,6 +73,10 @@ class EpisodeFrames:
         self.episode_id = int(meta["episode_id"])
         world_config = header.get("world_config") or {}
         self.observation_window = int((world_config.get("observation") or {}).get("window", 9))
+        self.avoid_threshold = (world_config.get("rivalry") or {}).get("avoid_threshold")
+        self.queue_places = queue_positions(episode)
+        self.shifts = shift_states(episode)
+        self.relations = relations(episode)
         links = header.get("links") or {}
         self.source = {  # where the recording came from, for the viewer's info line
             "run_id": header.get("run_id"),
@@ -121,6 +126,7 @@ class EpisodeFrames:
                         "name": self.actions[action] if action < len(self.actions) else str(action),
                     },
                     **({"active": self.active[t][a]} if self.active is not None else {}),
+                    **self._situation(t, a),
                 }
             )
         for i, aff in enumerate(self.affordances):
@@ -130,6 +136,9 @@ class EpisodeFrames:
                 if self.queued
                 else []
             )
+            if self.queue_places and len(queue) > 1:  # in the order they are served
+                place = {self.agents[a]: p[1] for a, p in enumerate(self.queue_places[t]) if p}
+                queue.sort(key=lambda agent_id: place.get(agent_id, 0))
             affordances.append(
                 {
                     "type": aff["type"],
@@ -156,12 +165,12 @@ class EpisodeFrames:
             },
             "time_of_day": None if self.tod is None else self.tod[t] % self.tpd,
             "ticks_per_day": self.tpd,
-            "interaction_progress": {
-                agent_id: (self.progress[t][a] if self.progress else 0.0)
-                for a, agent_id in enumerate(self.agents)
-            },
             "replay_metadata": {"total_steps": self.steps, "current_step": t, **self.metadata},
         }
+        if self.progress is not None:  # absent, not zeros, where the recording lacks it
+            message["interaction_progress"] = dict(zip(self.agents, self.progress[t], strict=True))
+        if self.relations is not None:
+            message["relations"] = self.relations[t]
         if self.policy is not None:
             message[self.policy_key] = {
                 agent_id: dict(zip(self.actions, self.policy[t][a], strict=False))
@@ -177,6 +186,20 @@ class EpisodeFrames:
                 agent_id: self.values[t][a] for a, agent_id in enumerate(self.agents)
             }
         return message
+
+    def _situation(self, t: int, a: int) -> dict[str, Any]:
+        """The agent's queue place and shift state at step t, where the recording has them."""
+        out: dict[str, Any] = {}
+        place = self.queue_places[t][a] if self.queue_places else None
+        if place:
+            out["queue"] = {
+                "at": self.affordances[place[0]]["name"],
+                "place": place[1],
+                "of": place[2],
+            }
+        if self.shifts:
+            out["shift"] = self.shifts[t][a]
+        return out
 
     def encoded(self, step: int) -> bytes:
         cached = self._encoded[step]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet.config.schema import WorldConfig
 from townlet.world.constants import (
     ARRIVAL_KINDS,
     MAX_CODE,
@@ -30,7 +31,7 @@ from townlet.world.constants import (
 from townlet.world.interactions import can_start_here
 from townlet.world.layout import Layout
 from townlet.world.rivalry import rivalry_summary
-from townlet.world.social import familiarity_in_view, neighbours
+from townlet.world.social import chat_partners, familiarity_in_view
 from townlet.world.state import WorldState
 
 CLOCK_FEATURES: tuple[str, ...] = (
@@ -85,9 +86,10 @@ def shift_state_codes(phase: torch.Tensor, arrived: torch.Tensor) -> torch.Tenso
 class ObservationBuilder:
     """Builds observations for a batched world; holds the small lookup tables it needs."""
 
-    def __init__(self, layout: Layout, rivalry_threshold: float, device: torch.device) -> None:
+    def __init__(self, layout: Layout, world: WorldConfig, device: torch.device) -> None:
         self.layout = layout
-        self.rivalry_threshold = rivalry_threshold
+        self.rivalry_threshold = world.rivalry.avoid_threshold
+        self.social_config = world.social
         outage_names = tuple(f"outage_{name}" for name in layout.utility_names)
         self.feature_names = (
             *layout.meter_names,
@@ -219,14 +221,15 @@ class ObservationBuilder:
         self, state: WorldState, tod_cells: torch.Tensor, engaged: bool, all_alive: bool
     ) -> torch.Tensor:
         """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked
-        (INTERACT is allowed where something can be used, or someone is near to chat with)."""
+        (INTERACT is allowed where something can be used, or someone is near to chat with who
+        has not chatted with this agent for the cooldown)."""
         layout = self.layout
         mask = torch.take(layout.walkable, state.pos.unsqueeze(-1) + layout.move_delta)
         here = can_start_here(state, layout, tod_cells)
         if engaged:
             here |= torch.maximum(state.using, state.queued) >= 0
         if self._social:
-            here |= neighbours(state, layout, all_alive).any(-1)
+            here |= chat_partners(state, layout, self.social_config, all_alive).any(-1)
         mask[..., Action.INTERACT] = here
         if all_alive:
             return mask

@@ -2,15 +2,17 @@
 
 Chat is INTERACT where there is nothing to use: an agent that INTERACTs off any usable
 affordance, not busy, next to (or on the tile of) another standing agent chats with the one it
-knows best. We chose INTERACT over a new CHAT action because the action space, the network's
-output and every recording's action columns stay as they are, and "interact with what is in
-front of you" is what INTERACT already means; the mask allows it only where a chat can happen.
-A chat's quality is base + w_f x familiarity - w_r x rivalry + w_n x the pair's mean social need
-(1 - social meter), clipped to [0, 1]: strangers who both need company get on, rivals do not,
-and the sated are less keen. At or above the threshold it succeeds (both gain social meter
-and familiarity in proportion to it); below, it fails (the pair's rivalry rises). Familiarity
-also grows between agents who finish the same meal on the same tick and between a late worker
-and the coworker who covers, and decays slowly.
+knows best among those it has not chatted with for `chat_cooldown_ticks`. We chose INTERACT over
+a new CHAT action because the action space, the network's output and every recording's action
+columns stay as they are, and "interact with what is in front of you" is what INTERACT already
+means; the mask allows it only where a chat can happen. A chat's quality is base + w_f x
+familiarity - w_r x rivalry + w_n x the pair's mean social need (1 - social meter), clipped to
+[0, 1]: strangers who both need company get on, rivals do not, and the sated are less keen. At
+or above the threshold it succeeds (both gain social meter and familiarity in proportion to it);
+below, it fails (the pair's rivalry rises). Familiarity also grows between agents who finish the
+same meal on the same tick and between a late worker and the coworker who covers, and decays
+slowly. The cooldown makes a chat an event rather than a state: without it PPO learned to stand
+beside a neighbour chatting every tick instead of going to work.
 
 Late help and takeovers happen in employment (`employment.work`) from the coworker table.
 """
@@ -60,6 +62,15 @@ def in_view(state: WorldState, layout: Layout, all_alive: bool = False) -> torch
     return _pairs(state, layout, layout.in_view_by_offset, all_alive)
 
 
+def chat_partners(
+    state: WorldState, layout: Layout, config: SocialConfig, all_alive: bool = False
+) -> torch.Tensor:
+    """(E, A, A) bool: j is next to i and the pair has not chatted for the cooldown."""
+    near = neighbours(state, layout, all_alive)
+    since = state.tick.view(-1, 1, 1) - state.last_chat
+    return near & (since >= config.chat_cooldown_ticks)
+
+
 def chat(
     state: WorldState,
     config: SocialConfig,
@@ -68,8 +79,8 @@ def chat(
     need: torch.Tensor,
 ) -> ChatOutcome:
     """Resolve this tick's chats in place (familiarity, rivalry); `wants` (E, A) are the agents
-    that INTERACTed with nothing to use and nothing in progress, `need` (E, A) their social
-    need in [0, 1]."""
+    that INTERACTed with nothing to use and nothing in progress, `near` (E, A, A) whom each
+    could chat with (`chat_partners`), `need` (E, A) their social need in [0, 1]."""
     # the best-known neighbour (the first on ties); -1 where nobody is near
     familiarity, partner = torch.where(near, state.familiarity, -1.0).max(-1)
     attempt = wants & (familiarity >= 0)
@@ -86,6 +97,8 @@ def chat(
     agents = torch.arange(near.shape[-1], device=near.device)
     pair = (agents == partner.unsqueeze(-1)) & attempt.unsqueeze(-1)  # (E, starter, partner)
     gain = quality * success
+    talked = pair | pair.transpose(1, 2)
+    state.last_chat = torch.where(talked, state.tick.view(-1, 1, 1), state.last_chat)
     if bool(success.any()):
         closeness = _both_ways(pair * (config.chat_familiarity_gain * gain).unsqueeze(-1))
         state.familiarity = (state.familiarity + closeness).clamp_(max=1.0)

@@ -8,6 +8,9 @@ import torch
 
 from townlet.world.layout import Layout
 
+NEVER = -(2**40)
+"""`last_chat` of a pair that has not chatted this episode: long enough ago for any cooldown."""
+
 
 @dataclass
 class WorldState:
@@ -24,6 +27,7 @@ class WorldState:
     stock: torch.Tensor  # (E, N) int64 uses left today
     rivalry: torch.Tensor  # (E, A, A) float32 in [0, 1]
     familiarity: torch.Tensor  # (E, A, A) float32 in [0, 1], symmetric
+    last_chat: torch.Tensor  # (E, A, A) int64 tick of the pair's last chat (NEVER: none), symmetric
     arrived: torch.Tensor  # (E, A) int64 this shift: 0 not yet, 1 on time, 2 late
     episode_return: torch.Tensor  # (E, A) float32
     episode: torch.Tensor  # (E,) int64 episodes started in this env
@@ -51,6 +55,7 @@ class WorldState:
             stock=layout.inst_stock.to(device).expand(e, n).clone(),
             rivalry=layout.initial_rivalry.to(device).expand(e, a, a).clone(),
             familiarity=layout.initial_familiarity.to(device).expand(e, a, a).clone(),
+            last_chat=full((e, a, a), NEVER, torch.int64),
             arrived=full((e, a), 0, torch.int64),
             episode_return=full((e, a), 0.0, torch.float32),
             episode=full((e,), 0, torch.int64),

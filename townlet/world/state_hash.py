@@ -19,7 +19,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "meters": ("meters", "alive"),
     "queue": ("queued", "ticket"),
     "interactions": ("using", "progress", "stock"),
-    "relationships": ("rivalry", "familiarity"),
+    "relationships": ("rivalry", "familiarity", "last_chat"),
     "shift": ("arrived", "commute_potential"),
     "episode": ("tick", "episode", "start_offset", "episode_return", "rng_key"),
 }

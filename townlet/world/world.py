@@ -31,7 +31,13 @@ from townlet.world.needs import update_meters
 from townlet.world.observations import Observation, ObservationBuilder
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
-from townlet.world.social import ChatEvent, chat, decay_familiarity, neighbours, share_meals
+from townlet.world.social import (
+    ChatEvent,
+    chat,
+    chat_partners,
+    decay_familiarity,
+    share_meals,
+)
 from townlet.world.state import WorldState
 from townlet.world.tunables import Tunables
 
@@ -111,7 +117,7 @@ class World:
         if check_fast_path is None:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
         self.check_fast_path = check_fast_path
-        self.observer = ObservationBuilder(layout, world.rivalry.avoid_threshold, self.device)
+        self.observer = ObservationBuilder(layout, world, self.device)
         self._has_jobs = bool(layout.has_job.any())
         self._social = layout.num_agents > 1  # chats, shared meals: someone to meet
         self._has_instances = len(layout.instance_names) > 0
@@ -363,7 +369,8 @@ class World:
                 if layout.social_index >= 0
                 else self._zero_float
             )
-            talk = chat(s, social, wants, neighbours(s, layout, fast.all_alive), need)
+            near = chat_partners(s, layout, social, fast.all_alive)
+            talk = chat(s, social, wants, near, need)
             event, quality, partner = talk.event, talk.quality, talk.partner
             if layout.social_index >= 0:
                 meter_delta[..., layout.social_index] += talk.social_gain

@@ -1,0 +1,105 @@
+"""Where each agent of a recorded episode stands, step by step, beyond its position and meters:
+its place in a queue, its shift's state, and its relationships. The viewer's agent focus and
+the video read these; each returns None where the recording lacks what it needs, so a page
+hides the field instead of showing a made-up value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from townlet.recording.events import SHIFT_KINDS
+from townlet.recording.format import Episode
+
+RELATION_FLOOR = 0.05
+"""Relationships weaker than this are left out of a step's list (the matrices are mostly 0)."""
+
+
+def queue_positions(episode: Episode) -> list[list[list[int] | None]] | None:
+    """Per step, per recorded agent: [instance, place (1 = next), queue length] while it
+    queues, else None. Order is by the step each joined (the world breaks same-tick joins by
+    a random ticket the recording does not keep; those keep agent order)."""
+    queued = episode.columns.get("queued")
+    if queued is None:
+        return None
+    queued = queued.astype(np.int64)
+    steps, agents = queued.shape
+    joined = np.zeros(agents, dtype=np.int64)
+    out: list[list[list[int] | None]] = []
+    for t in range(steps):
+        row = queued[t]
+        changed = row != (queued[t - 1] if t else np.full(agents, -1))
+        joined = np.where(changed, t, joined)
+        places: list[list[int] | None] = [None] * agents
+        for instance in np.unique(row[row >= 0]):
+            members = np.nonzero(row == instance)[0]
+            order = members[np.lexsort((members, joined[members]))]
+            for place, a in enumerate(order):
+                places[int(a)] = [int(instance), place + 1, len(order)]
+        out.append(places)
+    return out
+
+
+def shift_states(episode: Episode) -> list[list[str | None]] | None:
+    """Per step, per recorded agent: "no job", "off duty", "due" (shift begun, within grace,
+    not there yet), "missing" (past grace, not there), "at work (on time)", "at work (late)"
+    or "absent" (the shift ended without it). Needs the time of day, the shift events and the
+    configs in the header (recordings since format 2 with events)."""
+    header, cols = episode.header, episode.columns
+    scenario, world = header.get("scenario_config"), header.get("world_config")
+    if "time_of_day" not in cols or "shift_event" not in cols or not scenario or not world:
+        return None
+    tpd = int(header.get("ticks_per_day") or world.get("ticks_per_day") or 240)
+    jobs = world.get("jobs") or {}
+    by_id = {agent["id"]: agent for agent in scenario.get("agents", [])}
+    tod = cols["time_of_day"].astype(np.int64) % tpd
+    events = cols["shift_event"].astype(np.int64)
+    states: list[list[str | None]] = [[None] * len(header["agent_ids"]) for _ in tod]
+    for a, agent_id in enumerate(header["agent_ids"]):
+        job = jobs.get((by_id.get(agent_id) or {}).get("job") or "")
+        if job is None:
+            for row in states:
+                row[a] = "no job"
+            continue
+        start = round(job["shift_start"] * tpd / 24)
+        end = round(job["shift_end"] * tpd / 24)
+        grace = int(job.get("grace_ticks", 0))
+        arrived = None
+        for t, now in enumerate(tod):
+            on_shift = start <= now < end if start <= end else (now >= start or now < end)
+            kind = SHIFT_KINDS.get(int(events[t, a]))
+            if kind in ("on_time", "late"):
+                arrived = kind
+            if kind == "absent":
+                states[t][a], arrived = "absent", None
+            elif not on_shift:
+                states[t][a], arrived = "off duty", None
+            elif arrived:
+                states[t][a] = f"at work ({arrived.replace('_', ' ')})"
+            else:
+                states[t][a] = "due" if (now - start) % tpd <= grace else "missing"
+    return states
+
+
+def relations(episode: Episode) -> list[dict[str, list[list[Any]]]] | None:
+    """Per step: for each recorded agent, [other, familiarity, rivalry] for every other agent
+    it has a relationship with (either above RELATION_FLOOR), values rounded to 0.01."""
+    cols = episode.columns
+    if "rivalry" not in cols or "familiarity" not in cols:
+        return None
+    agents = list(episode.header["agent_ids"])
+    rivalry = np.round(cols["rivalry"].astype(np.float64), 2)
+    familiarity = np.round(cols["familiarity"].astype(np.float64), 2)
+    strong = (rivalry >= RELATION_FLOOR) | (familiarity >= RELATION_FLOOR)
+    out: list[dict[str, list[list[Any]]]] = []
+    for t in range(episode.steps):
+        step: dict[str, list[list[Any]]] = {}
+        for a, b in zip(*np.nonzero(strong[t]), strict=True):
+            if a != b:
+                step.setdefault(agents[a], []).append(
+                    [agents[b], float(familiarity[t, a, b]), float(rivalry[t, a, b])]
+                )
+        out.append(step)
+    return out

@@ -259,3 +259,174 @@ def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def open_page(p, width: int = 1500, height: int = 900):
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    return browser, browser.new_page(viewport={"width": width, "height": height})
+
+
+def seek(page, step: int, total: int) -> None:
+    page.eval_on_selector(
+        "#timeline", f"el => {{ el.value = {step}; el.dispatchEvent(new Event('input')); }}"
+    )
+    page.wait_for_selector(f"#cursor:text('{step + 1} / {total}')")
+
+
+def ink(page, canvas: str = "#charts") -> int:
+    """How many pixels of a canvas are drawn on."""
+    return page.evaluate(
+        """(id) => { const c = document.querySelector(id);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""",
+        canvas,
+    )
+
+
+def test_compare_two_episodes_scrubbed_together_with_aligned_metrics(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser, page = open_page(p)
+        page.goto(server["url"])
+        rows = page.locator("#recordings tbody tr")
+        rows.first.wait_for()
+        page.locator("#recordings tbody tr[data-episode='2']").click()
+        page.wait_for_selector("#info:text('Episode 2')")
+        page.wait_for_function("window.townletSeriesReady === true")
+        alone = ink(page)
+        assert page.is_hidden("#pane-b") and page.is_hidden("#compare")
+        page.locator("#recordings tbody tr[data-episode='0'] button.vs").click()
+        page.wait_for_selector("#caption-b:text('B: episode 0')")
+        seek(page, 30, 40)
+        page.wait_for_function("window.townletCompareLast && window.townletCompareLast.step === 30")
+        assert "compare=0" in page.url and "episode=2" in page.url
+        page.wait_for_selector("#compare-metrics tr[data-metric='total reward']")
+        cells = {
+            row.get_attribute("data-metric"): row.inner_text().split("\t")[1:]
+            for row in page.locator("#compare-metrics tbody tr").all()
+        }
+        assert cells["step"] == ["31", "31", "+0"], cells
+        # each agent earns reward/40 a step: 3.0 x 31/40 against 1.0 x 31/40
+        assert cells["reward so far"] == ["2.325", "0.775", "-1.550"], cells
+        assert cells["total reward"] == ["3.000", "1.000", "-2.000"], cells
+        # B is drawn in its own canvas: agent a at (30 % 4, 0), in its colour
+        width = page.evaluate("() => document.querySelector('#grid-b').width")
+        cell = width // 4
+        colour = page.evaluate(
+            """(c) => { const d = document.querySelector('#grid-b').getContext('2d')
+            .getImageData(2 * c + c / 2, c / 2, 1, 1).data; return [d[0], d[1], d[2]]; }""",
+            cell,
+        )
+        assert colour == [230, 57, 70], colour
+        assert ink(page) > alone, "B's cumulative reward is drawn on A's chart"
+        # the link reopens both episodes at the same step
+        page.goto(page.url)
+        page.wait_for_selector("#cursor:text('31 / 40')")
+        page.wait_for_function("window.townletCompareLast && window.townletCompareLast.step === 30")
+        page.click("#compare-close")
+        assert page.is_hidden("#pane-b")
+        page.wait_for_function("!location.search.includes('compare=')")
+        browser.close()
+
+
+def test_focus_shows_shift_queue_and_rivals_and_hover_names_the_tile(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from townlet.capture import capture
+    from townlet.scenarios import load_config
+
+    for scenario in ("evening_chat", "queue_conflict", "late_help"):
+        capture(load_config([f"scenario={scenario}", "capture.record=true"]), tmp_path / scenario)
+    with sync_playwright() as p:
+        browser, page = open_page(p)
+        process, url = serve_folder(tmp_path / "evening_chat")
+        try:
+            page.goto(url + "?episode=0&agent=carol")
+            page.wait_for_selector("#info:text('Episode 0')")
+            total = page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+            seek(page, total - 1, total)
+            text = page.inner_text(".agent[data-agent=carol] .situation")
+            assert "rival: dave" in text, text
+            assert "closest: alice" in page.inner_text(".agent[data-agent=bob] .situation")
+            # the rivalry line: some point between carol and dave has the rival colour
+            where = {a["id"]: a for a in page.evaluate("() => window.townletLast.grid.agents")}
+            cell = page.evaluate("() => document.querySelector('#grid').width") // page.evaluate(
+                "() => window.townletLast.grid.width"
+            )
+            (x0, y0), (x1, y1) = [(where[k]["x"], where[k]["y"]) for k in ("carol", "dave")]
+            samples = [
+                pixel(page, (x0 + (x1 - x0) * f + 0.5) * cell, (y0 + (y1 - y0) * f + 0.5) * cell)
+                for f in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
+            ]
+            assert [255, 159, 67] in samples, samples
+            # hovering a tile names what is on it, in full
+            box = page.locator("#grid").bounding_box()
+            alice = where["alice"]
+            page.mouse.move(
+                box["x"] + (alice["x"] + 0.5) * cell, box["y"] + (alice["y"] + 0.5) * cell
+            )
+            page.wait_for_selector("#tip:not([hidden])")
+            assert page.inner_text("#tip").startswith("alice: ") or "alice: " in page.inner_text(
+                "#tip"
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        process, url = serve_folder(tmp_path / "queue_conflict")
+        try:
+            page.goto(url + "?episode=0")
+            page.wait_for_selector("#info:text('Episode 0')")
+            total = page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+            found = None
+            for step in range(total):
+                seek(page, step, total)
+                text = page.inner_text("#agent-list")
+                if "queue: 2 of 2 at shower" in text:
+                    found = step
+                    break
+            assert found is not None, "the second in line is named"
+            assert "queue: 1 of 2 at shower" in page.inner_text("#agent-list")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        process, url = serve_folder(tmp_path / "late_help")
+        try:
+            page.goto(url + "?episode=0")
+            page.wait_for_selector("#info:text('Episode 0')")
+            total = page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+            states = set()
+            for step in range(0, total, 2):
+                seek(page, step, total)
+                states |= {
+                    a.get("shift") for a in page.evaluate("() => window.townletLast.grid.agents")
+                }
+                if "shift: at work (late)" in page.inner_text("#agent-list"):
+                    break
+            assert "at work (late)" in states and "at work (on time)" in states, states
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        browser.close()
+
+
+def test_a_version_one_recording_hides_what_it_lacks():
+    from playwright.sync_api import sync_playwright
+
+    fixtures = ROOT / "tests" / "fixtures" / "hamlet-v1"
+    process, url = spawn_viewer(fixtures, "--step-delay", "0.05", db="metrics.db")
+    try:
+        with sync_playwright() as p:
+            browser, page = open_page(p)
+            page.goto(url)
+            page.locator("#recordings tbody tr").first.click()
+            page.wait_for_selector("#info:text('Episode')")
+            page.wait_for_function("window.townletLast !== undefined")
+            assert page.is_hidden("#tod-row"), "no clock recorded: no time of day, not 00:00"
+            assert page.is_hidden("#events-title") and page.is_hidden("#events")
+            text = page.inner_text("#agent-list")
+            assert "progress" not in text and "shift:" not in text, text
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

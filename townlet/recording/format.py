@@ -288,9 +288,14 @@ def _from_v1(payload: dict[str, Any]) -> Episode:
         "actions": column("action", np.uint8),
         "rewards": column("reward", np.float32),
         "dones": column("done", np.bool_),
-        "interaction_progress": column("interaction_progress", np.float32, default=0.0),
-        "time_of_day": np.array([s.get("time_of_day") or 0 for s in steps], dtype=np.uint16),
     }
+    # hamlet wrote nil for what it did not track: such a column is left out, not filled with 0
+    if any(s.get("interaction_progress") is not None for s in steps):
+        columns["interaction_progress"] = column("interaction_progress", np.float32, default=0.0)
+    if any(s.get("time_of_day") is not None for s in steps):
+        columns["time_of_day"] = np.array(
+            [s.get("time_of_day") or 0 for s in steps], dtype=np.uint16
+        )
     if any(s.get("q_values") is not None for s in steps):
         columns["q_values"] = column("q_values", np.float32, len(V1_ACTION_NAMES), default=0.0)
     if any(s.get("action_masks") is not None for s in steps):

@@ -374,6 +374,7 @@ class TownletServer:
                 "metadata": frames.metadata,
                 "source": frames.source,
                 "observation_window": frames.observation_window,
+                "avoid_threshold": frames.avoid_threshold,
                 "total_steps": frames.steps,
                 "meter_names": frames.meters,
                 "action_names": frames.actions,

@@ -12,21 +12,24 @@ from townlet.util.net import free_port
 READY = "Townlet viewer on"
 
 
-def serve_command(run: Path, port: int, *extra: str) -> list[str]:
-    """`python -m townlet.serve` on `run`'s recordings.db and recordings folder."""
+def serve_command(run: Path, port: int, *extra: str, db: str = "recordings.db") -> list[str]:
+    """`python -m townlet.serve` on `run`'s index (`db`: a version-1 folder's is metrics.db)
+    and recordings folder."""
     run = Path(run)
     return [
         sys.executable, "-m", "townlet.serve",
-        "--db", str(run / "recordings.db"), "--recordings", str(run / "recordings"),
+        "--db", str(run / db), "--recordings", str(run / "recordings"),
         "--port", str(port), *extra,
     ]  # fmt: skip
 
 
-def spawn_viewer(run: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def spawn_viewer(
+    run: Path, *extra: str, db: str = "recordings.db"
+) -> tuple[subprocess.Popen, str]:
     """Start it on a free port and wait for its ready line; (the process, the page's URL)."""
     port = free_port()
     process = subprocess.Popen(
-        serve_command(run, port, *extra),
+        serve_command(run, port, *extra, db=db),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

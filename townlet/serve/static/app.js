@@ -7,6 +7,8 @@ const wsUrl = params.get("ws") || `${location.protocol === "https:" ? "wss" : "w
   + (params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "");
 const $ = (id) => document.getElementById(id);
 const canvas = $("grid"), ctx = canvas.getContext("2d");
+// The town is drawn into a view: the main one, and in compare mode a second one (episode B).
+const mainView = { canvas, ctx, trails: {} };
 const state = { socket: null, total: 0, last: null, trails: {}, names: { meters: [], actions: [] }, events: [],
   playing: false, speeds: [0.5, 1, 2, 4, 10], focus: params.get("agent"), window: 9,
   pending: params.has("episode") ? { episode: parseInt(params.get("episode"), 10), run: params.get("run"),
@@ -46,7 +48,8 @@ function handle(message) {
       break;
     case "recordings_list": showRecordings(message.recordings); break;
     case "replay_loaded":
-      state.total = message.total_steps; state.trails = {}; state.events = [];
+      state.total = message.total_steps; mainView.trails = {}; state.events = [];
+      mainView.avoidThreshold = message.avoid_threshold;
       $("mode").textContent = "replay";
       $("timeline").max = Math.max(0, message.total_steps - 1); $("timeline").disabled = false;
       $("info").textContent = `Episode ${message.episode_id} (${message.run}) · stage ${message.metadata.curriculum_stage}`
@@ -61,7 +64,7 @@ function handle(message) {
       send({ type: "episode_series" });
       break;
     case "episode_start":
-      state.trails = {}; state.events = []; $("mode").textContent = "live";
+      mainView.trails = {}; state.events = []; $("mode").textContent = "live";
       $("info").textContent = `Live: episode ${message.episode_id} · ${message.scenario}`;
       $("timeline").disabled = true;
       break;
@@ -123,8 +126,12 @@ function showRecordings(rows) {
     const tr = document.createElement("tr");
     tr.dataset.episode = r.episode_id; tr.dataset.run = r.run;
     for (const value of [r.episode_id, r.survival_steps, r.total_reward.toFixed(3), r.curriculum_stage, r.recording_reason, r.run]) {
-      const td = document.createElement("td"); td.textContent = value; tr.appendChild(td);
+      const td = document.createElement("td"); td.textContent = value; td.title = String(value); tr.appendChild(td);
     }
+    const vs = document.createElement("td"), button = document.createElement("button");
+    button.className = "vs"; button.textContent = "B"; button.title = "open beside the episode on screen";
+    button.onclick = (event) => { event.stopPropagation(); openCompare(r.episode_id, r.run); };
+    vs.appendChild(button); tr.appendChild(vs);
     tr.onclick = () => {
       body.querySelectorAll("tr").forEach((row) => row.classList.remove("selected"));
       tr.classList.add("selected");
@@ -134,21 +141,22 @@ function showRecordings(rows) {
   }
 }
 
-// The canvas takes the grid's shape: as wide as the panel allows, no taller than the window.
-function fitCanvas(grid) {
-  const box = canvas.parentElement.getBoundingClientRect();
-  const cell = Math.max(8, Math.floor(Math.min((box.width - 24) / grid.width, (window.innerHeight * 0.48) / grid.height)));
-  if (canvas.width !== cell * grid.width || canvas.height !== cell * grid.height) {
-    canvas.width = cell * grid.width; canvas.height = cell * grid.height;
+// The canvas takes the grid's shape: as wide as its pane allows, no taller than the window.
+function fitCanvas(view, grid) {
+  const box = view.canvas.parentElement.getBoundingClientRect();
+  const cell = Math.max(8, Math.floor(Math.min((box.width - 8) / grid.width, (window.innerHeight * 0.46) / grid.height)));
+  if (view.canvas.width !== cell * grid.width || view.canvas.height !== cell * grid.height) {
+    view.canvas.width = cell * grid.width; view.canvas.height = cell * grid.height;
   }
+  view.cell = cell; view.grid = grid;
   return cell;
 }
 
 // A label cut to a width (with an ellipsis), so it stays inside its tile.
-function fit(text, width) {
-  if (ctx.measureText(text).width <= width) return text;
+function fit(g, text, width) {
+  if (g.measureText(text).width <= width) return text;
   let cut = text;
-  while (cut.length > 1 && ctx.measureText(cut + "…").width > width) cut = cut.slice(0, -1);
+  while (cut.length > 1 && g.measureText(cut + "…").width > width) cut = cut.slice(0, -1);
   return cut + "…";
 }
 
@@ -163,100 +171,124 @@ function darkness(tod, tpd) {
 
 function render(update) {
   const previous = state.last ? state.last.step : -1;
-  if (update.step < previous || update.step - previous > 20) state.trails = {};  // a seek: no jump lines
+  if (update.step < previous || update.step - previous > 20) mainView.trails = {};  // a seek: no jump lines
   state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
   window.townletDrawnAt = performance.now();
-  const grid = update.grid, cell = fitCanvas(grid);
-  const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
-  ctx.fillStyle = v("--bg"); ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const walls = new Set(grid.walls.map(([x, y]) => `${x},${y}`));
-  for (let y = 0; y < grid.height; y++) for (let x = 0; x < grid.width; x++) {
-    ctx.fillStyle = walls.has(`${x},${y}`) ? v("--wall") : v("--floor");
-    ctx.fillRect(x * cell + 1, y * cell + 1, cell - 2, cell - 2);
-  }
-  ctx.font = `${Math.min(15, Math.max(9, cell / 6))}px system-ui`; ctx.textBaseline = "top";
-  for (const a of grid.affordances) {
-    ctx.fillStyle = a.closed ? v("--closed") : v("--aff"); ctx.fillRect(a.x * cell + 4, a.y * cell + 4, cell - 8, cell - 8);
-    if (a.busy || a.queue.length) {
-      ctx.strokeStyle = a.queue.length ? v("--queue") : v("--busy"); ctx.lineWidth = 3;
-      ctx.strokeRect(a.x * cell + 3, a.y * cell + 3, cell - 6, cell - 6);
-    }
-    ctx.fillStyle = v("--ink"); ctx.fillText(fit(a.name + (a.queue.length ? ` (${a.queue.length})` : ""), cell - 8), a.x * cell + 5, a.y * cell + 6);
-  }
-  // night falls on the town, not on the agents drawn over it
-  if (update.time_of_day !== null && update.time_of_day !== undefined) {
-    const dark = darkness(update.time_of_day, update.ticks_per_day || 240);
-    if (dark > 0) { ctx.fillStyle = `rgba(8, 12, 40, ${dark})`; ctx.fillRect(0, 0, canvas.width, canvas.height); }
-  }
-  const sharing = {};  // agents per tile: one label per tile, so labels never overlap
-  for (const agent of grid.agents) sharing[`${agent.x},${agent.y}`] = (sharing[`${agent.x},${agent.y}`] || 0) + 1;
-  const labelled = new Set();
-  for (const agent of grid.agents) {
-    const active = agent.active !== false;
-    const trail = (state.trails[agent.id] = state.trails[agent.id] || []);
-    trail.push([agent.x, agent.y]); if (trail.length > TRAIL) trail.shift();
-    ctx.strokeStyle = agent.color; ctx.globalAlpha = active ? 0.45 : 0.15; ctx.lineWidth = Math.max(2, cell / 10); ctx.beginPath();
-    trail.forEach(([x, y], i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x * cell + cell / 2, y * cell + cell / 2));
-    ctx.stroke(); ctx.globalAlpha = active ? 1 : 0.35;  // left out or fainted: greyed
-    ctx.fillStyle = active ? agent.color : v("--muted"); ctx.beginPath();
-    ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.3, 0, 2 * Math.PI); ctx.fill();
-    ctx.globalAlpha = 1;
-    const tile = `${agent.x},${agent.y}`;
-    if (!active || labelled.has(tile)) continue;
-    labelled.add(tile);
-    const text = sharing[tile] > 1 ? `${sharing[tile]} agents` : agent.last_action.name;
-    ctx.fillStyle = v("--ink"); ctx.fillText(fit(text, cell - 8), agent.x * cell + 5, agent.y * cell + cell * 0.78);
-  }
-  drawSocial(update, cell, v);
-  drawFocus(update, cell, v);
+  drawTown(mainView, update);
+  drawFocus(mainView, update);
   followUrl(update);
   if (update.mode === "replay") drawCharts(update.step); else clearTimelines();
   const total = update.replay_metadata ? update.replay_metadata.total_steps : update.step + 1;
   $("cursor").textContent = `${update.step + 1} / ${total} · reward ${update.cumulative_reward.toFixed(3)}`;
   if (update.replay_metadata) $("timeline").value = update.step;
-  const tpd = update.ticks_per_day || 240;
-  if (update.time_of_day === null || update.time_of_day === undefined) { $("tod").style.width = "0"; $("tod-text").textContent = "not recorded"; }
-  else {
+  const tpd = update.ticks_per_day || 240, timed = update.time_of_day !== null && update.time_of_day !== undefined;
+  $("tod-row").hidden = !timed;  // a recording without a clock has no time of day to show
+  if (timed) {
     const minutes = Math.floor(update.time_of_day * 1440 / tpd);
     $("tod").style.width = `${100 * update.time_of_day / tpd}%`;
     $("tod-text").textContent = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
   }
   $("outages").textContent = (update.outages || []).length ? `outage: ${update.outages.join(", ")} (its affordances are closed)` : "";
   showEvents(update);
+  followCompare(update); compareTable();
   // the DOM-heavy panels at most 10 times a second while playing; every frame when still
   const now = performance.now();
   if (!state.playing || now - (state.panelsAt || 0) > 100) { renderAgents(update); state.panelsAt = now; }
 }
 
+// One frame of the town into a view: tiles, affordances (queues, outages), night, agents with
+// trails and one label per tile, rivalry lines, chats and help.
+function drawTown(view, update) {
+  const g = view.ctx, grid = update.grid, cell = fitCanvas(view, grid);
+  const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
+  g.fillStyle = v("--bg"); g.fillRect(0, 0, view.canvas.width, view.canvas.height);
+  const walls = new Set(grid.walls.map(([x, y]) => `${x},${y}`));
+  for (let y = 0; y < grid.height; y++) for (let x = 0; x < grid.width; x++) {
+    g.fillStyle = walls.has(`${x},${y}`) ? v("--wall") : v("--floor");
+    g.fillRect(x * cell + 1, y * cell + 1, cell - 2, cell - 2);
+  }
+  g.font = `${Math.min(15, Math.max(9, cell / 6))}px system-ui`; g.textBaseline = "top";
+  for (const a of grid.affordances) {
+    g.fillStyle = a.closed ? v("--closed") : v("--aff"); g.fillRect(a.x * cell + 4, a.y * cell + 4, cell - 8, cell - 8);
+    if (a.busy || a.queue.length) {
+      g.strokeStyle = a.queue.length ? v("--queue") : v("--busy"); g.lineWidth = 3;
+      g.strokeRect(a.x * cell + 3, a.y * cell + 3, cell - 6, cell - 6);
+    }
+    g.fillStyle = v("--ink"); g.fillText(fit(g, a.name + (a.queue.length ? ` (${a.queue.length})` : ""), cell - 8), a.x * cell + 5, a.y * cell + 6);
+  }
+  // night falls on the town, not on the agents drawn over it
+  if (update.time_of_day !== null && update.time_of_day !== undefined) {
+    const dark = darkness(update.time_of_day, update.ticks_per_day || 240);
+    if (dark > 0) { g.fillStyle = `rgba(8, 12, 40, ${dark})`; g.fillRect(0, 0, view.canvas.width, view.canvas.height); }
+  }
+  drawRivals(view, update, v);
+  const sharing = {};  // agents per tile: one label per tile, so labels never overlap
+  for (const agent of grid.agents) sharing[`${agent.x},${agent.y}`] = (sharing[`${agent.x},${agent.y}`] || 0) + 1;
+  const labelled = new Set();
+  for (const agent of grid.agents) {
+    const active = agent.active !== false;
+    const trail = (view.trails[agent.id] = view.trails[agent.id] || []);
+    trail.push([agent.x, agent.y]); if (trail.length > TRAIL) trail.shift();
+    g.strokeStyle = agent.color; g.globalAlpha = active ? 0.45 : 0.15; g.lineWidth = Math.max(2, cell / 10); g.beginPath();
+    trail.forEach(([x, y], i) => (i ? g.lineTo : g.moveTo).call(g, x * cell + cell / 2, y * cell + cell / 2));
+    g.stroke(); g.globalAlpha = active ? 1 : 0.35;  // left out or fainted: greyed
+    g.fillStyle = active ? agent.color : v("--muted"); g.beginPath();
+    g.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.3, 0, 2 * Math.PI); g.fill();
+    g.globalAlpha = 1;
+    const tile = `${agent.x},${agent.y}`;
+    if (!active || labelled.has(tile)) continue;
+    labelled.add(tile);
+    const text = sharing[tile] > 1 ? `${sharing[tile]} agents` : agent.last_action.name;
+    g.fillStyle = v("--ink"); g.fillText(fit(g, text, cell - 8), agent.x * cell + 5, agent.y * cell + cell * 0.78);
+  }
+  drawSocial(view, update, v);
+}
+
+// Rivalry at or above the avoid threshold (agents steer around each other): a dashed line
+// between the two, drawn under the agents.
+function drawRivals(view, update, v) {
+  const threshold = view.avoidThreshold;
+  if (!update.relations || threshold === undefined || threshold === null) return;
+  const g = view.ctx, cell = view.cell, where = Object.fromEntries(update.grid.agents.map((a) => [a.id, a]));
+  g.strokeStyle = v("--rival"); g.lineWidth = Math.max(2, cell / 14); g.setLineDash([cell / 5, cell / 7]);
+  for (const [id, others] of Object.entries(update.relations)) for (const [other, , rivalry] of others) {
+    if (rivalry < threshold || id > other || !where[id] || !where[other]) continue;
+    g.beginPath(); g.moveTo(where[id].x * cell + cell / 2, where[id].y * cell + cell / 2);
+    g.lineTo(where[other].x * cell + cell / 2, where[other].y * cell + cell / 2); g.stroke();
+  }
+  g.setLineDash([]);
+}
+
 // Chats are lines between the two agents (green: success, red: failure); late help and
 // shift takeovers a ring around the agent that got or gave the cover.
-function drawSocial(update, cell, v) {
-  const where = Object.fromEntries(update.grid.agents.map((a) => [a.id, a]));
+function drawSocial(view, update, v) {
+  const g = view.ctx, cell = view.cell, where = Object.fromEntries(update.grid.agents.map((a) => [a.id, a]));
   const centre = (a) => [a.x * cell + cell / 2, a.y * cell + cell / 2];
   for (const e of update.events || []) {
     const a = where[e.agent];
     if (!a) continue;
     if (e.kind === "chat" && where[e.with]) {
       const [x0, y0] = centre(a), [x1, y1] = centre(where[e.with]);
-      ctx.strokeStyle = e.success ? v("--chat-ok") : v("--chat-bad"); ctx.lineWidth = Math.max(3, cell / 8);
-      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+      g.strokeStyle = e.success ? v("--chat-ok") : v("--chat-bad"); g.lineWidth = Math.max(3, cell / 8);
+      g.beginPath(); g.moveTo(x0, y0); g.lineTo(x1, y1); g.stroke();
     } else if (e.kind === "late_help" || e.kind === "takeover") {
       const [x, y] = centre(a);
-      ctx.strokeStyle = v("--help"); ctx.lineWidth = Math.max(3, cell / 10);
-      ctx.beginPath(); ctx.arc(x, y, cell * 0.42, 0, 2 * Math.PI); ctx.stroke();
+      g.strokeStyle = v("--help"); g.lineWidth = Math.max(3, cell / 10);
+      g.beginPath(); g.arc(x, y, cell * 0.42, 0, 2 * Math.PI); g.stroke();
     }
   }
 }
 
 // The focused agent: a ring, and the square its observation window covers.
-function drawFocus(update, cell, v) {
+function drawFocus(view, update) {
   const agent = update.grid.agents.find((a) => a.id === state.focus);
   if (!agent) return;
-  const half = Math.floor(state.window / 2);
-  ctx.strokeStyle = v("--focus"); ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
-  ctx.strokeRect((agent.x - half) * cell, (agent.y - half) * cell, state.window * cell, state.window * cell);
-  ctx.setLineDash([]); ctx.lineWidth = Math.max(3, cell / 10);
-  ctx.beginPath(); ctx.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.45, 0, 2 * Math.PI); ctx.stroke();
+  const g = view.ctx, cell = view.cell, half = Math.floor(state.window / 2);
+  g.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue("--focus").trim();
+  g.lineWidth = 2; g.setLineDash([6, 4]);
+  g.strokeRect((agent.x - half) * cell, (agent.y - half) * cell, state.window * cell, state.window * cell);
+  g.setLineDash([]); g.lineWidth = Math.max(3, cell / 10);
+  g.beginPath(); g.arc(agent.x * cell + cell / 2, agent.y * cell + cell / 2, cell * 0.45, 0, 2 * Math.PI); g.stroke();
 }
 
 // Timelines of one agent (the focused one, else the first): its meters, cumulative reward and
@@ -295,11 +327,18 @@ function drawCharts(step) {
   let total = 0; const cumulative = data.reward.map((r) => (total += r));
   line(cumulative, v("--ink"), Math.min(0, ...cumulative), Math.max(0, ...cumulative));
   if (data.value) line(data.value, v("--queue"), Math.min(...data.value), Math.max(...data.value));
+  const other = compare.series && compare.series.agents[agent];
+  if (other) {  // episode B's cumulative reward on A's scale and time axis, dashed
+    let sum = 0; const theirs = other.reward.map((r) => (sum += r));
+    const lo = Math.min(0, ...cumulative, ...theirs), hi = Math.max(0, ...cumulative, ...theirs);
+    g.setLineDash([5, 4]); line(theirs.slice(0, series.steps), v("--ink"), lo, hi); g.setLineDash([]);
+  }
   g.font = "11px system-ui"; g.fillStyle = v("--muted");
   let x = 4; const label = (text, colour) => { g.fillStyle = colour; g.fillText(text, x, 12); x += g.measureText(text).width + 10; };
   label(`${agent}:`, v("--muted"));
   series.meter_names.forEach((m, i) => label(m, palette[i % palette.length]));
   label("cumulative reward", v("--ink"));
+  if (other) label("B (dashed)", v("--ink"));
   if (data.value) label("value", v("--queue"));
   g.strokeStyle = v("--focus"); g.lineWidth = 1; g.beginPath();
   g.moveTo((step / n) * w, 0); g.lineTo((step / n) * w, h); g.stroke();
@@ -332,6 +371,8 @@ function followUrl(update) {
   next.set("episode", state.episode); next.set("step", update.step);
   if (state.run) next.set("run", state.run); else next.delete("run");
   if (state.focus) next.set("agent", state.focus); else next.delete("agent");
+  if (compare.episode !== undefined) { next.set("compare", compare.episode); next.set("compare_run", compare.run || ""); }
+  else { next.delete("compare"); next.delete("compare_run"); }
   const address = `${location.pathname}?${next}`;
   if (address !== location.pathname + location.search) history.replaceState(null, "", address);
 }
@@ -368,7 +409,9 @@ function absorb(update) {
 
 function showEvents(update) {
   const list = $("events");
-  if (update.events === undefined) { list.replaceChildren(); list.dataset.state = "not recorded"; return; }
+  const recorded = update.events !== undefined;
+  list.hidden = $("events-title").hidden = !recorded;  // a recording without events: no list
+  if (!recorded) { list.replaceChildren(); list.dataset.state = "not recorded"; return; }
   list.dataset.state = "recorded";
   const shownUpTo = state.events.length ? state.events[state.events.length - 1].step : -1;
   if (list.dataset.upTo === String(shownUpTo) && list.childElementCount === Math.min(state.events.length, EVENT_LOG)) return;
@@ -405,12 +448,15 @@ function renderAgents(update) {
     box.onclick = () => { state.focus = state.focus === agent.id ? null : agent.id; if (state.last) render(state.last); };
     const title = document.createElement("h3");
     const dot = document.createElement("span"); dot.className = "dot"; dot.style.background = agent.color;
-    const progress = (update.interaction_progress || {})[agent.id] || 0;
+    const progress = (update.interaction_progress || {})[agent.id];
     const reward = (update.agent_rewards || {})[agent.id], value = (update.value || {})[agent.id];
-    title.append(dot, `${agent.id} · ${agent.last_action.name} · progress ${(100 * progress).toFixed(0)}%`
+    title.append(dot, `${agent.id} · ${agent.last_action.name}`
+      + (progress ? ` · progress ${(100 * progress).toFixed(0)}%` : "")
       + (reward !== undefined ? ` · reward ${reward >= 0 ? "+" : ""}${reward.toFixed(3)}` : "")
       + (value !== undefined ? ` · value ${value.toFixed(2)}` : ""));
     box.appendChild(title);
+    const facts = situation(agent, update);
+    if (facts) { const p = document.createElement("div"); p.className = "situation"; p.textContent = facts; box.appendChild(p); }
     const meters = update.agent_meters[agent.id].meters;
     for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false, true));
     if (policy && policy[agent.id]) {
@@ -425,6 +471,135 @@ function renderAgents(update) {
     list.appendChild(box);
   }
 }
+
+// What the focus adds in words: shift state, queue place, closest friend and any rival (each
+// only where the recording has it).
+function situation(agent, update) {
+  const parts = [];
+  if (agent.shift) parts.push(`shift: ${agent.shift}`);
+  if (agent.queue) parts.push(`queue: ${agent.queue.place} of ${agent.queue.of} at ${agent.queue.at}`);
+  const ties = (update.relations || {})[agent.id];
+  if (ties && ties.length) {
+    const friend = ties.reduce((best, t) => (t[1] > best[1] ? t : best));
+    if (friend[1] > 0) parts.push(`closest: ${friend[0]} (familiarity ${friend[1].toFixed(2)})`);
+    const threshold = mainView.avoidThreshold;
+    for (const [other, , rivalry] of ties) {
+      if (threshold !== undefined && threshold !== null && rivalry >= threshold) parts.push(`rival: ${other} (${rivalry.toFixed(2)})`);
+    }
+  }
+  return parts.join(" · ");
+}
+
+// Hover: what is on the tile under the pointer, in words (names drawn in full here, however
+// small the tile).
+function describeTile(update, x, y) {
+  const lines = [];
+  for (const a of update.grid.affordances) if (a.x === x && a.y === y) {
+    lines.push(`${a.name} (${a.type})${a.closed ? " · closed" : ""}${a.busy ? " · in use" : ""}`
+      + (a.queue.length ? ` · queue: ${a.queue.join(", ")}` : ""));
+  }
+  for (const agent of update.grid.agents) if (agent.x === x && agent.y === y) {
+    lines.push(`${agent.id}: ${agent.last_action.name}${agent.active === false ? " (inactive)" : ""}`
+      + (agent.shift ? ` · ${agent.shift}` : "") + (agent.queue ? ` · queue ${agent.queue.place}/${agent.queue.of}` : ""));
+  }
+  return lines.join("\n");
+}
+
+function hover(view, latest) {
+  view.canvas.onmousemove = (event) => {
+    const update = latest(), tip = $("tip");
+    if (!update || !view.cell) return;
+    const box = view.canvas.getBoundingClientRect();
+    const x = Math.floor((event.clientX - box.left) / view.cell), y = Math.floor((event.clientY - box.top) / view.cell);
+    const text = describeTile(update, x, y);
+    tip.hidden = !text; tip.textContent = text;
+    tip.style.left = `${event.clientX + 14}px`; tip.style.top = `${event.clientY + 14}px`;
+  };
+  view.canvas.onmouseleave = () => { $("tip").hidden = true; };
+}
+
+// Compare: episode B on its own connection, drawn beside A and held at A's step (or its own
+// last step when shorter); B's cumulative reward is dashed on A's chart, and the table lines
+// up both episodes' totals, events and reward so far.
+const compare = { view: { canvas: $("grid-b"), ctx: $("grid-b").getContext("2d"), trails: {} } };
+
+function openCompare(episode, run) {
+  closeCompare();
+  compare.episode = episode; compare.run = run || null;
+  const socket = new WebSocket(wsUrl);
+  compare.socket = socket;
+  $("pane-b").hidden = false; $("caption-a").hidden = false; $("compare").hidden = false;
+  $("caption-b").textContent = `B: episode ${episode}${run ? ` (${run})` : ""} · loading…`;
+  socket.onmessage = (event) => {
+    const m = JSON.parse(event.data);
+    if (m.type === "connected") socket.send(JSON.stringify({ type: "load_replay", episode_id: episode, ...(run ? { run } : {}) }));
+    else if (m.type === "replay_loaded") {
+      compare.total = m.total_steps; compare.meta = m.metadata; compare.run = m.run; compare.sent = 0;
+      compare.view.avoidThreshold = m.avoid_threshold; compare.view.trails = {};
+      $("caption-b").textContent = `B: episode ${m.episode_id} (${m.run}) · ${m.total_steps} steps · total ${m.metadata.total_reward.toFixed(3)}`;
+      socket.send(JSON.stringify({ type: "episode_series" }));
+      if (state.last) followCompare(state.last);
+    } else if (m.type === "episode_series") { compare.series = m; if (state.last) { drawCharts(state.last.step); compareTable(); } }
+    else if (m.type === "state_update") {
+      const previous = compare.last ? compare.last.step : -1;
+      if (m.step < previous || m.step - previous > 20) compare.view.trails = {};
+      compare.last = m; window.townletCompareLast = m;
+      drawTown(compare.view, m); drawFocus(compare.view, m); compareTable();
+    } else if (m.type === "error") showError(`B: ${m.message}`);
+  };
+  if (state.last) followUrl(state.last);
+}
+
+function closeCompare() {
+  if (compare.socket) { compare.socket.onmessage = null; compare.socket.close(); }
+  for (const key of ["socket", "episode", "run", "total", "meta", "series", "last", "sent"]) delete compare[key];
+  $("pane-b").hidden = true; $("caption-a").hidden = true; $("compare").hidden = true;
+  window.townletCompareLast = undefined;
+}
+
+function followCompare(update) {
+  if (!compare.socket || compare.total === undefined || compare.socket.readyState !== WebSocket.OPEN) return;
+  const target = Math.min(update.step, compare.total - 1);
+  if (compare.sent === target) return;
+  compare.sent = target;
+  compare.socket.send(JSON.stringify({ type: "replay_control", action: "seek", seek_step: target }));
+}
+
+function counts(series) {
+  const out = { chats: 0, "failed chats": 0, "on time": 0, late: 0, absent: 0, faints: 0, "late help": 0, takeovers: 0, completions: 0 };
+  const key = { on_time: "on time", late: "late", absent: "absent", faint: "faints", late_help: "late help", takeover: "takeovers", completed: "completions" };
+  for (const m of series.markers) {
+    if (m.kind === "chat") out[m.success ? "chats" : "failed chats"] += 1;
+    else if (key[m.kind]) out[key[m.kind]] += 1;
+  }
+  return out;
+}
+
+function compareTable() {
+  const a = state.last, b = compare.last;
+  if (!a || !b || $("compare").hidden) return;
+  // [name, A, B, decimals]: rewards to 3 places, counts whole
+  const rows = [["step", a.step + 1, b.step + 1, 0], ["reward so far", a.cumulative_reward, b.cumulative_reward, 3],
+    ["episode steps", state.total, compare.total, 0]];
+  if (a.replay_metadata && compare.meta) rows.push(["total reward", a.replay_metadata.total_reward, compare.meta.total_reward, 3]);
+  if (state.series && compare.series) {
+    const ca = counts(state.series), cb = counts(compare.series);
+    for (const name of Object.keys(ca)) rows.push([name, ca[name], cb[name], 0]);
+  }
+  const body = document.querySelector("#compare-metrics tbody");
+  body.replaceChildren(...rows.map(([name, x, y, places]) => {
+    const tr = document.createElement("tr"), show = (n) => n.toFixed(places);
+    for (const text of [name, show(x), show(y), (y - x >= 0 ? "+" : "") + show(y - x)]) {
+      const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
+    }
+    tr.dataset.metric = name; return tr;
+  }));
+}
+
+$("compare-close").onclick = () => { closeCompare(); if (state.last) { followUrl(state.last); drawCharts(state.last.step); } };
+hover(mainView, () => state.last);
+hover(compare.view, () => compare.last);
+if (params.has("compare")) openCompare(parseInt(params.get("compare"), 10), params.get("compare_run") || null);
 
 $("filters").onsubmit = (event) => { event.preventDefault(); listRecordings(); };
 $("play").onclick = () => { state.playing = true; send({ command: "play" }); };

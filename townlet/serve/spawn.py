@@ -23,9 +23,7 @@ def serve_command(run: Path, port: int, *extra: str, db: str = "recordings.db") 
     ]  # fmt: skip
 
 
-def spawn_viewer(
-    run: Path, *extra: str, db: str = "recordings.db"
-) -> tuple[subprocess.Popen, str]:
+def spawn_viewer(run: Path, *extra: str, db: str = "recordings.db") -> tuple[subprocess.Popen, str]:
     """Start it on a free port and wait for its ready line; (the process, the page's URL)."""
     port = free_port()
     process = subprocess.Popen(

@@ -144,7 +144,7 @@ function showRecordings(rows) {
 // The canvas takes the grid's shape: as wide as its pane allows, no taller than the window.
 function fitCanvas(view, grid) {
   const box = view.canvas.parentElement.getBoundingClientRect();
-  const cell = Math.max(8, Math.floor(Math.min((box.width - 8) / grid.width, (window.innerHeight * 0.46) / grid.height)));
+  const cell = Math.max(8, Math.floor(Math.min((box.width - 8) / grid.width, (window.innerHeight * 0.44) / grid.height)));
   if (view.canvas.width !== cell * grid.width || view.canvas.height !== cell * grid.height) {
     view.canvas.width = cell * grid.width; view.canvas.height = cell * grid.height;
   }
@@ -407,16 +407,25 @@ function absorb(update) {
   }
 }
 
+function eventsUpTo(step) {
+  const out = [];
+  for (const m of state.series.markers) { if (m.step > step) break; out.push({ step: m.step, e: m }); }
+  return out.slice(-EVENT_LOG);
+}
+
 function showEvents(update) {
   const list = $("events");
   const recorded = update.events !== undefined;
   list.hidden = $("events-title").hidden = !recorded;  // a recording without events: no list
   if (!recorded) { list.replaceChildren(); list.dataset.state = "not recorded"; return; }
   list.dataset.state = "recorded";
-  const shownUpTo = state.events.length ? state.events[state.events.length - 1].step : -1;
-  if (list.dataset.upTo === String(shownUpTo) && list.childElementCount === Math.min(state.events.length, EVENT_LOG)) return;
+  // a replay lists the episode's events up to the cursor, however it got there (a seek too);
+  // live, the events seen so far
+  const recent = update.mode === "replay" && state.series ? eventsUpTo(update.step) : state.events;
+  const shownUpTo = recent.length ? recent[recent.length - 1].step : -1;
+  if (list.dataset.upTo === String(shownUpTo) && list.childElementCount === Math.min(recent.length, EVENT_LOG)) return;
   list.dataset.upTo = String(shownUpTo);
-  list.replaceChildren(...state.events.slice().reverse().map(({ step, e }) => {
+  list.replaceChildren(...recent.slice().reverse().map(({ step, e }) => {
     const li = document.createElement("li");
     li.className = e.kind === "chat" ? (e.success ? "chat-ok" : "chat-bad") : (["late_help", "takeover"].includes(e.kind) ? "help" : "");
     li.dataset.kind = e.kind; li.textContent = `${step + 1}: ${describe(e)}`; return li;
@@ -584,7 +593,7 @@ function compareTable() {
   if (a.replay_metadata && compare.meta) rows.push(["total reward", a.replay_metadata.total_reward, compare.meta.total_reward, 3]);
   if (state.series && compare.series) {
     const ca = counts(state.series), cb = counts(compare.series);
-    for (const name of Object.keys(ca)) rows.push([name, ca[name], cb[name], 0]);
+    for (const name of Object.keys(ca)) if (ca[name] || cb[name]) rows.push([name, ca[name], cb[name], 0]);
   }
   const body = document.querySelector("#compare-metrics tbody");
   body.replaceChildren(...rows.map(([name, x, y, places]) => {
@@ -596,6 +605,11 @@ function compareTable() {
   }));
 }
 
+// A new window size refits the canvases at once, not at the next update.
+window.addEventListener("resize", () => {
+  if (state.last) render(state.last);
+  if (compare.last) { drawTown(compare.view, compare.last); drawFocus(compare.view, compare.last); }
+});
 $("compare-close").onclick = () => { closeCompare(); if (state.last) { followUrl(state.last); drawCharts(state.last.step); } };
 hover(mainView, () => state.last);
 hover(compare.view, () => compare.last);

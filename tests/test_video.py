@@ -211,3 +211,57 @@ def test_frames_show_chats_and_closed_affordances(tmp_path):
     corner = (box[3] - renderer.cell // 5, box[2] - renderer.cell // 5)
     assert tuple(renderer.render(5)[corner]) == CLOSED
     assert tuple(renderer.render(20)[corner]) != CLOSED
+
+
+def test_frames_show_rivals_shift_states_and_the_chosen_agents_meters(tmp_path):
+    from townlet.capture import capture
+    from townlet.scenarios import load_config
+    from townlet.video.export import ExportError, export_episode
+    from townlet.video.render import RIVAL
+
+    capture(load_config(["scenario=evening_chat", "capture.record=true"]), tmp_path / "chat")
+    episode = RecordingIndex.for_run(tmp_path / "chat", create=False).load(0)
+    agents = list(episode.header["agent_ids"])
+    renderer = FrameRenderer(episode, frame_size("1080p"))
+    last = episode.steps - 1
+    frame = renderer.render(last)
+    ends = [
+        renderer.cell_center(*episode.columns["positions"][last, agents.index(n)])
+        for n in ("carol", "dave")
+    ]
+    line = [
+        tuple(
+            frame[
+                int(ends[0][1] + (ends[1][1] - ends[0][1]) * f),
+                int(ends[0][0] + (ends[1][0] - ends[0][0]) * f),
+            ]
+        )
+        for f in np.linspace(0.3, 0.7, 21)
+    ]
+    assert RIVAL in line, "carol and dave are rivals above the avoid threshold"
+    # the chart draws the chosen agent's meters: carol's social fell after her failed chat,
+    # alice's rose, so the two charts differ
+    carol = FrameRenderer(episode, frame_size("1080p"), focus="carol").render(last)
+    assert not np.array_equal(carol, frame), "a different agent's meters are charted"
+    with pytest.raises(ExportError, match="agent 'zed' is not in episode 0"):
+        export_episode(episode, tmp_path / "x.mp4", VideoOptions(agent="zed"))
+    assert not (tmp_path / "x.mp4").exists()
+
+    capture(load_config(["scenario=late_help", "capture.record=true"]), tmp_path / "help")
+    late = RecordingIndex.for_run(tmp_path / "help", create=False).load(0)
+    said = {
+        FrameRenderer(late, frame_size(dpi=30))._situation(t, a)
+        for t in range(late.steps)
+        for a in range(len(late.header["agent_ids"]))
+    }
+    assert any("at work (late)" in text for text in said), said
+
+
+def test_a_version_one_frame_draws_no_clock_it_does_not_have():
+    from PIL import Image, ImageDraw
+
+    index = RecordingIndex(FIXTURES / "metrics.db", FIXTURES / "recordings", create=False)
+    renderer = FrameRenderer(index.load(3), frame_size(dpi=40))
+    draw = ImageDraw.Draw(Image.new("RGB", (640, 360)))
+    assert renderer._time_bar(draw, 0, 100, 0) == 100, "no time-of-day bar, not 00:00"
+    assert "progress" not in renderer._situation(0, 0)

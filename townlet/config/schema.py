@@ -542,6 +542,8 @@ class VideoSettings:
     """The step after the last (default: the episode's end)."""
     quality: VideoQuality = VideoQuality.fast
     """fast: libx264 ultrafast for previews; quality: medium for sharing."""
+    agent: str | None = None
+    """The agent whose meters the chart draws over time (default: the first recorded)."""
 
 
 @dataclass

@@ -82,6 +82,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=VideoQuality.__doc__,
     )
     parser.add_argument(
+        "--agent", help="whose meters the chart draws over time (default: the first recorded)"
+    )
+    parser.add_argument(
         "--progress-every",
         type=float,
         default=5.0,

@@ -168,7 +168,13 @@ def export_episode(episode: Episode, output: Path, options: VideoOptions) -> dic
     if not os.access(output.parent, os.W_OK):
         raise ExportError(f"{output}: output folder {output.parent} is not writable")
     size = frame_size(options.preset, options.dpi)
-    renderer = FrameRenderer(episode, size, options.style)
+    agents = list(episode.header["agent_ids"])
+    if options.agent is not None and options.agent not in agents:
+        raise ExportError(
+            f"agent {options.agent!r} is not in episode {episode.metadata.get('episode_id')} "
+            f"(agents: {', '.join(agents)})"
+        )
+    renderer = FrameRenderer(episode, size, options.style, focus=options.agent)
     try:
         count = encode(
             prefetch(frames(renderer, first, last, options)),

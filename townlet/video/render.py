@@ -6,7 +6,11 @@ last action), affordance state (busy / queued outlines), meters per agent with t
 action probabilities or Q-values with the chosen action marked, episode info, time of day and
 interaction progress; and, where the recording has them, chats (a line between the two agents:
 green success, red failure), late help and takeovers (a ring), closed affordances during a
-utility outage, and the latest events in words.
+utility outage, rivals above the avoid threshold (a dashed orange line), each agent's shift
+state and queue place, and the latest events in words. Under the panel a chart draws one agent's
+meters and the episode's cumulative reward over the whole episode, the current step marked and
+events ticked along its foot. What a recording lacks (a version-1 file's clock, progress) is left
+out, not drawn as zero.
 """
 
 from __future__ import annotations
@@ -19,10 +23,20 @@ from PIL import Image, ImageDraw, ImageFont
 from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode
 from townlet.recording.palette import agent_rgb
+from townlet.recording.situations import queue_positions, relations, shift_states
 
 PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
 TRAIL = 8
 CHAT_OK, CHAT_BAD, HELP, CLOSED = (95, 211, 154), (255, 93, 108), (122, 184, 255), (138, 47, 58)
+RIVAL = (255, 159, 67)
+METER_COLOURS = [(120, 200, 160), (122, 184, 255), (233, 196, 106), (199, 146, 234), (244, 162, 97)]
+MARKER_KINDS = {  # event -> colour of its tick under the chart (as the page's scrubber)
+    "late_help": HELP,
+    "takeover": HELP,
+    "late": (233, 196, 106),
+    "absent": (230, 57, 70),
+    "faint": (230, 57, 70),
+}
 RECENT_STEPS = 6  # the events panel lists what happened over the last few steps
 
 
@@ -82,7 +96,12 @@ def frame_size(preset: str | None = "1080p", dpi: int | None = None) -> tuple[in
 
 class FrameRenderer:
     def __init__(
-        self, episode: Episode, size: tuple[int, int], style: str = "dark", reason: str = ""
+        self,
+        episode: Episode,
+        size: tuple[int, int],
+        style: str = "dark",
+        reason: str = "",
+        focus: str | None = None,
     ) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r} (styles: {', '.join(STYLES)})")
@@ -116,6 +135,11 @@ class FrameRenderer:
         self.instances = {i: a for i, a in enumerate(header["affordances"])}
         self.events = episode_events(episode) if has_events(episode) else None
         self.outages = outages_by_step(episode)
+        self.focus = self.agents.index(focus) if focus in self.agents else 0
+        self.shifts, self.queues = shift_states(episode), queue_positions(episode)
+        self.relations = relations(episode)
+        rivalry = (header.get("world_config") or {}).get("rivalry") or {}
+        self.avoid = rivalry.get("avoid_threshold")
         self.static = self._draw_static()
 
     # ------------------------------------------------------------------ geometry
@@ -153,8 +177,8 @@ class FrameRenderer:
                 fill=s.affordance,
             )
             draw.text(  # the instance's name, as the page shows it, cut to the tile
-                (box[0] + 2 * inset, box[1] + inset),
-                _fit(draw, affordance["name"], self.cell - 4 * inset, self.small),
+                (box[0] + inset + 2, box[1] + inset),
+                _fit(draw, affordance["name"], self.cell - 2 * inset - 4, self.small),
                 fill=s.text,
                 font=self.small,
             )
@@ -178,6 +202,8 @@ class FrameRenderer:
             ("line", CHAT_BAD, "failed chat"),
             ("ring", HELP, "help / takeover"),
         ]
+        if self.relations is not None and self.avoid is not None:
+            items.append(("line", RIVAL, "rivals (avoid)"))
         for kind, colour, text in items:
             if kind == "box":
                 draw.rectangle((x, y, x + size, y + size), outline=colour, width=2)
@@ -201,6 +227,7 @@ class FrameRenderer:
         self._affordance_state(draw, step)
         self._closed(draw, step)
         positions = self.positions
+        self._rivals(draw, step)
         for agent in range(len(self.agents)):
             colour = self.agent_colour(agent)
             trail = [
@@ -241,43 +268,86 @@ class FrameRenderer:
         y += line
         y = self._time_bar(draw, x, y, step)
         y = self._event_lines(draw, x, y, step)
-        chart_top = self.height - int(150 * self.unit)
+        chart_top = self.height - int(170 * self.unit)
         for agent, agent_id in enumerate(self.agents):
             y = self._agent_panel(draw, x, y, step, agent, agent_id)
-            if y > chart_top - 140 * self.unit:
+            if y > chart_top - 170 * self.unit:
                 break
-        self._reward_chart(draw, x, chart_top, step)
+        self._chart(draw, x, chart_top, step)
         return np.asarray(image)
 
-    def _reward_chart(self, draw: ImageDraw.ImageDraw, x: int, top: int, step: int) -> None:
-        """The episode's cumulative reward (mean over agents) with the current step marked and
-        the social events as ticks along the bottom, as the page's timeline shows them."""
+    def _chart(self, draw: ImageDraw.ImageDraw, x: int, top: int, step: int) -> None:
+        """The focused agent's meters (thin, 0-1) and the episode's cumulative reward (mean
+        over agents, thick, its own scale) over the whole episode, with the current step marked
+        and events ticked along the foot, as the page's timeline shows them."""
         s = self.style
-        width, height = int(self.width - x - 40 * self.unit), int(100 * self.unit)
-        draw.text(
-            (x, top - int(20 * self.unit)), "cumulative reward", fill=s.muted, font=self.small
-        )
-        values = self.cumulative
-        lo, hi = float(min(0.0, values.min())), float(max(0.0, values.max()))
-        span, last = (hi - lo) or 1.0, max(1, len(values) - 1)
-        points = [
-            (x + int(width * t / last), top + height - int(height * (v - lo) / span))
-            for t, v in enumerate(values)
+        width, height = int(self.width - x - 40 * self.unit), int(120 * self.unit)
+        last = max(1, self.episode.steps - 1)
+        label_x = x
+        agent_id = self.agents[self.focus]
+        labels = [(f"{agent_id}:", s.muted)]
+        labels += [
+            (m, METER_COLOURS[i % len(METER_COLOURS)]) for i, m in enumerate(self.meter_names)
         ]
+        for text, colour in [*labels, ("cumulative reward", s.text)]:
+            draw.text((label_x, top - int(22 * self.unit)), text, fill=colour, font=self.small)
+            label_x += int(draw.textlength(text, font=self.small)) + int(10 * self.unit)
         draw.rectangle((x, top, x + width, top + height), outline=s.grid_line)
-        draw.line(points, fill=s.text, width=2)
+
+        def polyline(values: np.ndarray, lo: float, hi: float, colour, thickness: int) -> None:
+            span = (hi - lo) or 1.0
+            points = [
+                (x + int(width * t / last), top + height - int(height * (float(v) - lo) / span))
+                for t, v in enumerate(values)
+            ]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=thickness)
+
+        meters = self.episode.columns["meters"][:, self.focus]
+        for i in range(meters.shape[-1]):
+            polyline(meters[:, i], 0.0, 1.0, METER_COLOURS[i % len(METER_COLOURS)], 1)
+        values = self.cumulative
+        polyline(values, float(min(0.0, values.min())), float(max(0.0, values.max())), s.text, 2)
         cursor = x + int(width * step / last)
         draw.line((cursor, top, cursor, top + height), fill=s.busy, width=2)
         for t, events in enumerate(self.events or []):
             for event in events:
-                if event["kind"] in ("chat", "late_help", "takeover", "faint"):
-                    colour = (
-                        HELP
-                        if event["kind"] in ("late_help", "takeover")
-                        else (CHAT_OK if event.get("success") else CHAT_BAD)
-                    )
+                kind = event["kind"]
+                colour = (
+                    (CHAT_OK if event.get("success") else CHAT_BAD)
+                    if kind == "chat"
+                    else MARKER_KINDS.get(kind)
+                )
+                if colour is not None:
                     tick = x + int(width * t / last)
                     draw.line((tick, top + height - 8, tick, top + height), fill=colour, width=2)
+
+    def _rivals(self, draw: ImageDraw.ImageDraw, step: int) -> None:
+        """A dashed line between agents whose rivalry is at or above the avoid threshold."""
+        if self.relations is None or self.avoid is None:
+            return
+        where = {agent_id: a for a, agent_id in enumerate(self.agents)}
+        for agent_id, ties in self.relations[step].items():
+            for other, _, rivalry in ties:
+                if rivalry < self.avoid or other not in where or agent_id > other:
+                    continue
+                a, b = (
+                    self.cell_center(*self.positions[step, where[agent_id]]),
+                    self.cell_center(*self.positions[step, where[other]]),
+                )
+                dashes = max(2, int(np.hypot(b[0] - a[0], b[1] - a[1]) // max(4, self.cell // 6)))
+                for k in range(0, dashes, 2):
+                    f0, f1 = k / dashes, (k + 1) / dashes
+                    draw.line(
+                        (
+                            a[0] + (b[0] - a[0]) * f0,
+                            a[1] + (b[1] - a[1]) * f0,
+                            a[0] + (b[0] - a[0]) * f1,
+                            a[1] + (b[1] - a[1]) * f1,
+                        ),
+                        fill=RIVAL,
+                        width=max(2, self.cell // 14),
+                    )
 
     def _affordance_state(self, draw: ImageDraw.ImageDraw, step: int) -> None:
         cols, s = self.episode.columns, self.style
@@ -354,16 +424,13 @@ class FrameRenderer:
 
     def _time_bar(self, draw: ImageDraw.ImageDraw, x: int, y: int, step: int) -> int:
         s, cols = self.style, self.episode.columns
+        if "time_of_day" not in cols:  # no clock recorded: no bar, rather than a made-up 00:00
+            return y
         width, height = int(self.width - x - 40 * self.unit), int(12 * self.unit)
         tpd = int(self.episode.header.get("ticks_per_day") or 240)
-        tod = int(cols["time_of_day"][step]) % tpd if "time_of_day" in cols else 0
+        tod = int(cols["time_of_day"][step]) % tpd
         minutes = tod * 24 * 60 // tpd
-        known = self.episode.header.get("format_version", 2) >= 2
-        label = (
-            f"time of day {minutes // 60:02d}:{minutes % 60:02d}"
-            if known
-            else "time of day: not recorded"
-        )
+        label = f"time of day {minutes // 60:02d}:{minutes % 60:02d}"
         draw.text((x, y), label, fill=s.muted, font=self.small)
         y += int(22 * self.unit)
         draw.rectangle((x, y, x + width, y + height), fill=s.floor)
@@ -377,9 +444,9 @@ class FrameRenderer:
         action = int(cols["actions"][step, agent])
         name = self.action_names[action] if action < len(self.action_names) else str(action)
         progress = (
-            float(cols["interaction_progress"][step, agent])
+            f"   progress {float(cols['interaction_progress'][step, agent]):.0%}"
             if "interaction_progress" in cols
-            else 0.0
+            else ""
         )
         draw.ellipse(
             (x, y + 4, x + int(16 * self.unit), y + 4 + int(16 * self.unit)),
@@ -387,11 +454,15 @@ class FrameRenderer:
         )
         draw.text(
             (x + int(24 * self.unit), y),
-            f"{agent_id}: {name}   progress {progress:.0%}",
+            f"{agent_id}: {name}{progress}",
             fill=s.text,
             font=self.font,
         )
         y += int(32 * self.unit)
+        situation = self._situation(step, agent)
+        if situation:
+            draw.text((x, y - int(4 * self.unit)), situation, fill=s.muted, font=self.small)
+            y += int(24 * self.unit)
         half = int((self.width - x - 60 * self.unit) / 2)
         bar_h, gap = int(14 * self.unit), int(20 * self.unit)
         meters = cols["meters"][step, agent]
@@ -426,6 +497,17 @@ class FrameRenderer:
                 draw.rectangle((left, top, right, top + bar_h), fill=s.busy if chosen else s.bar)
         rows = max(len(self.meter_names), len(self.action_names) if self.policy_column else 0)
         return y + rows * gap + int(16 * self.unit)
+
+    def _situation(self, step: int, agent: int) -> str:
+        """Shift state and queue place in words, as the page's agent focus says them."""
+        parts = []
+        if self.shifts is not None:
+            parts.append(f"shift: {self.shifts[step][agent]}")
+        place = self.queues[step][agent] if self.queues is not None else None
+        if place:
+            name = self.instances.get(place[0], {}).get("name", str(place[0]))
+            parts.append(f"queue: {place[1]} of {place[2]} at {name}")
+        return "   ".join(parts)
 
 
 def describe_event(event: dict) -> str:

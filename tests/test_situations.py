@@ -85,3 +85,16 @@ def test_a_recording_without_the_columns_has_no_situation_rather_than_zeros(tmp_
     message = EpisodeFrames(stripped, "run").message(0)
     assert "relations" not in message and "interaction_progress" not in message
     assert all("shift" not in a and "queue" not in a for a in message["grid"]["agents"])
+
+
+def test_queue_joins_are_markers_and_jobs_are_named(tmp_path):
+    episode = recorded(tmp_path / "queue", "queue_conflict")
+    frames = EpisodeFrames(episode, "run")
+    joins = [m for m in frames.series()["markers"] if m["kind"] == "queue_join"]
+    assert len(joins) >= 2 and {m["at"] for m in joins} == {"shower"}, joins
+    steps = [m["step"] for m in frames.series()["markers"]]
+    assert steps == sorted(steps), "markers in step order (the event list reads them so)"
+    work = recorded(tmp_path / "work", "late_help")
+    agents = {a["id"]: a for a in EpisodeFrames(work, "run").message(0)["grid"]["agents"]}
+    jobs = {a: agent.get("job") for a, agent in agents.items()}
+    assert set(jobs.values()) - {None}, jobs

@@ -83,6 +83,27 @@ def shift_states(episode: Episode) -> list[list[str | None]] | None:
     return states
 
 
+def jobs(episode: Episode) -> list[str | None] | None:
+    """Each recorded agent's job (None: none), from the scenario config in the header."""
+    scenario = episode.header.get("scenario_config")
+    if not scenario:
+        return None
+    by_id = {agent["id"]: agent.get("job") for agent in scenario.get("agents", [])}
+    return [by_id.get(agent_id) for agent_id in episode.header["agent_ids"]]
+
+
+def queue_joins(episode: Episode) -> list[tuple[int, int, int]]:
+    """(step, agent, instance) for every time a recorded agent joined a queue: contention, as
+    the scrubber marks it."""
+    queued = episode.columns.get("queued")
+    if queued is None:
+        return []
+    queued = queued.astype(np.int64)
+    before = np.vstack([np.full((1, queued.shape[1]), -1), queued[:-1]])
+    joined = (queued >= 0) & (queued != before)
+    return [(int(t), int(a), int(queued[t, a])) for t, a in zip(*np.nonzero(joined), strict=True)]
+
+
 def relations(episode: Episode) -> list[dict[str, list[list[Any]]]] | None:
     """Per step: for each recorded agent, [other, familiarity, rivalry] for every other agent
     it has a relationship with (either above RELATION_FLOOR), values rounded to 0.01."""

@@ -14,7 +14,13 @@ import orjson
 from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode, unpack_array
 from townlet.recording.palette import agent_colour
-from townlet.recording.situations import queue_positions, relations, shift_states
+from townlet.recording.situations import (
+    jobs,
+    queue_joins,
+    queue_positions,
+    relations,
+    shift_states,
+)
 
 
 class EpisodeFrames:
@@ -77,6 +83,7 @@ class EpisodeFrames:
         self.queue_places = queue_positions(episode)
         self.shifts = shift_states(episode)
         self.relations = relations(episode)
+        self.jobs = jobs(episode)
         links = header.get("links") or {}
         self.source = {  # where the recording came from, for the viewer's info line
             "run_id": header.get("run_id"),
@@ -101,6 +108,11 @@ class EpisodeFrames:
         markers = [
             {"step": t, **event} for t, events in enumerate(self.events or []) for event in events
         ]
+        markers += [
+            {"step": t, "kind": "queue_join", "agent": self.agents[a], "at": self._name(i)}
+            for t, a, i in queue_joins(self.episode)
+        ]
+        markers.sort(key=lambda m: m["step"])
         return {
             "type": "episode_series",
             "episode_id": self.episode_id,
@@ -199,7 +211,12 @@ class EpisodeFrames:
             }
         if self.shifts:
             out["shift"] = self.shifts[t][a]
+        if self.jobs and self.jobs[a]:
+            out["job"] = self.jobs[a]
         return out
+
+    def _name(self, instance: int) -> str:
+        return self.affordances[instance]["name"] if instance < len(self.affordances) else "?"
 
     def encoded(self, step: int) -> bytes:
         cached = self._encoded[step]

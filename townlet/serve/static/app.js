@@ -296,7 +296,7 @@ function drawFocus(view, update) {
 // Hand-drawn on a canvas (about 40 lines) rather than a chart library: the page has no build
 // step and ships inside the wheel, and these are plain polylines.
 const MARKER_COLOURS = { chat: "--chat-ok", late_help: "--help", takeover: "--help", late: "--warning",
-  absent: "--critical", faint: "--critical", on_time: "--bar", completed: "--muted" };
+  absent: "--critical", faint: "--critical", on_time: "--bar", completed: "--muted", queue_join: "--queue" };
 
 function sized(chart) {
   const width = Math.max(100, Math.floor(chart.getBoundingClientRect().width));
@@ -324,6 +324,10 @@ function drawCharts(step) {
   };
   const palette = ["#78c8a0", "#7ab8ff", "#e9c46a", "#c792ea", "#f4a261", "#9ad1d4"];
   series.meter_names.forEach((m, i) => line(data.meters[m], palette[i % palette.length], 0, 1));
+  // step reward: thin bars up (gain) or down (loss) from a midline in the chart's lowest fifth
+  const top = Math.max(...data.reward.map(Math.abs)) || 1, mid = h - 0.1 * h;
+  g.fillStyle = v("--muted");
+  data.reward.forEach((r, t) => { const bar = (r / top) * 0.09 * h; g.fillRect((t / n) * w, bar > 0 ? mid - bar : mid, Math.max(1, w / (n + 1) - 0.5), Math.abs(bar) || 0.5); });
   let total = 0; const cumulative = data.reward.map((r) => (total += r));
   line(cumulative, v("--ink"), Math.min(0, ...cumulative), Math.max(0, ...cumulative));
   if (data.value) line(data.value, v("--queue"), Math.min(...data.value), Math.max(...data.value));
@@ -338,6 +342,7 @@ function drawCharts(step) {
   label(`${agent}:`, v("--muted"));
   series.meter_names.forEach((m, i) => label(m, palette[i % palette.length]));
   label("cumulative reward", v("--ink"));
+  label("step reward (bars)", v("--muted"));
   if (other) label("B (dashed)", v("--ink"));
   if (data.value) label("value", v("--queue"));
   g.strokeStyle = v("--focus"); g.lineWidth = 1; g.beginPath();
@@ -350,10 +355,12 @@ function drawMarkers() {
   const g = sized(strip), w = strip.width, n = Math.max(1, series.steps - 1);
   const css = getComputedStyle(document.documentElement);
   g.clearRect(0, 0, w, strip.height);
+  // top row: social and shift events, faints; bottom row: completions and queue joins
+  const half = Math.floor(strip.height / 2);
   for (const m of series.markers) {
-    if (m.kind === "completed") continue;
+    const low = m.kind === "completed" || m.kind === "queue_join";
     g.fillStyle = css.getPropertyValue(m.kind === "chat" && !m.success ? "--chat-bad" : MARKER_COLOURS[m.kind] || "--muted").trim();
-    g.fillRect(Math.round((m.step / n) * (w - 2)), 0, 2, strip.height);
+    g.fillRect(Math.round((m.step / n) * (w - 2)), low ? half + 1 : 0, 2, low ? strip.height - half - 1 : half);
   }
 }
 
@@ -384,6 +391,7 @@ function describe(e) {
     case "late_help": return `${e.agent} was late; a coworker covered`;
     case "takeover": return `${e.agent} took over ${e.shifts} absent colleague's shift`;
     case "completed": return `${e.agent} finished ${e.affordance}`;
+    case "queue_join": return `${e.agent} joined the queue at ${e.at}`;
     case "on_time": return `${e.agent} arrived at work on time`;
     case "late": return `${e.agent} arrived late`;
     case "absent": return `${e.agent} missed the shift`;
@@ -485,7 +493,7 @@ function renderAgents(update) {
 // only where the recording has it).
 function situation(agent, update) {
   const parts = [];
-  if (agent.shift) parts.push(`shift: ${agent.shift}`);
+  if (agent.shift) parts.push(agent.job ? `${agent.job}: ${agent.shift}` : `shift: ${agent.shift}`);
   if (agent.queue) parts.push(`queue: ${agent.queue.place} of ${agent.queue.of} at ${agent.queue.at}`);
   const ties = (update.relations || {})[agent.id];
   if (ties && ties.length) {

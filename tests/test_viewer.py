@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -278,6 +279,24 @@ def shot(page, name: str) -> None:
     assert path.stat().st_size > 10_000, name
 
 
+@contextlib.contextmanager
+def viewer_on(run: Path):
+    """The viewer serving a run's recordings, stopped on leaving."""
+    process, url = serve_folder(run)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def open_episode(page, url: str) -> int:
+    """Open episode 0 of the served run; its step count."""
+    page.goto(url + "?episode=0")
+    page.wait_for_selector("#info:text('Episode 0')")
+    return page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+
+
 def open_page(p, width: int = 1500, height: int = 900):
     browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
     return browser, browser.new_page(viewport={"width": width, "height": height})
@@ -392,11 +411,8 @@ def test_focus_shows_shift_queue_and_rivals_and_hover_names_the_tile(tmp_path):
         finally:
             process.terminate()
             process.wait(timeout=10)
-        process, url = serve_folder(tmp_path / "queue_conflict")
-        try:
-            page.goto(url + "?episode=0")
-            page.wait_for_selector("#info:text('Episode 0')")
-            total = page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+        with viewer_on(tmp_path / "queue_conflict") as url:
+            total = open_episode(page, url)
             found = None
             for step in range(total):
                 seek(page, step, total)
@@ -406,26 +422,17 @@ def test_focus_shows_shift_queue_and_rivals_and_hover_names_the_tile(tmp_path):
                     break
             assert found is not None, "the second in line is named"
             assert "queue: 1 of 2 at shower" in page.inner_text("#agent-list")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-        process, url = serve_folder(tmp_path / "late_help")
-        try:
-            page.goto(url + "?episode=0")
-            page.wait_for_selector("#info:text('Episode 0')")
-            total = page.evaluate("() => window.townletLast.replay_metadata.total_steps")
+        with viewer_on(tmp_path / "late_help") as url:
+            total = open_episode(page, url)
             states = set()
             for step in range(0, total, 2):
                 seek(page, step, total)
                 states |= {
                     a.get("shift") for a in page.evaluate("() => window.townletLast.grid.agents")
                 }
-                if "shift: at work (late)" in page.inner_text("#agent-list"):
+                if ": at work (late)" in page.inner_text("#agent-list"):
                     break
             assert "at work (late)" in states and "at work (on time)" in states, states
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
         browser.close()
 
 

@@ -17,6 +17,7 @@ from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.evaluate import random_report, scripted_report
 from townlet.policy.imitation import accuracy, clone_epoch, demonstrate
 from townlet.policy.network import ActorCritic
+from townlet.policy.ppo import Anchor, Batch, ppo_update
 from townlet.policy.train import train
 from townlet.scenarios import load_config
 from townlet.scenarios.build import typed
@@ -329,3 +330,48 @@ def test_a_policy_cloned_from_a_scripted_capture_reproduces_its_actions(tmp_path
     for _ in range(60):
         clone_epoch(net, optimizer, demos, 256, 0.5, generator, 0.5)
     assert accuracy(net, demos) >= 0.9
+
+
+def test_an_anchor_to_the_demonstrations_holds_a_clone_against_a_contrary_advantage(town):
+    """PPO fine-tuning of a clone (`train.bc.ppo_anchor`): an advantage that rewards WAIT
+    everywhere pulls a clone off the routine; the demonstrations' cross-entropy in each
+    minibatch holds it near."""
+    config = typed(load_config(["train.bc.demo_envs=4", "train.bc.noise=[0.0]"]))
+    demos = demonstrate(config, seed=5)
+    world = World(config.world, config.scenario)
+    torch.manual_seed(0)
+    net = ActorCritic(world.layout.window, len(world.names.features), NUM_ACTIONS, 64, 4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(10):
+        clone_epoch(net, optimizer, demos, 1024, 0.5, torch.Generator().manual_seed(0), 0.5)
+    cloned = {k: v.clone() for k, v in net.state_dict().items()}
+    wait = torch.full_like(demos.labels, int(Action.WAIT))
+
+    def label_loss() -> float:
+        with torch.no_grad():
+            _, logprob, *_ = net.get_action_and_value(
+                demos.codes, demos.features, demos.masks, action=demos.labels
+            )
+        return float(-logprob.mean())
+
+    ppo = typed(load_config()).ppo
+    after = {}
+    for weight in (0.0, 1.0):
+        net.load_state_dict(cloned)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        anchor = Anchor(demos, weight) if weight else None
+        for round_ in range(4):  # each round's behaviour is the policy as it now is
+            with torch.no_grad():
+                _, logprob, _, value, _ = net.get_action_and_value(
+                    demos.codes, demos.features, demos.masks, action=wait
+                )
+            contrary = Batch(
+                demos.codes, demos.features, demos.masks, wait, logprob, None,
+                value, torch.ones_like(value), value,
+            )  # fmt: skip
+            stats = ppo_update(
+                net, optimizer, contrary, ppo, torch.Generator().manual_seed(round_), anchor
+            )
+            assert ("loss_anchor" in stats) == bool(weight)
+        after[weight] = label_loss()
+    assert after[1.0] < 0.5 * after[0.0], after

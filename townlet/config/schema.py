@@ -382,6 +382,10 @@ class BCConfig:
     capture_dir: str | None = None
     """Clone the scripted capture samples under this directory (any capture run, e.g.
     `experiments/capture.py` output) instead of demonstrating the scripts in memory."""
+    ppo_anchor: float = 0.0
+    """Weight of the demonstrations' cross-entropy added to every PPO minibatch's loss in an
+    anneal schedule's PPO phases (0 = off): fine-tuning stays near what cloning taught unless
+    the advantage outweighs it. See the README's learning section for what it changed."""
 
 
 @dataclass

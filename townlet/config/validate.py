@@ -74,6 +74,7 @@ RANGES: dict[str, Range] = {
     "world.social.help_discount": UNIT,
     "world.social.chat_success_threshold": UNIT,
     "world.social.chat_cooldown_ticks": NON_NEGATIVE,
+    "train.bc.ppo_anchor": NON_NEGATIVE,
     "world.reward.faint_penalty": NON_NEGATIVE,
     "world.reward.commute": NON_NEGATIVE,
     "world.reward.commute_lead_hours": HOUR,

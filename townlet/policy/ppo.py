@@ -1,9 +1,13 @@
 """One PPO update over a batch of valid transitions (clipped surrogate, clipped value loss,
-entropy bonus, gradient clipping, per-minibatch advantage normalisation)."""
+entropy bonus, gradient clipping, per-minibatch advantage normalisation), optionally anchored
+to demonstrations: the cross-entropy of a demonstrated minibatch's labels, weighted, added to
+each minibatch's loss (as DAPG adds its demonstration term), so fine-tuning a cloned policy
+keeps what cloning taught unless the advantage outweighs it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -33,6 +37,27 @@ class Batch:
 
     def take(self, index: torch.Tensor) -> Batch:
         return Batch(**{k: None if v is None else v[index] for k, v in self.__dict__.items()})
+
+
+class LabelledStates(Protocol):
+    """Demonstrated states with the action to take in each (`policy.imitation.Demonstrations`)."""
+
+    codes: torch.Tensor
+    features: torch.Tensor
+    masks: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: torch.Tensor) -> LabelledStates: ...
+
+
+@dataclass
+class Anchor:
+    """Demonstrations PPO is held near, and how strongly (the weight of their cross-entropy)."""
+
+    states: LabelledStates
+    weight: float
 
 
 def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
@@ -73,6 +98,7 @@ def ppo_update(
     batch: Batch,
     cfg: PPOConfig,
     generator: torch.Generator,
+    anchor: Anchor | None = None,
 ) -> dict[str, float]:
     """Run `update_epochs` passes of `num_minibatches`; return the update's statistics."""
     size = len(batch)
@@ -88,6 +114,7 @@ def ppo_update(
             "grad_norm",
             "adv_std",
             "kl",
+            "loss_anchor",
         )
     }
     for _ in range(cfg.update_epochs):
@@ -109,6 +136,15 @@ def ppo_update(
             )
             entropy_loss = entropy.mean()
             loss = pg_loss - cfg.ent_coef * entropy_loss + cfg.vf_coef * v_loss
+            if anchor is not None and anchor.weight > 0 and len(anchor.states):
+                picked = torch.randint(0, len(anchor.states), (minibatch,), generator=generator)
+                shown = anchor.states.take(picked)
+                _, label_logprob, *_ = net.get_action_and_value(
+                    shown.codes, shown.features, shown.masks, action=shown.labels
+                )
+                anchor_loss = -label_logprob.mean()
+                loss = loss + anchor.weight * anchor_loss
+                stats["loss_anchor"].append(anchor_loss.item())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
@@ -141,6 +177,7 @@ def ppo_update(
         "adv_zero_std_batches": sum(1 for s in stats["adv_std"] if s < ZERO_STD),
         "adv_min_std": min(stats["adv_std"], default=0.0),
         "kl_divergence_max": max(stats["kl"], default=0.0),
+        **({"loss_anchor": _mean(stats["loss_anchor"][last])} if stats["loss_anchor"] else {}),
     }
 
 

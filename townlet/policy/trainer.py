@@ -40,7 +40,7 @@ from townlet.policy.imitation import (
     demonstrations_from_captures,
 )
 from townlet.policy.network import ActorCritic
-from townlet.policy.ppo import Batch, behaviour_kl, ppo_update
+from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.run_report import TrainResult, progress_line
@@ -284,7 +284,9 @@ class Trainer:
         update_start = time.perf_counter()
         batch = data.batch
         stats = (
-            ppo_update(self.net, self.optimizer, batch, ppo, state.shuffle_generator)
+            ppo_update(
+                self.net, self.optimizer, batch, ppo, state.shuffle_generator, self._anchor()
+            )
             if len(batch)
             else {}
         )
@@ -324,6 +326,13 @@ class Trainer:
             self.recorder.stage_changed(self.curriculum.stage)
         self._save(epoch, improved)
         return record
+
+    def _anchor(self) -> Anchor | None:
+        """The demonstrations PPO is held near in an anneal schedule (`train.bc.ppo_anchor`)."""
+        weight = self.config.train.bc.ppo_anchor
+        if self.schedule is None or self.demos is None or weight <= 0:
+            return None
+        return Anchor(self.demos, weight)
 
     def _anneal_fields(self, stage: str, bc_accuracy: float, **extra: Any) -> dict[str, Any]:
         threshold = self.schedule.threshold

@@ -375,3 +375,67 @@ def test_an_anchor_to_the_demonstrations_holds_a_clone_against_a_contrary_advant
             assert ("loss_anchor" in stats) == bool(weight)
         after[weight] = label_loss()
     assert after[1.0] < 0.5 * after[0.0], after
+
+
+@pytest.mark.slow
+def test_selection_makes_the_best_validated_weights_the_runs_policy(tmp_path):
+    """`train.select_every`: validations on held-out seeds pick the weights the run ends with
+    (checkpoints/selected.pt); the final evaluation reports exactly those, and the choice is
+    deterministic. Off by default: no selected.pt."""
+    from townlet.policy.evaluate import evaluate_checkpoint
+    from townlet.policy.selection import VALIDATION_SEED_OFFSET
+
+    args = [
+        *KITCHEN,
+        "train.bc.demo_envs=8",
+        "train.bc.minibatch=32",
+        "train.anneal=[{mode: bc, epochs: 2}, {mode: ppo, epochs: 6}]",
+        "train.anneal_threshold=0.0",
+        "train.eval_episodes=4",
+        "train.select_every=2",
+        "train.select_episodes=4",
+    ]
+    results = [train(load_config(args), tmp_path / name) for name in ("a", "b")]
+    result, run = results[0], tmp_path / "a"
+    selection = result.selection
+    assert selection["validations"] == 3, "after PPO epochs 2, 4 and 6"
+    assert result.selected_epoch == selection["epoch"] in (4, 6, 8)  # BC took epochs 1-2
+    assert results[1].selection == selection, "the same config chooses the same weights"
+    saved = torch.load(run / "checkpoints" / "selected.pt", weights_only=True)
+    assert saved["selection"]["epoch"] == selection["epoch"] == saved["epoch"]
+    entry = json.loads((run / "evaluation.json").read_text())
+    assert entry["selection"] == selection
+    again = evaluate_checkpoint(run / "checkpoints" / "selected.pt", [], 4, None)
+    assert again["policy_deterministic"]["return_mean"] == pytest.approx(
+        entry["policy_deterministic"]["return_mean"]
+    ), "the evaluation is of the selected weights"
+    assert VALIDATION_SEED_OFFSET != 1000, "validation never plays the evaluation's seeds"
+    plain = train(load_config(args[:-2]), tmp_path / "plain")
+    assert (
+        plain.selection is None
+        and not (tmp_path / "plain" / "checkpoints" / "selected.pt").exists()
+    )
+
+
+def test_selection_restores_earlier_weights_when_later_ones_validate_worse(tmp_path):
+    from townlet.policy.selection import Selection
+
+    config = typed(load_config([*KITCHEN, "train.select_every=1", "train.select_episodes=4"]))
+    world = World(config.world, config.scenario)
+    torch.manual_seed(0)
+    net = ActorCritic(world.layout.window, len(world.names.features), NUM_ACTIONS, 64, 4)
+    with torch.no_grad():  # a policy that eats: INTERACT wherever it may (the kitchen's stove)
+        net.actor.bias[int(Action.INTERACT)] = 50.0
+    eats = {k: v.clone() for k, v in net.state_dict().items()}
+    selection = Selection.for_run(config, tmp_path, resumed=False)
+    good = selection.validate(config, net, 1, {"model": net.state_dict(), "epoch": 1})
+    with torch.no_grad():  # then one that only waits and goes hungry
+        net.actor.bias.zero_()
+        net.actor.bias[int(Action.WAIT)] = 50.0
+    worse = selection.validate(config, net, 2, {"model": net.state_dict(), "epoch": 2})
+    assert worse < good and selection.best_epoch == 1
+    assert selection.restore_best(net, last_epoch=2)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, eats[key]), key
+    resumed = Selection.for_run(config, tmp_path, resumed=True)
+    assert (resumed.best_epoch, resumed.best_return) == (1, good)

@@ -455,6 +455,12 @@ class TrainConfig:
     and skips the PPO phases up to the next BC phase."""
     anneal_threshold: float = 0.9
     """The BC accuracy gate: share of demonstrated states where the policy picks the label."""
+    select_every: int = 0
+    """PPO epochs between validations of the deterministic policy on held-out world seeds;
+    the best validated weights (checkpoints/selected.pt) become the run's policy and are what
+    the final evaluation reports. 0 = off: the last weights (townlet/policy/selection.py)."""
+    select_episodes: int = 8
+    """Episodes per validation, spread over 4 world seeds."""
     trial: TrialConfig = field(default_factory=TrialConfig)
 
 

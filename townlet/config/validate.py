@@ -75,6 +75,8 @@ RANGES: dict[str, Range] = {
     "world.social.chat_success_threshold": UNIT,
     "world.social.chat_cooldown_ticks": NON_NEGATIVE,
     "train.bc.ppo_anchor": NON_NEGATIVE,
+    "train.select_every": NON_NEGATIVE,
+    "train.select_episodes": AT_LEAST_ONE,
     "world.reward.faint_penalty": NON_NEGATIVE,
     "world.reward.commute": NON_NEGATIVE,
     "world.reward.commute_lead_hours": HOUR,

@@ -20,6 +20,8 @@ class TrainResult:
     stage: int = 0
     seconds: float = 0.0
     recordings: int | None = None
+    selected_epoch: int | None = None
+    selection: dict[str, Any] | None = None
 
     @property
     def objective(self) -> float:
@@ -63,10 +65,17 @@ def describe(result: TrainResult, command: str = "python experiments/train.py") 
     files = ["checkpoints/latest.pt"]
     if (run / "checkpoints" / "best.pt").exists():
         files.append(f"checkpoints/best.pt (epoch {result.best_epoch})")
+    selection = result.selection
+    if selection and selection.get("epoch") is not None:
+        files.append(
+            f"checkpoints/selected.pt (epoch {selection['epoch']}, the best of "
+            f"{selection['validations']} validations: the policy evaluated below)"
+        )
     files += [f for f in ("telemetry/ppo.jsonl", "telemetry/ppo.png") if (run / f).exists()]
     files.append("evaluation.json")
     if result.recordings is not None:
         files.append(f"{result.recordings} recorded episode(s)")
+    policy_file = "selected.pt" if selection and selection.get("epoch") is not None else "latest.pt"
     rows = [
         f"trained {result.epochs} epochs ({result.steps:,} agent-steps) in "
         f"{result.seconds:.0f} s -> {run}",
@@ -85,7 +94,7 @@ def describe(result: TrainResult, command: str = "python experiments/train.py") 
     rows += [
         "next:",
         f"  townlet telemetry summary {run / 'telemetry' / 'ppo.jsonl'}",
-        f"  townlet evaluate {run / 'checkpoints' / 'latest.pt'}",
+        f"  townlet evaluate {run / 'checkpoints' / policy_file}",
         f"  {command.replace('train', 'serve')} run_dir={run}"
         + ("" if result.recordings else "   (live policy; add recording=periodic to record)"),
         "  mlflow ui --backend-store-uri sqlite:///mlruns.db   (tracking=mlflow), then open",

@@ -44,6 +44,7 @@ from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.run_report import TrainResult, progress_line
+from townlet.policy.selection import Selection
 from townlet.policy.telemetry_record import bc_record, epoch_record, meal_types, rollout_events
 from townlet.policy.train_state import TrainState
 from townlet.recording.frame import frame_of, outcome_of
@@ -194,6 +195,9 @@ class Trainer:
             offset = data["telemetry_offset"]
             truncate_after_epoch(telemetry_path, self.state.epoch)
         self.start_epoch = self.state.epoch
+        self.selection = Selection.for_run(
+            config, self.output_dir / "checkpoints", resumed=resume_from is not None
+        )
         self.writer = TelemetryWriter(
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
@@ -236,6 +240,8 @@ class Trainer:
                 done = epoch - self.start_epoch
                 log.info(progress_line(record, epoch, self.num_epochs, now - run_start, done))
                 last_line = now
+            if self.selection is not None and self.selection.due(self._ppo_epochs(epoch), epoch):
+                self._validate(epoch)
             if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
                 evaluation = self._evaluate(epoch, time.perf_counter() - run_start)
                 self.on_evaluation(epoch, evaluation["policy_deterministic"]["return_mean"])
@@ -247,6 +253,7 @@ class Trainer:
                 mode=record["data_mode"],
             )
         bar.close()
+        selected = self._select(state.epoch)
         evaluation = self._evaluate(state.epoch, time.perf_counter() - run_start)
         return TrainResult(
             self.output_dir,
@@ -257,7 +264,39 @@ class Trainer:
             state.best_epoch,
             self.curriculum.stage,
             time.perf_counter() - run_start,
+            selected_epoch=selected,
+            selection=self.selection.summary() if self.selection is not None else None,
         )
+
+    def _ppo_epochs(self, epoch: int) -> int:
+        """PPO epochs completed by `epoch` (an anneal schedule's BC passes do not count)."""
+        return self.schedule.ppo_done if self.schedule is not None else epoch
+
+    def _validate(self, epoch: int) -> None:
+        value = self.selection.validate(self.config, self.net, epoch, self._payload())
+        log.info(
+            "epoch %d: validation return %.3f (best %.3f at epoch %d)",
+            epoch,
+            value,
+            self.selection.best_return,
+            self.selection.best_epoch,
+        )
+
+    def _select(self, last_epoch: int) -> int | None:
+        """Validate the last weights too, then make the best validated ones the run's policy;
+        the epoch they come from, or None when selection is off."""
+        if self.selection is None:
+            return None
+        if self._ppo_epochs(last_epoch) > 0 and self.selection.last_validated != last_epoch:
+            self._validate(last_epoch)
+        if self.selection.restore_best(self.net, last_epoch):
+            log.info(
+                "the run's policy: epoch %d's weights (%s), the best of %d validations",
+                self.selection.best_epoch,
+                self.selection.path,
+                self.selection.validations,
+            )
+        return self.selection.best_epoch
 
     def _mode(self, epoch: int) -> str:
         source = self.config.train.source
@@ -527,14 +566,7 @@ class Trainer:
         self.state.epoch = epoch
         if self.recorder is not None:
             self.recorder.flush()  # what ended before this checkpoint is on disk when it is
-        payload = self.state.state_dict(
-            {
-                "num_epochs": self.num_epochs,
-                "telemetry_offset": self.writer.offset,
-                "scenario": self.config.scenario.name,
-                "config": self.config_yaml,
-            }
-        )
+        payload = self._payload()
         checkpoints = self.output_dir / "checkpoints"
         save_checkpoint(checkpoints / "latest.pt", payload)
         if improved:
@@ -542,6 +574,16 @@ class Trainer:
         every = self.config.train.checkpoint_every
         if every > 0 and epoch % every == 0:
             save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
+
+    def _payload(self) -> dict[str, Any]:
+        return self.state.state_dict(
+            {
+                "num_epochs": self.num_epochs,
+                "telemetry_offset": self.writer.offset,
+                "scenario": self.config.scenario.name,
+                "config": self.config_yaml,
+            }
+        )
 
     def _evaluate(self, epoch: int, elapsed: float) -> dict[str, Any]:
         """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl."""
@@ -553,6 +595,8 @@ class Trainer:
             "elapsed_sec": round(elapsed, 3),
             **evaluation,
         }
+        if self.selection is not None and epoch == self.state.epoch:
+            entry["selection"] = self.selection.summary()  # whose weights were evaluated
         atomic_write_json(self.output_dir / "evaluation.json", entry)
         with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")

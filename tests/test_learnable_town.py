@@ -384,6 +384,7 @@ def test_selection_makes_the_best_validated_weights_the_runs_policy(tmp_path):
     deterministic. Off by default: no selected.pt."""
     from townlet.policy.evaluate import evaluate_checkpoint
     from townlet.policy.selection import VALIDATION_SEED_OFFSET
+    from townlet.serve.live import policy_checkpoint_name
 
     args = [
         *KITCHEN,
@@ -411,10 +412,11 @@ def test_selection_makes_the_best_validated_weights_the_runs_policy(tmp_path):
     ), "the evaluation is of the selected weights"
     assert VALIDATION_SEED_OFFSET != 1000, "validation never plays the evaluation's seeds"
     plain = train(load_config(args[:-2]), tmp_path / "plain")
-    assert (
-        plain.selection is None
-        and not (tmp_path / "plain" / "checkpoints" / "selected.pt").exists()
-    )
+    assert plain.selection is None
+    assert not (tmp_path / "plain" / "checkpoints" / "selected.pt").exists()
+    # the viewer's Live button plays the run's policy: the selected weights where there are
+    assert policy_checkpoint_name(run) == "selected"
+    assert policy_checkpoint_name(tmp_path / "plain") == "latest"
 
 
 def test_selection_restores_earlier_weights_when_later_ones_validate_worse(tmp_path):

@@ -34,6 +34,12 @@ def run_config(run_dir: Path) -> TownletConfig:
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
+def policy_checkpoint_name(run_dir: Path) -> str:
+    """The run's policy: `selected` when the run chose its weights by validation
+    (`train.select_every`), else `latest`."""
+    return "selected" if (Path(run_dir) / "checkpoints" / "selected.pt").is_file() else "latest"
+
+
 class LiveFactory:
     """Opens live sessions for one run directory."""
 
@@ -52,6 +58,9 @@ class LiveFactory:
 
     def names(self) -> dict[str, Any]:
         return dict(self._names)
+
+    def default_name(self) -> str:
+        return policy_checkpoint_name(self.run_dir)
 
     def resolve(self, checkpoint: str) -> Path:
         """A checkpoint of this run: a name (`latest`, `best`, `epoch_000010`, with or without

@@ -385,9 +385,11 @@ class TownletServer:
     async def _load_checkpoint(self, session: Session, message: dict[str, Any]) -> None:
         if self.live_factory is None:
             raise ProtocolError("Live mode not available (no checkpoint or run directory)")
-        checkpoint = message.get("checkpoint", "latest")
+        checkpoint = message.get("checkpoint") or self.live_factory.default_name()
         if not isinstance(checkpoint, str):
-            raise ProtocolError("Invalid checkpoint: expected 'latest', 'best' or a name")
+            raise ProtocolError(
+                "Invalid checkpoint: expected 'latest', 'best', 'selected' or a name"
+            )
         shown = checkpoint[:100]
         try:
             live = await asyncio.to_thread(self.live_factory.open, checkpoint)
@@ -410,7 +412,7 @@ class TownletServer:
                 raise ProtocolError(f"branch_live needs '{key}'")
         episode_id = integer(message["episode_id"], "episode_id", 0)
         step = integer(message["step"], "step", 0)
-        checkpoint = message.get("checkpoint", "latest")
+        checkpoint = message.get("checkpoint") or self.live_factory.default_name()
         run = message.get("run")
         if not isinstance(checkpoint, str) or (run is not None and not isinstance(run, str)):
             raise ProtocolError("Invalid checkpoint or run: expected strings")

@@ -644,5 +644,5 @@ $("step").onclick = () => send({ command: "step" });
 $("reset").onclick = () => send({ command: "reset" });
 $("speed").onchange = () => send({ command: "set_speed", speed: parseFloat($("speed").value) });
 $("timeline").oninput = () => send({ type: "replay_control", action: "seek", seek_step: parseInt($("timeline").value, 10) });
-$("live").onclick = () => send({ type: "load_checkpoint", checkpoint: "latest" });
+$("live").onclick = () => send({ type: "load_checkpoint" });  // the run's policy (selected, else latest)
 connect();

@@ -482,3 +482,37 @@ def test_a_village_plays_smoothly_and_a_long_episode_opens_fast(tmp_path):
     )
     assert figures["village_fps"] >= 28, figures
     assert figures["load_2000_steps_ms"] <= 300, figures
+
+
+def test_a_replay_beside_the_live_policy(trained_run):
+    """Compare's other half: B is the run's policy playing live at its own pace."""
+    from playwright.sync_api import sync_playwright
+
+    checkpoint = trained_run / "checkpoints" / "latest.pt"
+    process, url = spawn_viewer(
+        trained_run, "--checkpoint", str(checkpoint), "--step-delay", "0.02"
+    )
+    try:
+        with sync_playwright() as p:
+            browser, page = open_page(p)
+            page.goto(url + "?episode=0")
+            page.wait_for_selector("#info:text('Episode 0')")
+            page.click("#live-b")
+            page.wait_for_selector("#caption-b:text('B: live policy · episode')")
+            page.wait_for_function(
+                "window.townletCompareLast && window.townletCompareLast.mode === 'live' "
+                "&& window.townletCompareLast.step >= 3"
+            )
+            assert (
+                page.is_visible("#pane-b")
+                and page.evaluate("() => window.townletLast.mode") == "replay"
+            )
+            assert ink(page, "#grid-b") > 1000, "B's town is drawn"
+            metrics = page.locator("#compare-metrics tbody tr").evaluate_all(
+                "rows => rows.map(r => r.dataset.metric)"
+            )
+            assert "reward so far" in metrics and "episode steps" not in metrics, metrics
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -38,7 +38,7 @@ function handle(message) {
   switch (message.type) {
     case "connected":
       state.names = { meters: message.meter_names, actions: message.action_names };
-      $("live").disabled = !message.live_available;
+      $("live").disabled = $("live-b").disabled = !message.live_available;
       fillRuns(message.runs || []);
       if (message.replay_available) listRecordings();
       if (state.pending) {  // a deep link: open exactly that episode (and step, below)
@@ -540,17 +540,24 @@ function hover(view, latest) {
 // up both episodes' totals, events and reward so far.
 const compare = { view: { canvas: $("grid-b"), ctx: $("grid-b").getContext("2d"), trails: {} } };
 
+// `episode` null: B is the run's policy playing live (a replay beside live); it runs at its own
+// pace, so it is not held to A's step.
 function openCompare(episode, run) {
   closeCompare();
-  compare.episode = episode; compare.run = run || null;
+  compare.live = episode === null;
+  if (!compare.live) { compare.episode = episode; compare.run = run || null; }
   const socket = new WebSocket(wsUrl);
   compare.socket = socket;
   $("pane-b").hidden = false; $("caption-a").hidden = false; $("compare").hidden = false;
-  $("caption-b").textContent = `B: episode ${episode}${run ? ` (${run})` : ""} · loading…`;
+  $("caption-b").textContent = compare.live ? "B: live policy · starting…" : `B: episode ${episode}${run ? ` (${run})` : ""} · loading…`;
   socket.onmessage = (event) => {
     const m = JSON.parse(event.data);
-    if (m.type === "connected") socket.send(JSON.stringify({ type: "load_replay", episode_id: episode, ...(run ? { run } : {}) }));
-    else if (m.type === "replay_loaded") {
+    if (m.type === "connected") {
+      socket.send(JSON.stringify(compare.live ? { type: "load_checkpoint" } : { type: "load_replay", episode_id: episode, ...(run ? { run } : {}) }));
+    } else if (m.type === "episode_start") {
+      compare.view.trails = {}; compare.total = undefined;
+      $("caption-b").textContent = `B: live policy · episode ${m.episode_id} · ${m.scenario}`;
+    } else if (m.type === "replay_loaded") {
       compare.total = m.total_steps; compare.meta = m.metadata; compare.run = m.run; compare.sent = 0;
       compare.view.avoidThreshold = m.avoid_threshold; compare.view.trails = {};
       $("caption-b").textContent = `B: episode ${m.episode_id} (${m.run}) · ${m.total_steps} steps · total ${m.metadata.total_reward.toFixed(3)}`;
@@ -569,7 +576,7 @@ function openCompare(episode, run) {
 
 function closeCompare() {
   if (compare.socket) { compare.socket.onmessage = null; compare.socket.close(); }
-  for (const key of ["socket", "episode", "run", "total", "meta", "series", "last", "sent"]) delete compare[key];
+  for (const key of ["socket", "episode", "run", "total", "meta", "series", "last", "sent", "live"]) delete compare[key];
   $("pane-b").hidden = true; $("caption-a").hidden = true; $("compare").hidden = true;
   window.townletCompareLast = undefined;
 }
@@ -596,8 +603,8 @@ function compareTable() {
   const a = state.last, b = compare.last;
   if (!a || !b || $("compare").hidden) return;
   // [name, A, B, decimals]: rewards to 3 places, counts whole
-  const rows = [["step", a.step + 1, b.step + 1, 0], ["reward so far", a.cumulative_reward, b.cumulative_reward, 3],
-    ["episode steps", state.total, compare.total, 0]];
+  const rows = [["step", a.step + 1, b.step + 1, 0], ["reward so far", a.cumulative_reward, b.cumulative_reward, 3]];
+  if (compare.total !== undefined) rows.push(["episode steps", state.total, compare.total, 0]);
   if (a.replay_metadata && compare.meta) rows.push(["total reward", a.replay_metadata.total_reward, compare.meta.total_reward, 3]);
   if (state.series && compare.series) {
     const ca = counts(state.series), cb = counts(compare.series);
@@ -645,4 +652,5 @@ $("reset").onclick = () => send({ command: "reset" });
 $("speed").onchange = () => send({ command: "set_speed", speed: parseFloat($("speed").value) });
 $("timeline").oninput = () => send({ type: "replay_control", action: "seek", seek_step: parseInt($("timeline").value, 10) });
 $("live").onclick = () => send({ type: "load_checkpoint" });  // the run's policy (selected, else latest)
+$("live-b").onclick = () => openCompare(null, null);
 connect();

@@ -249,6 +249,8 @@ def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_pa
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                 let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
             assert marks > 0, "shift arrivals are marked on the scrubber"
+            legend = page.get_attribute("#markers", "title")
+            assert "completions (" in legend and "Fridge #" in legend, legend  # colour per type
             box = page.locator("#charts").bounding_box()
             page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             page.wait_for_function(

@@ -349,17 +349,30 @@ function drawCharts(step) {
   g.moveTo((step / n) * w, 0); g.lineTo((step / n) * w, h); g.stroke();
 }
 
+// Completions on the scrubber take a colour per affordance type (the same type, the same colour
+// in every episode); hovering the strip names the types.
+const TYPE_PALETTE = ["#78c8a0", "#7ab8ff", "#e9c46a", "#c792ea", "#f4a261", "#9ad1d4", "#ff8fab", "#b8e986"];
+function typeColour(type) {
+  let h = 0;
+  for (const ch of String(type)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return TYPE_PALETTE[h % TYPE_PALETTE.length];
+}
+
 function drawMarkers() {
   const series = state.series, strip = $("markers");
   if (!series) return;
   const g = sized(strip), w = strip.width, n = Math.max(1, series.steps - 1);
   const css = getComputedStyle(document.documentElement);
   g.clearRect(0, 0, w, strip.height);
+  const types = [...new Set(series.markers.filter((m) => m.kind === "completed").map((m) => m.affordance))];
+  strip.title = "top: chats, help, takeovers, arrivals, absences, faints; bottom: queue joins"
+    + (types.length ? ` and completions (${types.map((t) => `${t} ${typeColour(t)}`).join(", ")})` : "");
   // top row: social and shift events, faints; bottom row: completions and queue joins
   const half = Math.floor(strip.height / 2);
   for (const m of series.markers) {
     const low = m.kind === "completed" || m.kind === "queue_join";
-    g.fillStyle = css.getPropertyValue(m.kind === "chat" && !m.success ? "--chat-bad" : MARKER_COLOURS[m.kind] || "--muted").trim();
+    g.fillStyle = m.kind === "completed" ? typeColour(m.affordance)
+      : css.getPropertyValue(m.kind === "chat" && !m.success ? "--chat-bad" : MARKER_COLOURS[m.kind] || "--muted").trim();
     g.fillRect(Math.round((m.step / n) * (w - 2)), low ? half + 1 : 0, 2, low ? strip.height - half - 1 : half);
   }
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def tracking_store(tmp_path_factory):
 def base_cfg():
     """The project's composed default config (real Hydra composition)."""
     return load_config()
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a child a test will Ctrl-C: SIGINT delivered as to a terminal's
+    foreground job. A runner started in the background (`cmd &` from a script) ignores SIGINT,
+    its children inherit that, and the interrupt under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_world(

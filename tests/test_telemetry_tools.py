@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, SAMPLES, sample, tool, write_log
+from conftest import ROOT, SAMPLES, interruptible, sample, tool, write_log
 
 from townlet.policy.train import train
 from townlet.scenarios import load_config
@@ -230,6 +230,7 @@ def test_watch_follow_stops_cleanly_on_ctrl_c(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     first = process.stdout.readline()  # it is following the log (a fixed sleep raced a slow start)
     process.send_signal(signal.SIGINT)

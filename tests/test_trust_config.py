@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import interruptible
 
 from townlet.config.errors import ConfigError
 from townlet.config.validate import check_memory, validate
@@ -119,7 +120,12 @@ def test_ctrl_c_is_one_line_killed_in_mlflow_and_resumable_with_more_ticks(tmp_p
         f"hydra.run.dir={run}",
     ]
     process = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     log = run / "telemetry" / "ppo.jsonl"
     deadline = time.time() + 120

@@ -211,23 +211,23 @@ def random_report(config: TownletConfig, episodes: int, seed: int) -> dict:
 
 
 def policy_report(config: TownletConfig, net: ActorCritic, episodes: int, seed: int, det: bool):
-    return play(config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed)
+    """The policy's report, played in eval mode (its training mode restored after)."""
+    was_training = net.training
+    net.eval()
+    try:
+        return play(config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed)
+    finally:
+        net.train(was_training)
 
 
 def evaluate(config: TownletConfig, net: ActorCritic, episodes: int, seed: int) -> dict:
     """Reports for the policy and the baselines (see the module docstring)."""
-    was_training = net.training
-    net.eval()
-    try:
-        report = {
-            "policy_deterministic": policy_report(config, net, episodes, seed, True),
-            "policy_sampled": policy_report(config, net, episodes, seed, False),
-            "scripted": scripted_report(config, episodes, seed),
-            "random": random_report(config, episodes, seed),
-        }
-    finally:
-        net.train(was_training)
-    return report
+    return {
+        "policy_deterministic": policy_report(config, net, episodes, seed, True),
+        "policy_sampled": policy_report(config, net, episodes, seed, False),
+        "scripted": scripted_report(config, episodes, seed),
+        "random": random_report(config, episodes, seed),
+    }
 
 
 def format_table(report: dict) -> str:

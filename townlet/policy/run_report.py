@@ -20,8 +20,12 @@ class TrainResult:
     stage: int = 0
     seconds: float = 0.0
     recordings: int | None = None
-    selected_epoch: int | None = None
-    selection: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None  # Selection.summary() when train.select_every > 0
+
+    @property
+    def selected_epoch(self) -> int | None:
+        """The epoch whose weights are the run's policy, when chosen by validation."""
+        return self.selection.get("epoch") if self.selection else None
 
     @property
     def objective(self) -> float:
@@ -65,17 +69,16 @@ def describe(result: TrainResult, command: str = "python experiments/train.py") 
     files = ["checkpoints/latest.pt"]
     if (run / "checkpoints" / "best.pt").exists():
         files.append(f"checkpoints/best.pt (epoch {result.best_epoch})")
-    selection = result.selection
-    if selection and selection.get("epoch") is not None:
+    if result.selected_epoch is not None:
         files.append(
-            f"checkpoints/selected.pt (epoch {selection['epoch']}, the best of "
-            f"{selection['validations']} validations: the policy evaluated below)"
+            f"checkpoints/selected.pt (epoch {result.selected_epoch}, the best of "
+            f"{result.selection['validations']} validations: the policy evaluated below)"
         )
     files += [f for f in ("telemetry/ppo.jsonl", "telemetry/ppo.png") if (run / f).exists()]
     files.append("evaluation.json")
     if result.recordings is not None:
         files.append(f"{result.recordings} recorded episode(s)")
-    policy_file = "selected.pt" if selection and selection.get("epoch") is not None else "latest.pt"
+    policy_file = "latest.pt" if result.selected_epoch is None else "selected.pt"
     rows = [
         f"trained {result.epochs} epochs ({result.steps:,} agent-steps) in "
         f"{result.seconds:.0f} s -> {run}",

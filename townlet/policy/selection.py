@@ -60,14 +60,9 @@ class Selection:
     ) -> float:
         """Play the deterministic policy on the validation seeds; keep the weights (the full
         checkpoint `payload`) when they beat every earlier validation. Returns the return."""
-        was_training = net.training
-        net.eval()
-        try:
-            report = policy_report(
-                config, net, self.episodes, config.seed + VALIDATION_SEED_OFFSET, True
-            )
-        finally:
-            net.train(was_training)
+        report = policy_report(
+            config, net, self.episodes, config.seed + VALIDATION_SEED_OFFSET, True
+        )
         value = float(report["return_mean"])
         self.validations += 1
         self.last_validated = epoch

@@ -253,8 +253,8 @@ class Trainer:
                 mode=record["data_mode"],
             )
         bar.close()
-        selected = self._select(state.epoch)
-        evaluation = self._evaluate(state.epoch, time.perf_counter() - run_start)
+        self._select(state.epoch)
+        evaluation = self._evaluate(state.epoch, time.perf_counter() - run_start, final=True)
         return TrainResult(
             self.output_dir,
             state.epoch,
@@ -264,7 +264,6 @@ class Trainer:
             state.best_epoch,
             self.curriculum.stage,
             time.perf_counter() - run_start,
-            selected_epoch=selected,
             selection=self.selection.summary() if self.selection is not None else None,
         )
 
@@ -282,11 +281,10 @@ class Trainer:
             self.selection.best_epoch,
         )
 
-    def _select(self, last_epoch: int) -> int | None:
-        """Validate the last weights too, then make the best validated ones the run's policy;
-        the epoch they come from, or None when selection is off."""
+    def _select(self, last_epoch: int) -> None:
+        """Validate the last weights too, then make the best validated ones the run's policy."""
         if self.selection is None:
-            return None
+            return
         if self._ppo_epochs(last_epoch) > 0 and self.selection.last_validated != last_epoch:
             self._validate(last_epoch)
         if self.selection.restore_best(self.net, last_epoch):
@@ -296,7 +294,6 @@ class Trainer:
                 self.selection.path,
                 self.selection.validations,
             )
-        return self.selection.best_epoch
 
     def _mode(self, epoch: int) -> str:
         source = self.config.train.source
@@ -585,8 +582,9 @@ class Trainer:
             }
         )
 
-    def _evaluate(self, epoch: int, elapsed: float) -> dict[str, Any]:
-        """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl."""
+    def _evaluate(self, epoch: int, elapsed: float, final: bool = False) -> dict[str, Any]:
+        """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl.
+        The final evaluation is of the selected weights (when selecting) and says so."""
         config = self.config
         evaluation = evaluate(config, self.net, config.train.eval_episodes, config.seed + 1000)
         entry = {
@@ -595,7 +593,7 @@ class Trainer:
             "elapsed_sec": round(elapsed, 3),
             **evaluation,
         }
-        if self.selection is not None and epoch == self.state.epoch:
+        if final and self.selection is not None:
             entry["selection"] = self.selection.summary()  # whose weights were evaluated
         atomic_write_json(self.output_dir / "evaluation.json", entry)
         with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:

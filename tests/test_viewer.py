@@ -241,13 +241,9 @@ def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_pa
             assert colours == ["#e63946", "#e9c46a", "#78c8a0"]
             # timelines: the focused agent's series drawn, markers on the scrubber, a click seeks
             page.wait_for_function("window.townletSeriesReady === true")
-            drawn = page.evaluate("""() => { const c = document.querySelector('#charts');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+            drawn = ink(page, "#charts")
             assert drawn > 500, drawn
-            marks = page.evaluate("""() => { const c = document.querySelector('#markers');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+            marks = ink(page, "#markers")
             assert marks > 0, "shift arrivals are marked on the scrubber"
             legend = page.get_attribute("#markers", "title")
             assert "completions (" in legend and "Fridge #" in legend, legend  # colour per type

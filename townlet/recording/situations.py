@@ -25,14 +25,12 @@ def queue_positions(episode: Episode) -> list[list[list[int] | None]] | None:
     if queued is None:
         return None
     queued = queued.astype(np.int64)
-    steps, agents = queued.shape
-    joined = np.zeros(agents, dtype=np.int64)
+    changed = _changes(queued)
+    joined = np.zeros(queued.shape[1], dtype=np.int64)
     out: list[list[list[int] | None]] = []
-    for t in range(steps):
-        row = queued[t]
-        changed = row != (queued[t - 1] if t else np.full(agents, -1))
-        joined = np.where(changed, t, joined)
-        places: list[list[int] | None] = [None] * agents
+    for t, row in enumerate(queued):
+        joined = np.where(changed[t], t, joined)
+        places: list[list[int] | None] = [None] * len(row)
         for instance in np.unique(row[row >= 0]):
             members = np.nonzero(row == instance)[0]
             order = members[np.lexsort((members, joined[members]))]
@@ -52,13 +50,12 @@ def shift_states(episode: Episode) -> list[list[str | None]] | None:
     if "time_of_day" not in cols or "shift_event" not in cols or not scenario or not world:
         return None
     tpd = int(header.get("ticks_per_day") or world.get("ticks_per_day") or 240)
-    jobs = world.get("jobs") or {}
-    by_id = {agent["id"]: agent for agent in scenario.get("agents", [])}
+    shifts = world.get("jobs") or {}
     tod = cols["time_of_day"].astype(np.int64) % tpd
     events = cols["shift_event"].astype(np.int64)
     states: list[list[str | None]] = [[None] * len(header["agent_ids"]) for _ in tod]
-    for a, agent_id in enumerate(header["agent_ids"]):
-        job = jobs.get((by_id.get(agent_id) or {}).get("job") or "")
+    for a, name in enumerate(jobs(episode)):
+        job = shifts.get(name or "")
         if job is None:
             for row in states:
                 row[a] = "no job"
@@ -99,8 +96,7 @@ def queue_joins(episode: Episode) -> list[tuple[int, int, int]]:
     if queued is None:
         return []
     queued = queued.astype(np.int64)
-    before = np.vstack([np.full((1, queued.shape[1]), -1), queued[:-1]])
-    joined = (queued >= 0) & (queued != before)
+    joined = (queued >= 0) & _changes(queued)
     return [(int(t), int(a), int(queued[t, a])) for t, a in zip(*np.nonzero(joined), strict=True)]
 
 
@@ -124,3 +120,10 @@ def relations(episode: Episode) -> list[dict[str, list[list[Any]]]] | None:
                 )
         out.append(step)
     return out
+
+
+def _changes(queued: np.ndarray) -> np.ndarray:
+    """(T, A) bool: the agent's queue (instance, -1 none) differs from the step before (from
+    none before step 0)."""
+    before = np.vstack([np.full((1, queued.shape[1]), -1), queued[:-1]])
+    return queued != before

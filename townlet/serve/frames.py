@@ -204,11 +204,7 @@ class EpisodeFrames:
         out: dict[str, Any] = {}
         place = self.queue_places[t][a] if self.queue_places else None
         if place:
-            out["queue"] = {
-                "at": self.affordances[place[0]]["name"],
-                "place": place[1],
-                "of": place[2],
-            }
+            out["queue"] = {"at": self._name(place[0]), "place": place[1], "of": place[2]}
         if self.shifts:
             out["shift"] = self.shifts[t][a]
         if self.jobs and self.jobs[a]:

@@ -382,10 +382,16 @@ class TownletServer:
         )
         session.send(frames.encoded(0))
 
+    def _checkpoint_named(self, message: dict[str, Any]) -> Any:
+        """The message's `checkpoint`, or the run's policy when it names none (an empty or
+        wrong name is still refused, by the caller's type check or `LiveFactory.resolve`)."""
+        checkpoint = message.get("checkpoint")
+        return self.live_factory.default_name() if checkpoint is None else checkpoint
+
     async def _load_checkpoint(self, session: Session, message: dict[str, Any]) -> None:
         if self.live_factory is None:
             raise ProtocolError("Live mode not available (no checkpoint or run directory)")
-        checkpoint = message.get("checkpoint") or self.live_factory.default_name()
+        checkpoint = self._checkpoint_named(message)
         if not isinstance(checkpoint, str):
             raise ProtocolError(
                 "Invalid checkpoint: expected 'latest', 'best', 'selected' or a name"
@@ -412,7 +418,7 @@ class TownletServer:
                 raise ProtocolError(f"branch_live needs '{key}'")
         episode_id = integer(message["episode_id"], "episode_id", 0)
         step = integer(message["step"], "step", 0)
-        checkpoint = message.get("checkpoint") or self.live_factory.default_name()
+        checkpoint = self._checkpoint_named(message)
         run = message.get("run")
         if not isinstance(checkpoint, str) or (run is not None and not isinstance(run, str)):
             raise ProtocolError("Invalid checkpoint or run: expected strings")

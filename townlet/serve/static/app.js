@@ -170,8 +170,6 @@ function darkness(tod, tpd) {
 }
 
 function render(update) {
-  const previous = state.last ? state.last.step : -1;
-  if (update.step < previous || update.step - previous > 20) mainView.trails = {};  // a seek: no jump lines
   state.last = update; window.townletLast = update;  // the last state drawn, for tests and the console
   window.townletDrawnAt = performance.now();
   drawTown(mainView, update);
@@ -199,6 +197,9 @@ function render(update) {
 // One frame of the town into a view: tiles, affordances (queues, outages), night, agents with
 // trails and one label per tile, rivalry lines, chats and help.
 function drawTown(view, update) {
+  const previous = view.step === undefined ? -1 : view.step;
+  if (update.step < previous || update.step - previous > 20) view.trails = {};  // a seek: no jump lines
+  view.step = update.step;
   const g = view.ctx, grid = update.grid, cell = fitCanvas(view, grid);
   const css = getComputedStyle(document.documentElement), v = (name) => css.getPropertyValue(name).trim();
   g.fillStyle = v("--bg"); g.fillRect(0, 0, view.canvas.width, view.canvas.height);
@@ -578,8 +579,6 @@ function openCompare(episode, run) {
       if (state.last) followCompare(state.last);
     } else if (m.type === "episode_series") { compare.series = m; if (state.last) { drawCharts(state.last.step); compareTable(); } }
     else if (m.type === "state_update") {
-      const previous = compare.last ? compare.last.step : -1;
-      if (m.step < previous || m.step - previous > 20) compare.view.trails = {};
       compare.last = m; window.townletCompareLast = m;
       drawTown(compare.view, m); drawFocus(compare.view, m); compareTable();
     } else if (m.type === "error") showError(`B: ${m.message}`);

@@ -59,6 +59,7 @@ def main() -> None:
         "epochs_measured": len(steady),
         "threads": torch.get_num_threads(),
         "device": args.device,
+        "precision": str(cfg.ppo.precision),
         "torch": torch.__version__,
     }
     for name, value, unit in (

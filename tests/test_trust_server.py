@@ -153,6 +153,49 @@ def test_cross_origin_browsers_are_refused_and_the_token_holds_on_localhost(tmp_
             assert (await receive(ws))["type"] == "connected"
 
 
+async def handshake_status(server, path: str, host: str, origin: str | None = None) -> int:
+    """The HTTP status of a WebSocket handshake (or page request) with these headers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        *([f"Origin: {origin}"] if origin else []),
+    ]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    return int(status.split()[1])
+
+
+def test_dns_rebinding_is_refused_and_a_non_ascii_token_is_a_403(tmp_path):
+    run = tmp_path / "run"
+    recorder = recorder_for(run, periodic=1)
+    play(recorder, 0, reward=1.0)
+    recorder.close()
+
+    @serving(Catalog.for_run(run), allowed_hosts=("viewer.lan",))
+    async def _(server):
+        port = server.port
+        # a rebinding page: its own name resolves to 127.0.0.1, so Host and Origin agree
+        evil = f"evil.example:{port}"
+        assert await handshake_status(server, "/ws", evil, f"http://{evil}") == 403
+        assert await handshake_status(server, "/", evil) == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"viewer.lan:{port}"):
+            assert await handshake_status(server, "/ws", host, f"http://{host}") == 101, host
+
+    @serving(Catalog.for_run(run), token="s3cret")
+    async def _(server):
+        host = f"127.0.0.1:{server.port}"
+        assert await handshake_status(server, "/ws?token=%C3%A9", host) == 403
+        assert await handshake_status(server, "/ws?token=%FF", host) == 403
+        assert await handshake_status(server, "/ws?token=s3cret", host) == 101
+
+
 # ------------------------------------------------------------------ malformed recordings
 def raw_file(payload: bytes | dict) -> bytes:
     packed = payload if isinstance(payload, bytes) else msgpack.packb(payload, use_bin_type=True)

@@ -168,6 +168,7 @@ def serve_job(cfg: DictConfig) -> None:
                 options.step_delay,
                 options.token,
                 tuple(options.allowed_origins),
+                tuple(options.allowed_hosts),
             ),
             live,
         )

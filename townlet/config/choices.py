@@ -18,6 +18,13 @@ class DataSource(StrEnum):
     bc = "bc"
 
 
+class Precision(StrEnum):
+    """`ppo.precision`: the arithmetic of acting and the update (weights stay fp32)."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class AnnealMode(StrEnum):
     """`train.anneal[].mode`: a behaviour-cloning or a PPO phase."""
 

@@ -18,6 +18,7 @@ from townlet.config.choices import (
     AnnealMode,
     DataSource,
     IntentKind,
+    Precision,
     PrunerKind,
     TrackingBackend,
     VideoQuality,
@@ -270,6 +271,14 @@ class ScenarioConfig:
     """Training only: each episode of each env starts at start_hour plus a uniform random
     offset in [0, spread) hours (24 = any hour), so every batch covers the whole day.
     Evaluation and captures keep the fixed start_hour."""
+    start_meter_spread: float = 0.0
+    """Training only: each agent's meters at an episode's start are drawn uniformly within
+    this distance of their initial values (kept in [0.1, 1]), so a policy meets tired, hungry
+    and rested states early instead of only those its own day leads to. 0 = the fixed values."""
+    start_anywhere: float = 0.0
+    """Training only: the chance that an agent starts an episode on a uniformly drawn walkable
+    tile instead of its own start tile (an exploring policy otherwise rarely walks far from
+    where its day begins). Evaluation and captures keep the scenario's positions."""
     seed: int = 0
     relationships: list[RelationshipConfig] = field(default_factory=list)
     outages: list[OutageConfig] = field(default_factory=list)
@@ -304,6 +313,9 @@ class PPOConfig:
     hidden_size: int = 64
     embedding_dim: int = 4
     """Size of the learned embedding of each map code."""
+    precision: Precision = Precision.fp32
+    """fp32 | bf16: bf16 runs the network's matmuls of acting, the PPO update and behaviour
+    cloning under autocast (master weights, optimizer state, losses and sampling stay fp32)."""
 
 
 @dataclass
@@ -579,6 +591,9 @@ class ServeOptionsConfig:
     allowed_origins: list[str] = field(default_factory=list)
     """Web origins (scheme://host:port) besides the viewer page's own that may open the
     WebSocket; browsers on any other page are refused."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host names (without port) besides loopback ones that requests may name in their Host
+    header when no token is set; anything else is refused (a DNS-rebinding page names its own)."""
     max_episode_mb: float = 64.0
     """An episode larger than this (decompressed) is refused with an error reply."""
     cache_mb: float = 256.0

@@ -48,10 +48,21 @@ UNIT = Range(0, 1)
 HOUR = Range(0, 24)
 PERCENT = Range(0, 100)
 
+# Hard limits on every size a config (or a file's config) can ask for, checked before anything
+# is allocated: a 4.8 KB recording header asking for a 3000 x 3000 town held a server for
+# 351 s and 7.6 GB. Each is far above anything the project ships or measures.
+MAX_SIDE = 1024
+MAX_CELLS = 512 * 512
+MAX_AGENTS = 1024
+MAX_WINDOW = 63
+MAX_EPISODE_TICKS = 100_000
+MAX_HIDDEN = 8192
+MAX_EMBEDDING = 256
+
 # Dotted paths; `*` stands for any dict key or list index.
 RANGES: dict[str, Range] = {
     "seed": NON_NEGATIVE,
-    "world.ticks_per_day": AT_LEAST_ONE,
+    "world.ticks_per_day": Range(1, MAX_EPISODE_TICKS),
     "world.meters.*.decay": UNIT,
     "world.meters.*.initial": UNIT,
     "world.affordances.*.capacity": AT_LEAST_ONE,
@@ -80,12 +91,14 @@ RANGES: dict[str, Range] = {
     "world.reward.faint_penalty": NON_NEGATIVE,
     "world.reward.commute": NON_NEGATIVE,
     "world.reward.commute_lead_hours": HOUR,
-    "world.observation.window": AT_LEAST_ONE,
-    "scenario.width": AT_LEAST_ONE,
-    "scenario.height": AT_LEAST_ONE,
-    "scenario.ticks": AT_LEAST_ONE,
+    "world.observation.window": Range(1, MAX_WINDOW),
+    "scenario.width": Range(1, MAX_SIDE),
+    "scenario.height": Range(1, MAX_SIDE),
+    "scenario.ticks": Range(1, MAX_EPISODE_TICKS),
     "scenario.start_hour": HOUR,
     "scenario.start_hour_spread": HOUR,
+    "scenario.start_meter_spread": UNIT,
+    "scenario.start_anywhere": UNIT,
     "scenario.seed": NON_NEGATIVE,
     "scenario.agents.*.meters.*": UNIT,
     "scenario.agents.*.script.*.ticks": NON_NEGATIVE,
@@ -101,8 +114,8 @@ RANGES: dict[str, Range] = {
     "ppo.ent_coef": NON_NEGATIVE,
     "ppo.vf_coef": NON_NEGATIVE,
     "ppo.max_grad_norm": POSITIVE,
-    "ppo.hidden_size": AT_LEAST_ONE,
-    "ppo.embedding_dim": AT_LEAST_ONE,
+    "ppo.hidden_size": Range(1, MAX_HIDDEN),
+    "ppo.embedding_dim": Range(1, MAX_EMBEDDING),
     "recording.periodic": NON_NEGATIVE,
     "recording.top_percent": PERCENT,
     "recording.bottom_percent": PERCENT,
@@ -228,6 +241,14 @@ def check_consistency(config: TownletConfig) -> None:
     window = config.world.observation.window
     if window % 2 == 0:
         raise ConfigError(f"world.observation.window={window}: must be odd")
+    scenario = config.scenario
+    if scenario.width * scenario.height > MAX_CELLS:
+        raise ConfigError(
+            f"scenario.width x scenario.height = {scenario.width * scenario.height} cells: "
+            f"more than the limit of {MAX_CELLS}"
+        )
+    if len(scenario.agents) > MAX_AGENTS:
+        raise ConfigError(f"scenario.agents: {len(scenario.agents)}, more than {MAX_AGENTS}")
     batch = config.ppo.num_envs * config.ppo.rollout_ticks * max(len(config.scenario.agents), 1)
     if config.ppo.num_minibatches > batch:
         raise ConfigError(
@@ -241,16 +262,26 @@ def training_bytes(config: TownletConfig) -> int:
 
     Per stored transition: the map window as uint8 codes, features and several float32 buffers
     (log-probs, values, rewards, advantages, returns, masks); the update's float activations over
-    one minibatch; the batched world's per-agent state."""
+    one minibatch; the batched world's per-agent state and its per-cell tables (which grow with
+    the grid times the window); the network with its gradients and Adam state."""
     agents = max(len(config.scenario.agents), 1)
     window = config.world.observation.window
+    hidden, embedding = config.ppo.hidden_size, config.ppo.embedding_dim
     features = 64  # above the real feature count for any scenario shipped
     per_transition = window * window + 4 * features + 4 * 16
     transitions = config.ppo.num_envs * agents * config.ppo.rollout_ticks
     minibatch = transitions // max(config.ppo.num_minibatches, 1)
-    activations = minibatch * 4 * (window * window * (config.ppo.embedding_dim + 1) + 8 * 64)
+    activations = minibatch * 4 * (window * window * (embedding + 1) + 8 * hidden)
     world = config.ppo.num_envs * agents * (4 * (window * window + features) + 512)
-    return transitions * per_transition + activations + world
+    padded = (config.scenario.width + window) * (config.scenario.height + window)
+    # per cell: each env's map codes (and a copy), the open-now table per tick of day, and
+    # per agent its place features and path distances
+    grid = padded * (
+        2 * config.ppo.num_envs + 2 * config.world.ticks_per_day + agents * 4 * (features + 8)
+    )
+    parameters = embedding * window * window * hidden + (features + 3 * hidden + 8) * hidden
+    network = 4 * 4 * parameters  # weights, gradients and Adam's two moments, float32
+    return transitions * per_transition + activations + world + grid + network
 
 
 def machine_bytes() -> int:
@@ -268,5 +299,6 @@ def check_memory(config: TownletConfig, available: int | None = None) -> None:
         raise ConfigError(
             f"ppo.num_envs={config.ppo.num_envs}: training would need about "
             f"{needed / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of this machine's "
-            f"{available / 2**30:.1f} GiB; lower ppo.num_envs or ppo.rollout_ticks"
+            f"{available / 2**30:.1f} GiB; lower ppo.num_envs, ppo.rollout_ticks, "
+            "ppo.hidden_size, world.observation.window or the grid"
         )

@@ -271,12 +271,14 @@ def format_table(report: dict) -> str:
 def evaluate_checkpoint(path, overrides: list[str], episodes: int, seed: int | None) -> dict:
     """Evaluate a checkpoint's policy on the project config with `overrides` (by default on
     the scenario it was trained on); raises CheckpointError or ConfigError in one line."""
+    from townlet.config.untrusted import scenario_name
     from townlet.policy.checkpoint import load_checkpoint, load_policy
-    from townlet.scenarios.build import load_config, typed
+    from townlet.scenarios.build import CONF_DIR, load_config, typed
 
     data = load_checkpoint(path)
     if not any(o.split("=", 1)[0].lstrip("+") == "scenario" for o in overrides):
-        overrides = [f"scenario={data['scenario']}", *overrides]
+        name = scenario_name(data.get("scenario"), CONF_DIR, str(path))
+        overrides = [f"scenario={name}", *overrides]
     config = typed(load_config(overrides))
     world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
     net, _ = load_policy(path, world)

@@ -19,9 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from townlet.config.choices import Precision
 from townlet.config.schema import TownletConfig
 from townlet.policy.evaluate import ScriptChooser, scripts_of
 from townlet.policy.network import ActorCritic
+from townlet.policy.precision import precision_scope
 from townlet.policy.replay import discover, replay_events
 from townlet.policy.telemetry_record import meal_types, rollout_events
 from townlet.scenarios.controller import validate_scripts
@@ -202,16 +204,19 @@ def clone_epoch(
     value_coef: float,
     generator: torch.Generator,
     max_grad_norm: float,
+    precision: Precision | str = Precision.fp32,
 ) -> dict[str, float]:
     """One shuffled pass of cross-entropy on the labels (+ value regression) over `demos`."""
     order = torch.randperm(len(demos), generator=generator)
+    device = next(net.parameters()).device
     totals = {"loss_bc": 0.0, "loss_value": 0.0, "loss_total": 0.0, "grad_norm": 0.0}
     entropies, grad_norm_max, batches = [], 0.0, 0
     for start in range(0, len(demos), minibatch):
         part = demos.take(order[start : start + minibatch])
-        _, logprob, entropy, value, _ = net.get_action_and_value(
-            part.codes, part.features, part.masks, action=part.labels
-        )
+        with precision_scope(precision, device):
+            _, logprob, entropy, value, _ = net.get_action_and_value(
+                part.codes, part.features, part.masks, action=part.labels
+            )
         loss_bc = -logprob.mean()
         loss_value = F.mse_loss(value, part.returns)
         loss = loss_bc + value_coef * loss_value

@@ -80,7 +80,7 @@ class ActorCritic(nn.Module):
         return torch.tanh(self.trunk(torch.cat((window, own), dim=1)))
 
     def get_value(self, codes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.hidden(codes, features)).squeeze(-1)
+        return self.critic(self.hidden(codes, features)).float().squeeze(-1)
 
     def get_action_and_value(
         self,
@@ -96,7 +96,8 @@ class ActorCritic(nn.Module):
         Returns (action, log_prob, entropy, value, logits); the logits are already masked.
         """
         h = self.hidden(codes, features)
-        logits = self.actor(h).masked_fill(~mask, -1e9)
+        # fp32 from here on under bf16 autocast: masking, sampling and log-probabilities
+        logits = self.actor(h).float().masked_fill(~mask, -1e9)
         dist = Categorical(logits=logits)
         if action is None:
             if deterministic:
@@ -105,4 +106,5 @@ class ActorCritic(nn.Module):
                 # Gumbel-max with our own generator: reproducible without touching global RNG.
                 uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
                 action = (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
-        return action, dist.log_prob(action), dist.entropy(), self.critic(h).squeeze(-1), logits
+        value = self.critic(h).float().squeeze(-1)
+        return action, dist.log_prob(action), dist.entropy(), value, logits

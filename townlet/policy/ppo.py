@@ -14,6 +14,7 @@ from torch import nn
 
 from townlet.config.schema import PPOConfig
 from townlet.policy.network import ActorCritic
+from townlet.policy.precision import precision_scope
 
 ZERO_STD = 1e-6
 
@@ -103,6 +104,7 @@ def ppo_update(
     """Run `update_epochs` passes of `num_minibatches`; return the update's statistics."""
     size = len(batch)
     minibatch = max(1, size // cfg.num_minibatches)
+    device = next(net.parameters()).device
     stats: dict[str, list[float]] = {
         k: []
         for k in (
@@ -121,9 +123,10 @@ def ppo_update(
         order = torch.randperm(size, generator=generator)
         for start in range(0, size - minibatch + 1, minibatch):
             mb = batch.take(order[start : start + minibatch])
-            _, newlogprob, entropy, newvalue, newlogits = net.get_action_and_value(
-                mb.codes, mb.features, mb.masks, action=mb.actions
-            )
+            with precision_scope(cfg.precision, device):
+                _, newlogprob, entropy, newvalue, newlogits = net.get_action_and_value(
+                    mb.codes, mb.features, mb.masks, action=mb.actions
+                )
             logratio = newlogprob - mb.logprobs
             ratio = logratio.exp()
             advantages = mb.advantages
@@ -139,9 +142,10 @@ def ppo_update(
             if anchor is not None and anchor.weight > 0 and len(anchor.states):
                 picked = torch.randint(0, len(anchor.states), (minibatch,), generator=generator)
                 shown = anchor.states.take(picked)
-                _, label_logprob, *_ = net.get_action_and_value(
-                    shown.codes, shown.features, shown.masks, action=shown.labels
-                )
+                with precision_scope(cfg.precision, device):
+                    _, label_logprob, *_ = net.get_action_and_value(
+                        shown.codes, shown.features, shown.masks, action=shown.labels
+                    )
                 anchor_loss = -label_logprob.mean()
                 loss = loss + anchor.weight * anchor_loss
                 stats["loss_anchor"].append(anchor_loss.item())

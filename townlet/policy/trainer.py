@@ -41,6 +41,7 @@ from townlet.policy.imitation import (
 )
 from townlet.policy.network import ActorCritic
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
+from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
 from townlet.policy.run_report import TrainResult, progress_line
@@ -126,6 +127,12 @@ class Trainer:
         self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
         # The policy, its buffers and its sampling generator live where the world does.
         self.device = device = world.device
+        if ppo.precision == "bf16" and not native_bf16(device):
+            log.warning(
+                "ppo.precision=bf16 on %s without native bf16: torch emulates it, expect the "
+                "update to run several times slower than fp32",
+                device,
+            )
         self.net = ActorCritic(
             self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
         ).to(device)
@@ -394,6 +401,7 @@ class Trainer:
             opts.bc.value_coef,
             self.bc_generator,
             self.config.ppo.max_grad_norm,
+            self.config.ppo.precision,
         )
         score = accuracy(self.net, self.demos)
         gate = self.schedule.bc_epoch_done(score, self.net.state_dict())
@@ -433,7 +441,7 @@ class Trainer:
         n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
         obs = self.obs
-        with torch.no_grad():
+        with torch.no_grad(), precision_scope(ppo.precision, self.device):
             for t in range(ppo.rollout_ticks):
                 codes = obs.map_codes.reshape(n, window, window)
                 features = obs.features.reshape(n, nf)
@@ -549,7 +557,7 @@ class Trainer:
         if not len(batch):
             return 0.0
         total = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), precision_scope(self.config.ppo.precision, self.device):
             for i in range(0, len(batch), KL_CHUNK):
                 part = batch.take(torch.arange(i, min(i + KL_CHUNK, len(batch))))
                 _, logprob, _, _, logits = self.net.get_action_and_value(

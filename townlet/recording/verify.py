@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.config.errors import ConfigError
+from townlet.config.untrusted import config_from_file
 from townlet.recording.format import Episode, unpack_array
 from townlet.world import World
 from townlet.world.fast_path import FastPath
@@ -33,11 +33,14 @@ class Verification:
     divergent_step: int | None = None
     parts: list[str] = field(default_factory=list)
     reason: str = ""
+    refused: bool = False  # the file's header is not a config this project would build
 
     def line(self) -> str:
         name = f"episode {self.episode_id}"
         if self.verified is None:
             return f"{name}: not verifiable ({self.reason})"
+        if self.refused:
+            return f"{name}: refused ({self.reason})"
         if self.verified:
             return f"{name}: verified {self.steps} steps"
         where = ", ".join(self.parts) or "a part the recording does not name"
@@ -58,9 +61,14 @@ def unverifiable_reason(episode: Episode) -> str | None:
 def rebuild(episode: Episode) -> World:
     """A one-env world in the episode's start state, built from the recording alone."""
     header = episode.header
-    world_config = _typed(WorldConfig, header["world_config"])
-    scenario_config = _typed(ScenarioConfig, header["scenario_config"])
-    world = World(world_config, scenario_config, num_envs=1, seed=int(header["seed"]))
+    config = config_from_file(
+        {"world": header.get("world_config"), "scenario": header.get("scenario_config")},
+        f"episode {episode.metadata.get('episode_id')} header",
+    )
+    seed = header.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"episode {episode.metadata.get('episode_id')} header: bad seed")
+    world = World(config.world, config.scenario, num_envs=1, seed=seed)
     start = header["start"]
     state = WorldState(
         **{name: torch.from_numpy(unpack_array(spec)) for name, spec in start["state"].items()}
@@ -82,7 +90,10 @@ def verify_episode(episode: Episode) -> Verification:
     reason = unverifiable_reason(episode)
     if reason is not None:
         return Verification(episode_id, 0, None, reason=reason)
-    _, divergent, parts = _replay(episode, episode.steps - 1)
+    try:
+        _, divergent, parts = _replay(episode, episode.steps - 1)
+    except ConfigError as error:
+        return Verification(episode_id, 0, False, reason=str(error), refused=True)
     if divergent is not None:
         return Verification(episode_id, divergent, False, divergent_step=divergent, parts=parts)
     return Verification(episode_id, episode.steps, True)
@@ -119,7 +130,3 @@ def _replay(episode: Episode, last: int) -> tuple[World, int | None, list[str]]:
         if t < last:
             world.step(actions[t].view(1, -1))
     return world, None, []
-
-
-def _typed(schema, values: dict):
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))

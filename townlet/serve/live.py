@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+import yaml
 
+from townlet.config.errors import ConfigError
 from townlet.config.schema import RecordingConfig, TownletConfig
+from townlet.config.untrusted import config_from_file
 from townlet.policy.checkpoint import CheckpointError, load_policy
 from townlet.recording.format import Episode
 from townlet.recording.frame import frame_of, outcome_of
@@ -30,8 +32,11 @@ def run_config(run_dir: Path) -> TownletConfig:
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the run's composed config is missing")
-    merged = OmegaConf.merge(OmegaConf.structured(TownletConfig), OmegaConf.load(path))
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not a YAML config ({str(error).splitlines()[0]})") from error
+    return config_from_file(values, str(path))
 
 
 def policy_checkpoint_name(run_dir: Path) -> str:

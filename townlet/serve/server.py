@@ -75,6 +75,8 @@ class ServeOptions:
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     """Origins (scheme://host:port) besides the page's own that may open the WebSocket."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header names besides loopback ones accepted without a token."""
 
     def __post_init__(self) -> None:
         delay = self.step_delay
@@ -83,6 +85,7 @@ class ServeOptions:
         if not math.isfinite(delay) or not 0 <= delay <= MAX_STEP_DELAY:
             raise ValueError(f"serve.step_delay={delay}: must be a finite number in [0, 60]")
         self.allowed_origins = tuple(o.rstrip("/") for o in self.allowed_origins or ())
+        self.allowed_hosts = tuple(h.lower() for h in self.allowed_hosts or ())
 
 
 @dataclass(eq=False)  # identity: sessions live in a set
@@ -170,14 +173,14 @@ class TownletServer:
     # ------------------------------------------------------------------ HTTP: the page
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlparse(request.path)
+        if not self.options.token and not self._host_allowed(request.headers.get("Host")):
+            return _response(403, b"forbidden: unknown Host (serve.allowed_hosts)\n", "text/plain")
         if url.path == "/ws":
             origin = request.headers.get("Origin")
             if origin is not None and not self._origin_allowed(origin, request):
                 return _response(403, b"forbidden: cross-origin WebSocket\n", "text/plain")
-            if self.options.token:
-                given = parse_qs(url.query).get("token", [""])[0]
-                if not hmac.compare_digest(given, self.options.token):
-                    return _response(403, b"forbidden: a valid token is required\n", "text/plain")
+            if self.options.token and not _token_matches(url.query, self.options.token):
+                return _response(403, b"forbidden: a valid token is required\n", "text/plain")
             return None
         name = "index.html" if url.path in ("/", "") else url.path.lstrip("/")
         path = (STATIC / name).resolve()
@@ -185,6 +188,19 @@ class TownletServer:
             return _response(404, b"not found\n", "text/plain")
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return _response(200, path.read_bytes(), kind)
+
+    def _host_allowed(self, host: str | None) -> bool:
+        """Without a token the Host must name this machine's loopback (or a listed name): a
+        DNS-rebinding page reaches 127.0.0.1 under its own name, which is refused here."""
+        if not host:
+            return False
+        try:
+            name = urlparse(f"//{host}").hostname
+        except ValueError:
+            return False
+        return name is not None and (
+            name in LOCAL_HOSTS or name in self.options.allowed_hosts or name == self.options.host
+        )
 
     def _origin_allowed(self, origin: str, request: Request) -> bool:
         """A browser's WebSocket must come from the page this server serves (same host and
@@ -471,6 +487,13 @@ class TownletServer:
                 raise ProtocolError(f"Invalid seek step: {step} (0-{last})")
             session.cursor = step
             session.send(session.frames.encoded(step))
+
+
+def _token_matches(query: str, token: str) -> bool:
+    """The `token` query parameter equals `token`, compared as bytes in constant time (a
+    non-ASCII value is simply a wrong one, never an error)."""
+    given = parse_qs(query).get("token", [""])[0]
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8"))
 
 
 def _response(status: int, body: bytes, kind: str) -> Response:

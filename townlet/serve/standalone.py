@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a web origin besides the viewer page's own that may connect (repeatable)",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="a Host name besides loopback ones accepted without a token (repeatable)",
+    )
     parser.add_argument("--max-episode-mb", type=float, default=defaults.max_episode_mb)
     args = parser.parse_args(argv)
     try:
@@ -48,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
             live = LiveFactory.from_checkpoint(Path(args.checkpoint))
         options = ServeOptions(
-            args.host, args.port, args.step_delay, args.token, tuple(args.allowed_origin)
+            args.host,
+            args.port,
+            args.step_delay,
+            args.token,
+            tuple(args.allowed_origin),
+            tuple(args.allowed_host),
         )
         server = TownletServer(catalog, options, live)
     except (RecordingError, ValueError, FileNotFoundError) as error:

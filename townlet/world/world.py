@@ -107,12 +107,16 @@ class World:
         self.spread_ticks = (
             hour_to_tick(scenario.start_hour_spread, world.ticks_per_day) if spread_starts else 0
         )
+        # training's start-state spreads (see ScenarioConfig); evaluation starts fixed
+        self.meter_spread = scenario.start_meter_spread if spread_starts else 0.0
+        self.anywhere = scenario.start_anywhere if spread_starts else 0.0
         self._commute = world.reward.commute > 0 and bool(self.layout.has_job.any())
         self.seed = seed
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         layout = self.layout
         self._fresh = WorldState.initial(layout, num_envs, self.device)
+        self._spawn_cells = layout.walkable[: layout.sink_cell].nonzero().squeeze(1)
         self.tunables = Tunables.compile(world, layout.meter_names, self.device)
         if check_fast_path is None:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
@@ -401,12 +405,33 @@ class World:
         s, e = self.state, self.num_envs
         keys = torch.randint(0, 2**62, (e,), generator=self.generator, device=self.device)
         s.rng_key = keys if envs is None else torch.where(envs, keys, s.rng_key)
-        if self.spread_ticks <= 0:
-            return
-        drawn = torch.randint(
-            0, self.spread_ticks, (e,), generator=self.generator, device=self.device
+        fresh = torch.ones(e, dtype=torch.bool, device=self.device) if envs is None else envs
+        if self.spread_ticks > 0:
+            drawn = torch.randint(
+                0, self.spread_ticks, (e,), generator=self.generator, device=self.device
+            )
+            s.start_offset = torch.where(fresh, drawn, s.start_offset)
+        if self.meter_spread > 0:
+            self._spread_meters(fresh)
+        if self.anywhere > 0:
+            self._spread_positions(fresh)
+
+    def _spread_meters(self, envs: torch.Tensor) -> None:
+        """New episodes' meters: uniform within `meter_spread` of the initial values."""
+        s, spread = self.state, self.meter_spread
+        noise = torch.rand(s.meters.shape, generator=self.generator, device=self.device)
+        drawn = (self._fresh.meters + spread * (2.0 * noise - 1.0)).clamp_(0.1, 1.0)
+        s.meters = torch.where(envs.view(-1, 1, 1), drawn, s.meters)
+
+    def _spread_positions(self, envs: torch.Tensor) -> None:
+        """New episodes' positions: a uniform walkable tile with chance `anywhere`."""
+        s, cells = self.state, self._spawn_cells
+        moved = torch.rand(s.pos.shape, generator=self.generator, device=self.device)
+        picked = torch.randint(
+            0, len(cells), s.pos.shape, generator=self.generator, device=self.device
         )
-        s.start_offset = drawn if envs is None else torch.where(envs, drawn, s.start_offset)
+        elsewhere = (moved < self.anywhere) & envs.unsqueeze(1) & s.alive
+        s.pos = torch.where(elsewhere, cells[picked], s.pos)
 
     def _advance_clock(self) -> None:
         layout = self.layout

@@ -1,0 +1,134 @@
+"""Trust, files: a recording header or a checkpoint is data. Its config is checked like a
+composed one, with hard size limits, before anything is built; no interpolation in it is ever
+resolved; a checkpoint's scenario is a name of conf/scenario (issue 27, items 1, 2 and 8)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_verify import recorded
+
+from townlet.config.errors import ConfigError
+from townlet.config.untrusted import config_from_file, refuse_interpolation
+from townlet.config.validate import check_memory, training_bytes
+from townlet.policy.evaluate import evaluate_checkpoint
+from townlet.recording.format import Episode
+from townlet.recording.verify import verify_episode, world_at
+from townlet.scenarios import load_config
+from townlet.scenarios.build import typed
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory) -> Episode:
+    return recorded(tmp_path_factory.mktemp("rec"))
+
+
+def with_header(episode: Episode, section: str, **changes) -> Episode:
+    part = {**episode.header[section], **changes}
+    return Episode({**episode.header, section: part}, episode.columns)
+
+
+def test_a_header_asking_for_a_huge_town_is_refused_before_anything_is_built(episode):
+    huge = with_header(episode, "scenario_config", width=3000, height=3000)
+    start = time.perf_counter()
+    result = verify_episode(huge)
+    assert result.verified is False and result.refused, result.line()
+    assert "scenario.width" in result.reason and "3000" in result.reason
+    with pytest.raises(ValueError, match="scenario.width"):
+        world_at(huge, 1)  # what branch_live calls
+    many_cells = with_header(episode, "scenario_config", width=1000, height=1000)
+    with pytest.raises(ValueError, match="cells"):
+        world_at(many_cells, 1)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_interpolations_in_a_header_are_refused_never_resolved(episode, monkeypatch):
+    monkeypatch.setenv("TOWNLET_SECRET", "hunter2")
+    leaky = with_header(episode, "scenario_config", name="${oc.env:TOWNLET_SECRET}")
+    result = verify_episode(leaky)
+    assert result.refused and "interpolations are not allowed" in result.reason
+    assert "hunter2" not in result.line()
+    nested = with_header(episode, "world_config", observation={"window": "${oc.env:X,9}"})
+    assert verify_episode(nested).refused
+    assert verify_episode(episode).verified  # the honest file still verifies
+
+
+def test_a_header_with_unknown_keys_wrong_types_or_ranges_names_the_key(episode):
+    for section, change, key in (
+        ("world_config", {"no_such_key": 1}, "no_such_key"),
+        ("world_config", {"ticks_per_day": "many"}, "ticks_per_day"),
+        ("world_config", {"observation": {"window": 2001}}, "window"),
+        ("scenario_config", {"ticks": 5_000_000}, "scenario.ticks"),
+    ):
+        result = verify_episode(with_header(episode, section, **change))
+        assert result.refused and key in result.reason, (change, result.reason)
+
+
+def test_a_checkpoint_scenario_is_a_name_from_conf_scenario(tmp_path):
+    for hostile in ("../../../../tmp/x/evil", "/etc/passwd", "town/../../x", 7, None):
+        path = tmp_path / "evil.pt"
+        torch.save({"format_version": 2, "scenario": hostile}, path)
+        with pytest.raises(ConfigError, match="scenario"):
+            evaluate_checkpoint(path, [], episodes=1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("ppo.hidden_size=100000", "ppo.hidden_size"),
+        ("world.observation.window=2001", "world.observation.window"),
+        ("scenario.width=20000", "scenario.width"),
+    ],
+)
+def test_config_sizes_beyond_the_limits_are_errors_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config([override])
+
+
+def test_the_memory_estimate_counts_the_network_and_the_grid():
+    def needed(*overrides: str) -> int:
+        return training_bytes(typed(load_config(list(overrides), check=False)))
+
+    base = needed()
+    # the network: ~81 x 4 x 8000 weights, x4 for gradients and Adam's moments
+    assert needed("ppo.hidden_size=8000") > base + 2**30
+    # the grid's per-cell tables, per env
+    assert needed("scenario.width=500", "scenario.height=500") > base + 2**28
+    with pytest.raises(ConfigError, match="GiB"):
+        check_memory(typed(load_config(["ppo.hidden_size=8000"], check=False)), 4 * 2**30)
+
+
+config_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=150, deadline=2000)
+@given(world=config_values, scenario=config_values)
+def test_any_structure_is_a_clean_config_error_or_a_checked_config(world, scenario):
+    try:
+        config = config_from_file({"world": world, "scenario": scenario}, "a file")
+    except ConfigError as error:
+        assert str(error).startswith("a file") and "\n" not in str(error)
+    else:
+        assert config.scenario.width * config.scenario.height <= 512 * 512
+
+
+def test_interpolation_is_found_anywhere_in_the_structure():
+    with pytest.raises(ConfigError, match=r"a\.b\.1"):
+        refuse_interpolation({"b": [1, "x${y}"]}, "a")
+    with pytest.raises(ConfigError, match="too deeply"):
+        deep: dict = {}
+        node = deep
+        for _ in range(40):
+            node["k"] = {}
+            node = node["k"]
+        refuse_interpolation(deep, "a")

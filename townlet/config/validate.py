@@ -99,6 +99,7 @@ RANGES: dict[str, Range] = {
     "scenario.start_hour_spread": HOUR,
     "scenario.start_meter_spread": UNIT,
     "scenario.start_anywhere": UNIT,
+    "scenario.start_seated": UNIT,
     "scenario.seed": NON_NEGATIVE,
     "scenario.agents.*.meters.*": UNIT,
     "scenario.agents.*.script.*.ticks": NON_NEGATIVE,

@@ -88,6 +88,8 @@ class Layout:
     commute_active: torch.Tensor  # (A * tpd,) bool: the commute window is open
     job_distance: torch.Tensor  # (A * (cells + 1),) float32 path distance to work / longest
     clock_features: torch.Tensor  # (A * tpd, 3) float32: time sin, time cos, shift starts in
+    shift_deadline_in: torch.Tensor  # (A * tpd,) float32 ticks to the last on-time tick (<0: past)
+    job_ticks: torch.Tensor  # (A * (cells + 1),) float32 walking ticks from the cell to work
     shift_active_at: torch.Tensor  # (tpd,) bool: some agent's shift runs at this tick of day
     agent_cell_base: torch.Tensor  # (A,) int64 = agent * (cells + 1)
     cell_features: torch.Tensor  # (A * (cells + 1), K) float32, named by cell_feature_names
@@ -463,6 +465,8 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             torch.where(clock[0] == ShiftPhase.LATE_WINDOW, int(ShiftEvent.LATE), 0),
         ),
         clock_features=clock[2],
+        shift_deadline_in=clock[3],
+        job_ticks=job_distance * places.longest,
         tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
@@ -537,14 +541,15 @@ def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> 
 
 def _clock_tables(
     job_rows: list[tuple], tpd: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per (agent, tick of day): shift phase, last-tick flag, and clock features.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per (agent, tick of day): shift phase, last-tick flag, clock features, and the ticks
+    left until the shift's last on-time tick (negative once it has passed; tpd without a job).
 
     Precomputed so the step reads them with one gather instead of a chain of comparisons.
     """
     tod = torch.arange(tpd, dtype=torch.int64)
     angle = 2 * math.pi * tod.double() / tpd
-    phases, lasts, clocks = [], [], []
+    phases, lasts, clocks, deadlines = [], [], [], []
     for has_job, _cell, start, end, until, *_ in job_rows:
         if has_job:
             phase = torch.full((tpd,), ShiftPhase.AFTER, dtype=torch.int64)
@@ -554,14 +559,22 @@ def _clock_tables(
             phase[tod >= end] = ShiftPhase.AFTER
             last = tod == end - 1
             starts_in = ((start - tod) % tpd).double() / tpd
+            deadline = torch.where(phase == ShiftPhase.AFTER, (until - tod) % tpd, until - tod)
         else:
             phase = torch.full((tpd,), ShiftPhase.NO_JOB, dtype=torch.int64)
             last = torch.zeros(tpd, dtype=torch.bool)
             starts_in = torch.zeros(tpd, dtype=torch.float64)
+            deadline = torch.full((tpd,), tpd, dtype=torch.int64)
+        deadlines.append(deadline)
         phases.append(phase)
         lasts.append(last)
         clocks.append(torch.stack((angle.sin(), angle.cos(), starts_in), dim=-1))
-    return torch.cat(phases), torch.cat(lasts), torch.cat(clocks).float()
+    return (
+        torch.cat(phases),
+        torch.cat(lasts),
+        torch.cat(clocks).float(),
+        torch.cat(deadlines).float(),
+    )
 
 
 def _bed_cell(agent, inst_names, inst_xy, inst_type, types, cell, places, start) -> int | None:
@@ -598,6 +611,11 @@ class PlaceFinder:
         self._scale = (max(scenario.width - 1, 1), max(scenario.height - 1, 1))
         self._longest = float(max(scenario.width + scenario.height - 2, 1))
         self._fields: dict[int, dict[tuple[int, int], int]] = {}
+
+    @property
+    def longest(self) -> float:
+        """The path length distances are divided by (the grid's width + height - 2)."""
+        return self._longest
 
     @staticmethod
     def names(prefix: str) -> tuple[str, str, str]:

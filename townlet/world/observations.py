@@ -43,7 +43,14 @@ CLOCK_FEATURES: tuple[str, ...] = (
 )
 # Then the place features of the agent's cell (`Layout.cell_feature_names`: position, at work,
 # offsets and path distances to its workplace and bed, offsets to the nearest of each kind),
-# then the tail below, constant (1, 0, 0, ...) while nobody is engaged, fainted or rivalrous.
+# then the shift slack, then the tail below, constant (1, 0, 0, ...) while nobody is engaged,
+# fainted or rivalrous.
+SHIFT_SLACK = "shift_slack"
+SLACK_TICKS = 20.0
+"""The shift slack: (ticks until the shift's last on-time tick - walking ticks to work) /
+SLACK_TICKS, clipped to [-1, 1]; 1 once arrived or without a job. `shift_starts_in` is a
+fraction of the day, so one tick moved it by 0.004 and the default run's policy left one tick
+too late for a shift it could reach (one agent of four late every day, measured 2026-12-06)."""
 STATUS_FEATURES: tuple[str, ...] = (
     "alive",
     "in_queue",
@@ -96,6 +103,7 @@ class ObservationBuilder:
             *CLOCK_FEATURES,
             *outage_names,
             *layout.cell_feature_names,
+            SHIFT_SLACK,
             *STATUS_FEATURES,
         )
         first_status = len(self.feature_names) - len(STATUS_FEATURES)
@@ -185,6 +193,7 @@ class ObservationBuilder:
             state.meters,
             self._clock_shift[clock * ARRIVAL_KINDS + state.arrived],
             layout.cell_features[layout.agent_cell_base + state.pos],
+            self.shift_slack(state, clock).unsqueeze(-1),
         ]
         if all_alive and not engaged and not rivalry_active and not social_active:
             return torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
@@ -215,6 +224,13 @@ class ObservationBuilder:
             familiarity_in_view(state, layout, all_alive) if social_active else 0.0
         )
         return out
+
+    def shift_slack(self, state: WorldState, clock: torch.Tensor) -> torch.Tensor:
+        """(E, A) the shift slack feature (see SLACK_TICKS)."""
+        layout = self.layout
+        walk = torch.take(layout.job_ticks, layout.agent_cell_base + state.pos)
+        slack = (torch.take(layout.shift_deadline_in, clock) - walk) / SLACK_TICKS
+        return torch.where(state.arrived == 0, slack.clamp_(-1.0, 1.0), 1.0)
 
     # ------------------------------------------------------------------ masks
     def action_mask(

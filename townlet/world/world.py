@@ -110,6 +110,7 @@ class World:
         # training's start-state spreads (see ScenarioConfig); evaluation starts fixed
         self.meter_spread = scenario.start_meter_spread if spread_starts else 0.0
         self.anywhere = scenario.start_anywhere if spread_starts else 0.0
+        self.seated = scenario.start_seated if spread_starts else 0.0
         self._commute = world.reward.commute > 0 and bool(self.layout.has_job.any())
         self.seed = seed
         self.generator = torch.Generator(device=self.device)
@@ -117,6 +118,7 @@ class World:
         layout = self.layout
         self._fresh = WorldState.initial(layout, num_envs, self.device)
         self._spawn_cells = layout.walkable[: layout.sink_cell].nonzero().squeeze(1)
+        self._seats = _long_interactions(layout)
         self.tunables = Tunables.compile(world, layout.meter_names, self.device)
         if check_fast_path is None:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
@@ -160,6 +162,7 @@ class World:
         self.state = self._fresh.clone()
         self._new_episodes(None)
         self.fast = FastPath(
+            engaged=bool((self.state.using >= 0).any()),
             all_alive=bool(self._fresh.alive.all()),
             rivalry_active=bool(self.layout.initial_rivalry.any()),
             social_active=bool(self.layout.initial_familiarity.any()),
@@ -415,6 +418,8 @@ class World:
             self._spread_meters(fresh)
         if self.anywhere > 0:
             self._spread_positions(fresh)
+        if self.seated > 0 and len(self._seats):
+            self._seat_one(fresh)
 
     def _spread_meters(self, envs: torch.Tensor) -> None:
         """New episodes' meters: uniform within `meter_spread` of the initial values."""
@@ -432,6 +437,23 @@ class World:
         )
         elsewhere = (moved < self.anywhere) & envs.unsqueeze(1) & s.alive
         s.pos = torch.where(elsewhere, cells[picked], s.pos)
+
+    def _seat_one(self, envs: torch.Tensor) -> None:
+        """With chance `seated`, one agent of a new episode starts inside a long interaction
+        (one agent an env: no capacity can be exceeded)."""
+        s, seats, e, a = self.state, self._seats, self.num_envs, self.layout.num_agents
+        draw = torch.rand(e, generator=self.generator, device=self.device)
+        agent = torch.randint(0, a, (e,), generator=self.generator, device=self.device)
+        seat = seats[
+            torch.randint(0, len(seats), (e,), generator=self.generator, device=self.device)
+        ]
+        chosen = torch.nn.functional.one_hot(agent, a).bool()
+        chosen &= ((draw < self.seated) & envs).unsqueeze(1) & s.alive
+        s.pos = torch.where(chosen, self.layout.inst_cell[seat].unsqueeze(1), s.pos)
+        s.using = torch.where(chosen, seat.unsqueeze(1), s.using)
+        s.progress = torch.where(chosen, 0, s.progress)
+        if hasattr(self, "fast") and bool(chosen.any()):
+            self.fast.engaged = True
 
     def _advance_clock(self) -> None:
         layout = self.layout
@@ -514,3 +536,17 @@ def _layout_to(layout: Layout, device: torch.device) -> Layout:
         if isinstance(getattr(layout, f.name), torch.Tensor)
     }
     return dataclasses.replace(layout, **moved)
+
+
+def _long_interactions(layout: Layout) -> torch.Tensor:
+    """Instances an agent may start an episode inside (`start_seated`): interactable, open at
+    every hour, unlimited, and longer than one tick."""
+    tpd = layout.ticks_per_day
+    open_all_day = layout.open_here.view(tpd, -1)[:, layout.inst_cell].all(0)
+    eligible = (
+        layout.inst_interactable
+        & open_all_day
+        & (layout.inst_stock >= UNLIMITED_STOCK)
+        & (layout.inst_duration > 1)
+    )
+    return eligible.nonzero().squeeze(1)

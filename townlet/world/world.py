@@ -111,6 +111,7 @@ class World:
         self.meter_spread = scenario.start_meter_spread if spread_starts else 0.0
         self.anywhere = scenario.start_anywhere if spread_starts else 0.0
         self.seated = scenario.start_seated if spread_starts else 0.0
+        self._interaction_weight = world.reward.interaction_shaping
         self._commute = world.reward.commute > 0 and bool(self.layout.has_job.any())
         self.seed = seed
         self.generator = torch.Generator(device=self.device)
@@ -217,6 +218,8 @@ class World:
         alive_before = s.alive
         if not fast.all_alive:
             actions = torch.where(alive_before, actions, Action.WAIT)
+        shaping = self._interaction_weight > 0
+        potential_before = self._interaction_potential() if shaping and fast.engaged else None
 
         # --- movement; leaving a tile leaves its queue or interaction
         previous_pos = s.pos
@@ -303,7 +306,6 @@ class World:
         )
         reward = compute_reward(self.tunables, config.reward, outcome, all_alive_before)
         terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
-        s.episode_return += reward
         s.tick += 1
         fast.oldest_tick += 1
 
@@ -318,6 +320,12 @@ class World:
         else:
             truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
             any_done = bool(env_done.any())
+        if shaping:  # after the end is known: an episode's last potential is 0
+            change = self._interaction_shaping(potential_before, engaged, env_done, any_done)
+            reward = reward + change
+            if terms is not None:
+                terms["interaction"] = change
+        s.episode_return += reward
         episode_return, episode_length = s.episode_return, s.tick
         if self.auto_reset and any_done:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
@@ -387,6 +395,32 @@ class World:
             share_meals(s, social, completed, layout.meal_type)
             fast.social_active = fast.social_active or bool((s.familiarity > 0).any())
         return event, quality, partner
+
+    def _interaction_potential(self) -> torch.Tensor:
+        """(E, A) weight x the weighted need gain each agent's interaction has still to pay,
+        each meter's share capped by the room left in it (see RewardConfig)."""
+        s, layout = self.state, self.layout
+        busy = s.using >= 0
+        inst = s.using.clamp(min=0)
+        if layout.effects_per_tick:
+            left = (layout.inst_duration[inst] - s.progress).clamp(min=0) * busy
+            remaining = layout.inst_rate[inst] * left.unsqueeze(-1)
+        else:
+            remaining = layout.inst_delta[inst] * busy.unsqueeze(-1)
+        capped = torch.minimum(torch.maximum(remaining, -s.meters), 1.0 - s.meters)
+        return (capped @ self.tunables.need_weights) * self._interaction_weight
+
+    def _interaction_shaping(
+        self, before: torch.Tensor | None, engaged: bool, env_done: torch.Tensor, any_done: bool
+    ) -> torch.Tensor:
+        """(E, A) potential after minus before; 0 after the last tick of an episode."""
+        if engaged:
+            after = self._interaction_potential()
+        else:
+            after = torch.zeros_like(self.state.episode_return)
+        if any_done:
+            after = torch.where(env_done.unsqueeze(1), 0.0, after)
+        return after if before is None else after - before
 
     def _commute_shaping(self, clock: torch.Tensor) -> torch.Tensor:
         """(E, A) change of the commute potential this tick (see RewardConfig.commute)."""

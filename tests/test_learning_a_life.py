@@ -1,0 +1,141 @@
+"""What lets a policy learn a day from its own reward: start-state spreads for training (meters,
+anywhere, seated in a long interaction), the shift slack observation, and the scratch recipe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from townlet.policy.evaluate import random_report, scripted_report
+from townlet.scenarios import load_config
+from townlet.scenarios.build import typed
+from townlet.world import Action, World
+
+SPREADS = [
+    "scenario.start_meter_spread=0.3",
+    "scenario.start_anywhere=1.0",
+    "scenario.start_seated=1.0",
+]
+
+
+def worlds(*overrides: str, envs: int = 64, auto_reset: bool = False):
+    town = typed(load_config([*SPREADS, *overrides]))
+    make = lambda spread: World(  # noqa: E731
+        town.world,
+        town.scenario,
+        num_envs=envs,
+        seed=5,
+        spread_starts=spread,
+        auto_reset=auto_reset,
+    )
+    return make(True), make(False), town
+
+
+def test_training_starts_spread_over_meters_places_and_seats_and_evaluation_does_not():
+    spread, fixed, town = worlds()
+    layout = fixed.layout
+    initial = layout.initial_meters.expand_as(fixed.state.meters)
+    assert torch.equal(fixed.state.meters, initial)
+    assert torch.equal(fixed.state.pos, layout.start_cell.expand_as(fixed.state.pos))
+    assert bool((fixed.state.using < 0).all())
+    meters = spread.state.meters
+    assert bool(((meters - initial).abs() <= 0.3 + 1e-6).all())
+    assert bool((meters >= 0.1).all()) and bool((meters <= 1.0).all())
+    assert (meters - initial).abs().max() > 0.2  # spread, not a copy
+    assert bool(torch.take(layout.walkable, spread.state.pos).all())
+    assert len(set(spread.state.pos.flatten().tolist())) > 20  # anywhere on the map
+    # one agent of every env sits in a long interaction on its tile, open at every hour
+    seated = spread.state.using >= 0
+    assert seated.sum(-1).tolist() == [1] * 64
+    inst = spread.state.using[seated]
+    assert torch.equal(spread.state.pos[seated], layout.inst_cell[inst])
+    kinds = {layout.affordance_types[int(layout.inst_type[i])] for i in inst.tolist()}
+    assert kinds <= {"Bed", "Shower", "Stove"} and "Bed" in kinds
+    again, _, _ = worlds()
+    for name in ("meters", "pos", "using"):
+        assert torch.equal(getattr(again.state, name), getattr(spread.state, name)), name
+
+
+def test_a_seated_agent_earns_while_it_stays_and_new_episodes_draw_again():
+    spread, _, town = worlds(envs=16, auto_reset=True)
+    spread.check_fast_path = True  # the engaged fact must know about the seated agents
+    seated = spread.state.using >= 0
+    energy = spread.layout.meter_names.index("energy")
+    bed = (
+        torch.tensor(
+            [
+                spread.layout.affordance_types[int(spread.layout.inst_type[u])] == "Bed"
+                for u in spread.state.using.clamp(min=0).flatten().tolist()
+            ]
+        ).view_as(seated)
+        & seated
+    )
+    before = spread.state.meters[..., energy].clone()
+    stay = torch.full_like(spread.state.pos, int(Action.WAIT))
+    for _ in range(3):
+        spread.step(stay)
+    gained = spread.state.meters[..., energy] - before
+    assert bool((gained[bed] > 0).all() or (before[bed] > 0.95).all())
+    first = spread.state.pos.clone()
+    for _ in range(town.scenario.ticks):
+        spread.step(stay)
+    assert not torch.equal(spread.state.pos, first)
+
+
+def test_the_shift_slack_counts_ticks_to_the_deadline_less_the_walk():
+    town = typed(load_config([]))
+    world = World(town.world, town.scenario, num_envs=1, seed=0)
+    slack = world.feature_index["shift_slack"]
+    layout = world.layout
+    before = world.observe().features[0, :, slack].clone()
+    world.step(torch.zeros(1, layout.num_agents, dtype=torch.int64))  # everyone waits a tick
+    after = world.observe().features[0, :, slack]
+    # waiting costs exactly one tick of slack (1/20) to whoever is not clipped at +-1
+    moved = before.abs() < 1
+    assert moved.any()
+    assert torch.allclose(before[moved] - after[moved], torch.full_like(after[moved], 1 / 20))
+    walk = torch.take(layout.job_ticks, layout.agent_cell_base + world.state.pos[0])
+    deadline = torch.take(layout.shift_deadline_in, layout.agent_tod_base + world.time_of_day())
+    expected = ((deadline - walk) / 20).clamp(-1, 1)
+    assert torch.allclose(after, expected)
+
+
+def test_interaction_shaping_pays_a_bed_at_once_and_charges_leaving_early():
+    def one_agent_on_a_bed(weight: float) -> World:
+        town = typed(load_config([f"world.reward.interaction_shaping={weight}"]))
+        world = World(town.world, town.scenario, num_envs=1, seed=0)
+        bed = world.layout.instance_names.index("bed_1")
+        world.state.pos[0, 0] = world.layout.inst_cell[bed]
+        world.state.meters[0, 0, world.layout.meter_names.index("energy")] = 0.3
+        return world
+
+    def rewards(world: World, first: Action) -> tuple[float, float]:
+        stay = torch.zeros(1, world.layout.num_agents, dtype=torch.int64)
+        start = stay.clone()
+        start[0, 0] = int(Action.INTERACT)
+        leave = stay.clone()
+        leave[0, 0] = int(first)
+        got = [float(world.step(start).reward[0, 0])]
+        for _ in range(4):
+            world.step(stay)
+        got.append(float(world.step(leave).reward[0, 0]))
+        return got[0], got[1]
+
+    plain_start, plain_leave = rewards(one_agent_on_a_bed(0.0), Action.DOWN)
+    shaped_start, shaped_leave = rewards(one_agent_on_a_bed(1.0), Action.DOWN)
+    # a 20-tick Bed pays 0.5 energy (weight 1); started at 0.3 energy all of it fits
+    assert shaped_start - plain_start == pytest.approx(0.5, abs=1e-4)
+    # leaving after 4 paid ticks forfeits the 16 ticks still to pay
+    assert plain_leave - shaped_leave == pytest.approx(16 * 0.025, abs=1e-4)
+
+
+def test_interaction_shaping_leaves_every_episode_return_unchanged():
+    shaped = typed(load_config(["world.reward.interaction_shaping=1.0"]))
+    plain = typed(load_config([]))
+    for report in (scripted_report, lambda c, e, s: random_report(c, e, s)):
+        with_shaping, without = report(shaped, 4, 11), report(plain, 4, 11)
+        assert with_shaping["return_mean"] == pytest.approx(without["return_mean"], abs=1e-4)
+        assert with_shaping["components"]["interaction"] == pytest.approx(0.0, abs=1e-4)
+        assert sum(with_shaping["components"].values()) == pytest.approx(
+            with_shaping["return_mean"], abs=1e-4
+        )

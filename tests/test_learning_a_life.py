@@ -139,3 +139,57 @@ def test_interaction_shaping_leaves_every_episode_return_unchanged():
         assert sum(with_shaping["components"].values()) == pytest.approx(
             with_shaping["return_mean"], abs=1e-4
         )
+
+
+def test_the_world_keeps_the_observation_at_the_tick_limit_for_bootstrapping():
+    town = typed(
+        load_config(["scenario.start_hour_spread=24", "world.meters.satiation.decay=0.001"])
+    )
+    world = World(
+        town.world,
+        town.scenario,
+        num_envs=8,
+        seed=2,
+        auto_reset=True,
+        spread_starts=True,
+        keep_final_obs=True,
+    )
+    wait = torch.zeros(8, world.layout.num_agents, dtype=torch.int64)
+    for _ in range(town.scenario.ticks - 1):
+        result = world.step(wait)
+        assert result.final_obs is None  # nothing ended yet
+        before = world.state.meters.clone()
+    result = world.step(wait)
+    assert bool(result.env_done.all()) and result.final_obs is not None
+    energy = world.layout.meter_names.index("energy")
+    final = result.final_obs.features[..., energy]
+    # the final observation is of the day's last state, the next of the new episode's first
+    decay = town.world.meters["energy"].decay
+    assert torch.allclose(final, (before[..., energy] - decay).clamp(min=0), atol=1e-6)
+    assert torch.allclose(result.obs.features[..., energy], world.layout.initial_meters[:, energy])
+
+
+def test_bootstrapping_truncated_days_trains_deterministically(tmp_path):
+    from townlet.policy.train import train
+
+    overrides = [
+        "scenario=kitchen_breakfast",
+        "ppo=fast",
+        "ppo.num_envs=8",
+        "train.total_ticks=96",
+        "tracking=off",
+        "recording=off",
+        "train.progress=false",
+    ]
+
+    def weights(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        train(load_config([*overrides, *extra]), tmp_path / name)
+        return torch.load(tmp_path / name / "checkpoints" / "latest.pt", weights_only=False)[
+            "model"
+        ]
+
+    first = weights("a", "ppo.bootstrap_truncated=true")
+    again = weights("b", "ppo.bootstrap_truncated=true")
+    plain = weights("c")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], plain[k]) for k in first)

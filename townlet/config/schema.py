@@ -325,6 +325,11 @@ class PPOConfig:
     hidden_size: int = 64
     embedding_dim: int = 4
     """Size of the learned embedding of each map code."""
+    bootstrap_truncated: bool = False
+    """Treat the end of an episode by its tick limit as a time limit, not a death: the last
+    reward gains gamma x the critic's value of the state there (Pardo et al. 2018, "Time
+    Limits in Reinforcement Learning"). A day is not the end of a life; with spread starts the
+    time left is not observed, and cutting the value to 0 there made the critic guess it."""
     precision: Precision = Precision.fp32
     """fp32 | bf16: bf16 runs the network's matmuls of acting, the PPO update and behaviour
     cloning under autocast (master weights, optimizer state, losses and sampling stay fp32)."""

@@ -220,13 +220,29 @@ def policy_report(config: TownletConfig, net: ActorCritic, episodes: int, seed: 
         net.train(was_training)
 
 
-def evaluate(config: TownletConfig, net: ActorCritic, episodes: int, seed: int) -> dict:
+def baseline_reports(config: TownletConfig, episodes: int, seed: int) -> dict:
+    """The scripted routine's and the random policy's reports: they never change within a run,
+    so a trainer plays them once and passes them to every `evaluate`."""
+    return {
+        "scripted": scripted_report(config, episodes, seed),
+        "random": random_report(config, episodes, seed),
+    }
+
+
+def evaluate(
+    config: TownletConfig,
+    net: ActorCritic,
+    episodes: int,
+    seed: int,
+    baselines: dict | None = None,
+) -> dict:
     """Reports for the policy and the baselines (see the module docstring)."""
+    baselines = baselines if baselines is not None else baseline_reports(config, episodes, seed)
     return {
         "policy_deterministic": policy_report(config, net, episodes, seed, True),
         "policy_sampled": policy_report(config, net, episodes, seed, False),
-        "scripted": scripted_report(config, episodes, seed),
-        "random": random_report(config, episodes, seed),
+        "scripted": baselines["scripted"],
+        "random": baselines["random"],
     }
 
 

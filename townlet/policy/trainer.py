@@ -32,7 +32,7 @@ from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.epoch import EpochData, UpdateResult
-from townlet.policy.evaluate import evaluate
+from townlet.policy.evaluate import baseline_reports, evaluate
 from townlet.policy.imitation import (
     accuracy,
     clone_epoch,
@@ -121,6 +121,7 @@ class Trainer:
             seed=config.seed,
             auto_reset=True,
             spread_starts=True,
+            keep_final_obs=ppo.bootstrap_truncated,
         )
         layout, names = world.layout, world.names
         self.e, self.a = ppo.num_envs, layout.num_agents
@@ -212,6 +213,7 @@ class Trainer:
             ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS, device, self.e
         )
         self.obs = world.observe()
+        self._baselines: dict | None = None
 
     # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
@@ -440,6 +442,7 @@ class Trainer:
         state, recorder = self.state, self.recorder
         n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
+        bootstrap = torch.zeros_like(buffers.rewards)  # GAE's only: telemetry keeps the rewards
         obs = self.obs
         with torch.no_grad(), precision_scope(ppo.precision, self.device):
             for t in range(ppo.rollout_ticks):
@@ -471,6 +474,8 @@ class Trainer:
                             result.episode_return[0],
                         )
                 buffers.rewards[t] = result.reward.reshape(n)
+                if result.final_obs is not None:  # a day's end is a time limit, not a death
+                    bootstrap[t] = self._truncation_bootstrap(result)
                 buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
                 ev = result.events
                 buffers.contention[t] = ev.contention.reshape(n)
@@ -500,7 +505,12 @@ class Trainer:
 
         # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
         advantages, returns = compute_gae(
-            buffers.rewards, buffers.values, buffers.dones, next_value, ppo.gamma, ppo.gae_lambda
+            buffers.rewards + bootstrap,
+            buffers.values,
+            buffers.dones,
+            next_value,
+            ppo.gamma,
+            ppo.gae_lambda,
         )
         index = buffers.valid.reshape(-1).nonzero().squeeze(1)
 
@@ -552,6 +562,15 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _truncation_bootstrap(self, result) -> torch.Tensor:
+        """(n,) gamma x V(state at the tick limit) for truncated agents, 0 elsewhere."""
+        final, n = result.final_obs, self.n
+        value = self.net.get_value(
+            final.map_codes.reshape(n, self.window, self.window),
+            final.features.reshape(n, self.num_features),
+        )
+        return self.config.ppo.gamma * value * result.truncated.reshape(n)
+
     def _final_kl(self, batch: Batch) -> float:
         """KL(behaviour || updated policy) over the epoch's transitions, after the update."""
         if not len(batch):
@@ -594,7 +613,10 @@ class Trainer:
         """Evaluate; write evaluation.json (latest) and append to evaluation_history.jsonl.
         The final evaluation is of the selected weights (when selecting) and says so."""
         config = self.config
-        evaluation = evaluate(config, self.net, config.train.eval_episodes, config.seed + 1000)
+        episodes, seed = config.train.eval_episodes, config.seed + 1000
+        if self._baselines is None:  # the routine and random play the same at every evaluation
+            self._baselines = baseline_reports(config, episodes, seed)
+        evaluation = evaluate(config, self.net, episodes, seed, self._baselines)
         entry = {
             "epoch": epoch,
             "steps": self.state.steps,

@@ -75,6 +75,7 @@ class StepResult:
     episode_return: torch.Tensor  # (E, A) returns so far (final ones where env_done)
     episode_length: torch.Tensor  # (E,) ticks so far (final ones where env_done)
     terms: dict[str, torch.Tensor] | None = None  # (E, A) reward by term (track_terms only)
+    final_obs: Observation | None = None  # before auto-reset, when some env ended (see World)
 
 
 class World:
@@ -91,6 +92,7 @@ class World:
         spread_starts: bool = False,
         track_terms: bool = False,
         check_fast_path: bool | None = None,
+        keep_final_obs: bool = False,
     ) -> None:
         """`spread_starts` starts each episode at a random hour within the scenario's
         `start_hour_spread` (training); `track_terms` adds the reward split by term to every
@@ -104,6 +106,7 @@ class World:
         self.num_envs = num_envs
         self.auto_reset = auto_reset
         self.track_terms = track_terms
+        self.keep_final_obs = keep_final_obs
         self.spread_ticks = (
             hour_to_tick(scenario.start_hour_spread, world.ticks_per_day) if spread_starts else 0
         )
@@ -327,6 +330,12 @@ class World:
                 terms["interaction"] = change
         s.episode_return += reward
         episode_return, episode_length = s.episode_return, s.tick
+        final_obs = None
+        if self.keep_final_obs and self.auto_reset and any_done:
+            if engaged:
+                fast.engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
+            self._advance_clock()
+            final_obs = self.observe()
         if self.auto_reset and any_done:
             episode_return, episode_length = episode_return.clone(), episode_length.clone()
             s.reset_where(env_done, self._fresh)
@@ -365,6 +374,7 @@ class World:
             episode_return=episode_return,
             episode_length=episode_length,
             terms=terms,
+            final_obs=final_obs,
         )
 
     def _social_life(

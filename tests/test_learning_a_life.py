@@ -14,7 +14,7 @@ from townlet.world import Action, World
 SPREADS = [
     "scenario.start_meter_spread=0.3",
     "scenario.start_anywhere=1.0",
-    "scenario.start_seated=1.0",
+    "scenario.start_seated=0.5",
 ]
 
 
@@ -43,10 +43,14 @@ def test_training_starts_spread_over_meters_places_and_seats_and_evaluation_does
     assert bool((meters >= 0.1).all()) and bool((meters <= 1.0).all())
     assert (meters - initial).abs().max() > 0.2  # spread, not a copy
     assert bool(torch.take(layout.walkable, spread.state.pos).all())
-    assert len(set(spread.state.pos.flatten().tolist())) > 20  # anywhere on the map
-    # one agent of every env sits in a long interaction on its tile, open at every hour
     seated = spread.state.using >= 0
-    assert seated.sum(-1).tolist() == [1] * 64
+    assert len(set(spread.state.pos[~seated].tolist())) > 20  # anywhere on the map
+    # about half the agents sit in a long interaction on its tile, open at every hour, one
+    # agent an instance
+    assert 0.35 < seated.float().mean() < 0.65
+    for row in spread.state.using:
+        taken = row[row >= 0].tolist()
+        assert len(taken) == len(set(taken))
     inst = spread.state.using[seated]
     assert torch.equal(spread.state.pos[seated], layout.inst_cell[inst])
     kinds = {layout.affordance_types[int(layout.inst_type[i])] for i in inst.tolist()}
@@ -75,7 +79,8 @@ def test_a_seated_agent_earns_while_it_stays_and_new_episodes_draw_again():
     for _ in range(3):
         spread.step(stay)
     gained = spread.state.meters[..., energy] - before
-    assert bool((gained[bed] > 0).all() or (before[bed] > 0.95).all())
+    room = bed & (before < 0.9)
+    assert room.any() and bool((gained[room] > 0.06).all())  # 3 ticks of 0.025, less decay
     first = spread.state.pos.clone()
     for _ in range(town.scenario.ticks):
         spread.step(stay)

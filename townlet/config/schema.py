@@ -287,10 +287,10 @@ class ScenarioConfig:
     tile instead of its own start tile (an exploring policy otherwise rarely walks far from
     where its day begins). Evaluation and captures keep the scenario's positions."""
     start_seated: float = 0.0
-    """Training only: the chance that an env's episode starts with one of its agents already
-    in a long interaction (a Bed, a Shower, a Stove: open all day, unlimited, longer than a
-    tick), so a policy learns what staying in one is worth; random actions leave a 20-tick
-    Bed long before it pays much (none of 1,543 random Bed starts lasted, measured)."""
+    """Training only: the chance that an agent starts an episode already inside a long
+    interaction (a Bed, a Shower, a Stove: open all day, unlimited, longer than a tick; one
+    agent an instance), so a policy learns what staying in one is worth; random actions leave
+    a 20-tick Bed long before it pays much (none of 1,543 random Bed starts lasted, measured)."""
     seed: int = 0
     relationships: list[RelationshipConfig] = field(default_factory=list)
     outages: list[OutageConfig] = field(default_factory=list)

@@ -463,7 +463,7 @@ class World:
         if self.anywhere > 0:
             self._spread_positions(fresh)
         if self.seated > 0 and len(self._seats):
-            self._seat_one(fresh)
+            self._seat_agents(fresh)
 
     def _spread_meters(self, envs: torch.Tensor) -> None:
         """New episodes' meters: uniform within `meter_spread` of the initial values."""
@@ -482,19 +482,22 @@ class World:
         elsewhere = (moved < self.anywhere) & envs.unsqueeze(1) & s.alive
         s.pos = torch.where(elsewhere, cells[picked], s.pos)
 
-    def _seat_one(self, envs: torch.Tensor) -> None:
-        """With chance `seated`, one agent of a new episode starts inside a long interaction
-        (one agent an env: no capacity can be exceeded)."""
-        s, seats, e, a = self.state, self._seats, self.num_envs, self.layout.num_agents
-        draw = torch.rand(e, generator=self.generator, device=self.device)
-        agent = torch.randint(0, a, (e,), generator=self.generator, device=self.device)
-        seat = seats[
-            torch.randint(0, len(seats), (e,), generator=self.generator, device=self.device)
-        ]
-        chosen = torch.nn.functional.one_hot(agent, a).bool()
-        chosen &= ((draw < self.seated) & envs).unsqueeze(1) & s.alive
-        s.pos = torch.where(chosen, self.layout.inst_cell[seat].unsqueeze(1), s.pos)
-        s.using = torch.where(chosen, seat.unsqueeze(1), s.using)
+    def _seat_agents(self, envs: torch.Tensor) -> None:
+        """Each agent of a new episode starts inside a long interaction with chance `seated`,
+        agents of one env at distinct instances (so no capacity is exceeded: every eligible
+        instance seats at least one)."""
+        s, seats = self.state, self._seats
+        e, a, n = self.num_envs, self.layout.num_agents, len(self._seats)
+        g, device = self.generator, self.device
+        seat_order = torch.rand(e, n, generator=g, device=device).argsort(-1)
+        agent_order = torch.rand(e, a, generator=g, device=device).argsort(-1).argsort(-1)
+        draw = torch.rand(e, a, generator=g, device=device)
+        # the agent ranked r takes the r-th seat of the env's shuffled seats, if there is one
+        rank = agent_order.clamp(max=n - 1)
+        seat = seats[seat_order.gather(1, rank)]
+        chosen = (agent_order < n) & (draw < self.seated) & envs.unsqueeze(1) & s.alive
+        s.pos = torch.where(chosen, self.layout.inst_cell[seat], s.pos)
+        s.using = torch.where(chosen, seat, s.using)
         s.progress = torch.where(chosen, 0, s.progress)
         if hasattr(self, "fast") and bool(chosen.any()):
             self.fast.engaged = True

@@ -128,3 +128,26 @@ def test_stream_groups_by_length_covers_each_sample_once_and_is_seeded():
 
     assert order(5) == order(5), "a seeded order"
     assert order(5) != order(6)
+
+
+def test_an_anneal_schedule_ignores_train_source_as_its_schema_says(captures, tmp_path):
+    """`train.source=replay` beside an anneal schedule failed the first PPO epoch with
+    AttributeError ('NoneType' object has no attribute 'next_chunk'); the schema says the
+    source is ignored when `anneal` is set, and now it is."""
+    train(
+        load_config(
+            [
+                "scenario=kitchen_breakfast",
+                "ppo=fast",
+                "ppo.num_envs=8",
+                "train.source=replay",
+                f"train.capture_dir={captures}",
+                "train.anneal=[{mode:bc,epochs:1},{mode:ppo,epochs:2}]",
+                "train.anneal_threshold=0.0",
+                "tracking=off",
+                "recording=off",
+            ]
+        ),
+        tmp_path,
+    )
+    assert [r["data_mode"] for r in records(tmp_path)][-2:] == ["rollout", "rollout"]

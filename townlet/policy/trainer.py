@@ -305,6 +305,8 @@ class Trainer:
             )
 
     def _mode(self, epoch: int) -> str:
+        if self.schedule is not None:  # an anneal schedule's PPO phases always roll out
+            return "rollout"
         source = self.config.train.source
         if source == "mixed":
             return "rollout" if epoch % 2 == 1 else "replay"

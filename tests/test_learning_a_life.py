@@ -198,3 +198,47 @@ def test_bootstrapping_truncated_days_trains_deterministically(tmp_path):
     plain = weights("c")
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert any(not torch.equal(first[k], plain[k]) for k in first)
+
+
+def test_a_duration_stage_shortens_long_interactions_and_pays_the_same():
+    town = typed(load_config([]))
+    world = World(town.world, town.scenario, num_envs=1, seed=0)
+    layout = world.layout
+    bed = layout.instance_names.index("bed_1")
+    energy = layout.meter_names.index("energy")
+    full_duration = int(layout.inst_duration[bed])
+    total = float(layout.inst_rate[bed, energy]) * full_duration
+    one_tick = [i for i in range(len(layout.instance_names)) if int(layout.inst_duration[i]) <= 1]
+    world.set_stage(duration_scale=0.25)
+    assert int(layout.inst_duration[bed]) == round(full_duration * 0.25)
+    assert float(layout.inst_rate[bed, energy]) * int(layout.inst_duration[bed]) == pytest.approx(
+        total
+    )
+    world.set_stage(duration_scale=1.0)
+    assert int(layout.inst_duration[bed]) == full_duration
+    for i in one_tick:  # what was a tick stays a tick
+        assert int(layout.inst_duration[i]) == 1
+    # evaluation worlds are built afresh: a training stage never reaches them
+    assert int(World(town.world, town.scenario).layout.inst_duration[bed]) == full_duration
+
+
+def test_curriculum_stages_can_follow_each_other_by_epochs():
+    from townlet.config.schema import CurriculumConfig, StageConfig
+    from townlet.curriculum import Curriculum
+
+    town = typed(load_config([]))
+    world = World(town.world, town.scenario, num_envs=1, seed=0)
+    bed = world.layout.instance_names.index("bed_1")
+    stages = [StageConfig(duration_scale=0.25, min_epochs=3), StageConfig()]
+    curriculum = Curriculum(CurriculumConfig(stages=stages, window=1, survival_threshold=0.0))
+    curriculum.apply(world)
+    assert int(world.layout.inst_duration[bed]) == 5
+    advanced = []
+    for epoch in range(1, 6):
+        curriculum.record([1.0])
+        advanced.append(curriculum.maybe_advance(world, epoch))
+    assert advanced == [False, False, True, False, False]
+    assert int(world.layout.inst_duration[bed]) == 20
+    restored = Curriculum(CurriculumConfig(stages=stages, window=1, survival_threshold=0.0))
+    restored.load_state_dict(curriculum.state_dict())
+    assert restored.stage == 2

@@ -21,6 +21,7 @@ class Curriculum:
         self.stage = 1
         self._survival: deque[float] = deque(maxlen=config.window)
         self.transitions: list[tuple[int, int]] = []  # (epoch, new stage)
+        self._epochs_in_stage = 0
 
     @property
     def current(self) -> StageConfig:
@@ -32,7 +33,7 @@ class Curriculum:
         agents = self.current.agents
         if agents is not None:
             agents = min(agents, world.layout.num_agents)
-        world.set_stage(self.current.decay_scale, agents)
+        world.set_stage(self.current.decay_scale, agents, self.current.duration_scale)
 
     def record(self, survival_rates: list[float]) -> None:
         """Survival fraction of each env episode that just finished."""
@@ -40,11 +41,15 @@ class Curriculum:
 
     def maybe_advance(self, world: World, epoch: int) -> bool:
         window = self._survival
+        self._epochs_in_stage += 1
         if self.stage >= len(self.stages) or len(window) < window.maxlen:
+            return False
+        if self._epochs_in_stage < self.current.min_epochs:
             return False
         if sum(window) / len(window) < self.config.survival_threshold:
             return False
         self.stage += 1
+        self._epochs_in_stage = 0
         self._survival.clear()
         self.transitions.append((epoch, self.stage))
         self.apply(world)
@@ -55,9 +60,11 @@ class Curriculum:
             "stage": self.stage,
             "survival": list(self._survival),
             "transitions": self.transitions,
+            "epochs_in_stage": self._epochs_in_stage,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.stage = state["stage"]
         self._survival = deque(state["survival"], maxlen=self.config.window)
         self.transitions = [tuple(t) for t in state["transitions"]]
+        self._epochs_in_stage = int(state.get("epochs_in_stage", 0))

@@ -368,6 +368,12 @@ class StageConfig:
     """Multiplies every meter's decay."""
     agents: int | None = None
     """Agents taking part (the first N of the scenario); None = all."""
+    duration_scale: float = 1.0
+    """Multiplies the duration of every affordance longer than a tick (at least 1 tick), its
+    per-tick effects scaled so that a whole interaction pays the same: a 20-tick Bed at 0.25
+    pays 0.1 a tick for 5 ticks, which an exploring policy completes and learns to seek."""
+    min_epochs: int = 0
+    """Epochs this stage runs at least before the next may start."""
 
 
 @dataclass

@@ -130,6 +130,8 @@ RANGES: dict[str, Range] = {
     "recording.block_seconds": NON_NEGATIVE,
     "curriculum.stages.*.decay_scale": NON_NEGATIVE,
     "curriculum.stages.*.agents": AT_LEAST_ONE,
+    "curriculum.stages.*.duration_scale": Range(0, 1, above=True),
+    "curriculum.stages.*.min_epochs": NON_NEGATIVE,
     "curriculum.window": AT_LEAST_ONE,
     "curriculum.survival_threshold": UNIT,
     "train.total_ticks": AT_LEAST_ONE,

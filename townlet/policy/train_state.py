@@ -92,6 +92,7 @@ class TrainState:
         torch.set_rng_state(data["generators"]["torch"])
         self.world.restore(data["world"])
         self.curriculum.load_state_dict(data["curriculum"])
+        self.curriculum.apply(self.world)  # the stage's durations live outside the snapshot
         if self.replay is not None and data.get("replay"):
             self.replay.load_state_dict(data["replay"])
         if self.schedule is not None and data.get("anneal"):

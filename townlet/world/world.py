@@ -513,17 +513,34 @@ class World:
         self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
 
     # ------------------------------------------------------------------ curriculum, resume
-    def set_stage(self, decay_scale: float = 1.0, agents: int | None = None) -> None:
+    def set_stage(
+        self, decay_scale: float = 1.0, agents: int | None = None, duration_scale: float = 1.0
+    ) -> None:
         """Make the town harder or easier from the next episode of each env on.
 
         `decay_scale` multiplies every meter's decay (immediately); `agents` keeps only the
-        first N agents in episodes that start from now on (the rest sit out, never acting).
+        first N agents in episodes that start from now on (the rest sit out, never acting);
+        `duration_scale` shortens every interaction longer than a tick, paying the same in all
+        (immediately; one in progress ends when its progress reaches the new duration).
         """
         self.tunables.scale_decay(decay_scale)
+        self._scale_durations(duration_scale)
         count = self.layout.num_agents if agents is None else agents
         if not 1 <= count <= self.layout.num_agents:
             raise ValueError(f"stage agents must be in 1..{self.layout.num_agents}, got {agents}")
         self._fresh.alive[:] = torch.arange(self.layout.num_agents, device=self.device) < count
+
+    def _scale_durations(self, scale: float) -> None:
+        layout = self.layout
+        if not hasattr(self, "_base_duration"):
+            self._base_duration = layout.inst_duration.clone()
+            self._base_rate = layout.inst_rate.clone()
+        base = self._base_duration
+        long = base > 1
+        scaled = torch.where(long, (base.double() * scale).round().long().clamp(min=1), base)
+        layout.inst_duration.copy_(scaled)
+        ratio = (base.float() / scaled.float()).unsqueeze(-1)
+        layout.inst_rate.copy_(self._base_rate * torch.where(long.unsqueeze(-1), ratio, 1.0))
 
     def snapshot(self) -> dict:
         """Everything needed to continue exactly from here (state, generator, fast-path flags)."""

@@ -124,11 +124,16 @@ def test_load_checkpoint_accepts_only_the_served_runs_checkpoints(trained_run, t
     assert inside != outside
 
 
-def test_cross_origin_browsers_are_refused_and_the_token_holds_on_localhost(tmp_path):
+def one_episode_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     recorder = recorder_for(run, periodic=1)
     play(recorder, 0, reward=1.0)
     recorder.close()
+    return run
+
+
+def test_cross_origin_browsers_are_refused_and_the_token_holds_on_localhost(tmp_path):
+    run = one_episode_run(tmp_path)
 
     @serving(Catalog.for_run(run), allowed_origins=("http://viewer.example:8080",))
     async def _(server):
@@ -173,10 +178,7 @@ async def handshake_status(server, path: str, host: str, origin: str | None = No
 
 
 def test_dns_rebinding_is_refused_and_a_non_ascii_token_is_a_403(tmp_path):
-    run = tmp_path / "run"
-    recorder = recorder_for(run, periodic=1)
-    play(recorder, 0, reward=1.0)
-    recorder.close()
+    run = one_episode_run(tmp_path)
 
     @serving(Catalog.for_run(run), allowed_hosts=("viewer.lan",))
     async def _(server):
@@ -279,10 +281,7 @@ def test_an_inflating_file_is_refused_and_the_cache_is_bounded_by_bytes(hostile_
 
 
 def test_speeds_and_step_delays_are_sane(tmp_path):
-    run = tmp_path / "run"
-    recorder = recorder_for(run, periodic=1)
-    play(recorder, 0, reward=1.0)
-    recorder.close()
+    run = one_episode_run(tmp_path)
     for delay in (float("nan"), float("inf"), -1.0, 61.0):
         with pytest.raises(ValueError, match="step_delay"):
             ServeOptions(step_delay=delay)

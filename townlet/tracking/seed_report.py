@@ -206,6 +206,7 @@ def write_report(folders: list[Path], output_dir: Path) -> tuple[list[GroupSumma
     if not runs:
         raise ValueError(f"no finished training runs under {', '.join(map(str, folders))}")
     groups = summarise(runs)
+    output_dir.mkdir(parents=True, exist_ok=True)  # a new folder is made, as users expect
     summary = output_dir / "seed_report.json"
     summary.write_text(json.dumps([asdict(g) for g in groups], indent=2) + "\n")
     return groups, summary, plot_curves(runs, output_dir / "seed_report.png")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from townlet.tracking.seed_report import find_runs, summarise
+from townlet.tracking.seed_report import find_runs, summarise, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,3 +103,25 @@ def test_the_report_command_prints_the_table_and_writes_the_files(sweep, tmp_pat
         timeout=120,
     )
     assert nothing.returncode == 2 and nothing.stderr.startswith("error: not a folder")
+
+
+def test_one_bad_run_is_named_and_skipped_and_the_rest_reported(tmp_path):
+    folder = tmp_path / "sweep"
+    for seed in (1, 2, 3):
+        fake_run(folder / str(seed), [f"seed={seed}"], float(seed), [(10, 5.0, float(seed))])
+    (folder / "2" / "evaluation.json").write_text("{not json")
+    (folder / "3" / "evaluation_history.jsonl").write_text('{"epoch": 1}\nthirty\n')
+    no_seed = folder / "4"
+    fake_run(no_seed, [], 4.0, [(10, 5.0, 4.0)])
+    (no_seed / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"seed": "${scenario.seed}", "scenario": {"seed": 11}})
+    )
+    problems: list[str] = []
+    runs = find_runs([folder], problems)
+    assert sorted(r.seed for r in runs) == [1, 11]  # the schema's interpolation is not a seed
+    assert len(problems) == 2
+    assert any(str(folder / "2" / "evaluation.json") in p for p in problems), problems
+    assert any("evaluation_history.jsonl:2" in p for p in problems), problems
+    groups, summary, _ = write_report([folder], tmp_path / "new" / "folder", problems)
+    assert summary.is_file()  # the output folder is made
+    json.loads(summary.read_text())  # strict JSON

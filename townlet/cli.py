@@ -164,11 +164,18 @@ def _report(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    problems: list[str] = []
     try:
-        groups, summary, picture = write_report(folders, Path(args.output_dir or folders[0]))
-    except ValueError as error:
+        groups, summary, picture = write_report(
+            folders, Path(args.output_dir or folders[0]), problems
+        )
+    except (ValueError, OSError) as error:
+        for line in problems:
+            print(f"warning: {line}", file=sys.stderr)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
     print(report_table(groups))
     print(f"wrote {summary} and {picture}")
     parent = log_to_parent(folders[0], [summary, picture], _best_group_metrics(groups))

@@ -55,7 +55,13 @@ class GroupSummary:
     run_dirs: list[str] = field(default_factory=list)
 
 
-def find_runs(folders: list[Path]) -> list[SeedRun]:
+class RunUnreadable(ValueError):
+    """One run directory's files cannot be read as a finished run (named in the message)."""
+
+
+def find_runs(folders: list[Path], problems: list[str] | None = None) -> list[SeedRun]:
+    """Every finished run under `folders`; a run whose files are malformed is left out and
+    named in `problems` (one line each) instead of stopping the report."""
     runs = []
     for folder in folders:
         candidates = [
@@ -63,13 +69,30 @@ def find_runs(folders: list[Path]) -> list[SeedRun]:
             *sorted(p.parent.parent for p in folder.rglob(".hydra/overrides.yaml")),
         ]
         for run_dir in dict.fromkeys(candidates):
-            run = read_run(run_dir)
+            try:
+                run = read_run(run_dir)
+            except RunUnreadable as error:
+                if problems is not None:
+                    problems.append(str(error))
+                continue
             if run is not None:
                 runs.append(run)
     return runs
 
 
 def read_run(run_dir: Path) -> SeedRun | None:
+    """The run in `run_dir`; None when it is not a finished run; RunUnreadable naming the file
+    when one of its files is malformed."""
+    try:
+        return _read_run(run_dir)
+    except RunUnreadable:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunUnreadable(f"{run_dir}: skipped, unreadable ({text})") from error
+
+
+def _read_run(run_dir: Path) -> SeedRun | None:
     overrides, evaluation_file = job_overrides(run_dir), run_dir / "evaluation.json"
     if overrides is None or not evaluation_file.is_file():
         return None
@@ -79,10 +102,12 @@ def read_run(run_dir: Path) -> SeedRun | None:
     if seed is None:
         config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
         seed = config.get("seed")
+        if not isinstance(seed, int):  # Hydra writes the schema's `${scenario.seed}` as is
+            seed = (config.get("scenario") or {}).get("seed")
     key = (
         " ".join(sorted(o for o in overrides if not o.startswith(IGNORED_PREFIXES))) or "(defaults)"
     )
-    evaluation = json.loads(evaluation_file.read_text())
+    evaluation = _json(evaluation_file)
     scripted = (evaluation.get("scripted") or {}).get("return_mean")
     history = _lines(run_dir / "evaluation_history.jsonl")
     reached = [
@@ -201,14 +226,18 @@ def plot_curves(runs: list[SeedRun], output: Path) -> Path:
     return output
 
 
-def write_report(folders: list[Path], output_dir: Path) -> tuple[list[GroupSummary], Path, Path]:
-    runs = find_runs(folders)
+def write_report(
+    folders: list[Path], output_dir: Path, problems: list[str] | None = None
+) -> tuple[list[GroupSummary], Path, Path]:
+    runs = find_runs(folders, problems)
     if not runs:
         raise ValueError(f"no finished training runs under {', '.join(map(str, folders))}")
     groups = summarise(runs)
     output_dir.mkdir(parents=True, exist_ok=True)  # a new folder is made, as users expect
     summary = output_dir / "seed_report.json"
-    summary.write_text(json.dumps([asdict(g) for g in groups], indent=2) + "\n")
+    # strict JSON: a value that is not a number (NaN) is written as null
+    rows = json.loads(json.dumps([asdict(g) for g in groups]), parse_constant=lambda _: None)
+    summary.write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n")
     return groups, summary, plot_curves(runs, output_dir / "seed_report.png")
 
 
@@ -218,7 +247,21 @@ def _aligned(series: list[dict[int, float]]) -> tuple[list[int], np.ndarray]:
     return common, np.array([[s[e] for e in common] for s in series], dtype=np.float64)
 
 
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunUnreadable(f"{path}: skipped, not JSON ({error})") from error
+
+
 def _lines(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as error:
+                raise RunUnreadable(f"{path}:{number}: skipped, not JSON ({error})") from error
+    return rows

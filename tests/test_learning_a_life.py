@@ -242,3 +242,41 @@ def test_curriculum_stages_can_follow_each_other_by_epochs():
     restored = Curriculum(CurriculumConfig(stages=stages, window=1, survival_threshold=0.0))
     restored.load_state_dict(curriculum.state_dict())
     assert restored.stage == 2
+
+
+def test_the_shaping_potential_is_what_the_shaping_terms_pay_differences_of():
+    town = typed(load_config(["world.reward.interaction_shaping=1.0"]))
+    world = World(town.world, town.scenario, num_envs=2, seed=0, track_terms=True)
+    wait = torch.zeros(2, world.layout.num_agents, dtype=torch.int64)
+    before = world.shaping_potential()
+    result = world.step(wait)
+    after = world.shaping_potential()
+    paid = result.terms["commute"] + result.terms["interaction"]
+    assert torch.allclose(after - before, paid, atol=1e-6)
+    assert (after < 0).any()  # the shop's commute window is open at 06:00: away from work
+
+
+def test_discounted_shaping_trains_deterministically_and_changes_the_update(tmp_path):
+    from townlet.policy.train import train
+
+    overrides = [
+        "scenario=employment_punctuality",
+        "ppo=fast",
+        "ppo.num_envs=8",
+        "train.total_ticks=96",
+        "tracking=off",
+        "recording=off",
+        "train.progress=false",
+    ]
+
+    def weights(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        train(load_config([*overrides, *extra]), tmp_path / name)
+        return torch.load(tmp_path / name / "checkpoints" / "latest.pt", weights_only=False)[
+            "model"
+        ]
+
+    first = weights("a", "ppo.discount_shaping=true")
+    again = weights("b", "ppo.discount_shaping=true")
+    plain = weights("c")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], plain[k]) for k in first)

@@ -330,6 +330,14 @@ class PPOConfig:
     reward gains gamma x the critic's value of the state there (Pardo et al. 2018, "Time
     Limits in Reinforcement Learning"). A day is not the end of a life; with spread starts the
     time left is not observed, and cutting the value to 0 there made the critic guess it."""
+    discount_shaping: bool = False
+    """Make the world's shaping gamma-consistent for learning: the world pays potential
+    differences undiscounted (so every episode's return is unchanged), which a discounting
+    learner reads as a charge of (1 - gamma) x |potential| a tick; this adds
+    -(1 - gamma) x the potential after each step to the advantages' rewards (Ng et al. 1999's
+    gamma x potential' - potential). The commute shaping otherwise pulls about 0.01 x 3 x the
+    distance to work a tick while its window is open, a Bed's pay. Telemetry keeps the
+    world's rewards."""
     precision: Precision = Precision.fp32
     """fp32 | bf16: bf16 runs the network's matmuls of acting, the PPO update and behaviour
     cloning under autocast (master weights, optimizer state, losses and sampling stay fp32)."""

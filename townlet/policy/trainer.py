@@ -478,6 +478,9 @@ class Trainer:
                 buffers.rewards[t] = result.reward.reshape(n)
                 if result.final_obs is not None:  # a day's end is a time limit, not a death
                     bootstrap[t] = self._truncation_bootstrap(result)
+                if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
+                    after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
+                    bootstrap[t] -= (1.0 - ppo.gamma) * after.reshape(n)
                 buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
                 ev = result.events
                 buffers.contention[t] = ev.contention.reshape(n)

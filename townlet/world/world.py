@@ -406,6 +406,17 @@ class World:
             fast.social_active = fast.social_active or bool((s.familiarity > 0).any())
         return event, quality, partner
 
+    def shaping_potential(self) -> torch.Tensor:
+        """(E, A) the potentials the reward's shaping terms pay differences of, summed (commute
+        and interaction shaping; 0 without them): a learner that discounts can make the
+        shaping gamma-consistent with it (`ppo.discount_shaping`)."""
+        total = torch.zeros_like(self.state.episode_return)
+        if self._commute:
+            total = total + self.state.commute_potential
+        if self._interaction_weight > 0 and self.fast.engaged:
+            total = total + self._interaction_potential()
+        return total
+
     def _interaction_potential(self) -> torch.Tensor:
         """(E, A) weight x the weighted need gain each agent's interaction has still to pay,
         each meter's share capped by the room left in it (see RewardConfig)."""

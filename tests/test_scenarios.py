@@ -122,6 +122,7 @@ def test_observation_baseline_matches_the_hand_derived_observation(tmp_path):
         "nearest_bed_dy": -1 / 3,
         "nearest_fridge_dx": -2 / 4,
         "nearest_fridge_dy": -1 / 3,
+        "shift_slack": 1.0,  # no job: all the slack there is
         "alive": 1.0,
     }
     for name, value in features.items():

@@ -26,26 +26,33 @@ MAX_NODES = 100_000
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
+def _one_line(text: str) -> str:
+    """A message of one line whatever a file's keys hold (newlines shown escaped)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def refuse_interpolation(value: Any, where: str, depth: int = 0, seen: list[int] | None = None):
     """Raise ConfigError at the first string holding `${` (or a structure too deep or large)."""
     seen = [0] if seen is None else seen
     seen[0] += 1
     if depth > MAX_DEPTH or seen[0] > MAX_NODES:
-        raise ConfigError(f"{where}: nested too deeply or too large to be a config")
+        raise ConfigError(_one_line(f"{where}: nested too deeply or too large to be a config"))
     if isinstance(value, str):
         if "${" in value and value not in SCHEMA_INTERPOLATIONS:
-            raise ConfigError(f"{where}: interpolations are not allowed in a file ({value!r:.60})")
+            raise ConfigError(
+                _one_line(f"{where}: interpolations are not allowed in a file ({value!r:.60})")
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ConfigError(f"{where}: key {key!r:.40} is not a string")
+                raise ConfigError(_one_line(f"{where}: key {key!r:.40} is not a string"))
             refuse_interpolation(key, f"{where}.{key}", depth + 1, seen)
             refuse_interpolation(item, f"{where}.{key}", depth + 1, seen)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             refuse_interpolation(item, f"{where}.{i}", depth + 1, seen)
     elif value is not None and not isinstance(value, (bool, int, float)):
-        raise ConfigError(f"{where}: a {type(value).__name__} is not a config value")
+        raise ConfigError(_one_line(f"{where}: a {type(value).__name__} is not a config value"))
 
 
 def config_from_file(parts: Any, source: str) -> TownletConfig:
@@ -61,11 +68,13 @@ def config_from_file(parts: Any, source: str) -> TownletConfig:
         check_numbers(config)
         check_consistency(config)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from error
+        raise ConfigError(_one_line(f"{source}: {error}")) from error
     except Exception as error:  # omegaconf's type errors: several lines, keep the first
         key = getattr(error, "full_key", None)
         where = f"{key}: " if key else ""
-        raise ConfigError(f"{source}: {where}{str(error).splitlines()[0]}") from error
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        first = lines[0] if lines else type(error).__name__
+        raise ConfigError(_one_line(f"{source}: {where}{first}")) from error
     return config
 
 

@@ -145,3 +145,23 @@ def test_watch_follow_survives_copy_then_truncate_rotation(tmp_path):
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["epoch"] for r in records if r["type"] == "record"] == [1, 2, 3], err
     assert records[-1]["type"] == "alert" and records[-1]["epoch"] == 3
+
+
+def test_ids_stages_and_limits_beyond_sqlite_integers_are_usage_errors(tmp_path):
+    """`recordings list --limit 2^63` and `--stage 10^20` were OverflowError tracebacks."""
+    from townlet.cli import main
+
+    run = tmp_path / "run"
+    recorder = recorder_for(run, periodic=1)
+    play(recorder, 0, reward=1.0)
+    recorder.close()
+    for argv in (
+        ["recordings", "list", str(run), "--limit", str(2**63)],
+        ["recordings", "list", str(run), "--stage", str(10**20)],
+        ["recordings", "verify", str(run), "--episode", str(2**64 - 1)],
+        ["recordings", "list", str(run), "--limit", "-1"],
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2, argv
+    assert main(["recordings", "list", str(run), "--limit", str(2**63 - 1)]) == 0

@@ -8,6 +8,20 @@ import json
 import sys
 from pathlib import Path
 
+SQLITE_INT_MAX = 2**63 - 1  # ids, stages and limits are compared in SQLite's 64-bit integers
+
+
+def index_int(text: str) -> int:
+    """An argparse type: an integer in [0, 2^63 - 1] (a larger one was an OverflowError from
+    SQLite with a traceback; now argparse's one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= SQLITE_INT_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 2^63 - 1]")
+    return value
+
 
 def _names(args: argparse.Namespace) -> int:
     from townlet.scenarios import build_world, load_config
@@ -208,11 +222,11 @@ def _add_recordings(sub) -> None:
     listing.add_argument("--db", help="an index file made elsewhere (e.g. a version-1 metrics.db)")
     listing.add_argument("--recordings", help="with --db: the folder holding the episode files")
     listing.add_argument("--order", choices=list(ORDERS), default="newest")
-    listing.add_argument("--stage", type=int)
+    listing.add_argument("--stage", type=index_int)
     listing.add_argument("--reason")
     listing.add_argument("--min-reward", type=float)
     listing.add_argument("--max-reward", type=float)
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=index_int, default=100)
     listing.set_defaults(func=_recordings_list)
     rebuild = verbs.add_parser("reindex", help="rebuild recordings.db from the episode files")
     rebuild.add_argument("run_dir")
@@ -221,7 +235,7 @@ def _add_recordings(sub) -> None:
         "verify", help="re-simulate recorded episodes and compare every tick's state hash"
     )
     check.add_argument("run_dir")
-    check.add_argument("--episode", type=int, nargs="+", help="these episodes (default: all)")
+    check.add_argument("--episode", type=index_int, nargs="+", help="these episodes (default: all)")
     check.set_defaults(func=_recordings_verify)
 
 

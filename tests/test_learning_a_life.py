@@ -174,11 +174,12 @@ def test_the_world_keeps_the_observation_at_the_tick_limit_for_bootstrapping():
     assert torch.allclose(result.obs.features[..., energy], world.layout.initial_meters[:, energy])
 
 
-def test_bootstrapping_truncated_days_trains_deterministically(tmp_path):
+def assert_option_is_deterministic_and_matters(tmp_path, scenario: str, option: str) -> None:
+    """Two short runs with `option` give identical weights; a run without it does not."""
     from townlet.policy.train import train
 
     overrides = [
-        "scenario=kitchen_breakfast",
+        f"scenario={scenario}",
         "ppo=fast",
         "ppo.num_envs=8",
         "train.total_ticks=96",
@@ -193,11 +194,15 @@ def test_bootstrapping_truncated_days_trains_deterministically(tmp_path):
             "model"
         ]
 
-    first = weights("a", "ppo.bootstrap_truncated=true")
-    again = weights("b", "ppo.bootstrap_truncated=true")
-    plain = weights("c")
+    first, again, plain = weights("a", option), weights("b", option), weights("c")
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert any(not torch.equal(first[k], plain[k]) for k in first)
+
+
+def test_bootstrapping_truncated_days_trains_deterministically(tmp_path):
+    assert_option_is_deterministic_and_matters(
+        tmp_path, "kitchen_breakfast", "ppo.bootstrap_truncated=true"
+    )
 
 
 def test_a_duration_stage_shortens_long_interactions_and_pays_the_same():
@@ -257,26 +262,6 @@ def test_the_shaping_potential_is_what_the_shaping_terms_pay_differences_of():
 
 
 def test_discounted_shaping_trains_deterministically_and_changes_the_update(tmp_path):
-    from townlet.policy.train import train
-
-    overrides = [
-        "scenario=employment_punctuality",
-        "ppo=fast",
-        "ppo.num_envs=8",
-        "train.total_ticks=96",
-        "tracking=off",
-        "recording=off",
-        "train.progress=false",
-    ]
-
-    def weights(name: str, *extra: str) -> dict[str, torch.Tensor]:
-        train(load_config([*overrides, *extra]), tmp_path / name)
-        return torch.load(tmp_path / name / "checkpoints" / "latest.pt", weights_only=False)[
-            "model"
-        ]
-
-    first = weights("a", "ppo.discount_shaping=true")
-    again = weights("b", "ppo.discount_shaping=true")
-    plain = weights("c")
-    assert all(torch.equal(first[k], again[k]) for k in first)
-    assert any(not torch.equal(first[k], plain[k]) for k in first)
+    assert_option_is_deterministic_and_matters(
+        tmp_path, "employment_punctuality", "ppo.discount_shaping=true"
+    )

@@ -132,3 +132,33 @@ def test_interpolation_is_found_anywhere_in_the_structure():
             node["k"] = {}
             node = node["k"]
         refuse_interpolation(deep, "a")
+
+
+def test_a_small_file_that_decodes_into_millions_of_objects_is_refused():
+    import lz4.frame
+    import msgpack
+
+    from townlet.recording.format import MAX_OBJECTS, RecordingError, decode_episode
+
+    # nested empty arrays: one byte of msgpack each, a Python list each once decoded
+    arrays = b"\xdc" + (60_000).to_bytes(2, "big") + b"\x90" * 60_000
+    payload = (
+        b"\x83"  # a map of three: format_version, header, and the bomb
+        + msgpack.packb("format_version")
+        + msgpack.packb(2)
+        + msgpack.packb("header")
+        + msgpack.packb({})
+        + msgpack.packb("columns")
+        + b"\xdd"
+        + (MAX_OBJECTS // 60_000 + 2).to_bytes(4, "big")
+        + arrays * (MAX_OBJECTS // 60_000 + 2)
+    )
+    data = lz4.frame.compress(payload)
+    assert len(data) < 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(RecordingError, match="objects"):
+        decode_episode(data, "bomb")
+    assert time.perf_counter() - start < 10
+    one_huge = b"\x81" + msgpack.packb("x") + b"\xdd" + (50_000_000).to_bytes(4, "big")
+    with pytest.raises(RecordingError, match="corrupt"):
+        decode_episode(lz4.frame.compress(one_huge + b"\x90" * 10), "huge")

@@ -28,6 +28,15 @@ import numpy as np
 
 FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
+DEFAULT_MAX_BYTES = 256 * 2**20
+"""The decompressed size any reader allows when it names no cap of its own (reindex, verify,
+export, training start-up): a 4.3 MB file inflating to 1 GiB took `reindex` to 3.2 GB."""
+MAX_OBJECTS = 2_000_000
+"""msgpack containers and their entries one file may decode into: a 264 KB file of nested
+empty arrays, well under the byte cap, once held 4.8 GB as Python objects. A version-2
+episode is a few hundred objects (its columns are byte strings); version 1 a few per step."""
+MAX_CONTAINER = 1_000_000
+"""Entries in one msgpack array or map (allocated before any budget can look at it)."""
 V1_METER_NAMES = ("energy", "hygiene", "satiation", "money", "mood", "social", "health", "fitness")
 V1_ACTION_NAMES = ("UP", "DOWN", "LEFT", "RIGHT", "INTERACT", "WAIT", "REST", "MEDITATE")
 V1_GRID = 8
@@ -149,11 +158,11 @@ def encode_episode(episode: Episode) -> tuple[bytes, int]:
 
 
 def decompress(data: bytes, label: str, max_bytes: int | None = None) -> bytes:
-    """The LZ4 frame's content, refusing to inflate past `max_bytes` (a small file can expand
-    to gigabytes: the limit is checked while decompressing, not after)."""
+    """The LZ4 frame's content, refusing to inflate past `max_bytes` (default
+    DEFAULT_MAX_BYTES; a small file can expand to gigabytes: the limit is checked while
+    decompressing, not after)."""
+    max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     try:
-        if max_bytes is None:
-            return lz4.frame.decompress(data)
         decompressor = lz4.frame.LZ4FrameDecompressor()
         packed = decompressor.decompress(data, max_length=max_bytes + 1)
     except RuntimeError as error:
@@ -175,7 +184,7 @@ def decode_episode(
     (see `episode_problem`)."""
     packed = decompress(data, label, max_bytes)
     try:
-        payload = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+        payload = _unpack_bounded(packed, label)
     except (
         msgpack.ExtraData,
         msgpack.FormatError,
@@ -199,6 +208,34 @@ def decode_episode(
     if problem:
         raise RecordingError(f"{label}: malformed version {version} recording ({problem})")
     return episode
+
+
+class _ObjectBudget:
+    """Counts the containers msgpack builds (and their entries) and stops past MAX_OBJECTS."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.used = label, 0
+
+    def spend(self, container):
+        self.used += len(container) + 1
+        if self.used > MAX_OBJECTS:
+            raise RecordingError(
+                f"{self.label}: decodes into more than {MAX_OBJECTS:,} objects (refused)"
+            )
+        return container
+
+
+def _unpack_bounded(packed: bytes, label: str) -> Any:
+    budget = _ObjectBudget(label)
+    return msgpack.unpackb(
+        packed,
+        raw=False,
+        strict_map_key=False,
+        list_hook=budget.spend,
+        object_hook=budget.spend,
+        max_array_len=MAX_CONTAINER,
+        max_map_len=MAX_CONTAINER,
+    )
 
 
 def episode_problem(episode: Episode) -> str | None:

@@ -19,9 +19,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import lz4.frame
-
-from townlet.recording.format import Episode, RecordingError, decode_episode, encode_episode
+from townlet.recording.format import (
+    Episode,
+    RecordingError,
+    decode_episode,
+    decompress,
+    encode_episode,
+)
 from townlet.util.atomic import atomic_write_bytes
 
 INDEX_NAME = "recordings.db"
@@ -434,7 +438,7 @@ def _merge(index: RecordingIndex, folder: Path, notify: Any) -> tuple[int, list[
                 stored = int(episode.metadata["episode_id"])
                 if stored != episode_id:
                     raise RecordingError(f"{path.name}: holds episode {stored}, not {episode_id}")
-                row = row_for(episode, path.name, len(lz4.frame.decompress(data)), len(data))
+                row = row_for(episode, path.name, len(decompress(data, path.name)), len(data))
             except (RecordingError, KeyError, TypeError, ValueError, OSError) as error:
                 problems.append(str(error))
                 continue

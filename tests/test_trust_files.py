@@ -162,3 +162,47 @@ def test_a_small_file_that_decodes_into_millions_of_objects_is_refused():
     one_huge = b"\x81" + msgpack.packb("x") + b"\xdd" + (50_000_000).to_bytes(4, "big")
     with pytest.raises(RecordingError, match="corrupt"):
         decode_episode(lz4.frame.compress(one_huge + b"\x90" * 10), "huge")
+
+
+@settings(max_examples=200, deadline=2000)
+@given(data=st.binary(max_size=512))
+def test_any_bytes_are_a_clean_recording_error(data):
+    from townlet.recording.format import RecordingError, decode_episode
+
+    with pytest.raises(RecordingError):
+        decode_episode(data, "fuzz")
+
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what msgpack can hold
+    | st.floats()
+    | st.text(max_size=12)
+    | st.binary(max_size=16),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=2000)
+@given(
+    payload=msgpack_values
+    | st.fixed_dictionaries(
+        {"format_version": st.sampled_from([1, 2])},
+        optional={"header": msgpack_values, "columns": msgpack_values, "steps": msgpack_values},
+    )
+)
+def test_any_msgpack_structure_is_a_recording_or_a_clean_error(payload):
+    import lz4.frame
+    import msgpack
+
+    from townlet.recording.format import RecordingError, decode_episode
+
+    data = lz4.frame.compress(msgpack.packb(payload, use_bin_type=True))
+    try:
+        decode_episode(data, "fuzz")
+    except RecordingError as error:
+        assert str(error).startswith("fuzz")

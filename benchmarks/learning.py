@@ -45,7 +45,8 @@ RUNS = {
     # 16 agents: fewer envs, and the town's recipe (clone the routine, then PPO) in small doses
     "village": [
         "ppo.num_envs=32",
-        "train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:40}]",
+        "train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:100}]",
+        "train.select_every=10",
         "train.eval_every=10",
     ],
 }

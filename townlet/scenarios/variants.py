@@ -1,8 +1,9 @@
 """Other lives for a scenario's agents, built from their scripts: what the reward must rank.
 
-A reward is only right if it ranks lives as a person would. These variants are the lives the
-round-one PPO settled into, and the half-lives in between: the scenario's routine must outscore
-each of them (asserted by the tests, printed by `benchmarks/learning.py`).
+A reward is only right if it ranks lives as a person would. These variants are the lives PPO
+settled into before commit 537cce9 (2026-11-30), and the half-lives in between: the
+scenario's routine must outscore each of them (asserted by the tests, printed by
+`benchmarks/learning.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def variant_scripts(scenario: ScenarioConfig, variant: str) -> list[list[IntentC
     scripts = []
     for agent in scenario.agents:
         script = list(agent.script)
-        if variant == "stay_home_and_eat":  # what round one's PPO learned: eat, nothing else
+        if variant == "stay_home_and_eat":  # what PPO learned before 537cce9: eat, nothing else
             meal = meals[0]
             script = [
                 IntentConfig(do="use", target=meal),

@@ -4,10 +4,11 @@ An agent on its workplace tile by the end of the grace period is on time; arrivi
 late; a shift that ends without arrival is absent (the events telemetry counts). The penalties
 fall when the agent can still act on them: the late penalty at the grace deadline, the absence
 penalty a little for each tick after the grace deadline that it is not at work, before
-arriving or after leaving (round one charged lateness on arrival, which punished arriving, and
-absence 70 ticks later, too late to teach anything; charging only until arrival was measured to
-teach "arrive on time, then leave for the cafe"). Wage is paid per tick present during the shift
-after arriving, so a late worker earns less.
+arriving or after leaving (before commit 537cce9, 2026-11-30, lateness was charged on
+arrival, which punished arriving, and absence 70 ticks later, too late to teach anything;
+charging only until arrival was measured to teach "arrive on time, then leave for the
+cafe"). Wage is paid per tick present during the shift after arriving, so a late worker earns
+less.
 
 Coworkers (agents with the same workplace) stand in for each other: at the grace deadline an
 on-time coworker at work covers a late colleague (the late penalty is cut by

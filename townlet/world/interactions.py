@@ -1,8 +1,9 @@
 """Affordances and their FIFO queues: progress, completion, admission, queueing, contention.
 
 With `interaction_effects: per_tick` an interaction pays its effects a share per tick (moving
-off aborts it, keeping what it earned) and its cost on admission; round one paid everything on
-completion, so a 20-tick Bed was never completed by an exploring agent and never learned.
+off aborts it, keeping what it earned) and its cost on admission; before commit 537cce9
+(2026-11-30) everything was paid on completion, so a 20-tick Bed was never completed by an
+exploring agent and never learned.
 
 Order within a tick: interactions in progress advance and may complete (freeing slots), then
 candidates are admitted in ticket order — agents already queued first, then this tick's new

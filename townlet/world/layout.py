@@ -596,8 +596,8 @@ class PlaceFinder:
     """Where places are from every cell, walking around walls: offsets and path distances.
 
     Agents see only a window of the map; these give each one a compass to its own workplace
-    and bed and to the nearest affordance of each kind (the round-one town hid both the job
-    and the way through the wall from an agent at home)."""
+    and bed and to the nearest affordance of each kind (the town before commit 537cce9,
+    2026-11-30, hid both the job and the way through the wall from an agent at home)."""
 
     def __init__(self, scenario: ScenarioConfig, walls: set, cell, cells: int) -> None:
         self._floor = [

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from townlet.config.errors import ConfigError
 from townlet.config.schema import TownletConfig
-from townlet.config.validate import check_consistency, check_numbers, unknown_keys
+from townlet.config.validate import checked, one_line_error
 
 # The schema's own interpolations, which Hydra writes unresolved into a run's config.yaml; a
 # file may hold these exact strings and nothing else of the kind.
@@ -62,20 +62,11 @@ def config_from_file(parts: Any, source: str) -> TownletConfig:
         raise ConfigError(f"{source}: the config is not a mapping")
     refuse_interpolation(parts, source)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(TownletConfig), parts)
-        unknown_keys(merged, TownletConfig)
-        config: TownletConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-        check_numbers(config)
-        check_consistency(config)
+        return checked(OmegaConf.merge(OmegaConf.structured(TownletConfig), parts))
     except ConfigError as error:
         raise ConfigError(_one_line(f"{source}: {error}")) from error
-    except Exception as error:  # omegaconf's type errors: several lines, keep the first
-        key = getattr(error, "full_key", None)
-        where = f"{key}: " if key else ""
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        first = lines[0] if lines else type(error).__name__
-        raise ConfigError(_one_line(f"{source}: {where}{first}")) from error
-    return config
+    except Exception as error:  # the merge's own type errors
+        raise ConfigError(_one_line(f"{source}: {one_line_error(error)}")) from error
 
 
 def scenario_name(value: Any, conf_dir: Path, source: str) -> str:

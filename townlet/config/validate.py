@@ -162,15 +162,30 @@ MEMORY_FRACTION = 0.8
 
 def validate(cfg: DictConfig) -> TownletConfig:
     """The composed config, typed, after every check; raises `ConfigError` naming the key."""
+    config = checked(cfg)
+    check_memory(config)
+    return config
+
+
+def checked(cfg: DictConfig) -> TownletConfig:
+    """`validate` without the memory check (which is about training on this machine): what a
+    config read from a file must pass before anything is built from it."""
     unknown_keys(cfg, TownletConfig)
     try:
         config: TownletConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    except Exception as error:  # omegaconf's errors carry several lines; keep the first
-        raise ConfigError(str(error).splitlines()[0]) from error
+    except Exception as error:
+        raise one_line_error(error) from error
     check_numbers(config)
     check_consistency(config)
-    check_memory(config)
     return config
+
+
+def one_line_error(error: Exception) -> ConfigError:
+    """OmegaConf's error (several lines, the key among them) as one line naming the key."""
+    key = getattr(error, "full_key", None)
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    text = f"{key}: " if key else ""
+    return ConfigError(text + (lines[0] if lines else type(error).__name__))
 
 
 def unknown_keys(node: Any, schema: Any, path: str = "") -> None:

@@ -123,6 +123,9 @@ class World:
         self._fresh = WorldState.initial(layout, num_envs, self.device)
         self._spawn_cells = layout.walkable[: layout.sink_cell].nonzero().squeeze(1)
         self._seats = _long_interactions(layout)
+        # the scenario's durations and rates, which a curriculum stage may scale (set_stage)
+        self._base_duration = layout.inst_duration.clone()
+        self._base_rate = layout.inst_rate.clone()
         self.tunables = Tunables.compile(world, layout.meter_names, self.device)
         if check_fast_path is None:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
@@ -342,7 +345,7 @@ class World:
             self._new_episodes(env_done)
             fast.all_alive = bool(s.alive.all())
             fast.oldest_tick = int(s.tick.max())
-        if engaged:
+        if engaged or (self.seated > 0 and any_done):  # new episodes may start seated
             fast.engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
         self._advance_clock()
 
@@ -510,8 +513,6 @@ class World:
         s.pos = torch.where(chosen, self.layout.inst_cell[seat], s.pos)
         s.using = torch.where(chosen, seat, s.using)
         s.progress = torch.where(chosen, 0, s.progress)
-        if hasattr(self, "fast") and bool(chosen.any()):
-            self.fast.engaged = True
 
     def _advance_clock(self) -> None:
         layout = self.layout
@@ -543,9 +544,6 @@ class World:
 
     def _scale_durations(self, scale: float) -> None:
         layout = self.layout
-        if not hasattr(self, "_base_duration"):
-            self._base_duration = layout.inst_duration.clone()
-            self._base_rate = layout.inst_rate.clone()
         base = self._base_duration
         long = base > 1
         scaled = torch.where(long, (base.double() * scale).round().long().clamp(min=1), base)

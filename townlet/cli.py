@@ -184,12 +184,14 @@ def _report(args: argparse.Namespace) -> int:
             folders, Path(args.output_dir or folders[0]), problems
         )
     except (ValueError, OSError) as error:
-        for line in problems:
-            print(f"warning: {line}", file=sys.stderr)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for line in problems:
+        failure = error
+    else:
+        failure = None
+    for line in problems:  # the runs left out, whether or not a report came of the rest
         print(f"warning: {line}", file=sys.stderr)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
     print(report_table(groups))
     print(f"wrote {summary} and {picture}")
     parent = log_to_parent(folders[0], [summary, picture], _best_group_metrics(groups))

@@ -444,7 +444,9 @@ class Trainer:
         state, recorder = self.state, self.recorder
         n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
-        bootstrap = torch.zeros_like(buffers.rewards)  # GAE's only: telemetry keeps the rewards
+        # what only the advantages see (time-limit bootstrap, discounted shaping); telemetry
+        # keeps the world's rewards
+        learner_extra = torch.zeros_like(buffers.rewards)
         obs = self.obs
         with torch.no_grad(), precision_scope(ppo.precision, self.device):
             for t in range(ppo.rollout_ticks):
@@ -477,10 +479,10 @@ class Trainer:
                         )
                 buffers.rewards[t] = result.reward.reshape(n)
                 if result.final_obs is not None:  # a day's end is a time limit, not a death
-                    bootstrap[t] = self._truncation_bootstrap(result)
+                    learner_extra[t] = self._truncation_bootstrap(result)
                 if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
                     after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
-                    bootstrap[t] -= (1.0 - ppo.gamma) * after.reshape(n)
+                    learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)
                 buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
                 ev = result.events
                 buffers.contention[t] = ev.contention.reshape(n)
@@ -510,7 +512,7 @@ class Trainer:
 
         # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
         advantages, returns = compute_gae(
-            buffers.rewards + bootstrap,
+            buffers.rewards + learner_extra,
             buffers.values,
             buffers.dones,
             next_value,

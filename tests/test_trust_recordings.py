@@ -26,7 +26,7 @@ from conftest import (
 )
 from websockets.asyncio.client import connect
 
-from townlet.recording import RecordingIndex, read_episode, reindex
+from townlet.recording import Episode, RecordingIndex, encode_episode, read_episode, reindex
 from townlet.recording.index import FILE_PATTERN
 
 CLAIMER = """
@@ -242,3 +242,40 @@ def test_a_kill_at_any_moment_keeps_every_whole_episode(tmp_path):
         assert mine.steps == theirs.steps == 30, episode_id
         for name, column in theirs.columns.items():
             np.testing.assert_array_equal(mine.columns[name], column, err_msg=name)
+
+
+def _rewrite_metadata(path: Path, **changes) -> None:
+    episode = read_episode(path)
+    header = {**episode.header, "metadata": {**episode.metadata, **changes}}
+    data, _ = encode_episode(Episode(header, episode.columns))
+    path.write_bytes(data)
+
+
+def test_reindex_reports_each_bad_file_by_name_and_keeps_every_good_one(tmp_path):
+    """Issue 27 item 6: a NaN total reward aborted the whole merge (IntegrityError), an id of
+    2^64-1 raised OverflowError, a second zero padding of one id was silently dropped and a
+    problem line did not name its file."""
+    recorder = recorder_for(tmp_path, periodic=1)
+    for episode in range(5):
+        play(recorder, episode, reward=1.0)
+    recorder.close()
+    folder = tmp_path / "recordings"
+    _rewrite_metadata(folder / "episode_000001.msgpack.lz4", total_reward=float("nan"))
+    _rewrite_metadata(folder / "episode_000002.msgpack.lz4", survival_steps="thirty")
+    huge = folder / f"episode_{2**64 - 1}.msgpack.lz4"
+    shutil.copy(folder / "episode_000003.msgpack.lz4", huge)
+    _rewrite_metadata(huge, episode_id=2**64 - 1)
+    shutil.copy(folder / "episode_000004.msgpack.lz4", folder / "episode_0000004.msgpack.lz4")
+    (tmp_path / "recordings.db").unlink()
+    count, problems = reindex(tmp_path)
+    assert count == 3, problems  # episodes 0, 3 and 4
+    assert set(files_and_rows(tmp_path)[1]) == {0, 3, 4}
+    assert len(problems) == 4, problems
+    named = {
+        "episode_000001.msgpack.lz4": "total_reward",
+        "episode_000002.msgpack.lz4": "survival_steps",
+        huge.name: "episode id",
+        "episode_0000004.msgpack.lz4": "episode_000004.msgpack.lz4",
+    }
+    for name, says in named.items():
+        assert any(p.startswith(name + ":") and says in p for p in problems), (name, problems)

@@ -12,6 +12,7 @@ the recordings folder and are never followed outside it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.recording.format import (
+    DEFAULT_MAX_BYTES,
     Episode,
     RecordingError,
     decode_episode,
@@ -330,23 +332,45 @@ def read_episode(path: Path, label: str | None = None, max_bytes: int | None = N
 
 
 def row_for(episode: Episode, file_path: str, size: int, compressed: int) -> dict[str, Any]:
+    """The index row of an episode file; a metadata value the index cannot hold (a NaN reward,
+    an id beyond SQLite's integers, a count that is not a number) is a RecordingError naming
+    the file and the field, so one bad file is reported instead of aborting a merge."""
     meta, header = episode.metadata, episode.header
     reasons = list(meta.get("recording_reasons") or [meta.get("recording_reason", "")])
     return {
-        "episode_id": int(meta["episode_id"]),
-        "survival_steps": int(meta["survival_steps"]),
-        "total_reward": float(meta["total_reward"]),
-        "curriculum_stage": int(meta["curriculum_stage"]),
-        "recording_reason": meta.get("recording_reason") or (reasons[0] if reasons else ""),
-        "timestamp": float(meta["timestamp"]),
+        "episode_id": _metadata_int(meta, "episode_id", file_path, MAX_EPISODE_ID),
+        "survival_steps": _metadata_int(meta, "survival_steps", file_path),
+        "total_reward": _metadata_float(meta, "total_reward", file_path),
+        "curriculum_stage": _metadata_int(meta, "curriculum_stage", file_path),
+        "recording_reason": str(meta.get("recording_reason") or (reasons[0] if reasons else "")),
+        "timestamp": _metadata_float(meta, "timestamp", file_path),
         "file_path": file_path,
         "file_size_bytes": int(size),
         "compressed_size_bytes": int(compressed),
-        "run_id": header.get("run_id"),
-        "scenario": header.get("scenario"),
-        "recording_reasons": json.dumps(reasons),
+        "run_id": _optional_text(header.get("run_id")),
+        "scenario": _optional_text(header.get("scenario")),
+        "recording_reasons": json.dumps([str(r) for r in reasons]),
         "format_version": int(header.get("format_version", 2)),
     }
+
+
+def _metadata_int(meta: dict[str, Any], key: str, label: str, most: int = 2**63 - 1) -> int:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        what = "episode id" if key == "episode_id" else key
+        raise RecordingError(f"{label}: {what} {value!r} is not an integer in [0, {most}]")
+    return value
+
+
+def _metadata_float(meta: dict[str, Any], key: str, label: str) -> float:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RecordingError(f"{label}: {key} {value!r} is not a finite number")
+    return float(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -409,7 +433,14 @@ def _merge(index: RecordingIndex, folder: Path, notify: Any) -> tuple[int, list[
         if match is None:
             problems.append(f"{path.name}: not an episode file name (episode_NNNNNN.msgpack.lz4)")
             continue
-        files[int(match.group(1))] = path
+        episode_id = int(match.group(1))
+        if episode_id in files:  # one id under two zero paddings: keep the canonical name
+            keep, drop = sorted(
+                (files[episode_id], path), key=lambda p: p.name != episode_file_name(episode_id)
+            )
+            problems.append(f"{drop.name}: episode {episode_id} is also {keep.name}; left out")
+            path = keep
+        files[episode_id] = path
     connection = index.connection
     try:
         connection.execute("BEGIN IMMEDIATE")
@@ -433,14 +464,19 @@ def _merge(index: RecordingIndex, folder: Path, notify: Any) -> tuple[int, list[
             if episode_id in indexed:
                 continue
             try:
+                if path.stat().st_size > DEFAULT_MAX_BYTES:
+                    raise RecordingError(f"{path.name}: larger than the recordings' size cap")
                 data = path.read_bytes()
                 episode = decode_episode(data, path.name)
                 stored = int(episode.metadata["episode_id"])
                 if stored != episode_id:
                     raise RecordingError(f"{path.name}: holds episode {stored}, not {episode_id}")
                 row = row_for(episode, path.name, len(decompress(data, path.name)), len(data))
-            except (RecordingError, KeyError, TypeError, ValueError, OSError) as error:
+            except RecordingError as error:
                 problems.append(str(error))
+                continue
+            except (KeyError, TypeError, ValueError, OSError) as error:
+                problems.append(f"{path.name}: {error!r}")
                 continue
             connection.execute(
                 f"INSERT INTO episode_recordings ({', '.join(COLUMNS)}) VALUES ({placeholders})",

@@ -90,7 +90,7 @@ def list_filters(filters: Any) -> dict[str, Any]:
                 raise ProtocolError(f"Invalid {key}: expected a string")
             clean[key] = value[:1000]
         elif key == "order":
-            if value not in ORDERS:
+            if not isinstance(value, str) or value not in ORDERS:
                 raise ProtocolError(f"Invalid order: expected one of {', '.join(ORDERS)}")
             clean[key] = value
         else:

@@ -105,6 +105,28 @@ def test_the_shift_slack_counts_ticks_to_the_deadline_less_the_walk():
     assert torch.allclose(after, expected)
 
 
+@pytest.mark.parametrize(
+    ("hour", "cafe", "bar", "park"),
+    [(12, 1.0, 0.0, 1.0), (17.5, 1.0, 1.0, 1.0), (22, 0.0, 1.0, 0.0)],
+)
+def test_opening_hours_are_observed_without_walking_to_the_door(hour, cafe, bar, park):
+    """The cafe's posted hours (7-20), the bar's (17-02) and the park's (6-21) are features;
+    always-open affordances and workplaces have none."""
+    without = typed(load_config([f"scenario.start_hour={hour}"]))
+    assert not any(
+        n.startswith("open_") for n in World(without.world, without.scenario).names.features
+    )
+    town = typed(
+        load_config([f"scenario.start_hour={hour}", "world.observation.opening_hours=true"])
+    )
+    world = World(town.world, town.scenario, num_envs=1, seed=0)
+    names = [n for n in world.names.features if n.startswith("open_")]
+    assert names == ["open_bar", "open_cafe", "open_park"]
+    features = world.observe().features[0]
+    for name, expected in (("open_cafe", cafe), ("open_bar", bar), ("open_park", park)):
+        assert torch.all(features[:, world.feature_index[name]] == expected), name
+
+
 def test_interaction_shaping_pays_a_bed_at_once_and_charges_leaving_early():
     def one_agent_on_a_bed(weight: float) -> World:
         town = typed(load_config([f"world.reward.interaction_shaping={weight}"]))

@@ -162,6 +162,11 @@ class ObservationConfig:
     window: int = 9
     """Side of the egocentric square window; odd. The policy reads all of it, so it sets the
     network's size too (9 x 9 keeps PPO above 50k agent-steps/s on 2 cores; 11 x 11 about 35k)."""
+    opening_hours: bool = False
+    """Observe, per affordance type that keeps hours, whether one is open now (`open_cafe`, ...):
+    posted hours an agent may know without walking to the door. Off by default so checkpoints
+    and the measured recipes trained without them stay loadable (experiment=scratch turns it
+    on)."""
 
 
 @dataclass

@@ -112,6 +112,8 @@ class Layout:
     meal_type: torch.Tensor  # (T,) bool: the affordance type feeds (raises satiation)
     utility_names: tuple[str, ...]  # utilities with a scheduled outage
     outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out
+    hours_names: tuple[str, ...]  # affordance types that keep hours (open_cafe, ...)
+    hours_open: torch.Tensor  # (tpd, H) float32: 1 while some instance of the type is open
     outage_starts: torch.Tensor  # (tpd,) int64 outages starting at this tick of day
     # meters (their decay and reward weights are `Tunables`)
     money_index: int  # -1 when the town has no money meter
@@ -190,6 +192,29 @@ def meter_vector(
             raise ConfigError(f"{where}: unknown meter '{name}' (meters: {', '.join(meter_index)})")
         vec[meter_index[name]] = float(value)
     return vec
+
+
+def _posted_hours(
+    world, types, inst_type, specs, inst_open, social, tpd: int
+) -> tuple[list, torch.Tensor]:
+    """The affordance types that keep hours and (tpd, H) whether one of each is open (none
+    unless world.observation.opening_hours)."""
+    names: list[str] = []
+    if world.observation.opening_hours:
+        names = sorted(
+            {
+                types[t]
+                for i, t in enumerate(inst_type)
+                if not specs[i].workplace and not all(inst_open[i])
+            }
+        )
+    hours_open = torch.zeros(tpd, len(names))
+    for i, t in enumerate(inst_type):
+        if types[t] in names:
+            now = (torch.tensor(inst_open[i]) & ~social.closed[:, i]).float()
+            column = names.index(types[t])
+            hours_open[:, column] = torch.maximum(hours_open[:, column], now)
+    return names, hours_open
 
 
 def _open_ticks(open_hour: float, close_hour: float, ticks_per_day: int, where: str) -> list[bool]:
@@ -354,6 +379,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         if not specs[i].workplace:
             open_here[:, cell(xy)] = torch.tensor(inst_open[i]) & ~social.closed[:, i]
             cost_here[cell(xy)] = specs[i].cost
+    hours_types, hours_open = _posted_hours(world, types, inst_type, specs, inst_open, social, tpd)
     start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
     in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
     all_cells = torch.arange(cells + 1)
@@ -486,6 +512,8 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         ),
         utility_names=social.utility_names,
         outage_active=social.outage_active,
+        hours_names=tuple(f"open_{name.lower()}" for name in hours_types),
+        hours_open=hours_open,
         outage_starts=social.outage_starts,
         money_index=money_index,
         social_index=meter_index.get("social", -1),

@@ -102,6 +102,7 @@ class ObservationBuilder:
             *layout.meter_names,
             *CLOCK_FEATURES,
             *outage_names,
+            *layout.hours_names,
             *layout.cell_feature_names,
             SHIFT_SLACK,
             *STATUS_FEATURES,
@@ -127,9 +128,16 @@ class ObservationBuilder:
         clock_rows = layout.clock_features.cpu().unsqueeze(1).expand(-1, arrivals, -1)
         outages = layout.outage_active.cpu().repeat(layout.num_agents, 1)  # (A * tpd, U)
         outage_rows = outages.unsqueeze(1).expand(-1, arrivals, -1)
-        width = len(CLOCK_FEATURES) + len(outage_names)
+        # Opening hours are posted: an agent may know whether the cafe is open without walking
+        # there (without them the scratch policy waited at the closed cafe all night, measured
+        # 2026-12-07).
+        hours = layout.hours_open.cpu().repeat(layout.num_agents, 1)  # (A * tpd, H)
+        hours_rows = hours.unsqueeze(1).expand(-1, arrivals, -1)
+        width = len(CLOCK_FEATURES) + len(outage_names) + len(layout.hours_names)
         self._clock_shift = (
-            torch.cat((clock_rows, shift_rows, outage_rows), dim=-1).reshape(-1, width).to(device)
+            torch.cat((clock_rows, shift_rows, outage_rows, hours_rows), dim=-1)
+            .reshape(-1, width)
+            .to(device)
         )
         self._social = layout.num_agents > 1
         self._idle_tail = torch.tensor(_IDLE_STATUS, device=device)

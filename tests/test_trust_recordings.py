@@ -26,7 +26,14 @@ from conftest import (
 )
 from websockets.asyncio.client import connect
 
-from townlet.recording import Episode, RecordingIndex, encode_episode, read_episode, reindex
+from townlet.recording import (
+    Episode,
+    RecordingError,
+    RecordingIndex,
+    encode_episode,
+    read_episode,
+    reindex,
+)
 from townlet.recording.index import FILE_PATTERN
 
 CLAIMER = """
@@ -279,3 +286,34 @@ def test_reindex_reports_each_bad_file_by_name_and_keeps_every_good_one(tmp_path
     }
     for name, says in named.items():
         assert any(p.startswith(name + ":") and says in p for p in problems), (name, problems)
+
+
+RECURSIVE_VIEW = """
+CREATE VIEW episode_recordings AS
+WITH RECURSIVE n(episode_id) AS (SELECT 0 UNION ALL SELECT episode_id + 1 FROM n)
+SELECT episode_id, 1 AS survival_steps, 0.0 AS total_reward, 0 AS curriculum_stage,
+       '' AS recording_reason, 0.0 AS timestamp, 'x' AS file_path, 0 AS file_size_bytes,
+       0 AS compressed_size_bytes, NULL AS run_id, NULL AS scenario,
+       NULL AS recording_reasons, 2 AS format_version FROM n;
+"""
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_an_index_whose_recordings_are_an_endless_view_is_refused_at_once(tmp_path, create):
+    """Issue 27 item 7: a valid SQLite file whose episode_recordings is a recursive VIEW hung
+    the server (no client ever received `connected`) and any reindex."""
+    import sqlite3
+
+    (tmp_path / "recordings").mkdir()
+    connection = sqlite3.connect(tmp_path / "recordings.db")
+    connection.executescript(RECURSIVE_VIEW)
+    connection.close()
+    started = time.perf_counter()
+    if create:  # reindex: the hostile file is set aside and the index rebuilt from the files
+        count, problems = reindex(tmp_path)
+        assert count == 0 and problems == []
+        assert RecordingIndex.for_run(tmp_path, create=False).list(limit=None) == []
+    else:
+        with pytest.raises(RecordingError, match="not a table"):
+            RecordingIndex.for_run(tmp_path, create=False)
+    assert time.perf_counter() - started < 5

@@ -102,6 +102,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class NotATableError(RecordingError):
+    """The index names a view (or anything but a table) where its tables belong."""
+
+
 class RecordingIndex:
     """`recordings.db` plus the folder of episode files it indexes."""
 
@@ -118,6 +122,12 @@ class RecordingIndex:
                 self.connection.execute("PRAGMA journal_mode=WAL")
                 self.connection.executescript(SCHEMA)
                 self.connection.commit()
+            kinds = dict(
+                self.connection.execute(
+                    "SELECT name, type FROM sqlite_master WHERE name IN "
+                    "('episode_recordings', 'episode_claims')"
+                ).fetchall()
+            )
             self.columns = {
                 row[1] for row in self.connection.execute("PRAGMA table_info(episode_recordings)")
             }
@@ -128,7 +138,12 @@ class RecordingIndex:
             raise RecordingError(
                 f"{self.db_path}: not a SQLite recordings index ({error})"
             ) from error
+        for name, kind in kinds.items():  # a VIEW can be endless (WITH RECURSIVE)
+            if kind != "table":
+                self.connection.close()
+                raise NotATableError(f"{self.db_path}: {name} is a {kind}, not a table")
         if "episode_id" not in self.columns:
+            self.connection.close()
             raise RecordingError(f"{self.db_path}: no episode_recordings table")
 
     @classmethod
@@ -398,7 +413,7 @@ def reindex(run_dir: Path, notify: Any = None) -> tuple[int, list[str]]:
     db = run_dir / INDEX_NAME
     try:
         index = RecordingIndex(db, folder)
-    except sqlite3.DatabaseError as error:
+    except (sqlite3.DatabaseError, NotATableError) as error:
         if notify is not None:
             notify(f"{db}: unreadable ({error}); rebuilding it from the files")
         _set_aside(db)

@@ -8,8 +8,10 @@ only a chunk's files are ever loaded. A cycle is one pass over every sample.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +25,10 @@ from townlet.world import World
 from townlet.world.constants import ACTION_NAMES, NUM_ACTIONS
 
 MANIFEST_SUFFIX = "_manifest.json"
+SAMPLE_FIELDS = ("map", "features", "actions", "old_log_probs", "value_preds", "rewards", "dones")
+MAX_JSON_BYTES = 64 * 2**20
+MAX_SAMPLE_BYTES = 1024 * 2**20
+MAX_TIMESTEPS = 1_000_000
 
 
 class ReplayError(ValueError):
@@ -37,50 +43,89 @@ class SampleRef:
 
 
 def discover(capture_dir: Path, world: World) -> list[SampleRef]:
-    """Every sample under `capture_dir`, checked against the world's names and window."""
+    """Every sample under `capture_dir`, checked against the world's names and window. The
+    folder is data from anywhere: a manifest or sidecar of any other shape is a ReplayError
+    naming the file."""
     root = Path(capture_dir)
     manifests = sorted(root.rglob(f"*{MANIFEST_SUFFIX}")) if root.is_dir() else []
     if not manifests:
         raise ReplayError(f"train.capture_dir={root}: no capture manifests (*{MANIFEST_SUFFIX})")
-    names = world.names
     refs = []
     for manifest_path in manifests:
         prefix = manifest_path.name[: -len(MANIFEST_SUFFIX)]
-        manifest = json.loads(manifest_path.read_text())
+        manifest = _read_json(manifest_path)
         metrics_path = manifest_path.with_name(f"{prefix}_metrics.json")
-        metrics = json.loads(metrics_path.read_text())["samples"] if metrics_path.exists() else {}
-        rows = manifest if isinstance(manifest, list) else manifest.get("samples", [])
+        metrics = _read_json(metrics_path) if metrics_path.exists() else {}
+        metrics = metrics.get("samples", {}) if isinstance(metrics, dict) else {}
+        rows = manifest if isinstance(manifest, list) else None
+        if isinstance(manifest, dict) and isinstance(manifest.get("samples"), list):
+            rows = manifest["samples"]
+        if rows is None:
+            raise ReplayError(f"{manifest_path}: not a capture manifest (a list of samples)")
         for entry in rows:
-            row = {"sample": entry} if isinstance(entry, str) else entry
-            sample_name = row.get("sample") or row.get("file")  # ours, older ours
-            if not sample_name:
-                raise ReplayError(f"{manifest_path}: a manifest entry names no 'sample' file")
-            meta_path = manifest_path.parent / (
-                row.get("meta") or str(Path(sample_name).with_suffix(".json"))
-            )
-            meta = json.loads(meta_path.read_text())
-            for key, current in (
-                ("feature_names", list(names.features)),
-                ("map_channel_names", list(names.dense_channels)),
-            ):
-                problem = names_differ(meta.get(key), current)
-                if problem:
-                    raise ReplayError(f"{meta_path}: {key}: {problem}")
-            if meta.get("window") != world.layout.window:
-                raise ReplayError(
-                    f"{meta_path}: captured with a {meta.get('window')}-wide window; "
-                    f"this config observes {world.layout.window}"
-                )
-            if [meta["action_names"][str(i)] for i in range(NUM_ACTIONS)] != list(ACTION_NAMES):
-                raise ReplayError(f"{meta_path}: action names differ from {list(ACTION_NAMES)}")
-            refs.append(
-                SampleRef(
-                    manifest_path.parent / sample_name,
-                    int(row.get("timesteps") or meta["timesteps"]),
-                    metrics.get(sample_name, {}),
-                )
-            )
+            refs.append(_sample_ref(manifest_path, entry, metrics, world))
     return refs
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ReplayError(f"{path}: missing")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ReplayError(f"{path}: larger than {MAX_JSON_BYTES // 2**20} MiB")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, OSError) as error:
+        raise ReplayError(f"{path}: not readable JSON ({str(error)[:120]})") from error
+
+
+def _sample_ref(manifest_path: Path, entry: Any, metrics: dict, world: World) -> SampleRef:
+    """One manifest row, its sidecar checked against the world."""
+    row = {"sample": entry} if isinstance(entry, str) else entry
+    if not isinstance(row, dict):
+        raise ReplayError(f"{manifest_path}: a manifest entry is not an object")
+    sample_name, meta_name = row.get("sample") or row.get("file"), row.get("meta")  # ours, older
+    if not isinstance(sample_name, str) or not sample_name:
+        raise ReplayError(f"{manifest_path}: a manifest entry names no 'sample' file")
+    if meta_name is not None and not isinstance(meta_name, str):
+        raise ReplayError(f"{manifest_path}: 'meta' of {sample_name} is not a file name")
+    meta_path = manifest_path.parent / (meta_name or str(Path(sample_name).with_suffix(".json")))
+    meta = _read_json(meta_path)
+    if not isinstance(meta, dict):
+        raise ReplayError(f"{meta_path}: not a capture sidecar (a JSON object)")
+    names = world.names
+    for key, current in (
+        ("feature_names", list(names.features)),
+        ("map_channel_names", list(names.dense_channels)),
+    ):
+        problem = names_differ(meta.get(key), current)
+        if problem:
+            raise ReplayError(f"{meta_path}: {key}: {problem}")
+    if meta.get("window") != world.layout.window:
+        raise ReplayError(
+            f"{meta_path}: captured with a {meta.get('window')}-wide window; "
+            f"this config observes {world.layout.window}"
+        )
+    actions = meta.get("action_names")
+    if not isinstance(actions, dict) or [actions.get(str(i)) for i in range(NUM_ACTIONS)] != list(
+        ACTION_NAMES
+    ):
+        raise ReplayError(f"{meta_path}: action names differ from {list(ACTION_NAMES)}")
+    timesteps = row.get("timesteps") or meta.get("timesteps")
+    if (
+        isinstance(timesteps, bool)
+        or not isinstance(timesteps, int)
+        or not 0 < timesteps <= MAX_TIMESTEPS
+    ):
+        where = manifest_path if row.get("timesteps") else meta_path
+        raise ReplayError(
+            f"{where}: timesteps {timesteps!r} of {sample_name} is not in [1, {MAX_TIMESTEPS}]"
+        )
+    sample_metrics = metrics.get(sample_name, {})
+    return SampleRef(
+        manifest_path.parent / sample_name,
+        timesteps,
+        sample_metrics if isinstance(sample_metrics, dict) else {},
+    )
 
 
 def names_differ(captured: object, current: list[str]) -> str | None:
@@ -168,13 +213,7 @@ def load_chunk(
 ) -> ReplayChunk:
     """Load a chunk's files, turn maps back into codes, and compute advantages with the
     current critic (bootstrapping with the sample's own last value when it did not end)."""
-    arrays = []
-    for ref in refs:
-        try:
-            with np.load(ref.path) as data:
-                arrays.append({k: data[k] for k in data.files})
-        except (OSError, ValueError, KeyError) as error:
-            raise ReplayError(f"{ref.path}: unreadable sample ({error})") from error
+    arrays = [_checked_sample(ref, world) for ref in refs]
 
     def stack(key: str) -> torch.Tensor:
         return torch.from_numpy(np.stack([a[key] for a in arrays]))
@@ -226,6 +265,47 @@ def load_chunk(
         replay_events(refs, world, stack("features")),
         baseline_metrics(refs),
     )
+
+
+def _checked_sample(ref: SampleRef, world: World) -> dict[str, np.ndarray]:
+    """A sample's arrays, their unpacked size bounded before any is read and every array's
+    dtype, shape and values checked against the manifest's length and the world."""
+    try:
+        with zipfile.ZipFile(ref.path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_SAMPLE_BYTES:
+            raise ReplayError(f"{ref.path}: unpacks to more than {MAX_SAMPLE_BYTES // 2**20} MiB")
+        with np.load(ref.path, allow_pickle=False) as data:
+            missing = [key for key in SAMPLE_FIELDS if key not in data.files]
+            if missing:
+                raise ReplayError(f"{ref.path}: no {', '.join(missing)} array")
+            arrays = {k: data[k] for k in (*SAMPLE_FIELDS, "action_masks") if k in data.files}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ReplayError(f"{ref.path}: unreadable sample ({str(error)[:120]})") from error
+    t, v = ref.timesteps, world.layout.window
+    shapes = {
+        "map": (t, len(world.names.dense_channels), v, v),
+        "features": (t, len(world.names.features)),
+        "actions": (t,),
+        "old_log_probs": (t,),
+        "value_preds": (t + 1,),
+        "rewards": (t,),
+        "dones": (t,),
+        "action_masks": (t, NUM_ACTIONS),
+    }
+    for key, array in arrays.items():
+        if array.shape != shapes[key]:
+            raise ReplayError(f"{ref.path}: {key} has shape {array.shape}, expected {shapes[key]}")
+        kind = "b" if key in ("dones", "action_masks") else "i" if key == "actions" else "f"
+        if array.dtype.kind != kind and not (kind == "i" and array.dtype.kind == "u"):
+            raise ReplayError(f"{ref.path}: {key} has dtype {array.dtype}")
+        if kind == "f" and not np.isfinite(array).all():
+            raise ReplayError(f"{ref.path}: {key} holds NaN or infinite values")
+    if arrays["actions"].size and not (
+        arrays["actions"].min() >= 0 and arrays["actions"].max() < NUM_ACTIONS
+    ):
+        raise ReplayError(f"{ref.path}: actions outside 0-{NUM_ACTIONS - 1}")
+    return arrays
 
 
 def replay_events(refs: list[SampleRef], world: World, features: torch.Tensor) -> dict[str, float]:

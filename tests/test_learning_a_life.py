@@ -156,13 +156,20 @@ def test_interaction_shaping_pays_a_bed_at_once_and_charges_leaving_early():
     assert plain_leave - shaped_leave == pytest.approx(16 * 0.025, abs=1e-4)
 
 
-def test_interaction_shaping_leaves_every_episode_return_unchanged():
-    shaped = typed(load_config(["world.reward.interaction_shaping=1.0"]))
+@pytest.mark.parametrize(
+    ("override", "term"),
+    [
+        ("world.reward.interaction_shaping=1.0", "interaction"),
+        ("world.reward.rest_shaping=5.0", "rest"),
+    ],
+)
+def test_shaping_leaves_every_episode_return_unchanged(override, term):
+    shaped = typed(load_config([override]))
     plain = typed(load_config([]))
     for report in (scripted_report, lambda c, e, s: random_report(c, e, s)):
         with_shaping, without = report(shaped, 4, 11), report(plain, 4, 11)
         assert with_shaping["return_mean"] == pytest.approx(without["return_mean"], abs=1e-4)
-        assert with_shaping["components"]["interaction"] == pytest.approx(0.0, abs=1e-4)
+        assert with_shaping["components"][term] == pytest.approx(0.0, abs=1e-4)
         assert sum(with_shaping["components"].values()) == pytest.approx(
             with_shaping["return_mean"], abs=1e-4
         )
@@ -192,15 +199,6 @@ def test_rest_shaping_pays_walking_home_tired_and_charges_walking_away():
     rested = typed(load_config(["world.reward.rest_shaping=2.0"]))
     rested_world = World(rested.world, rested.scenario, num_envs=1, seed=0, track_terms=True)
     assert float(rested_world.step(wait).terms["rest"].abs().sum()) == 0.0  # energy 0.8: none
-
-
-def test_rest_shaping_leaves_every_episode_return_unchanged():
-    shaped = typed(load_config(["world.reward.rest_shaping=5.0"]))
-    plain = typed(load_config([]))
-    for report in (scripted_report, lambda c, e, s: random_report(c, e, s)):
-        with_shaping, without = report(shaped, 4, 11), report(plain, 4, 11)
-        assert with_shaping["return_mean"] == pytest.approx(without["return_mean"], abs=1e-4)
-        assert with_shaping["components"]["rest"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_the_world_keeps_the_observation_at_the_tick_limit_for_bootstrapping():

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+from omegaconf import OmegaConf
 from scipy import stats
 
 from townlet.policy.train import train
@@ -72,16 +74,23 @@ def _brief(part: dict) -> dict:
     }
 
 
-def run_one(scenario: str, overrides: list[str], seed: int, label: str) -> dict:
-    cfg = load_config(
-        [f"scenario={scenario}", *overrides, f"seed={seed}", "train.progress=false"]
-        + ["train.threads=1", "tracking=off"]
-    )
+def run_one(
+    scenario: str, overrides: list[str], seed: int, label: str, keep: Path | None = None
+) -> dict:
+    """Train one seed; with `keep`, the run stays in keep/LABEL/seed_N laid out like a sweep's
+    job (`.hydra/config.yaml` and `overrides.yaml`), so `townlet report keep/LABEL` reads it."""
+    given = [f"scenario={scenario}", *overrides, f"seed={seed}"]
+    cfg = load_config([*given, "train.progress=false", "train.threads=1", "tracking=off"])
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(cfg, Path(tmp))
+        run_dir = Path(tmp) if keep is None else keep / label / f"seed_{seed}"
+        if keep is not None:
+            (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+            (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+            (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(given))
+        result = train(cfg, run_dir)
         history = [
-            json.loads(x) for x in (Path(tmp) / "evaluation_history.jsonl").read_text().splitlines()
+            json.loads(x) for x in (run_dir / "evaluation_history.jsonl").read_text().splitlines()
         ]
     wall = time.perf_counter() - start
     final = result.evaluation
@@ -169,6 +178,9 @@ def main() -> None:
     parser.add_argument(
         "--scratch-only", action="store_true", help="only the scratch recipe (with --scratch)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run in KEEP/LABEL/seed_N for `townlet report`"
+    )
     args = parser.parse_args()
     runs = [(s, s, o) for s, o in RUNS.items() if not args.only or s in args.only]
     if args.scratch_only:
@@ -180,11 +192,12 @@ def main() -> None:
         if args.jobs > 1:
             with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
                 jobs = [
-                    pool.submit(run_one, scenario, overrides, seed, label) for seed in args.seeds
+                    pool.submit(run_one, scenario, overrides, seed, label, args.keep)
+                    for seed in args.seeds
                 ]
                 rows = [job.result() for job in jobs]
         else:
-            rows = [run_one(scenario, overrides, seed, label) for seed in args.seeds]
+            rows = [run_one(scenario, overrides, seed, label, args.keep) for seed in args.seeds]
         summary(label, rows)
 
 

@@ -111,6 +111,10 @@ def test_watch_alerts_on_nan_against_a_threshold(tmp_path):
     done = tool("watch", log, "--kl-threshold", "0.5")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Epoch 2: kl_divergence is nan" in done.stdout
+    # without any threshold too (issue 27 item 10: it printed kl_divergence=nan and exited 0)
+    done = tool("watch", log)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Epoch 2: kl_divergence is nan (no threshold: always an alert)" in done.stdout
 
 
 def test_watch_follow_survives_copy_then_truncate_rotation(tmp_path):
@@ -165,3 +169,28 @@ def test_ids_stages_and_limits_beyond_sqlite_integers_are_usage_errors(tmp_path)
             main(argv)
         assert stopped.value.code == 2, argv
     assert main(["recordings", "list", str(run), "--limit", str(2**63 - 1)]) == 0
+
+
+@pytest.mark.slow
+def test_telemetry_tools_refuse_devices_folders_fifos_and_odd_versions(tmp_path):
+    """Issue 27 item 10: `telemetry_version` as an object was a TypeError; watch, summary and
+    plot on /dev/zero grew until MemoryError; validate called a folder or FIFO 'no such file'."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    odd = write_log(tmp_path / "odd.jsonl", [sample(epoch=1, telemetry_version={"a": 1})])
+    cases = [
+        (("validate", odd), "telemetry_version"),
+        (("validate", tmp_path), "a directory"),
+        (("validate", fifo), "not a regular file"),
+        (("summary", fifo), "not a regular file"),
+        (("summary", "/dev/zero"), "not a regular file"),
+        (("watch", "/dev/zero"), "not a regular file"),
+        (("plot", "/dev/zero", "--output", tmp_path / "p.png"), "not a regular file"),
+    ]
+    for args, says in cases:
+        done = tool(*args, timeout=30)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (args, done.stderr[-400:])
+        assert len(lines) == 1 and says in lines[0], (args, lines[:3])

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from townlet.telemetry.reader import TelemetryError, record_of, truncated
+from townlet.telemetry.reader import TelemetryError, check_regular, record_of, truncated
 from townlet.telemetry.validate import check_record
 
 PARALLEL_MIN_BYTES = 64 * 2**20
@@ -58,8 +58,7 @@ def _validate_range(
 def validate_count(path: Path, workers: int | None = None) -> int:
     """Validate every record; return how many. Large logs use every core."""
     path = Path(path)
-    if not path.is_file():
-        raise TelemetryError(f"{path}: no such file")
+    check_regular(path)
     workers = workers or os.cpu_count() or 1
     parts = (
         _ranges(path, workers)

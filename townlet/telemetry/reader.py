@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,21 +67,43 @@ def truncated(path: Path, number: int) -> TelemetryError:
     return TelemetryError(f"{path}:{number}: truncated last line (a writer still writing?)")
 
 
+MAX_LINE_BYTES = 64 * 2**20
+"""A record is a few kilobytes; a longer line is refused before it is held in memory."""
+
+
+def check_regular(path: Path) -> None:
+    """A log is a regular file: a folder, FIFO or device (/dev/zero) is refused before it is
+    opened, so no reader blocks on it or reads it forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as error:
+        raise TelemetryError(f"{path}: no such file") from error
+    except OSError as error:
+        raise TelemetryError(f"{path}: cannot read ({error.strerror})") from error
+    if stat.S_ISDIR(mode):
+        raise TelemetryError(f"{path}: is a directory, not a log")
+    if not stat.S_ISREG(mode):
+        raise TelemetryError(f"{path}: not a regular file (a FIFO or device is not a log)")
+
+
 def iter_records(
     path: Path, tolerate_partial_last: bool = False
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each line. A last line without its newline is a record still
     being written: an error, unless `tolerate_partial_last` (then it is skipped)."""
     path = Path(path)
+    check_regular(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the `with handle` below
-    except FileNotFoundError as error:
-        raise TelemetryError(f"{path}: no such file") from error
-    except IsADirectoryError as error:
-        raise TelemetryError(f"{path}: is a directory, not a log") from error
+    except OSError as error:
+        raise TelemetryError(f"{path}: cannot read ({error.strerror})") from error
     seen = 0
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise TelemetryError(
+                    f"{path}:{number}: a line longer than {MAX_LINE_BYTES:,} bytes"
+                )
             if raw[-1:] != b"\n":
                 if tolerate_partial_last:
                     return

@@ -27,6 +27,7 @@ _ANNEAL_NAMES = frozenset(_ANNEAL_TYPES)
 
 
 _VERSION_NAMES = {1.0: "1.0", 1.1: "1.1", 1.2: "1.2"}
+_NUMBERS = (int, float)  # exactly: bool is not a version, a dict cannot be looked up
 _ABSENT = object()
 
 
@@ -36,7 +37,7 @@ def check_record(record: dict[str, Any], path: Path, number: int) -> None:
     Hot path for million-record logs: set operations and one sum over the values; only a
     record that looks wrong is walked key by key to name the problem."""
     raw_version = record.get("telemetry_version")
-    version = None if raw_version.__class__ is bool else _VERSION_NAMES.get(raw_version)
+    version = _VERSION_NAMES.get(raw_version) if raw_version.__class__ in _NUMBERS else None
     if version is None:
         version = version_key(raw_version)
     if (

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from townlet.telemetry.reader import iter_records, quote, record_of
+from townlet.telemetry.reader import check_regular, iter_records, quote, record_of
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,37 @@ def dest(threshold: Threshold) -> str:
 
 
 def alerts(record: dict[str, Any], limits: dict[Threshold, float]) -> list[dict[str, Any]]:
+    """Every threshold crossed, and a NaN, infinite or non-numeric value of a watched key
+    (a threshold's or a printed one), whether or not a threshold is set for it."""
     found = []
-    for threshold, limit in limits.items():
-        if threshold.rollout_only and record.get("data_mode") != "rollout":
-            continue
-        value = record.get(threshold.key)
+    bounds: list[tuple[str, str, float | None]] = [
+        (t.key, t.kind, limits.get(t))
+        for t in THRESHOLDS
+        if not t.rollout_only or record.get("data_mode") == "rollout"
+    ]
+    watched = {key for key, _, _ in bounds}
+    bounds += [(key, "max", None) for key in LINE_KEYS if key not in watched]
+    for key, kind, limit in bounds:
+        value = record.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             crossed = True  # a value that is not a number cannot be within any bound
         elif not math.isfinite(value):
             crossed = True  # NaN compares false with everything: it is what an alert is for
+        elif limit is None:
+            continue
         else:
-            crossed = value > limit if threshold.kind == "max" else value < limit
+            crossed = value > limit if kind == "max" else value < limit
         if crossed:
             found.append(
                 {
                     "type": "alert",
                     "epoch": record.get("epoch"),
-                    "key": threshold.key,
+                    "key": key,
                     "value": value,
                     "threshold": limit,
-                    "kind": threshold.kind,
+                    "kind": kind,
                 }
             )
     return found
@@ -83,7 +92,8 @@ def alert_line(alert: dict[str, Any]) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         verb = "exceeds" if alert["kind"] == "max" else "below"
         return f"Epoch {alert['epoch']}: {alert['key']} {value:g} {verb} threshold {limit:g}"
-    return f"Epoch {alert['epoch']}: {alert['key']} is {quote(value)} (threshold {limit:g})"
+    bound = "no threshold: always an alert" if limit is None else f"threshold {limit:g}"
+    return f"Epoch {alert['epoch']}: {alert['key']} is {quote(value)} ({bound})"
 
 
 def record_line(record: dict[str, Any]) -> str:
@@ -101,6 +111,7 @@ def follow_records(path: Path, interval: float) -> Iterator[tuple[int, dict[str,
     """Tail `path` forever: wait for it, yield complete lines, reopen after rotation."""
     while not path.exists():
         time.sleep(interval)
+    check_regular(path)
     handle = open(path, "rb")  # noqa: SIM115 - reopened on rotation, closed in `finally`
     inode, pending, number = os.fstat(handle.fileno()).st_ino, b"", 0
     try:

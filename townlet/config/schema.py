@@ -206,7 +206,7 @@ class IntentConfig:
     """One step of an agent's script; the scripted controller turns it into actions."""
 
     do: IntentKind = MISSING
-    """go_to | use | wait | wait_until | leave_queue."""
+    """go_to | use | wait | wait_until | leave_queue | chat."""
     target: str | None = None
     """Affordance instance name for go_to / use."""
     pos: list[int] | None = None

@@ -45,12 +45,12 @@ transitions Valid agent transitions used by this epoch's update
 loss_policy Clipped surrogate policy loss (mean over minibatches of the last update epoch)
 loss_value Value loss (clipped when value clipping is on)
 loss_entropy Mean policy entropy (the bonus term before its coefficient)
-loss_total policy - ent_coef * entropy + vf_coef * value
+loss_total policy - ent_coef * entropy + vf_coef * value (+ bc.ppo_anchor * anchor when anchored)
 clip_fraction Fraction of transitions whose ratio left [1 - clip, 1 + clip]
 adv_mean Mean advantage before normalisation
 adv_std Standard deviation of the advantages before normalisation
 grad_norm Mean global gradient norm before clipping
-kl_divergence Exact KL(behaviour || updated policy) over the epoch's transitions, after the update
+kl_divergence KL(behaviour || updated) after the update: exact with logits kept, else k3 estimate
 telemetry_version Record format version
 lr Learning rate used in this epoch
 steps Agent steps taken so far (all epochs)
@@ -73,7 +73,7 @@ cycle_id Data cycle counter (one rollout or one pass over the captures)
 batch_entropy_mean Mean policy entropy over the behaviour policy's transitions
 batch_entropy_std Standard deviation of that entropy
 grad_norm_max Largest gradient norm before clipping
-kl_divergence_max Largest per-minibatch exact KL(behaviour || current) seen during the update
+kl_divergence_max Largest per-minibatch KL(behaviour || current) in the update (as kl_divergence)
 reward_advantage_corr Pearson correlation of rewards and advantages
 rollout_ticks World ticks per rollout
 log_stream_offset Records written including this one (the first is 1), across rotation and resume
@@ -87,7 +87,8 @@ chat_failure_events Chats below the threshold (the pair's rivalry rises)
 chat_quality_mean Mean quality in [0, 1] of the epoch's chats; 0 when none was attempted
 """,
 )
-_V11.insert(1, Key("data_mode", "1.1", "rollout | replay | mixed", kind="string"))
+_DATA_MODE_TEXT = "rollout | replay | bc (a mixed run alternates rollout and replay)"
+_V11.insert(1, Key("data_mode", "1.1", _DATA_MODE_TEXT, kind="string"))
 FORBIDDEN_IN_10 = frozenset(
     (
         "epoch_duration_sec",

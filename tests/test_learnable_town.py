@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import act, make_world
+from variants import VARIANTS, variant_scripts
 
 from townlet.config.schema import AnnealStageConfig
 from townlet.policy.anneal import AnnealSchedule
@@ -21,7 +22,6 @@ from townlet.policy.ppo import Anchor, Batch, ppo_update
 from townlet.policy.train import train
 from townlet.scenarios import load_config
 from townlet.scenarios.build import typed
-from townlet.scenarios.variants import VARIANTS, variant_scripts
 from townlet.telemetry.summary import summarise
 from townlet.telemetry.validate import validate_log
 from townlet.world import Action, World

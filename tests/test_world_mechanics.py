@@ -94,7 +94,7 @@ def test_busy_shower_queues_fifo_then_serves_everyone_in_turn():
     assert float(world.state.rivalry[0, 1, 0]) > 0 and float(world.state.rivalry[0, 0, 1]) > 0
     joined_c = act(world, A.WAIT, A.WAIT, A.INTERACT)
     assert float(joined_c.events.contention_intensity[0, 2]) == 2.0, "second in line"
-    assert joined_c.events.counters(world.names.affordance_types)["contention_events"].item() == 1
+    assert int(joined_c.events.contention.sum()) == 1, "one contention event this tick"
 
     order, hygiene_start = [], 0.2
     for _ in range(20):

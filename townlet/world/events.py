@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import torch
 
-from townlet.world.constants import ShiftEvent
-
 
 @dataclass
 class StepEvents:
@@ -26,24 +24,3 @@ class StepEvents:
     helped: torch.Tensor  # bool: a coworker covered this agent's lateness
     took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
     outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick
-
-    def counters(self, affordance_types: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """Per-env (E,) counts, named; off the hot path (consumers call it when they log)."""
-        out = {
-            "contention_events": self.contention.sum(-1),
-            "contention_intensity": self.contention_intensity.sum(-1),
-            "shift_on_time": (self.shift_event == ShiftEvent.ON_TIME).sum(-1),
-            "shift_late": (self.shift_event == ShiftEvent.LATE).sum(-1),
-            "shift_absent": (self.shift_event == ShiftEvent.ABSENT).sum(-1),
-            "faints": self.fainted.sum(-1),
-            "wage": self.wage.sum(-1),
-            "chat_success": (self.chat == 1).sum(-1),
-            "chat_failure": (self.chat == 2).sum(-1),
-            "late_help": self.helped.sum(-1),
-            "shift_takeover": self.took_over.sum(-1),
-            "utility_outages": self.outage_starts,
-        }
-        for i, name in enumerate(affordance_types):
-            out[f"started.{name}"] = (self.started == i).sum(-1)
-            out[f"completed.{name}"] = (self.completed == i).sum(-1)
-        return out

@@ -1,7 +1,7 @@
 """Regenerate `docs/samples/`: one canonical record per supported telemetry version, taken from
 a real (short) training run of our own trainer.
 
-Run: python -m townlet.policy.telemetry_samples [OUTPUT_DIR]
+Run from the checkout: python docs/samples/regenerate.py [OUTPUT_DIR]
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from townlet.config.errors import ConfigError
 from townlet.config.untrusted import config_from_file, refuse_interpolation
 from townlet.config.validate import check_memory, training_bytes
 from townlet.policy.evaluate import evaluate_checkpoint
-from townlet.recording.format import Episode
+from townlet.recording.format import Episode, unpack_array
 from townlet.recording.verify import verify_episode, world_at
 from townlet.scenarios import load_config
 from townlet.scenarios.build import typed
@@ -206,3 +207,46 @@ def test_any_msgpack_structure_is_a_recording_or_a_clean_error(payload):
         decode_episode(data, "fuzz")
     except RecordingError as error:
         assert str(error).startswith("fuzz")
+
+
+def spoiled_start(episode: Episode, case: str) -> Episode:
+    start = {**episode.header["start"], "state": dict(episode.header["start"]["state"])}
+    state = start["state"]
+    if case == "an extra key":
+        state["surprise"] = state["pos"]
+    elif case == "a missing key":
+        del state["meters"]
+    elif case == "a wrong shape":
+        spec = state["meters"]
+        state["meters"] = {**spec, "shape": [int(np.prod(spec["shape"]))]}
+    elif case == "a wrong dtype":
+        spec = state["pos"]
+        state["pos"] = {**spec, "dtype": "float64"}
+    elif case == "a position off the grid":
+        pos = unpack_array(state["pos"]).copy()
+        pos[:] = 10**9
+        state["pos"] = {**state["pos"], "data": pos.tobytes()}
+    elif case == "not a mapping":
+        start["state"] = [1, 2]
+    return Episode({**episode.header, "start": start}, episode.columns)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "an extra key",
+        "a missing key",
+        "a wrong shape",
+        "a wrong dtype",
+        "a position off the grid",
+        "not a mapping",
+    ],
+)
+def test_a_start_state_that_does_not_fit_the_world_is_refused(episode, case):
+    """Issue 27 item 5: a start state with an extra key closed branch_live with 1011."""
+    hostile = spoiled_start(episode, case)
+    result = verify_episode(hostile)
+    assert result.verified is False and result.refused, result.line()
+    assert "start state" in result.reason
+    with pytest.raises(ValueError, match="start state"):
+        world_at(hostile, 1)  # what branch_live calls

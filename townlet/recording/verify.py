@@ -11,7 +11,7 @@ re-simulates alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -69,20 +69,76 @@ def rebuild(episode: Episode) -> World:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ConfigError(f"episode {episode.metadata.get('episode_id')} header: bad seed")
     world = World(config.world, config.scenario, num_envs=1, seed=seed)
+    label = f"episode {episode.metadata.get('episode_id')} header"
     start = header["start"]
-    state = WorldState(
-        **{name: torch.from_numpy(unpack_array(spec)) for name, spec in start["state"].items()}
-    )
+    values = start_state(world, start, label)
+    state = WorldState(**values)
     world.restore(
         {
-            "state": {name: getattr(state, name) for name in start["state"]},
-            "fresh_alive": torch.from_numpy(unpack_array(start["fresh_alive"])),
-            "decay": world.tunables.base_decay * float(start["decay_scale"]),
+            "state": values,
+            "fresh_alive": _fitting(start, "fresh_alive", world.fresh_alive(), label),
+            "decay": world.tunables.base_decay * _decay_scale(start, label),
             "generator": world.generator.get_state(),
             "flags": FastPath.recompute(state).as_dict(),
         }
     )
     return world
+
+
+def start_state(world: World, start: object, label: str) -> dict[str, torch.Tensor]:
+    """The header's start state as tensors that fit `world` (every field of its state, each of
+    the world's dtype and shape, positions on the grid and instances that exist), or a
+    ConfigError naming what does not: the header is data from anywhere."""
+    given = start.get("state") if isinstance(start, dict) else None
+    if not isinstance(given, dict):
+        raise ConfigError(f"{label}: the start state is not a mapping of arrays")
+    expected = {f.name: getattr(world.state, f.name) for f in fields(WorldState)}
+    unknown = sorted(set(given) - set(expected))
+    missing = sorted(set(expected) - set(given) - {"rng_key"})  # older files: drawn anew
+    if unknown or missing:
+        listed = (
+            f"unknown: {', '.join(map(str, unknown)) or '-'}; missing: {', '.join(missing) or '-'}"
+        )
+        raise ConfigError(f"{label}: the start state's fields differ from the world's ({listed})")
+    values = {name: _fitting(given, name, expected[name], label) for name in given}
+    layout = world.layout
+    bounds = {
+        "pos": (0, layout.padded_width * layout.padded_height - 1),
+        "using": (-1, layout.inst_cell.numel() - 1),
+        "queued": (-1, layout.inst_cell.numel() - 1),
+    }
+    for name, (lo, hi) in bounds.items():
+        if (
+            name in values
+            and values[name].numel()
+            and not (int(values[name].min()) >= lo and int(values[name].max()) <= hi)
+        ):
+            raise ConfigError(f"{label}: the start state's {name} is outside [{lo}, {hi}]")
+    return values
+
+
+def _fitting(part: dict, name: str, like: torch.Tensor, label: str) -> torch.Tensor:
+    """One stored array of the start state, refused unless it has `like`'s dtype and shape."""
+    spec = part.get(name)
+    try:
+        array = unpack_array(spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ConfigError(f"{label}: the start state's {name} is not an array ({error})") from error
+    shape, dtype = tuple(array.shape), str(array.dtype)
+    wanted_dtype = str(like.numpy().dtype) if like.device.type == "cpu" else None
+    if shape != tuple(like.shape) or (wanted_dtype is not None and dtype != wanted_dtype):
+        raise ConfigError(
+            f"{label}: the start state's {name} is {dtype} {list(shape)}, the world's "
+            f"{wanted_dtype} {list(like.shape)}"
+        )
+    return torch.from_numpy(array)
+
+
+def _decay_scale(start: dict, label: str) -> float:
+    scale = start.get("decay_scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1e3:
+        raise ConfigError(f"{label}: the start state's decay_scale {scale!r} is not in [0, 1000]")
+    return float(scale)
 
 
 def verify_episode(episode: Episode) -> Verification:

@@ -156,16 +156,49 @@ def test_interaction_shaping_pays_a_bed_at_once_and_charges_leaving_early():
     assert plain_leave - shaped_leave == pytest.approx(16 * 0.025, abs=1e-4)
 
 
-def test_interaction_shaping_leaves_every_episode_return_unchanged():
-    shaped = typed(load_config(["world.reward.interaction_shaping=1.0"]))
+@pytest.mark.parametrize(
+    ("override", "term"),
+    [
+        ("world.reward.interaction_shaping=1.0", "interaction"),
+        ("world.reward.rest_shaping=5.0", "rest"),
+    ],
+)
+def test_shaping_leaves_every_episode_return_unchanged(override, term):
+    shaped = typed(load_config([override]))
     plain = typed(load_config([]))
     for report in (scripted_report, lambda c, e, s: random_report(c, e, s)):
         with_shaping, without = report(shaped, 4, 11), report(plain, 4, 11)
         assert with_shaping["return_mean"] == pytest.approx(without["return_mean"], abs=1e-4)
-        assert with_shaping["components"]["interaction"] == pytest.approx(0.0, abs=1e-4)
+        assert with_shaping["components"][term] == pytest.approx(0.0, abs=1e-4)
         assert sum(with_shaping["components"].values()) == pytest.approx(
             with_shaping["return_mean"], abs=1e-4
         )
+
+
+def test_rest_shaping_pays_walking_home_tired_and_charges_walking_away():
+    town = typed(load_config(["world.reward.rest_shaping=2.0", "scenario.start_hour=22"]))
+    world = World(town.world, town.scenario, num_envs=1, seed=0, track_terms=True)
+    layout, energy = world.layout, world.layout.meter_names.index("energy")
+    bed = layout.instance_names.index("bed_1")  # alice's bed at (1, 1)
+    world.state.pos[0, 0] = layout.inst_cell[bed] + 3 * layout.padded_width  # (1, 4)
+    world.state.meters[0, :, energy] = 0.3
+    wait = torch.zeros(1, layout.num_agents, dtype=torch.int64)
+    up, down = wait.clone(), wait.clone()
+    up[0, 0], down[0, 0] = int(Action.UP), int(Action.DOWN)
+    distance = lambda: float(  # noqa: E731
+        torch.take(layout.bed_distance, layout.agent_cell_base[0] + world.state.pos[0, 0])
+    )
+    before = distance()
+    toward = float(world.step(up).terms["rest"][0, 0])
+    step = before - distance()
+    assert step > 0 and toward > 0
+    tired = 0.5 - (0.3 - town.world.meters["energy"].decay)
+    assert toward == pytest.approx(2.0 * step * tired, rel=0.05)  # energy decays a little too
+    away = float(world.step(down).terms["rest"][0, 0])
+    assert away < 0
+    rested = typed(load_config(["world.reward.rest_shaping=2.0"]))
+    rested_world = World(rested.world, rested.scenario, num_envs=1, seed=0, track_terms=True)
+    assert float(rested_world.step(wait).terms["rest"].abs().sum()) == 0.0  # energy 0.8: none
 
 
 def test_the_world_keeps_the_observation_at_the_tick_limit_for_bootstrapping():
@@ -272,13 +305,16 @@ def test_curriculum_stages_can_follow_each_other_by_epochs():
 
 
 def test_the_shaping_potential_is_what_the_shaping_terms_pay_differences_of():
-    town = typed(load_config(["world.reward.interaction_shaping=1.0"]))
+    town = typed(
+        load_config(["world.reward.interaction_shaping=1.0", "world.reward.rest_shaping=2.0"])
+    )
     world = World(town.world, town.scenario, num_envs=2, seed=0, track_terms=True)
+    world.state.meters[..., world.layout.meter_names.index("energy")] = 0.2
     wait = torch.zeros(2, world.layout.num_agents, dtype=torch.int64)
     before = world.shaping_potential()
     result = world.step(wait)
     after = world.shaping_potential()
-    paid = result.terms["commute"] + result.terms["interaction"]
+    paid = result.terms["commute"] + result.terms["interaction"] + result.terms["rest"]
     assert torch.allclose(after - before, paid, atol=1e-6)
     assert (after < 0).any()  # the shop's commute window is open at 06:00: away from work
 

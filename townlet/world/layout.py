@@ -87,6 +87,7 @@ class Layout:
     absence_charge: torch.Tensor  # (A * tpd,) float32 penalty for this tick if not at work
     commute_active: torch.Tensor  # (A * tpd,) bool: the commute window is open
     job_distance: torch.Tensor  # (A * (cells + 1),) float32 path distance to work / longest
+    bed_distance: torch.Tensor  # (A * (cells + 1),) float32 path distance to its bed / longest
     clock_features: torch.Tensor  # (A * tpd, 3) float32: time sin, time cos, shift starts in
     shift_deadline_in: torch.Tensor  # (A * tpd,) float32 ticks to the last on-time tick (<0: past)
     job_ticks: torch.Tensor  # (A * (cells + 1),) float32 walking ticks from the cell to work
@@ -420,6 +421,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         *(n for t in findable for n in PlaceFinder.names(f"nearest_{t.lower()}")[:2]),
     )
     job_distance = torch.cat([places.toward(r[1])[:, 2] for r in job_rows])
+    bed_distance = torch.cat([places.toward(bed)[:, 2] * (bed is not None) for bed in beds])
     lead = hour_to_tick(world.reward.commute_lead_hours, tpd)
     commute_active = torch.cat([_commute_window(r, lead, tpd) for r in job_rows])
     late_charge, absence_charge = _shift_charges(job_rows, tpd)
@@ -482,6 +484,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         absence_charge=absence_charge,
         commute_active=commute_active,
         job_distance=job_distance,
+        bed_distance=bed_distance,
         noncritical_offset=torch.tensor(
             [0.0 if world.meters[m].critical else 2.0 for m in meter_names], dtype=torch.float32
         ),

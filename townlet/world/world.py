@@ -115,6 +115,11 @@ class World:
         self.anywhere = scenario.start_anywhere if spread_starts else 0.0
         self.seated = scenario.start_seated if spread_starts else 0.0
         self._interaction_weight = world.reward.interaction_shaping
+        energy = (
+            self.layout.meter_names.index("energy") if "energy" in self.layout.meter_names else -1
+        )
+        self._rest = (world.reward.rest_shaping, world.reward.rest_below, energy)
+        self._resting = world.reward.rest_shaping > 0 and energy >= 0
         self._commute = world.reward.commute > 0 and bool(self.layout.has_job.any())
         self.seed = seed
         self.generator = torch.Generator(device=self.device)
@@ -226,6 +231,7 @@ class World:
             actions = torch.where(alive_before, actions, Action.WAIT)
         shaping = self._interaction_weight > 0
         potential_before = self._interaction_potential() if shaping and fast.engaged else None
+        rest_before = self._rest_potential() if self._resting else None
 
         # --- movement; leaving a tile leaves its queue or interaction
         previous_pos = s.pos
@@ -331,6 +337,13 @@ class World:
             reward = reward + change
             if terms is not None:
                 terms["interaction"] = change
+        if rest_before is not None:  # as above: an episode's last potential is 0
+            after = self._rest_potential()
+            if any_done:
+                after = torch.where(env_done.unsqueeze(1), 0.0, after)
+            reward = reward + (after - rest_before)
+            if terms is not None:
+                terms["rest"] = after - rest_before
         s.episode_return += reward
         episode_return, episode_length = s.episode_return, s.tick
         final_obs = None
@@ -418,7 +431,18 @@ class World:
             total = total + self.state.commute_potential
         if self._interaction_weight > 0 and self.fast.engaged:
             total = total + self._interaction_potential()
+        if self._resting:
+            total = total + self._rest_potential()
         return total
+
+    def _rest_potential(self) -> torch.Tensor:
+        """(E, A) -weight x path distance to the agent's bed x energy below the threshold (see
+        RewardConfig.rest_shaping); 0 for the fainted."""
+        s, layout = self.state, self.layout
+        weight, below, energy = self._rest
+        tired = (below - s.meters[..., energy]).clamp(min=0.0)
+        distance = torch.take(layout.bed_distance, layout.agent_cell_base + s.pos)
+        return -weight * distance * tired * s.alive
 
     def _interaction_potential(self) -> torch.Tensor:
         """(E, A) weight x the weighted need gain each agent's interaction has still to pay,

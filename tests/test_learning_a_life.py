@@ -323,3 +323,31 @@ def test_discounted_shaping_trains_deterministically_and_changes_the_update(tmp_
     assert_option_is_deterministic_and_matters(
         tmp_path, "employment_punctuality", "ppo.discount_shaping=true"
     )
+
+
+def test_the_novelty_bonus_pays_rare_tiles_and_hours_and_vanishes():
+    from townlet.policy.novelty import VisitCounts, beta_at
+
+    counts = VisitCounts(cells=10, ticks_per_day=240, device=torch.device("cpu"))
+    pos = torch.tensor([[3, 3, 7]])  # two agents on one tile, one elsewhere
+    alive = torch.ones(1, 3, dtype=torch.bool)
+    first = counts.bonus(pos, torch.tensor([0]), alive, beta=1.0)
+    # the shared tile has been visited twice this tick, the other once
+    assert torch.allclose(first, torch.tensor([[2**-0.5, 2**-0.5, 1.0]]))
+    again = counts.bonus(pos, torch.tensor([5]), alive, beta=1.0)  # 00:30: the same hour
+    assert torch.allclose(again, torch.tensor([[0.5, 0.5, 2**-0.5]]))
+    later = counts.bonus(pos, torch.tensor([10]), alive, beta=1.0)  # 01:00: a new hour
+    assert torch.allclose(later, first)
+    fainted = counts.bonus(pos, torch.tensor([10]), torch.zeros(1, 3, dtype=torch.bool), 1.0)
+    assert float(fainted.abs().sum()) == 0.0
+    restored = VisitCounts(cells=10, ticks_per_day=240, device=torch.device("cpu"))
+    restored.load_state_dict(counts.state_dict())
+    assert torch.equal(restored.counts, counts.counts)
+    assert beta_at(0.2, 0.5, 0.0) == 0.2 and beta_at(0.2, 0.5, 0.25) == pytest.approx(0.1)
+    assert beta_at(0.2, 0.5, 0.5) == 0.0 and beta_at(0.2, 0.5, 0.9) == 0.0
+
+
+def test_the_novelty_bonus_trains_deterministically_and_changes_the_update(tmp_path):
+    assert_option_is_deterministic_and_matters(
+        tmp_path, "kitchen_breakfast", "ppo.novelty_bonus=0.5"
+    )

@@ -352,6 +352,13 @@ class PPOConfig:
     gamma x potential' - potential). The commute shaping otherwise pulls about 0.01 x 3 x the
     distance to work a tick while its window is open, a Bed's pay. Telemetry keeps the
     world's rewards."""
+    novelty_bonus: float = 0.0
+    """Count-based exploration bonus (0 = off): the advantages' reward gains this x
+    1 / sqrt(visits) of the (tile, hour of day) an agent steps into, falling linearly to 0 at
+    `novelty_until` of PPO training (see policy/novelty.py). Telemetry keeps the world's
+    rewards."""
+    novelty_until: float = 0.5
+    """Fraction of PPO training after which the novelty bonus is 0."""
     precision: Precision = Precision.fp32
     """fp32 | bf16: bf16 runs the network's matmuls of acting, the PPO update and behaviour
     cloning under autocast (master weights, optimizer state, losses and sampling stay fp32)."""

@@ -92,6 +92,8 @@ RANGES: dict[str, Range] = {
     "world.reward.commute": NON_NEGATIVE,
     "world.reward.commute_lead_hours": HOUR,
     "world.reward.interaction_shaping": NON_NEGATIVE,
+    "ppo.novelty_bonus": NON_NEGATIVE,
+    "ppo.novelty_until": UNIT,
     "world.reward.rest_shaping": NON_NEGATIVE,
     "world.reward.rest_below": UNIT,
     "world.observation.window": Range(1, MAX_WINDOW),

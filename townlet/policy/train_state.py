@@ -17,6 +17,7 @@ from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.checkpoint import CheckpointError, check_compatible, names_of
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.network import ActorCritic
+from townlet.policy.novelty import VisitCounts
 from townlet.policy.replay import ReplayStream
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.world import World
@@ -36,6 +37,7 @@ class TrainState:
     replay: ReplayStream | None = None
     schedule: AnnealSchedule | None = None
     recorder: EpisodeRecorder | None = None
+    novelty: VisitCounts | None = None  # visit counts of the exploration bonus, when on
     epoch: int = 0  # the last epoch completed
     steps: int = 0  # agent-steps trained on
     cycle_id: int = 0  # data cycles (rollouts, passes over captures or demonstrations)
@@ -63,6 +65,7 @@ class TrainState:
             "anneal": self.schedule.state_dict() if self.schedule else None,
             "bc_optimizer": self.bc_optimizer.state_dict(),
             "recording": self.recorder.state_dict() if self.recorder else None,
+            "novelty": self.novelty.state_dict() if self.novelty else None,
             "best_return": self.best_return,
             "best_epoch": self.best_epoch,
             "finished_episodes": self.finished.state_dict(),
@@ -104,6 +107,8 @@ class TrainState:
                 self.recorder.load_state_dict(data["recording"])
             else:  # recording was off when the checkpoint was written
                 self.recorder.resumed_blind()
+        if self.novelty is not None and data.get("novelty"):
+            self.novelty.load_state_dict(data["novelty"])
         self.epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.best_epoch = data["best_return"], data.get("best_epoch")
         self.episode_faints.copy_(data["episode_faints"])

@@ -40,6 +40,7 @@ from townlet.policy.imitation import (
     demonstrations_from_captures,
 )
 from townlet.policy.network import ActorCritic
+from townlet.policy.novelty import VisitCounts, beta_at
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk
@@ -192,7 +193,14 @@ class Trainer:
             replay=replay,
             schedule=self.schedule,
             recorder=self.recorder,
+            novelty=(
+                VisitCounts(world.layout.sink_cell + 1, world.layout.ticks_per_day, device)
+                if ppo.novelty_bonus > 0
+                else None
+            ),
         )
+
+        self._novelty_beta = 0.0  # the exploration bonus's weight this epoch (set per epoch)
 
         # --- resume
         telemetry_path, offset = self.output_dir / "telemetry" / "ppo.jsonl", 0
@@ -322,6 +330,7 @@ class Trainer:
         else:
             progress = (epoch - 1) / self.num_epochs
         lr = ppo.learning_rate * (1.0 - progress) if ppo.anneal_lr else ppo.learning_rate
+        self._novelty_beta = beta_at(ppo.novelty_bonus, ppo.novelty_until, progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stage = self.curriculum.stage
@@ -480,6 +489,10 @@ class Trainer:
                 buffers.rewards[t] = result.reward.reshape(n)
                 if result.final_obs is not None:  # a day's end is a time limit, not a death
                     learner_extra[t] = self._truncation_bootstrap(result)
+                if state.novelty is not None and self._novelty_beta > 0:
+                    learner_extra[t] += state.novelty.bonus(
+                        world.state.pos, world.time_of_day(), world.state.alive, self._novelty_beta
+                    ).reshape(n)
                 if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
                     after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
                     learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)

@@ -9,6 +9,10 @@ unchanged), and reaching home from work takes some fifteen consistent steps that
 policy never takes. Rarely visited tiles at rarely visited hours, such as home at night, pay
 until they are no longer rare. Only the advantages see it; telemetry and evaluation keep the
 world's rewards.
+
+Measured 2026-12-07 (experiment=scratch with rest shaping, novelty_bonus=0.1 until 0.5, seeds 2
+and 3): the agents slept twice a day by epoch 300 but also left work for the fridge and the cafe,
+and validation stayed at 0.4-2.3 to epoch 560 against 2.39-3.14 without it. Not in any recipe.
 """
 
 from __future__ import annotations

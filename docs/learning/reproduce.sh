@@ -27,7 +27,7 @@ sweep village 1,3,5 2,4 scenario=village ppo.num_envs=32 \
     'train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:100}]' train.select_every=10
 # scratch: the benchmark itself (its JSON lines give each seed's figures at 5/10/20/30 minutes),
 # keeping its runs for the report
-mkdir -p "$work"
+mkdir -p "$work" docs/learning/scratch
 "$py" benchmarks/learning.py --scratch --scratch-only --seeds 1 2 3 4 5 --jobs 2 \
-    --keep "$work" | tee "$work/scratch_benchmark.jsonl"
+    --keep "$work" | tee docs/learning/scratch/benchmark.jsonl
 .venv/bin/townlet report "$work/town_ppo_from_scratch" --output-dir docs/learning/scratch

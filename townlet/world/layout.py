@@ -196,10 +196,11 @@ def meter_vector(
 
 
 def _posted_hours(
-    world, types, inst_type, specs, inst_open, social, tpd: int
+    world, types, inst_type, specs, inst_open, open_now: list[torch.Tensor], tpd: int
 ) -> tuple[list, torch.Tensor]:
     """The affordance types that keep hours and (tpd, H) whether one of each is open (none
-    unless world.observation.opening_hours)."""
+    unless world.observation.opening_hours): types chosen by their hours (`inst_open`), values
+    from each instance's (tpd,) openness that day (`open_now`, closures included)."""
     names: list[str] = []
     if world.observation.opening_hours:
         names = sorted(
@@ -212,9 +213,8 @@ def _posted_hours(
     hours_open = torch.zeros(tpd, len(names))
     for i, t in enumerate(inst_type):
         if types[t] in names:
-            now = (torch.tensor(inst_open[i]) & ~social.closed[:, i]).float()
             column = names.index(types[t])
-            hours_open[:, column] = torch.maximum(hours_open[:, column], now)
+            hours_open[:, column] = torch.maximum(hours_open[:, column], open_now[i].float())
     return names, hours_open
 
 
@@ -374,13 +374,17 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         [types[t] for t in inst_type],
         hour_to_tick,
     )
+    # (tpd,) bool per instance: open by its hours and not closed by an event that day
+    open_now = [torch.tensor(hours) & ~social.closed[:, i] for i, hours in enumerate(inst_open)]
     open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
     cost_here = torch.zeros(cells + 1, dtype=torch.float32)
     for i, xy in enumerate(inst_xy):
         if not specs[i].workplace:
-            open_here[:, cell(xy)] = torch.tensor(inst_open[i]) & ~social.closed[:, i]
+            open_here[:, cell(xy)] = open_now[i]
             cost_here[cell(xy)] = specs[i].cost
-    hours_types, hours_open = _posted_hours(world, types, inst_type, specs, inst_open, social, tpd)
+    hours_types, hours_open = _posted_hours(
+        world, types, inst_type, specs, inst_open, open_now, tpd
+    )
     start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
     in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
     all_cells = torch.arange(cells + 1)

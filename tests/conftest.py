@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import settings
 from omegaconf import OmegaConf, open_dict
 
 from townlet.config.schema import RecordingConfig, ScenarioConfig
@@ -24,6 +25,15 @@ from townlet.world import Action, World
 
 A = Action
 ROOT = Path(__file__).resolve().parents[1]
+
+settings.register_profile(
+    "repeatable", max_examples=250, derandomize=True, deadline=None, database=None
+)
+settings.register_profile("explore", max_examples=5000, deadline=None, database=None)
+settings.load_profile("repeatable")
+"""CI runs the same examples every time (a red run is a real, reproducible finding, never a
+draw); `pytest --hypothesis-profile=explore` searches afresh with many more examples."""
+
 SAMPLES = ROOT / "docs" / "samples"
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from test_verify import recorded
 
@@ -112,7 +112,6 @@ config_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=2000)
 @given(world=config_values, scenario=config_values)
 def test_any_structure_is_a_clean_config_error_or_a_checked_config(world, scenario):
     try:
@@ -165,7 +164,6 @@ def test_a_small_file_that_decodes_into_millions_of_objects_is_refused():
         decode_episode(lz4.frame.compress(one_huge + b"\x90" * 10), "huge")
 
 
-@settings(max_examples=200, deadline=2000)
 @given(data=st.binary(max_size=512))
 def test_any_bytes_are_a_clean_recording_error(data):
     from townlet.recording.format import RecordingError, decode_episode
@@ -188,7 +186,6 @@ msgpack_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=2000)
 @given(
     payload=msgpack_values
     | st.fixed_dictionaries(

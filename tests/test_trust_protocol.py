@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from townlet.serve.protocol import ProtocolError, list_filters, parse
@@ -34,7 +34,6 @@ def test_an_order_of_the_wrong_type_is_a_protocol_error(order):
         list_filters({"order": order})
 
 
-@settings(max_examples=300, deadline=1000)
 @given(st.binary(max_size=256) | st.text(max_size=256))
 def test_any_frame_is_a_command_or_a_protocol_error(raw):
     try:
@@ -45,8 +44,8 @@ def test_any_frame_is_a_command_or_a_protocol_error(raw):
         assert isinstance(command, str) and isinstance(message, dict)
 
 
-@settings(max_examples=300, deadline=1000)
 @given(st.dictionaries(filter_keys, json_values, max_size=6) | json_values)
+@example({"\n": False})  # echoed the key raw: an error reply of two lines
 def test_any_filters_are_checked_filters_or_a_protocol_error(filters):
     try:
         clean = list_filters(orjson.loads(orjson.dumps(filters)))
@@ -54,3 +53,10 @@ def test_any_filters_are_checked_filters_or_a_protocol_error(filters):
         assert str(error) and "\n" not in str(error)
     else:
         assert 1 <= clean["limit"] <= 10_000
+
+
+@pytest.mark.parametrize("text", ["a\nb", "\r\x00\x1b[2J", "x" * 5000])
+def test_an_error_reply_is_one_printable_line(text):
+    """A hostile key or command name echoed into a reply cannot add lines or control codes."""
+    shown = str(ProtocolError(f"Unknown filter: {text}"))
+    assert shown.isprintable() and len(shown) <= 500

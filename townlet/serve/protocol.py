@@ -15,8 +15,22 @@ MAX_ID = 2**63 - 1
 MIN_SPEED, MAX_SPEED = 0.01, 1000.0
 
 
+MAX_ERROR_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """A client's text echoed in an error reply or a log stays one printable line: newlines
+    and control characters are escaped, so a key like "\\n" cannot forge a second line."""
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 class ProtocolError(ValueError):
-    """A message the server cannot act on; its text is sent back as the error message."""
+    """A message the server cannot act on; its text, made one line, is sent back as the error
+    message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(str(message)))
 
 
 def number(value: Any, name: str) -> float:

@@ -87,9 +87,12 @@ def summarise(
         records = iter(deque(records, maxlen=last))
     count, modes, latest, first_epoch, anneal = 0, Counter(), None, None, None
     ranges = _Ranges()
-    for _, record in records:
+    for number, record in records:
         count += 1
-        modes[record.get("data_mode", "?")] += 1
+        mode = record.get("data_mode", "?")
+        if not isinstance(mode, str):
+            raise TelemetryError(f"{path}:{number}: key 'data_mode': {quote(mode)} is not a string")
+        modes[mode] += 1
         latest = record
         if "anneal_stage" in record:
             anneal = record

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from townlet.capture import capture
 from townlet.policy.network import ActorCritic
@@ -144,3 +146,79 @@ def test_the_untouched_capture_still_loads(captured):
     refs = discover(captured, world)
     chunk = load_chunk(refs, world, net, 0.99, 0.95)
     assert chunk.batch.actions.numel() == sum(r.timesteps for r in refs)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"sample": "/etc/hostname", "timesteps": 3},
+        {"sample": "../outside.npz", "timesteps": 3},
+        {"sample": "ok.npz", "meta": "/etc/hostname", "timesteps": 3},
+        {"sample": "ok.npz", "meta": "../../meta.json", "timesteps": 3},
+    ],
+)
+def test_a_manifest_cannot_name_a_file_outside_its_folder(captured, tmp_path, entry):
+    """An absolute or `..` name was joined as given: a capture could make training read any
+    file on the machine."""
+    import shutil
+
+    folder = tmp_path / "capture"
+    shutil.copytree(captured, folder)
+    (folder / "rollout_sample_manifest.json").write_text(json.dumps({"samples": [entry]}))
+    world, _ = world_and_net()
+    with pytest.raises(ReplayError, match="outside"):
+        discover(folder, world)
+
+
+hostile_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["../x.npz", "/etc/hostname", ".", "", "sample_0.npz"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+row_keys = st.sampled_from(["sample", "meta", "timesteps", "file", "other"])
+metric_keys = st.sampled_from(["faints", "on_time_events", "completions.Bed", "contention_events"])
+
+
+@pytest.fixture(scope="module")
+def world_net() -> tuple[World, ActorCritic]:
+    return world_and_net()
+
+
+@settings(max_examples=100)
+@given(
+    row=st.dictionaries(row_keys, hostile_values, max_size=3),
+    metrics=st.dictionaries(metric_keys, hostile_values, max_size=3) | hostile_values,
+)
+def test_any_manifest_row_and_metrics_load_or_are_one_replay_error(
+    captured, world_net, row, metrics
+):
+    """Whatever a manifest row or the metrics file holds, the capture loads (every file it
+    reads inside the folder) or is refused with one ReplayError line; never another error."""
+    import shutil
+    import tempfile
+
+    first = json.loads((captured / "rollout_sample_manifest.json").read_text())["samples"][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "capture"
+        folder.mkdir()
+        for name in (first["sample"], first["meta"]):
+            shutil.copy(captured / name, folder / name)
+        manifest = {"samples": [{**first, **row}]}
+        (folder / "rollout_sample_manifest.json").write_text(json.dumps(manifest))
+        metrics_path = folder / "rollout_sample_metrics.json"
+        metrics_path.write_text(json.dumps({"samples": {first["sample"]: metrics}}))
+        world, net = world_net
+        try:
+            refs = discover(folder, world)
+            load_chunk(refs, world, net, 0.99, 0.95)
+        except ReplayError as error:
+            assert str(error) and "\n" not in str(error)
+        else:
+            assert all(ref.path.resolve().is_relative_to(folder.resolve()) for ref in refs)

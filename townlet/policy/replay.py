@@ -8,6 +8,7 @@ only a chunk's files are ever loaded. A cycle is one pass over every sample.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,7 @@ def discover(capture_dir: Path, world: World) -> list[SampleRef]:
         prefix = manifest_path.name[: -len(MANIFEST_SUFFIX)]
         manifest = _read_json(manifest_path)
         metrics_path = manifest_path.with_name(f"{prefix}_metrics.json")
-        metrics = _read_json(metrics_path) if metrics_path.exists() else {}
-        metrics = metrics.get("samples", {}) if isinstance(metrics, dict) else {}
+        metrics = _checked_metrics(metrics_path) if metrics_path.exists() else {}
         rows = manifest if isinstance(manifest, list) else None
         if isinstance(manifest, dict) and isinstance(manifest.get("samples"), list):
             rows = manifest["samples"]
@@ -65,6 +65,26 @@ def discover(capture_dir: Path, world: World) -> list[SampleRef]:
         for entry in rows:
             refs.append(_sample_ref(manifest_path, entry, metrics, world))
     return refs
+
+
+def _checked_metrics(path: Path) -> dict[str, dict[str, float]]:
+    """Each sample's event counters from a capture's metrics file: finite numbers or a
+    ReplayError naming the file (a None or a string once failed mid-training in a sum)."""
+    raw = _read_json(path)
+    samples = raw.get("samples", {}) if isinstance(raw, dict) else None
+    if not isinstance(samples, dict):
+        raise ReplayError(f"{path}: not capture metrics (an object with 'samples')")
+    checked = {}
+    for name, counters in samples.items():
+        if not isinstance(counters, dict):
+            raise ReplayError(f"{path}: metrics of {name[:200]!r} are not an object")
+        for key, value in counters.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ReplayError(f"{path}: {key[:100]!r} of {name[:200]!r} is not a number")
+            if not math.isfinite(value) or abs(value) > 1e12:
+                raise ReplayError(f"{path}: {key[:100]!r} of {name[:200]!r} is out of range")
+        checked[name] = counters
+    return checked
 
 
 def _read_json(path: Path) -> Any:
@@ -78,6 +98,15 @@ def _read_json(path: Path) -> Any:
         raise ReplayError(f"{path}: not readable JSON ({str(error)[:120]})") from error
 
 
+def _inside(folder: Path, name: str, manifest_path: Path) -> Path:
+    """`folder / name`, refused when it leaves the folder (an absolute name, `..`, or a link
+    pointing elsewhere): a capture from anywhere reads only its own files."""
+    path = folder / name
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(folder.resolve()):
+        raise ReplayError(f"{manifest_path}: {name[:200]!r} is outside the capture folder")
+    return path
+
+
 def _sample_ref(manifest_path: Path, entry: Any, metrics: dict, world: World) -> SampleRef:
     """One manifest row, its sidecar checked against the world."""
     row = {"sample": entry} if isinstance(entry, str) else entry
@@ -88,7 +117,11 @@ def _sample_ref(manifest_path: Path, entry: Any, metrics: dict, world: World) ->
         raise ReplayError(f"{manifest_path}: a manifest entry names no 'sample' file")
     if meta_name is not None and not isinstance(meta_name, str):
         raise ReplayError(f"{manifest_path}: 'meta' of {sample_name} is not a file name")
-    meta_path = manifest_path.parent / (meta_name or str(Path(sample_name).with_suffix(".json")))
+    folder = manifest_path.parent
+    sample_path = _inside(folder, sample_name, manifest_path)
+    meta_path = _inside(
+        folder, meta_name or str(Path(sample_name).with_suffix(".json")), manifest_path
+    )
     meta = _read_json(meta_path)
     if not isinstance(meta, dict):
         raise ReplayError(f"{meta_path}: not a capture sidecar (a JSON object)")
@@ -122,7 +155,7 @@ def _sample_ref(manifest_path: Path, entry: Any, metrics: dict, world: World) ->
         )
     sample_metrics = metrics.get(sample_name, {})
     return SampleRef(
-        manifest_path.parent / sample_name,
+        sample_path,
         timesteps,
         sample_metrics if isinstance(sample_metrics, dict) else {},
     )

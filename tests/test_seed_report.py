@@ -125,3 +125,30 @@ def test_one_bad_run_is_named_and_skipped_and_the_rest_reported(tmp_path):
     groups, summary, _ = write_report([folder], tmp_path / "new" / "folder", problems)
     assert summary.is_file()  # the output folder is made
     json.loads(summary.read_text())  # strict JSON
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda run: (run / "evaluation.json").write_text(
+            '{"policy_deterministic": {"return_mean": NaN}, "scripted": {"return_mean": 1.0}}'
+        ),
+        lambda run: (run / "evaluation.json").write_text(
+            '{"policy_deterministic": {"return_mean": 2.0}, "scripted": {"return_mean": "x"}}'
+        ),
+        lambda run: (run / "evaluation_history.jsonl").write_text(
+            '{"epoch": 10, "elapsed_sec": 5.0, "policy_deterministic": {"return_mean": Infinity}}\n'
+        ),
+    ],
+    ids=["NaN final", "scripted a string", "infinite evaluation"],
+)
+def test_a_run_with_a_number_that_is_not_finite_is_skipped_not_averaged(tmp_path, spoil):
+    """A NaN return was read as a number: the group's mean, interval and IQM all became nan."""
+    folder = tmp_path / "sweep"
+    for seed in (1, 2):
+        fake_run(folder / str(seed), [f"seed={seed}"], float(seed), [(10, 5.0, float(seed))])
+    spoil(folder / "2")
+    problems: list[str] = []
+    runs = find_runs([folder], problems)
+    assert [r.seed for r in runs] == [1]
+    assert len(problems) == 1 and str(folder / "2") in problems[0], problems

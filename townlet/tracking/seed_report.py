@@ -14,6 +14,7 @@ with a 95% interval band over seeds) drawn with matplotlib.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,25 +110,39 @@ def _read_run(run_dir: Path) -> SeedRun | None:
     )
     evaluation = _json(evaluation_file)
     scripted = (evaluation.get("scripted") or {}).get("return_mean")
-    history = _lines(run_dir / "evaluation_history.jsonl")
-    reached = [
-        h["elapsed_sec"]
-        for h in history
-        if scripted is not None and h["policy_deterministic"]["return_mean"] >= scripted
-    ]
-    records = _lines(run_dir / "telemetry" / "ppo.jsonl")
+    if scripted is not None:
+        scripted = _finite(scripted, evaluation_file, "scripted.return_mean")
+    history_file = run_dir / "evaluation_history.jsonl"
+    evaluations, reached = {}, []
+    for h in _lines(history_file):
+        value = _finite(h["policy_deterministic"]["return_mean"], history_file, "return_mean")
+        evaluations[int(h["epoch"])] = value
+        if scripted is not None and value >= scripted:
+            reached.append(_finite(h["elapsed_sec"], history_file, "elapsed_sec"))
+    telemetry = run_dir / "telemetry" / "ppo.jsonl"
+    records = _lines(telemetry)
     return SeedRun(
         run_dir=run_dir,
         seed=seed,
         key=key,
-        final=float(evaluation["policy_deterministic"]["return_mean"]),
+        final=_finite(evaluation["policy_deterministic"]["return_mean"], evaluation_file, "return"),
         scripted=scripted,
         seconds_to_scripted=min(reached) if reached else None,
         curve={
-            int(r["epoch"]): float(r["episodic_return"]) for r in records if "episodic_return" in r
+            int(r["epoch"]): _finite(r["episodic_return"], telemetry, "episodic_return")
+            for r in records
+            if "episodic_return" in r
         },
-        evaluations={int(h["epoch"]): h["policy_deterministic"]["return_mean"] for h in history},
+        evaluations=evaluations,
     )
+
+
+def _finite(value: Any, path: Path, key: str) -> float:
+    """A figure the report averages: a NaN or a string would turn the whole group's mean,
+    interval and IQM into nan, so the run is skipped instead."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RunUnreadable(f"{path}: skipped, {key} {str(value)[:40]!r} is not a finite number")
+    return float(value)
 
 
 def summarise(runs: list[SeedRun]) -> list[GroupSummary]:
@@ -247,7 +262,18 @@ def _aligned(series: list[dict[int, float]]) -> tuple[list[int], np.ndarray]:
     return common, np.array([[s[e] for e in common] for s in series], dtype=np.float64)
 
 
+MAX_FILE_BYTES = 256 * 2**20
+"""A run's evaluation and telemetry files are kilobytes to megabytes; a larger one is skipped
+before it is read."""
+
+
+def _checked_size(path: Path) -> None:
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise RunUnreadable(f"{path}: skipped, larger than {MAX_FILE_BYTES // 2**20} MiB")
+
+
 def _json(path: Path) -> Any:
+    _checked_size(path)
     try:
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
@@ -257,6 +283,7 @@ def _json(path: Path) -> Any:
 def _lines(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
+    _checked_size(path)
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():

@@ -194,3 +194,22 @@ def test_telemetry_tools_refuse_devices_folders_fifos_and_odd_versions(tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2, (args, done.stderr[-400:])
         assert len(lines) == 1 and says in lines[0], (args, lines[:3])
+
+
+def test_video_export_of_an_id_beyond_sqlite_or_a_header_config_of_the_wrong_type_is_one_line(
+    tmp_path,
+):
+    """`video export 10^20` was an OverflowError traceback; a header whose world_config is a
+    list an AttributeError traceback."""
+    run = recorded_run(tmp_path / "run")
+    done = cli("export", str(10**20), "--output", tmp_path / "a.mp4", *video_args(run))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "outside [0, 2^63 - 1]" in done.stderr
+    path = run / "recordings" / "episode_000001.msgpack.lz4"
+    good = read_episode(path)
+    data, _ = encode_episode(Episode({**good.header, "world_config": [1, 2]}, good.columns))
+    path.write_bytes(data)
+    done = cli("export", "1", "--output", tmp_path / "b.mp4", *video_args(run), "--dpi", "20")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "world_config is not a map" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "b.mp4").exists()

@@ -248,6 +248,9 @@ def episode_problem(episode: Episode) -> str | None:
             return f"the header has no {key} list"
     if not header["agent_ids"] or not all(isinstance(a, str) for a in header["agent_ids"]):
         return "agent_ids must be a non-empty list of strings"
+    for key in ("world_config", "scenario_config"):
+        if header.get(key) is not None and not isinstance(header[key], dict):
+            return f"the header's {key} is not a map"
     grid = header.get("grid")
     if not isinstance(grid, dict) or not all(
         isinstance(grid.get(k), int) and 0 < grid[k] <= 4096 for k in ("width", "height")

@@ -10,6 +10,7 @@ from pathlib import Path
 from townlet.config.choices import VideoQuality, VideoStyle
 from townlet.config.schema import VideoSettings
 from townlet.recording import RecordingError, RecordingIndex
+from townlet.util.argtypes import index_int
 from townlet.video.export import ExportError, VideoOptions, export_from_index
 from townlet.video.render import PRESETS
 
@@ -97,17 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="townlet video", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     export = verbs.add_parser("export", help="one episode to MP4")
-    export.add_argument("episode_id", type=int)
+    export.add_argument("episode_id", type=index_int)
     export.add_argument("--output", required=True)
     _common(export)
     export.set_defaults(func=_export)
     batch = verbs.add_parser("batch", help="every episode matching the filters to MP4")
     batch.add_argument("--output-dir", required=True)
-    batch.add_argument("--stage", type=int)
+    batch.add_argument("--stage", type=index_int)
     batch.add_argument("--reason")
     batch.add_argument("--min-reward", type=float)
     batch.add_argument("--max-reward", type=float)
-    batch.add_argument("--limit", type=int, default=100)
+    batch.add_argument("--limit", type=index_int, default=100)
     _common(batch)
     batch.set_defaults(func=_batch)
     args = parser.parse_args(argv)

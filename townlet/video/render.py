@@ -138,8 +138,11 @@ class FrameRenderer:
         self.focus = self.agents.index(focus) if focus in self.agents else 0
         self.shifts, self.queues = shift_states(episode), queue_positions(episode)
         self.relations = relations(episode)
-        rivalry = (header.get("world_config") or {}).get("rivalry") or {}
-        self.avoid = rivalry.get("avoid_threshold")
+        rivalry = (header.get("world_config") or {}).get("rivalry")
+        avoid = rivalry.get("avoid_threshold") if isinstance(rivalry, dict) else None
+        self.avoid = (
+            avoid if isinstance(avoid, (int, float)) and not isinstance(avoid, bool) else None
+        )
         self.static = self._draw_static()
 
     # ------------------------------------------------------------------ geometry

@@ -367,3 +367,17 @@ def test_a_client_spamming_loads_without_reading_stalls_nobody(hostile_run):
         assert max(times) < 2.0, times
         flood.cancel()
         spammer.transport.abort()  # it never reads, so it cannot finish a closing handshake
+
+
+def test_the_cache_counts_an_episodes_header_not_only_its_columns(tmp_path):
+    """A small file can carry a header of many megabytes (it compresses to nothing); the cache
+    counted only columns and frames, so such episodes filled memory past `cache_bytes`."""
+    run = one_episode_run(tmp_path)
+    path = run / "recordings" / "episode_000000.msgpack.lz4"
+    plain = read_episode(path)
+    padded = {**plain.header, "notes": ["x" * 1000 for _ in range(8000)]}  # ~8 MB held
+    data, _ = encode_episode(Episode(padded, plain.columns))
+    path.write_bytes(data)
+    assert len(data) < 200_000
+    frames = Catalog.for_run(run).frames(0)
+    assert frames.nbytes > 8 * 10**6, frames.nbytes

@@ -6,6 +6,7 @@ playback at any speed only sends bytes.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class EpisodeFrames:
     def __init__(self, episode: Episode, run: str) -> None:
         self.episode, self.run = episode, run
         header, cols, meta = episode.header, episode.columns, episode.metadata
+        self.header_bytes = held_bytes(header)
         self.steps = episode.steps
         self.agents = list(header["agent_ids"])
         self.meters = list(header["meter_names"])
@@ -231,7 +233,22 @@ class EpisodeFrames:
         """Approximate memory held once every step is encoded: the columns (kept as Python
         lists) plus the messages, estimated from the first."""
         columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
-        return columns + self.steps * len(self.encoded(0))
+        return self.header_bytes + columns + self.steps * len(self.encoded(0))
+
+
+def held_bytes(value: Any) -> int:
+    """Memory a decoded header holds (its dicts, lists, strings and numbers): a small file can
+    carry a header of many megabytes, which the cache must count like the columns."""
+    total, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return total
 
 
 def _active(episode: Episode) -> list[list[bool]] | None:

@@ -381,3 +381,54 @@ def test_the_cache_counts_an_episodes_header_not_only_its_columns(tmp_path):
     assert len(data) < 200_000
     frames = Catalog.for_run(run).frames(0)
     assert frames.nbytes > 8 * 10**6, frames.nbytes
+
+
+class SlowCatalog(Catalog):
+    """A real catalog whose episode opens take as long as a hostile file's rebuild."""
+
+    def frames(self, episode_id, run=None):
+        time.sleep(1.5)
+        return super().frames(episode_id, run)
+
+
+def test_a_list_is_answered_while_every_heavy_worker_is_busy(tmp_path):
+    """Heavy and light jobs shared one pool: ten slow opens took every worker and a third
+    client's list_recordings waited for them (73.6 s on 600 x 600 headers)."""
+    run = one_episode_run(tmp_path)
+    catalog = SlowCatalog.for_run(run)
+
+    @serving(catalog)
+    async def _(server):
+        heavy = [await connect(url(server)) for _ in range(10)]
+        for ws in heavy:
+            await receive(ws)  # connected
+            await ws.send(json.dumps({"type": "load_replay", "episode_id": 0}))
+        async with connect(url(server)) as light:
+            await receive(light)
+            await asyncio.sleep(0.2)  # every open is running or queued
+            start = time.perf_counter()
+            listed = await request(light, {"type": "list_recordings"})
+            waited = time.perf_counter() - start
+        assert listed["type"] == "recordings_list" and waited < 1.0, waited
+        for ws in heavy:
+            await ws.close()
+
+
+def test_heavy_work_past_its_bound_is_refused_as_busy_and_the_rest_served(tmp_path):
+    from townlet.serve.lanes import Lanes
+
+    run = one_episode_run(tmp_path)
+
+    @serving(SlowCatalog.for_run(run))
+    async def _(server):
+        server.lanes = Lanes(heavy_workers=2, heavy_limit=3)
+        clients = [await connect(url(server)) for _ in range(5)]
+        for ws in clients:
+            await receive(ws)
+            await ws.send(json.dumps({"type": "load_replay", "episode_id": 0}))
+        replies = [await receive(ws, timeout=20) for ws in clients]
+        kinds = sorted(r["type"] for r in replies)
+        assert kinds == ["error", "error", "replay_loaded", "replay_loaded", "replay_loaded"]
+        assert all("Server busy" in r["message"] for r in replies if r["type"] == "error")
+        for ws in clients:
+            await ws.close()

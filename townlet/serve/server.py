@@ -8,8 +8,9 @@ buffer drained by that session's sender task: when a client stops reading, its s
 A bad message gets an `{"type": "error"}` reply and the connection lives on.
 
 The event loop only moves bytes: opening an episode (decode and encode every frame), loading a
-checkpoint and each live inference step run in worker threads, and each client has at most one
-such job in flight (its messages are handled in order). A client that sends without reading is
+checkpoint and each live inference step run in worker threads, heavy and light jobs in separate
+lanes (`lanes.py`: a list never queues behind a rebuild), and each client has at most one such
+job in flight (its messages are handled in order). A client that sends without reading is
 not read from while its queued replies are over `REPLY_LIMIT`, so its backlog stays bounded
 and nobody else waits for it. The WebSocket refuses cross-origin browsers (an `Origin` other
 than the page's own host, unless listed in `allowed_origins`) and, with a token, any client
@@ -40,6 +41,7 @@ from townlet.config.schema import ServeOptionsConfig
 from townlet.recording.index import SEED_COLUMNS
 from townlet.serve.catalog import Catalog
 from townlet.serve.frames import EpisodeFrames
+from townlet.serve.lanes import Lanes
 from townlet.serve.protocol import ProtocolError, integer, list_filters, one_line, parse, speed
 
 log = logging.getLogger("townlet.serve")
@@ -143,6 +145,7 @@ class TownletServer:
         self.sessions: set[Session] = set()
         self.server: Server | None = None
         self._first_names: dict[str, Any] | None = None
+        self.lanes = Lanes()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Server:
@@ -169,6 +172,7 @@ class TownletServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self.lanes.close()
 
     # ------------------------------------------------------------------ HTTP: the page
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -239,7 +243,7 @@ class TownletServer:
     async def _close_live(self, session: Session) -> None:
         live, session.live = session.live, None
         if live is not None:
-            await asyncio.to_thread(live.close)
+            await self.lanes.heavy(live.close)
 
     async def _connected(self) -> dict[str, Any]:
         names = await self._names()
@@ -256,7 +260,7 @@ class TownletServer:
         if self.live_factory is not None:
             return self.live_factory.names()
         if self._first_names is None:  # read once, off the loop; each episode names its own
-            names = await asyncio.to_thread(self.catalog.first_names)
+            names = await self.lanes.light(self.catalog.first_names)
             self._first_names = names or {"meter_names": [], "action_names": []}
         return self._first_names
 
@@ -296,7 +300,7 @@ class TownletServer:
                 self._advance_replay(session)
             elif session.mode == "live":
                 live = session.live
-                messages = await asyncio.to_thread(live.step)
+                messages = await self.lanes.heavy(live.step)
                 if session.live is not live:  # switched while the step ran
                     continue
                 for message in messages:
@@ -348,7 +352,7 @@ class TownletServer:
         elif command == "episode_series":
             if session.mode != "replay" or session.frames is None:
                 raise ProtocolError("episode_series needs a loaded replay")
-            session.send(await asyncio.to_thread(session.frames.series))
+            session.send(await self.lanes.opening(session.frames.series))
         elif command in CONTROL_ACTIONS:
             self._control(session, command, message)
         else:
@@ -359,7 +363,7 @@ class TownletServer:
             raise ProtocolError("Replay not available (no database)")
         filters = list_filters(message.get("filters"))
         try:
-            rows = await asyncio.to_thread(self.catalog.list, filters)
+            rows = await self.lanes.light(self.catalog.list, filters)
         except KeyError as error:
             raise ProtocolError(str(error.args[0])) from error
         keys = (*SEED_COLUMNS, "run")
@@ -377,7 +381,7 @@ class TownletServer:
         if run is not None and not isinstance(run, str):
             raise ProtocolError("Invalid run: expected a string")
         try:
-            frames = await asyncio.to_thread(self.catalog.frames, episode_id, run)
+            frames = await self.lanes.opening(self.catalog.frames, episode_id, run)
         except (LookupError, RuntimeError) as error:
             raise ProtocolError(str(error.args[0])) from error
         await self._close_live(session)
@@ -414,7 +418,7 @@ class TownletServer:
             )
         shown = checkpoint[:100]
         try:
-            live = await asyncio.to_thread(self.live_factory.open, checkpoint)
+            live = await self.lanes.opening(self.live_factory.open, checkpoint)
         except (FileNotFoundError, ValueError) as error:
             raise ProtocolError(f"Failed to load checkpoint {shown}: {error}") from error
         await self._close_live(session)
@@ -439,9 +443,9 @@ class TownletServer:
         if not isinstance(checkpoint, str) or (run is not None and not isinstance(run, str)):
             raise ProtocolError("Invalid checkpoint or run: expected strings")
         try:
-            frames = await asyncio.to_thread(self.catalog.frames, episode_id, run)
-            world = await asyncio.to_thread(world_at, frames.episode, step)
-            live = await asyncio.to_thread(self.live_factory.open, checkpoint, world)
+            frames = await self.lanes.opening(self.catalog.frames, episode_id, run)
+            world = await self.lanes.opening(world_at, frames.episode, step)
+            live = await self.lanes.opening(self.live_factory.open, checkpoint, world)
         except (LookupError, RuntimeError, FileNotFoundError, ValueError) as error:
             text = str(error.args[0]) if error.args else str(error)
             raise ProtocolError(f"Cannot branch from episode {episode_id}: {text}") from error

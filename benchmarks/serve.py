@@ -2,8 +2,9 @@
 unlimited speed, 100 concurrent clients each playing a different recording at 50 steps/s
 (delivered rate and lag per client), list_recordings latency over 100,000 indexed rows, and
 fairness under load: with 3 live-inference sessions at full speed and a client spamming
-`load_replay` without reading, another client's list_recordings round trip (p50/p99) and the
-rate its replay holds. Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
+`load_replay` without reading, or with 6 hostile clients (branch_live rebuilds, malformed and
+out-of-range messages), another client's list_recordings round trip (p50/p99) and the rate its
+replay holds. Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
 """
 
 from __future__ import annotations
@@ -186,10 +187,40 @@ async def main(address, episodes):
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
+HOSTILE = """
+import asyncio, json, random, sys
+from websockets.asyncio.client import connect
 
-async def under_load(trained: Path) -> None:
-    """The server, the load (3 live sessions at full speed and a client spamming load_replay
-    without reading) and the measuring client each run in their own process, as browsers do."""
+BAD = ['{not json', json.dumps({"type": "list_recordings", "filters": {"order": {}}}),
+       json.dumps({"type": "load_replay", "episode_id": 2**70}), "x" * 100000,
+       json.dumps({"type": "load_checkpoint", "checkpoint": "../../etc/passwd"})]
+
+async def hostile(address, episodes, seed):
+    rng = random.Random(seed)
+    async with connect(address, max_size=None) as ws:
+        await ws.recv()
+        while True:
+            if rng.random() < 0.5:  # a world rebuilt from a recording, then a policy loaded
+                message = {"type": "branch_live", "episode_id": rng.randrange(episodes),
+                           "step": rng.randrange(0, 30), "checkpoint": "latest"}
+                await ws.send(json.dumps(message))
+            else:
+                await ws.send(rng.choice(BAD))
+            while json.loads(await ws.recv())["type"] == "state_update":
+                pass
+
+async def main(address, episodes):
+    await asyncio.gather(*(hostile(address, episodes, k) for k in range(6)))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def under_load(trained: Path, script: str = LOAD, label: str = "loaded") -> None:
+    """The server, the load (LOAD: 3 live sessions at full speed and a client spamming
+    load_replay without reading; HOSTILE: 6 clients sending branch_live rebuilds, malformed and
+    out-of-range messages) and the measuring client each run in their own process, as browsers
+    do."""
     port = free_port()
     address = f"ws://127.0.0.1:{port}/ws"
     server = subprocess.Popen(
@@ -210,7 +241,7 @@ async def under_load(trained: Path) -> None:
                 break
             except OSError:
                 await asyncio.sleep(0.05)
-        load = subprocess.Popen([sys.executable, "-c", LOAD, address, str(episodes)], cwd=ROOT)
+        load = subprocess.Popen([sys.executable, "-c", script, address, str(episodes)], cwd=ROOT)
         await asyncio.sleep(2.0)
         times, delivered, wall = await measure(address, episodes)
     finally:
@@ -219,10 +250,14 @@ async def under_load(trained: Path) -> None:
                 process.terminate()
                 process.wait()
     times.sort()
-    conditions = {"live_sessions": 3, "live_speed": "full", "spamming_clients": 1}
-    emit("serve_loaded_list_recordings_p50", times[len(times) // 2] * 1e3, "ms", **conditions)
+    conditions = (
+        {"live_sessions": 3, "live_speed": "full", "spamming_clients": 1}
+        if script is LOAD
+        else {"hostile_clients": 6, "requests": "branch_live, malformed, out of range"}
+    )
+    emit(f"serve_{label}_list_recordings_p50", times[len(times) // 2] * 1e3, "ms", **conditions)
     emit(
-        "serve_loaded_list_recordings_p99",
+        f"serve_{label}_list_recordings_p99",
         times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
         "ms",
         requests=len(times),
@@ -230,7 +265,7 @@ async def under_load(trained: Path) -> None:
         **conditions,
     )
     emit(
-        "serve_loaded_replay_rate_fraction",
+        f"serve_{label}_replay_rate_fraction",
         delivered / wall / 50.0,
         "of requested",
         requested_rate=50,
@@ -276,7 +311,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         make_recordings(run, episodes=100, steps=300)
-        await under_load(train_tiny_run(Path(tmp)))
+        trained = train_tiny_run(Path(tmp))
+        await under_load(trained)
+        await under_load(trained, HOSTILE, "hostile")
         emit(
             "serve_time_to_ready",
             await time_to_ready(run),

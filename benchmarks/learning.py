@@ -44,13 +44,8 @@ RUNS = {
     "employment_punctuality": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "rivalry_decay": ["ppo=fast", "train.total_ticks=3200", "train.eval_every=5"],
     "observation_baseline": ["ppo=fast", "train.total_ticks=640", "train.eval_every=5"],
-    # 16 agents: fewer envs, and the town's recipe (clone the routine, then PPO) in small doses
-    "village": [
-        "ppo.num_envs=32",
-        "train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:100}]",
-        "train.select_every=10",
-        "train.eval_every=10",
-    ],
+    # 16 agents: the town's recipe (clone the routine, then PPO) as conf/experiment/village.yaml
+    "village": ["experiment=village"],
 }
 SCRATCH = ["experiment=scratch", "train.eval_every=50"]
 WALL_MARKS_MIN = (5, 10, 20, 30)

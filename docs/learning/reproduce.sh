@@ -4,7 +4,7 @@
 # seeds 1-5, each seed one torch thread,
 # two jobs side by side on a 2-core machine; then `townlet report` writes, per recipe, the
 # table (mean, 95% bootstrap interval, IQM) and the curves with 95% bands.
-#   bash docs/learning/reproduce.sh [WORK_DIR]   (about 40 + 20 + 75 minutes on 2 cores)
+#   bash docs/learning/reproduce.sh [WORK_DIR]   (about 40 + 45 + 75 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="${1:-multirun/learning}"
@@ -23,8 +23,7 @@ sweep() {  # sweep NAME SEEDS... : one hydra multirun per half, side by side
 }
 
 sweep bc_ppo 1,2,3,4,5 6,7,8,9,10 experiment=seeds
-sweep village 1,3,5 2,4 scenario=village ppo.num_envs=32 \
-    'train.anneal=[{mode:bc,epochs:30},{mode:ppo,epochs:100}]' train.select_every=10
+sweep village 1,3,5 2,4 experiment=village
 # scratch: the benchmark itself (its JSON lines give each seed's figures at 5/10/20/30 minutes),
 # keeping its runs for the report
 mkdir -p "$work" docs/learning/scratch

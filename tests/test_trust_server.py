@@ -432,3 +432,24 @@ def test_heavy_work_past_its_bound_is_refused_as_busy_and_the_rest_served(tmp_pa
         assert all("Server busy" in r["message"] for r in replies if r["type"] == "error")
         for ws in clients:
             await ws.close()
+
+
+def test_a_long_episode_keeps_a_bounded_window_of_encoded_frames(tmp_path):
+    """Every played step's encoded frame was kept for the life of the cached episode: a long
+    recording held all of them (5,000,000 steps held 3.4 GB). Now a window is kept, and the
+    cache counts at most that window (2,048 steps)."""
+    run = one_episode_run(tmp_path)
+    path = run / "recordings" / "episode_000000.msgpack.lz4"
+    short = read_episode(path)
+    repeats = -(-3000 // short.steps)
+    columns = {k: np.concatenate([v] * repeats)[:3000] for k, v in short.columns.items()}
+    path.write_bytes(encode_episode(Episode(short.header, columns))[0])
+    frames = Catalog.for_run(run).frames(0)
+    assert frames.steps == 3000
+    first = frames.encoded(0)
+    for step in range(frames.steps):
+        frames.encoded(step)
+    kept = frames.nbytes - frames.header_bytes
+    columns = 8 * sum(int(a.nbytes) for a in frames.episode.columns.values())
+    assert kept <= columns + 2048 * len(first) * 1.1, (kept, columns)
+    assert frames.encoded(0) == first  # an evicted step is encoded again, the same

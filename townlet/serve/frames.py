@@ -7,6 +7,7 @@ playback at any speed only sends bytes.
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,9 @@ from townlet.recording.situations import (
     relations,
     shift_states,
 )
+
+ENCODED_WINDOW = 2048
+"""Encoded steps an episode keeps (about 7 minutes of playback at 5 steps/s)."""
 
 
 class EpisodeFrames:
@@ -92,7 +96,7 @@ class EpisodeFrames:
             "config_hash": header.get("config_hash"),
             **{k: links[k] for k in ("run_dir", "mlflow_run_id", "tracking_uri") if links.get(k)},
         }
-        self._encoded: list[bytes | None] = [None] * self.steps
+        self._encoded: OrderedDict[int, bytes] = OrderedDict()
 
     def series(self) -> dict[str, Any]:
         """The whole episode per agent (meters, step reward, value estimate) and its event
@@ -217,9 +221,15 @@ class EpisodeFrames:
         return self.affordances[instance]["name"] if instance < len(self.affordances) else "?"
 
     def encoded(self, step: int) -> bytes:
-        cached = self._encoded[step]
+        """The step's state update as bytes; at most ENCODED_WINDOW steps are kept (the least
+        recently sent go first), so a long episode holds a bounded window of frames, not all."""
+        cached = self._encoded.get(step)
         if cached is None:
             cached = self._encoded[step] = orjson.dumps(self.message(step))
+            if len(self._encoded) > ENCODED_WINDOW:
+                self._encoded.popitem(last=False)
+        else:
+            self._encoded.move_to_end(step)
         return cached
 
     def encode_ahead(self, steps: int) -> None:
@@ -230,10 +240,11 @@ class EpisodeFrames:
 
     @property
     def nbytes(self) -> int:
-        """Approximate memory held once every step is encoded: the columns (kept as Python
-        lists) plus the messages, estimated from the first."""
+        """Approximate memory held at most: the header, the columns (kept as Python lists) and
+        a full window of encoded messages, estimated from the first."""
         columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
-        return self.header_bytes + columns + self.steps * len(self.encoded(0))
+        window = min(self.steps, ENCODED_WINDOW)
+        return self.header_bytes + columns + window * len(orjson.dumps(self.message(0)))
 
 
 def held_bytes(value: Any) -> int:

@@ -152,3 +152,13 @@ def test_a_run_with_a_number_that_is_not_finite_is_skipped_not_averaged(tmp_path
     runs = find_runs([folder], problems)
     assert [r.seed for r in runs] == [1]
     assert len(problems) == 1 and str(folder / "2") in problems[0], problems
+
+
+def test_a_long_group_key_is_wrapped_in_the_legend():
+    """The village's 240-character key as one legend line squeezed both plots to slivers."""
+    from townlet.tracking.seed_report import legend_label
+
+    key = " ".join(f"group.key_{i}=value_{i}" for i in range(12))
+    label = legend_label(key, 5)
+    assert max(len(line) for line in label.splitlines()) <= 60
+    assert label.replace("\n", " ") == f"{key} (5 seeds)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,12 @@ def report_table(groups: list[GroupSummary]) -> str:
     return "\n".join(lines)
 
 
+def legend_label(key: str, seeds: int, width: int = 60) -> str:
+    """A group's overrides wrapped to lines of `width` characters: one long line pushed the
+    plots aside (a 240-character key squeezed them to slivers)."""
+    return textwrap.fill(f"{key} ({seeds} seeds)", width, break_on_hyphens=False)
+
+
 def plot_curves(runs: list[SeedRun], output: Path) -> Path:
     """Per group: episodic return per epoch and the evaluation returns, mean and 95% band."""
     import matplotlib
@@ -222,7 +229,7 @@ def plot_curves(runs: list[SeedRun], output: Path) -> Path:
             if not epochs:
                 continue
             mean = values.mean(axis=0)
-            (line,) = ax.plot(epochs, mean, label=f"{key} ({len(members)} seeds)")
+            (line,) = ax.plot(epochs, mean, label=legend_label(key, len(members)))
             band = mean_interval(values, axis=0)
             if band is not None:
                 ax.fill_between(epochs, band[0], band[1], color=line.get_color(), alpha=0.2)

@@ -229,9 +229,13 @@ def plot_curves(runs: list[SeedRun], output: Path) -> Path:
             if not epochs:
                 continue
             mean = values.mean(axis=0)
-            (line,) = ax.plot(epochs, mean, label=legend_label(key, len(members)))
+            marker = "o" if len(epochs) == 1 else None  # one evaluation: a point, not a line
+            (line,) = ax.plot(epochs, mean, marker=marker, label=legend_label(key, len(members)))
             band = mean_interval(values, axis=0)
-            if band is not None:
+            if band is not None and len(epochs) == 1:
+                low, high = mean - band[0], band[1] - mean
+                ax.errorbar(epochs, mean, yerr=[low, high], color=line.get_color(), capsize=6)
+            elif band is not None:
                 ax.fill_between(epochs, band[0], band[1], color=line.get_color(), alpha=0.2)
     axes[0].set(title="episodic return (telemetry)", xlabel="epoch", ylabel="return")
     axes[1].set(title="evaluation return (deterministic policy)", xlabel="epoch")

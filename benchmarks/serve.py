@@ -190,24 +190,29 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 HOSTILE = """
 import asyncio, json, random, sys
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 BAD = ['{not json', json.dumps({"type": "list_recordings", "filters": {"order": {}}}),
-       json.dumps({"type": "load_replay", "episode_id": 2**70}), "x" * 100000,
-       json.dumps({"type": "load_checkpoint", "checkpoint": "../../etc/passwd"})]
+       json.dumps({"type": "load_replay", "episode_id": 2**70}), "x" * 60000,
+       json.dumps({"type": "load_checkpoint", "checkpoint": "../../etc/passwd"}), "y" * 2**20]
 
 async def hostile(address, episodes, seed):
     rng = random.Random(seed)
-    async with connect(address, max_size=None) as ws:
-        await ws.recv()
-        while True:
-            if rng.random() < 0.5:  # a world rebuilt from a recording, then a policy loaded
-                message = {"type": "branch_live", "episode_id": rng.randrange(episodes),
-                           "step": rng.randrange(0, 30), "checkpoint": "latest"}
-                await ws.send(json.dumps(message))
-            else:
-                await ws.send(rng.choice(BAD))
-            while json.loads(await ws.recv())["type"] == "state_update":
-                pass
+    while True:  # a frame past the size limit closes the connection: come back
+        try:
+            async with connect(address, max_size=None) as ws:
+                await ws.recv()
+                while True:
+                    if rng.random() < 0.5:  # a world rebuilt from a recording, a policy loaded
+                        message = {"type": "branch_live", "episode_id": rng.randrange(episodes),
+                                   "step": rng.randrange(0, 30), "checkpoint": "latest"}
+                        await ws.send(json.dumps(message))
+                    else:
+                        await ws.send(rng.choice(BAD))
+                    while json.loads(await ws.recv())["type"] == "state_update":
+                        pass
+        except ConnectionClosed:
+            await asyncio.sleep(0.01)
 
 async def main(address, episodes):
     await asyncio.gather(*(hostile(address, episodes, k) for k in range(6)))
@@ -253,7 +258,7 @@ async def under_load(trained: Path, script: str = LOAD, label: str = "loaded") -
     conditions = (
         {"live_sessions": 3, "live_speed": "full", "spamming_clients": 1}
         if script is LOAD
-        else {"hostile_clients": 6, "requests": "branch_live, malformed, out of range"}
+        else {"hostile_clients": 6, "sending": "branch_live, malformed, out of range"}
     )
     emit(f"serve_{label}_list_recordings_p50", times[len(times) // 2] * 1e3, "ms", **conditions)
     emit(

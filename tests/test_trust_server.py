@@ -453,3 +453,27 @@ def test_a_long_episode_keeps_a_bounded_window_of_encoded_frames(tmp_path):
     columns = 8 * sum(int(a.nbytes) for a in frames.episode.columns.values())
     assert kept <= columns + 2048 * len(first) * 1.1, (kept, columns)
     assert frames.encoded(0) == first  # an evicted step is encoded again, the same
+
+
+class BriefCatalog(Catalog):
+    def frames(self, episode_id, run=None):
+        time.sleep(0.2)
+        return super().frames(episode_id, run)
+
+
+def test_many_viewers_opening_together_are_all_served(tmp_path):
+    """The bound on heavy work is on runaway numbers, not on a room of viewers: with a bound of
+    16, the 17th of 20 viewers opening at once was refused (benchmarks/serve.py's 100 clients
+    waited forever for a replay)."""
+    run = one_episode_run(tmp_path)
+
+    @serving(BriefCatalog.for_run(run))
+    async def _(server):
+        clients = [await connect(url(server)) for _ in range(20)]
+        for ws in clients:
+            await receive(ws)
+            await ws.send(json.dumps({"type": "load_replay", "episode_id": 0}))
+        replies = [await receive(ws, timeout=30) for ws in clients]
+        assert [r["type"] for r in replies] == ["replay_loaded"] * 20
+        for ws in clients:
+            await ws.close()

@@ -18,7 +18,10 @@ T = TypeVar("T")
 
 HEAVY_WORKERS = 2
 LIGHT_WORKERS = 2
-HEAVY_LIMIT = 16
+HEAVY_LIMIT = 512
+"""Openings queued or running at once, over all clients (each has at most one in flight): a
+hundred viewers opening recordings together are served; thousands of connections are not
+queued without end."""
 
 
 class ServerBusy(ProtocolError):

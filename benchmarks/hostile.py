@@ -60,27 +60,18 @@ def hostile_files(run: Path) -> dict[str, int]:
         "rewards": np.zeros((steps, agents), np.float16),
     }
     scenario = good.header.get("scenario_config") or {}
-    quiet = np.errstate(all="ignore")  # all-zero columns: the codec's scale divides by zero
-    quiet.__enter__()
-    cases = {
-        "header asks for a 3000 x 3000 town": encode_episode(
-            Episode(
-                {**good.header, "scenario_config": {**scenario, "width": 3000, "height": 3000}},
-                good.columns,
-            )
-        )[0],
-        "header holds ${oc.env:HOME}": encode_episode(
-            Episode(
-                {**good.header, "scenario_config": {**scenario, "name": "${oc.env:HOME}"}},
-                good.columns,
-            )
-        )[0],
-        "1 GiB decompression bomb": lz4.frame.compress(bytes(2**30)),
-        "5,000,000-step episode": encode_episode(Episode(good.header, long_columns))[0],
-        "header of the wrong type": lz4.frame.compress(
-            msgpack.packb({"format_version": 2, "header": [], "columns": {}})
-        ),
-    }
+    header = good.header
+    sized = {**header, "scenario_config": {**scenario, "width": 3000, "height": 3000}}
+    interpolated = {**header, "scenario_config": {**scenario, "name": "${oc.env:HOME}"}}
+    wrong_type = {"format_version": 2, "header": [], "columns": {}}
+    with np.errstate(all="ignore"):  # all-zero columns: the codec's scale divides by zero
+        cases = {
+            "header asks for a 3000 x 3000 town": encode_episode(Episode(sized, good.columns))[0],
+            "header holds ${oc.env:HOME}": encode_episode(Episode(interpolated, good.columns))[0],
+            "1 GiB decompression bomb": lz4.frame.compress(bytes(2**30)),
+            "5,000,000-step episode": encode_episode(Episode(header, long_columns))[0],
+            "header of the wrong type": lz4.frame.compress(msgpack.packb(wrong_type)),
+        }
     ids = {}
     for k, (case, data) in enumerate(cases.items()):
         episode_id = 900_000 + k

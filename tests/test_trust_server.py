@@ -386,8 +386,10 @@ def test_the_cache_counts_an_episodes_header_not_only_its_columns(tmp_path):
 class SlowCatalog(Catalog):
     """A real catalog whose episode opens take as long as a hostile file's rebuild."""
 
+    delay = 1.5
+
     def frames(self, episode_id, run=None):
-        time.sleep(1.5)
+        time.sleep(self.delay)
         return super().frames(episode_id, run)
 
 
@@ -455,10 +457,8 @@ def test_a_long_episode_keeps_a_bounded_window_of_encoded_frames(tmp_path):
     assert frames.encoded(0) == first  # an evicted step is encoded again, the same
 
 
-class BriefCatalog(Catalog):
-    def frames(self, episode_id, run=None):
-        time.sleep(0.2)
-        return super().frames(episode_id, run)
+class BriefCatalog(SlowCatalog):
+    delay = 0.2
 
 
 def test_many_viewers_opening_together_are_all_served(tmp_path):

@@ -153,12 +153,7 @@ def _sample_ref(manifest_path: Path, entry: Any, metrics: dict, world: World) ->
         raise ReplayError(
             f"{where}: timesteps {timesteps!r} of {sample_name} is not in [1, {MAX_TIMESTEPS}]"
         )
-    sample_metrics = metrics.get(sample_name, {})
-    return SampleRef(
-        sample_path,
-        timesteps,
-        sample_metrics if isinstance(sample_metrics, dict) else {},
-    )
+    return SampleRef(sample_path, timesteps, metrics.get(sample_name, {}))
 
 
 def names_differ(captured: object, current: list[str]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -238,10 +239,11 @@ class EpisodeFrames:
         for step in range(min(steps, self.steps)):
             self.encoded(step)
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
         """Approximate memory held at most: the header, the columns (kept as Python lists) and
-        a full window of encoded messages, estimated from the first."""
+        a full window of encoded messages, estimated from the first. Fixed for the episode, so
+        computed once: the cache adds it on entry and subtracts the same on eviction."""
         columns = 8 * sum(int(a.nbytes) for a in self.episode.columns.values())  # as lists
         window = min(self.steps, ENCODED_WINDOW)
         return self.header_bytes + columns + window * len(orjson.dumps(self.message(0)))

@@ -42,8 +42,7 @@ class Lanes:
     async def heavy(self, fn: Callable[..., T], *args: Any) -> T:
         """A heavy job that keeps an existing session going (a live step, a close): never
         refused, so playback does not stop when others queue openings."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._heavy, functools.partial(fn, *args))
+        return await _run(self._heavy, fn, *args)
 
     async def opening(self, fn: Callable[..., T], *args: Any) -> T:
         """A heavy job a request starts (open an episode, load a checkpoint, branch): refused
@@ -59,9 +58,12 @@ class Lanes:
             self.openings -= 1
 
     async def light(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._light, functools.partial(fn, *args))
+        return await _run(self._light, fn, *args)
 
     def close(self) -> None:
         self._heavy.shutdown(wait=False, cancel_futures=True)
         self._light.shutdown(wait=False, cancel_futures=True)
+
+
+async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))

@@ -42,7 +42,7 @@ from townlet.recording.index import SEED_COLUMNS
 from townlet.serve.catalog import Catalog
 from townlet.serve.frames import EpisodeFrames
 from townlet.serve.lanes import Lanes
-from townlet.serve.protocol import ProtocolError, integer, list_filters, one_line, parse, speed
+from townlet.serve.protocol import ProtocolError, integer, list_filters, parse, speed
 
 log = logging.getLogger("townlet.serve")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -128,7 +128,7 @@ class Session:
         self.ready.set()
 
     def error(self, message: str) -> None:
-        self.send({"type": "error", "message": one_line(message)})
+        self.send({"type": "error", "message": message})
 
     def sent(self, droppable: bool) -> None:
         if not droppable:

@@ -9,6 +9,7 @@ replay holds. Everything runs on 127.0.0.1. Run: python benchmarks/serve.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import statistics
@@ -312,13 +313,17 @@ async def measure(address: str, episodes: int) -> tuple[list[float], int, float]
     return times, delivered, wall
 
 
-async def main() -> None:
+async def main(only: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        trained = train_tiny_run(Path(tmp))
+        if only in (None, "loaded"):
+            await under_load(trained)
+        if only in (None, "hostile"):
+            await under_load(trained, HOSTILE, "hostile")
+        if only is not None:
+            return
         run = Path(tmp) / "run"
         make_recordings(run, episodes=100, steps=300)
-        trained = train_tiny_run(Path(tmp))
-        await under_load(trained)
-        await under_load(trained, HOSTILE, "hostile")
         emit(
             "serve_time_to_ready",
             await time_to_ready(run),
@@ -411,4 +416,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", choices=("loaded", "hostile"), help="measure one fairness case and stop"
+    )
+    asyncio.run(main(parser.parse_args().only))

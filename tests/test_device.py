@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from townlet.capture import capture
+from townlet.policy.checkpoint import load_policy
 from townlet.policy.evaluate import evaluate_checkpoint
 from townlet.policy.train import train
 from townlet.scenarios import load_config
@@ -55,7 +56,9 @@ def test_training_evaluation_capture_and_live_run_on_the_gpu(tmp_path):
         tmp_path / "capture",
     )
     assert captured.samples
-    session = LiveSession(typed(load_config(ON_GPU)), checkpoint, "a")
+    config = typed(load_config(ON_GPU))
+    world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
+    session = LiveSession(config, load_policy(checkpoint, world)[0], "a", world=world)
     messages = [m for _ in range(5) for m in session.step()]
     assert messages[0]["type"] == "state_update"
     session.close()

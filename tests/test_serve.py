@@ -11,6 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from conftest import FIXTURES, play, receive, recorder_for, request, serving, until, url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -514,3 +515,27 @@ def test_branch_live_continues_a_recording_from_exactly_its_recorded_tick(traine
             meters = [list(m["meters"].values()) for m in first["agent_meters"].values()]
             np.testing.assert_allclose(meters, recorded.columns["meters"][step], atol=1e-4)
             await ws.send(json.dumps({"command": "pause"}))
+
+
+@pytest.mark.slow
+def test_live_sessions_share_a_checked_policy_until_its_file_changes(trained_run, tmp_path):
+    """Each branch_live loaded and checked the checkpoint again (20-40 ms of held GIL)."""
+    import shutil
+
+    from townlet.serve.live import LiveFactory
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    factory = LiveFactory(run)
+    first, second = factory.open("latest"), factory.open("latest")
+    assert first.net is second.net and first.world is not second.world
+    checkpoint = run / "checkpoints" / "latest.pt"
+    data = torch.load(checkpoint, weights_only=True)
+    data["model"] = {key: value + 1 for key, value in data["model"].items()}
+    torch.save(data, checkpoint)
+    third = factory.open("latest")
+    assert third.net is not first.net
+    fresh, old = third.net.state_dict(), first.net.state_dict()
+    assert all(torch.equal(fresh[key], old[key] + 1) for key in old)
+    for session in (first, second, third):
+        session.close()

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 from test_verify import recorded
 
 from townlet.config.errors import ConfigError
@@ -247,3 +248,29 @@ def test_a_start_state_that_does_not_fit_the_world_is_refused(episode, case):
     assert "start state" in result.reason
     with pytest.raises(ValueError, match="start state"):
         world_at(hostile, 1)  # what branch_live calls
+
+
+def test_a_files_config_is_checked_once_and_every_caller_owns_its_copy(monkeypatch):
+    """The server re-read one run's header config on every branch_live, holding the GIL for
+    tens of milliseconds each time while its other clients waited."""
+    from townlet.config import untrusted
+
+    composed = OmegaConf.to_container(load_config(["scenario=kitchen_breakfast"]))
+    parts = {"world": composed["world"], "scenario": {**composed["scenario"], "width": 9}}
+    merges = []
+    real_merge = untrusted.OmegaConf.merge
+    monkeypatch.setattr(untrusted.OmegaConf, "merge", lambda *a: merges.append(1) or real_merge(*a))
+    first = config_from_file(parts, "episode 1 header")
+    checking = len(merges)
+    second = config_from_file(parts, "episode 2 header")
+    assert checking > 0 and len(merges) == checking
+    assert first == second and first is not second
+    first.scenario.width = 11
+    assert config_from_file(parts, "episode 3 header").scenario.width == 9
+    bad = {"world": composed["world"], "scenario": {**composed["scenario"], "width": -1}}
+    with pytest.raises(ConfigError, match="^episode 4 header: .*width"):
+        config_from_file(bad, "episode 4 header")
+    refusing = len(merges)
+    with pytest.raises(ConfigError, match="^episode 5 header: .*width"):
+        config_from_file(bad, "episode 5 header")
+    assert refusing > checking and len(merges) == refusing

@@ -457,6 +457,32 @@ def test_a_long_episode_keeps_a_bounded_window_of_encoded_frames(tmp_path):
     assert frames.encoded(0) == first  # an evicted step is encoded again, the same
 
 
+def test_a_long_episodes_series_is_bounded_and_its_cumulative_reward_exact(tmp_path):
+    """`episode_series` sent every step of every line: 5,000,000 steps took 2 s of the event
+    loop. Past 2,048 steps the lines are sampled with a stride, rewards summed over it."""
+    run = one_episode_run(tmp_path)
+    path = run / "recordings" / "episode_000000.msgpack.lz4"
+    short = read_episode(path)
+    steps = 10_000
+    repeats = -(-steps // short.steps)
+    columns = {k: np.concatenate([v] * repeats)[:steps] for k, v in short.columns.items()}
+    path.write_bytes(encode_episode(Episode(short.header, columns))[0])
+    frames = Catalog.for_run(run).frames(0)
+    series = json.loads(frames.series_bytes())
+    assert series["steps"] == steps and series["stride"] == 5
+    first = next(iter(series["agents"].values()))
+    assert len(first["reward"]) == 2000
+    assert all(len(line) == 2000 for line in first["meters"].values())
+    whole = float(columns["rewards"][:, 0].astype(np.float64).sum())
+    assert sum(first["reward"]) == pytest.approx(whole, abs=1e-2)
+    assert series["markers_total"] >= len(series["markers"])
+    brief = json.loads(Catalog.for_run(one_episode_run(tmp_path / "b")).frames(0).series_bytes())
+    assert (
+        brief["stride"] == 1
+        and len(next(iter(brief["agents"].values()))["reward"]) == (brief["steps"])
+    )
+
+
 class BriefCatalog(SlowCatalog):
     delay = 0.2
 

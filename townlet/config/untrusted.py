@@ -8,7 +8,12 @@ send the variable back. A checkpoint's scenario is only ever a name of `conf/sce
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +62,44 @@ def refuse_interpolation(value: Any, where: str, depth: int = 0, seen: list[int]
 
 def config_from_file(parts: Any, source: str) -> TownletConfig:
     """The project config with the top-level keys `parts` (e.g. {"world": ..., "scenario":
-    ...}) from a file, typed and checked; ConfigError naming `source` and the key otherwise."""
+    ...}) from a file, typed and checked; ConfigError naming `source` and the key otherwise.
+
+    Checking is OmegaConf work that holds the GIL for tens of milliseconds; every episode of a
+    run carries the same config, so the outcome (config or refusal) is remembered by the
+    digest of the parts: the server's other clients once waited 100 ms and more behind
+    `branch_live` requests re-checking one header."""
     if not isinstance(parts, dict):
         raise ConfigError(f"{source}: the config is not a mapping")
     refuse_interpolation(parts, source)
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    with _CHECKED_LOCK:
+        outcome = _CHECKED.get(key)
+        if outcome is not None:
+            _CHECKED.move_to_end(key)
+    if outcome is None:
+        outcome = _checked_outcome(parts)
+        with _CHECKED_LOCK:
+            _CHECKED[key] = outcome
+            while len(_CHECKED) > CHECKED_REMEMBERED:
+                _CHECKED.popitem(last=False)
+    if isinstance(outcome, str):
+        raise ConfigError(_one_line(f"{source}: {outcome}"))
+    return copy.deepcopy(outcome)  # callers own their config
+
+
+CHECKED_REMEMBERED = 64
+_CHECKED: OrderedDict[str, TownletConfig | str] = OrderedDict()
+_CHECKED_LOCK = threading.Lock()
+
+
+def _checked_outcome(parts: dict[str, Any]) -> TownletConfig | str:
+    """The typed config, or the refusal's text (without its source)."""
     try:
         return checked(OmegaConf.merge(OmegaConf.structured(TownletConfig), parts))
     except ConfigError as error:
-        raise ConfigError(_one_line(f"{source}: {error}")) from error
+        return str(error)
     except Exception as error:  # the merge's own type errors
-        raise ConfigError(_one_line(f"{source}: {one_line_error(error)}")) from error
+        return str(one_line_error(error))
 
 
 def scenario_name(value: Any, conf_dir: Path, source: str) -> str:

@@ -27,6 +27,10 @@ from townlet.recording.situations import (
 
 ENCODED_WINDOW = 2048
 """Encoded steps an episode keeps (about 7 minutes of playback at 5 steps/s)."""
+SERIES_POINTS = 2048
+"""Samples per timeline line at most: more than a chart's width in pixels."""
+SERIES_MARKERS = 20_000
+"""Event markers sent with a series at most (a town day has a few hundred)."""
 
 
 class EpisodeFrames:
@@ -101,16 +105,28 @@ class EpisodeFrames:
 
     def series(self) -> dict[str, Any]:
         """The whole episode per agent (meters, step reward, value estimate) and its event
-        markers, for the page's timelines: sent once after `replay_loaded`."""
-        meters = np.asarray(self.meter_values)
+        markers, for the page's timelines: sent once after `replay_loaded`.
+
+        Bounded work and size whatever the episode's length: past SERIES_POINTS steps the
+        lines are sampled every `stride` steps (rewards summed over each stride, so the
+        cumulative line stays exact at the sampled steps) and at most SERIES_MARKERS markers
+        are sent (`markers_total` counts them all). A 5,000,000-step episode's series once
+        took 2 s of the event loop and gigabytes."""
+        stride = max(1, -(-self.steps // SERIES_POINTS))
+        sampled = slice(None, None, stride)
+        meters = np.asarray(self.meter_values)[sampled]
+        rewards = np.add.reduceat(
+            np.asarray(self.agent_rewards, dtype=np.float64), np.arange(0, self.steps, stride)
+        )
+        values = None if self.values is None else np.asarray(self.values)[sampled]
         per_agent = {}
         for a, agent_id in enumerate(self.agents):
             entry = {
                 "meters": {m: meters[:, a, i].tolist() for i, m in enumerate(self.meters)},
-                "reward": [row[a] for row in self.agent_rewards],
+                "reward": np.round(rewards[:, a], 4).tolist(),
             }
-            if self.values is not None:
-                entry["value"] = [row[a] for row in self.values]
+            if values is not None:
+                entry["value"] = values[:, a].tolist()
             per_agent[agent_id] = entry
         markers = [
             {"step": t, **event} for t, events in enumerate(self.events or []) for event in events
@@ -124,10 +140,16 @@ class EpisodeFrames:
             "type": "episode_series",
             "episode_id": self.episode_id,
             "steps": self.steps,
+            "stride": stride,
             "meter_names": self.meters,
             "agents": per_agent,
-            "markers": markers,
+            "markers": markers[:SERIES_MARKERS],
+            "markers_total": len(markers),
         }
+
+    def series_bytes(self) -> bytes:
+        """The series encoded, in the caller's (worker) thread rather than on the event loop."""
+        return orjson.dumps(self.series())
 
     def message(self, step: int, mode: str = "replay") -> dict[str, Any]:
         t = step

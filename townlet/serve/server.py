@@ -352,7 +352,7 @@ class TownletServer:
         elif command == "episode_series":
             if session.mode != "replay" or session.frames is None:
                 raise ProtocolError("episode_series needs a loaded replay")
-            session.send(await self.lanes.opening(session.frames.series))
+            session.send(await self.lanes.opening(session.frames.series_bytes))
         elif command in CONTROL_ACTIONS:
             self._control(session, command, message)
         else:

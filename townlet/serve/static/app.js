@@ -317,10 +317,12 @@ function drawCharts(step) {
   const agent = series.agents[state.focus] ? state.focus : Object.keys(series.agents)[0];
   const data = series.agents[agent];
   g.clearRect(0, 0, w, h);
-  const line = (values, colour, lo, hi) => {
+  // a long episode's lines come sampled every `stride` steps (rewards summed over each stride)
+  const stride = series.stride || 1;
+  const line = (values, colour, lo, hi, every = stride) => {
     const span = hi - lo || 1;
     g.strokeStyle = colour; g.lineWidth = 1.5; g.beginPath();
-    values.forEach((y, t) => (t ? g.lineTo : g.moveTo).call(g, (t / n) * w, h - 4 - ((y - lo) / span) * (h - 8)));
+    values.forEach((y, i) => (i ? g.lineTo : g.moveTo).call(g, ((i * every) / n) * w, h - 4 - ((y - lo) / span) * (h - 8)));
     g.stroke();
   };
   const palette = ["#78c8a0", "#7ab8ff", "#e9c46a", "#c792ea", "#f4a261", "#9ad1d4"];
@@ -328,7 +330,7 @@ function drawCharts(step) {
   // step reward: thin bars up (gain) or down (loss) from a midline in the chart's lowest fifth
   const top = Math.max(...data.reward.map(Math.abs)) || 1, mid = h - 0.1 * h;
   g.fillStyle = v("--muted");
-  data.reward.forEach((r, t) => { const bar = (r / top) * 0.09 * h; g.fillRect((t / n) * w, bar > 0 ? mid - bar : mid, Math.max(1, w / (n + 1) - 0.5), Math.abs(bar) || 0.5); });
+  data.reward.forEach((r, i) => { const bar = (r / top) * 0.09 * h; g.fillRect(((i * stride) / n) * w, bar > 0 ? mid - bar : mid, Math.max(1, (w * stride) / (n + 1) - 0.5), Math.abs(bar) || 0.5); });
   let total = 0; const cumulative = data.reward.map((r) => (total += r));
   line(cumulative, v("--ink"), Math.min(0, ...cumulative), Math.max(0, ...cumulative));
   if (data.value) line(data.value, v("--queue"), Math.min(...data.value), Math.max(...data.value));
@@ -336,7 +338,8 @@ function drawCharts(step) {
   if (other) {  // episode B's cumulative reward on A's scale and time axis, dashed
     let sum = 0; const theirs = other.reward.map((r) => (sum += r));
     const lo = Math.min(0, ...cumulative, ...theirs), hi = Math.max(0, ...cumulative, ...theirs);
-    g.setLineDash([5, 4]); line(theirs.slice(0, series.steps), v("--ink"), lo, hi); g.setLineDash([]);
+    const every = compare.series.stride || 1;
+    g.setLineDash([5, 4]); line(theirs.slice(0, Math.ceil(series.steps / every)), v("--ink"), lo, hi, every); g.setLineDash([]);
   }
   g.font = "11px system-ui"; g.fillStyle = v("--muted");
   let x = 4; const label = (text, colour) => { g.fillStyle = colour; g.fillText(text, x, 12); x += g.measureText(text).width + 10; };

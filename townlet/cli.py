@@ -40,6 +40,45 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _populations(args: argparse.Namespace) -> int:
+    from townlet.policy.checkpoint import CheckpointError
+    from townlet.policy.evaluate import checkpoint_policy
+    from townlet.policy.population_modes import (
+        evaluate_populations,
+        plot_populations,
+        populations_table,
+    )
+    from townlet.util.atomic import atomic_write_json
+    from townlet.world import ConfigError
+
+    partners = {}
+    for text in args.partner:
+        path = Path(text)
+        if not path.is_file():
+            print(f"error: --partner {text}: no such checkpoint file", file=sys.stderr)
+            return 2
+        label = f"{path.resolve().parents[1].name}/{path.stem}"
+        partners[label] = path
+    try:
+        config, net = checkpoint_policy(Path(args.checkpoint), args.overrides)
+        seed = config.seed + 1000 if args.seed is None else args.seed
+        report = evaluate_populations(config, net, partners, args.episodes, seed)
+    except (CheckpointError, ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    report["checkpoint"] = str(args.checkpoint)
+    print(json.dumps(report, indent=2) if args.json else populations_table(report))
+    if args.output_dir:
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "populations.json", report)
+        (out / "populations.txt").write_text(populations_table(report) + "\n", encoding="utf-8")
+        print(
+            f"wrote {out / 'populations.json'}, {plot_populations(report, out / 'populations.png')}"
+        )
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from townlet.envs import render_ansi
     from townlet.scenarios import build_world, load_config
@@ -295,6 +334,26 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--seed", type=int, default=None, help="default: the config's + 1000")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(func=_evaluate)
+    populations = sub.add_parser(
+        "populations",
+        help="evaluate a checkpoint in held-out populations (resident, visitor, half) beside "
+        "scripted, random and partner agents",
+    )
+    populations.add_argument("checkpoint", help="the focal policy's checkpoint file")
+    populations.add_argument(
+        "overrides", nargs="*", help="Hydra overrides; default: the checkpoint's scenario"
+    )
+    populations.add_argument(
+        "--partner",
+        action="append",
+        default=[],
+        help="a checkpoint of another run to act as background (repeatable)",
+    )
+    populations.add_argument("--episodes", type=int, default=16, help="episodes per population")
+    populations.add_argument("--seed", type=int, default=None, help="default: the config's + 1000")
+    populations.add_argument("--output-dir", help="write populations.json, .txt and .png here")
+    populations.add_argument("--json", action="store_true", help="print the report as JSON")
+    populations.set_defaults(func=_populations)
     _add_golden(sub)
     _add_recordings(sub)
     report = sub.add_parser(

@@ -25,6 +25,14 @@ class Precision(StrEnum):
     bf16 = "bf16"
 
 
+class PartnerSource(StrEnum):
+    """`population.background[].source`: what drives a background agent."""
+
+    scripted = "scripted"
+    random = "random"
+    checkpoint = "checkpoint"
+
+
 class AnnealMode(StrEnum):
     """`train.anneal[].mode`: a behaviour-cloning or a PPO phase."""
 

@@ -18,6 +18,7 @@ from townlet.config.choices import (
     AnnealMode,
     DataSource,
     IntentKind,
+    PartnerSource,
     Precision,
     PrunerKind,
     TrackingBackend,
@@ -581,6 +582,29 @@ class PathsConfig:
 
 
 @dataclass
+class BackgroundSlotConfig:
+    """Agents of the scenario driven by something other than the learner."""
+
+    agents: list[str] = field(default_factory=list)
+    """Agent ids from `scenario.agents` (e.g. [bob, dave])."""
+    source: PartnerSource = PartnerSource.scripted
+    """scripted: the agent's own script; random: uniform over allowed actions; checkpoint: the
+    policy of another run's checkpoint (frozen, acting deterministically)."""
+    checkpoint: str | None = None
+    """A checkpoint file (.pt) when source=checkpoint; loaded with the project's safe loader."""
+
+
+@dataclass
+class PopulationConfig:
+    """Who acts beside whom: every agent not listed under `background` is focal (driven by the
+    policy being trained or evaluated); background agents act from their own source inside the
+    same world step and never enter the PPO batch."""
+
+    name: str = "learner"
+    background: list[BackgroundSlotConfig] = field(default_factory=list)
+
+
+@dataclass
 class TownletConfig:
     """The root: the first entry of every defaults list, so every key is typed."""
 
@@ -594,6 +618,7 @@ class TownletConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    population: PopulationConfig = field(default_factory=PopulationConfig)
     seed: int = II("scenario.seed")
 
 

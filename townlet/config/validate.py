@@ -272,12 +272,37 @@ def check_consistency(config: TownletConfig) -> None:
         )
     if len(scenario.agents) > MAX_AGENTS:
         raise ConfigError(f"scenario.agents: {len(scenario.agents)}, more than {MAX_AGENTS}")
+    check_population(config)
     batch = config.ppo.num_envs * config.ppo.rollout_ticks * max(len(config.scenario.agents), 1)
     if config.ppo.num_minibatches > batch:
         raise ConfigError(
             f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
             "transitions of one rollout"
         )
+
+
+def check_population(config: TownletConfig) -> None:
+    """Background slots name the scenario's agents once each, leave at least one focal agent,
+    and carry a checkpoint exactly when their source is one."""
+    known = [agent.id for agent in config.scenario.agents]
+    seen: set[str] = set()
+    for i, slot in enumerate(config.population.background):
+        where = f"population.background.{i}"
+        if not slot.agents:
+            raise ConfigError(f"{where}.agents: empty (name agents of scenario.agents)")
+        for agent in slot.agents:
+            if agent not in known:
+                raise ConfigError(
+                    f"{where}.agents: {agent!r:.40} is not an agent of scenario "
+                    f"{config.scenario.name} ({', '.join(known)})"
+                )
+            if agent in seen:
+                raise ConfigError(f"{where}.agents: {agent} is in two background slots")
+            seen.add(agent)
+        if (slot.source == "checkpoint") != (slot.checkpoint is not None):
+            raise ConfigError(f"{where}.checkpoint: required when source=checkpoint and only then")
+    if known and len(seen) == len(known):
+        raise ConfigError("population.background: every agent is background; none is focal")
 
 
 def training_bytes(config: TownletConfig) -> int:

@@ -16,11 +16,19 @@ class FinishedEpisodes:
         self.returns: deque[float] = deque(maxlen=window)
         self.lengths: deque[float] = deque(maxlen=window)
         self.survival: deque[float] = deque(maxlen=window)
+        self.background: deque[float] = deque(maxlen=window)  # under a population
 
-    def add(self, returns: list[float], lengths: list[float], survival: list[float]) -> None:
+    def add(
+        self,
+        returns: list[float],
+        lengths: list[float],
+        survival: list[float],
+        background: list[float] = (),
+    ) -> None:
         self.returns.extend(returns)
         self.lengths.extend(lengths)
         self.survival.extend(survival)
+        self.background.extend(background)
 
     def record(self, finished_now: int) -> dict[str, Any]:
         """The epoch record's episode keys: running means (when any episode has ended)."""
@@ -31,6 +39,8 @@ class FinishedEpisodes:
             keys["episodes_in_window"] = len(self.returns)
         if self.survival:
             keys["survival_rate"] = sum(self.survival) / len(self.survival)
+        if self.background:
+            keys["episodic_return_background"] = sum(self.background) / len(self.background)
         return keys
 
     def state_dict(self) -> dict[str, list[float]]:
@@ -38,10 +48,11 @@ class FinishedEpisodes:
             "returns": list(self.returns),
             "lengths": list(self.lengths),
             "survival": list(self.survival),
+            "background": list(self.background),
         }
 
     def load_state_dict(self, state: dict[str, list[float]]) -> None:
-        for name in ("returns", "lengths", "survival"):
+        for name in ("returns", "lengths", "survival", "background"):
             target = getattr(self, name)
             target.clear()
-            target.extend(state[name])
+            target.extend(state.get(name, ()))  # checkpoints before populations lack background

@@ -25,6 +25,7 @@ class EpochData:
     finished_returns: list[float] = field(default_factory=list)
     finished_lengths: list[float] = field(default_factory=list)
     survival: list[float] = field(default_factory=list)
+    background_returns: list[float] = field(default_factory=list)  # under a population
     baseline: dict[str, float] | None = None  # the capture's own figures (replay)
 
 

@@ -1,5 +1,7 @@
 """Evaluation: the trained policy (deterministic and sampled) against the scripted routine and a
-random policy, on fresh episodes of the scenario's fixed start, over several world seeds.
+random policy, on fresh episodes of the scenario's fixed start, over several world seeds. Under
+a population (`population.background`) each of them drives the focal agents only, beside the
+same background, and only the focal agents are measured.
 
 Every entry reports the mean and spread of the return per agent-episode, the return split into
 its reward terms (they sum to `return_mean`), and what the agents did: shifts on time, late and
@@ -15,70 +17,21 @@ from collections.abc import Callable
 import torch
 
 from townlet.config.schema import TownletConfig
+from townlet.policy.choosers import (
+    Chooser,
+    MixedChooser,
+    PolicyChooser,
+    RandomChooser,
+    ScriptChooser,
+    scripts_of,
+)
 from townlet.policy.network import ActorCritic
-from townlet.scenarios.controller import ScriptedController, validate_scripts
-from townlet.world import ShiftEvent, StepResult, World
-from townlet.world.observations import Observation
+from townlet.policy.population import Background, focal_agents
+from townlet.scenarios.controller import validate_scripts
+from townlet.world import ShiftEvent, World
 
 EVAL_SEEDS = 4
 WHO = ("policy_deterministic", "policy_sampled", "scripted", "random")
-
-
-class Chooser:
-    """Acts for every agent of a world; `observe` sees each step's result."""
-
-    def act(self, obs: Observation) -> torch.Tensor:
-        raise NotImplementedError
-
-    def observe(self, result: StepResult) -> None:
-        """Most choosers are memoryless."""
-
-
-class PolicyChooser(Chooser):
-    def __init__(self, net: ActorCritic, deterministic: bool, seed: int) -> None:
-        self.net, self.deterministic = net, deterministic
-        device = next(net.parameters()).device
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-
-    def act(self, obs: Observation) -> torch.Tensor:
-        e, a = obs.features.shape[:2]
-        with torch.inference_mode():
-            action, *_ = self.net.get_action_and_value(
-                obs.map_codes.reshape(e * a, *obs.map_codes.shape[2:]),
-                obs.features.reshape(e * a, -1),
-                obs.action_mask.reshape(e * a, -1),
-                generator=self.generator,
-                deterministic=self.deterministic,
-            )
-        return action.view(e, a)
-
-
-class RandomChooser(Chooser):
-    """Uniform over the allowed actions."""
-
-    def __init__(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def act(self, obs: Observation) -> torch.Tensor:
-        noise = torch.rand(obs.action_mask.shape, generator=self.generator)
-        return (noise * obs.action_mask.cpu()).argmax(-1)
-
-
-class ScriptChooser(Chooser):
-    def __init__(self, world: World, scripts, anchored: bool = False) -> None:
-        self.controller = ScriptedController(world, scripts, anchored=anchored)
-
-    def act(self, obs: Observation) -> torch.Tensor:
-        return self.controller.act()
-
-    def observe(self, result: StepResult) -> None:
-        self.controller.update(result)
-
-
-def scripts_of(config: TownletConfig) -> list | None:
-    """The scenario's scripts, or None when some agent has none."""
-    scripts = [list(agent.script) for agent in config.scenario.agents]
-    return scripts if all(scripts) else None
 
 
 def play(
@@ -101,6 +54,10 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
     a, types = world.layout.num_agents, world.layout.affordance_types
     device = world.device
     taking_part = world.state.alive.clone()
+    if config.population.background:  # the chooser drives the focal agents, who are measured
+        focal = focal_agents(config).to(device)
+        chooser = MixedChooser(chooser, Background(world, config, seed), focal)
+        taking_part &= focal
     returns = torch.zeros(envs, a, device=device)
     terms: dict[str, torch.Tensor] = {}
     shifts = torch.zeros(len(ShiftEvent), dtype=torch.int64, device=device)
@@ -287,6 +244,12 @@ def format_table(report: dict) -> str:
 def evaluate_checkpoint(path, overrides: list[str], episodes: int, seed: int | None) -> dict:
     """Evaluate a checkpoint's policy on the project config with `overrides` (by default on
     the scenario it was trained on); raises CheckpointError or ConfigError in one line."""
+    config, net = checkpoint_policy(path, overrides)
+    return evaluate(config, net, episodes, config.seed + 1000 if seed is None else seed)
+
+
+def checkpoint_policy(path, overrides: list[str]) -> tuple[TownletConfig, ActorCritic]:
+    """The config (the checkpoint's scenario unless `overrides` name one) and the network."""
     from townlet.config.untrusted import scenario_name
     from townlet.policy.checkpoint import load_checkpoint, load_policy
     from townlet.scenarios.build import CONF_DIR, load_config, typed
@@ -298,4 +261,4 @@ def evaluate_checkpoint(path, overrides: list[str], episodes: int, seed: int | N
     config = typed(load_config(overrides))
     world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
     net, _ = load_policy(path, world)
-    return evaluate(config, net, episodes, config.seed + 1000 if seed is None else seed)
+    return config, net

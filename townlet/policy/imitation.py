@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from townlet.config.choices import Precision
 from townlet.config.schema import TownletConfig
-from townlet.policy.evaluate import ScriptChooser, scripts_of
+from townlet.policy.choosers import ScriptChooser, scripts_of
 from townlet.policy.network import ActorCritic
 from townlet.policy.precision import precision_scope
 from townlet.policy.replay import discover, replay_events

@@ -41,6 +41,7 @@ from townlet.policy.imitation import (
 )
 from townlet.policy.network import ActorCritic
 from townlet.policy.novelty import VisitCounts, beta_at
+from townlet.policy.population import Background, focal_agents, mix
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk
@@ -144,6 +145,11 @@ class Trainer:
         self.curriculum = Curriculum(config.curriculum)
         self.curriculum.apply(world)
         world.reset()
+        # A population's background agents act from their own source and never enter the batch
+        self.is_focal = focal_agents(config).to(device)
+        self.background = (
+            Background(world, config, config.seed + 7) if config.population.background else None
+        )
         replay = None
         if opts.source in ("replay", "mixed") and not opts.anneal:
             replay = ReplayStream(
@@ -350,7 +356,9 @@ class Trainer:
         state.steps += data.agent_steps
         state.cycle_id += int(data.new_cycle)
         self.curriculum.record(data.survival)
-        state.finished.add(data.finished_returns, data.finished_lengths, data.survival)
+        state.finished.add(
+            data.finished_returns, data.finished_lengths, data.survival, data.background_returns
+        )
         record = epoch_record(
             data,
             update,
@@ -453,6 +461,7 @@ class Trainer:
         state, recorder = self.state, self.recorder
         n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
+        background_returns: list[float] = []
         # what only the advantages see (time-limit bootstrap, discounted shaping); telemetry
         # keeps the world's rewards
         learner_extra = torch.zeros_like(buffers.rewards)
@@ -465,6 +474,9 @@ class Trainer:
                 action, logprob, entropy, value, logits = net.get_action_and_value(
                     codes, features, masks, generator=state.act_generator
                 )
+                if self.background is not None:
+                    background = self.background.act(obs)
+                    action = mix(action.view(e, a), background, self.is_focal).reshape(n)
                 buffers.codes[t] = codes
                 buffers.features[t] = features
                 buffers.masks[t] = masks
@@ -473,11 +485,13 @@ class Trainer:
                 buffers.logits[t] = logits
                 buffers.entropy[t] = entropy
                 buffers.values[t] = value
-                buffers.valid[t] = world.state.alive.reshape(n)
+                buffers.valid[t] = (world.state.alive & self.is_focal).reshape(n)
                 if recorder is not None:  # env 0's rows, taken before the step moves the world
                     frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
                     recorder.before_step()
                 result = world.step(action.view(e, a))
+                if self.background is not None:
+                    self.background.observe(result)
                 if recorder is not None:
                     recorder.tap(**frame, **outcome_of(result))
                     if bool(result.env_done[0]):
@@ -512,7 +526,14 @@ class Trainer:
                 if bool(result.env_done.any()):
                     done = result.env_done
                     active = world.active_agents().float()
-                    finished_returns += (result.episode_return.sum(-1) / active)[done].tolist()
+                    if self.background is None:
+                        per_capita = result.episode_return.sum(-1) / active
+                    else:  # the learner's figure is its own agents'
+                        per_capita = result.episode_return[:, self.is_focal].mean(-1)
+                        background_returns += (
+                            result.episode_return[:, ~self.is_focal].mean(-1)[done].tolist()
+                        )
+                    finished_returns += per_capita[done].tolist()
                     finished_lengths += result.episode_length[done].tolist()
                     survival += (1.0 - state.episode_faints / active)[done].tolist()
                     state.episode_faints[done] = 0
@@ -560,6 +581,7 @@ class Trainer:
             finished_returns=finished_returns,
             finished_lengths=finished_lengths,
             survival=survival,
+            background_returns=background_returns,
         )
 
     def _replay_chunk(self) -> EpochData:

@@ -138,6 +138,10 @@ class ScriptedController:
                 if completed[env][agent] >= 0:
                     cursor.completed = True
 
+    def restart(self, env: int) -> None:
+        """Start every script of `env` again from its first intent (its world was reset)."""
+        self.cursors[env] = [_Cursor() for _ in self.scripts]
+
     # ------------------------------------------------------------------ internals
     def _agent_action(self, env: int, agent: int, pos, state: str, tod: int) -> Action:
         script, cursor = self.scripts[agent], self.cursors[env][agent]

@@ -147,7 +147,11 @@ EXTRA_KEYS = [
         (
             "episodic_return",
             "Mean return per agent over the last train.return_window finished "
-            "episodes (absent until one finishes)",
+            "episodes (absent until one finishes); per focal agent under a population",
+        ),
+        (
+            "episodic_return_background",
+            "Under a population: the background agents' mean return over the same episodes",
         ),
         ("episodic_length", "Mean length in ticks over the same episodes"),
         ("episodes_finished", "Episodes finished in this epoch (env episodes; often 0)"),

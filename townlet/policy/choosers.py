@@ -1,0 +1,95 @@
+"""Choosers: what acts for the agents of a world in evaluation, demonstrations and
+populations (the trained policy, the scenario's scripts, a uniform random policy, or a mix)."""
+
+from __future__ import annotations
+
+import torch
+
+from townlet.config.schema import TownletConfig
+from townlet.policy.network import ActorCritic
+from townlet.scenarios.controller import ScriptedController
+from townlet.world import StepResult, World
+from townlet.world.observations import Observation
+
+
+class Chooser:
+    """Acts for every agent of a world; `observe` sees each step's result."""
+
+    def act(self, obs: Observation) -> torch.Tensor:
+        raise NotImplementedError
+
+    def observe(self, result: StepResult) -> None:
+        """Most choosers are memoryless."""
+
+
+class PolicyChooser(Chooser):
+    def __init__(self, net: ActorCritic, deterministic: bool, seed: int) -> None:
+        self.net, self.deterministic = net, deterministic
+        device = next(net.parameters()).device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def act(self, obs: Observation) -> torch.Tensor:
+        e, a = obs.features.shape[:2]
+        with torch.inference_mode():
+            action, *_ = self.net.get_action_and_value(
+                obs.map_codes.reshape(e * a, *obs.map_codes.shape[2:]),
+                obs.features.reshape(e * a, -1),
+                obs.action_mask.reshape(e * a, -1),
+                generator=self.generator,
+                deterministic=self.deterministic,
+            )
+        return action.view(e, a)
+
+
+class RandomChooser(Chooser):
+    """Uniform over the allowed actions."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def act(self, obs: Observation) -> torch.Tensor:
+        noise = torch.rand(obs.action_mask.shape, generator=self.generator)
+        return (noise * obs.action_mask.cpu()).argmax(-1)
+
+
+class ScriptChooser(Chooser):
+    """The scenario's scripts. With `restart`, an env whose episode ended starts its scripts
+    again (a world that resets itself runs day after day)."""
+
+    def __init__(
+        self, world: World, scripts, anchored: bool = False, restart: bool = False
+    ) -> None:
+        self.controller = ScriptedController(world, scripts, anchored=anchored)
+        self.restart = restart
+
+    def act(self, obs: Observation) -> torch.Tensor:
+        return self.controller.act()
+
+    def observe(self, result: StepResult) -> None:
+        self.controller.update(result)
+        if self.restart and bool(result.env_done.any()):
+            for env in result.env_done.nonzero().flatten().tolist():
+                self.controller.restart(env)
+
+
+def scripts_of(config: TownletConfig) -> list | None:
+    """The scenario's scripts, or None when some agent has none."""
+    scripts = [list(agent.script) for agent in config.scenario.agents]
+    return scripts if all(scripts) else None
+
+
+class MixedChooser(Chooser):
+    """The focal chooser's actions for focal agents, the background's for the rest."""
+
+    def __init__(self, focal: Chooser, background: Chooser, is_focal: torch.Tensor) -> None:
+        self.focal, self.background, self.is_focal = focal, background, is_focal
+
+    def act(self, obs: Observation) -> torch.Tensor:
+        focal = self.focal.act(obs)
+        return torch.where(
+            self.is_focal.to(focal.device), focal, self.background.act(obs).to(focal.device)
+        )
+
+    def observe(self, result: StepResult) -> None:
+        self.focal.observe(result)
+        self.background.observe(result)

@@ -111,7 +111,8 @@ def test_training_beside_scripted_coworkers_is_deterministic_and_splits_returns(
         "train.total_ticks=480",
         "train.eval_episodes=2",
         "tracking=off",
-        "recording=off",
+        "recording=periodic",
+        "recording.periodic=1",
         "train.progress=false",
         COWORKERS,
     ]
@@ -133,6 +134,16 @@ def test_training_beside_scripted_coworkers_is_deterministic_and_splits_returns(
     evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
     # two focal agents a day are measured, beside the scripted coworkers
     assert evaluation["policy_deterministic"]["agent_episodes"] == 2 * 2
+    # recordings name each agent's source, and the viewer's and the video's words carry it
+    from townlet.serve.catalog import Catalog
+    from townlet.video.render import FrameRenderer
+
+    frames = Catalog.for_run(tmp_path / "a").frames(0)
+    assert frames.episode.header["agent_sources"] == ["focal", "scripted", "focal", "scripted"]
+    agents = frames.message(5)["grid"]["agents"]
+    assert [agent["source"] for agent in agents] == ["focal", "scripted", "focal", "scripted"]
+    renderer = FrameRenderer(frames.episode, (640, 360))
+    assert renderer._situation(5, 1).startswith("background: scripted")
 
 
 def test_evaluation_under_a_population_measures_the_focal_agents_only():

@@ -41,7 +41,7 @@ from townlet.policy.imitation import (
 )
 from townlet.policy.network import ActorCritic
 from townlet.policy.novelty import VisitCounts, beta_at
-from townlet.policy.population import Background, focal_agents, mix
+from townlet.policy.population import Background, focal_agents, mix, source_names
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk
@@ -185,6 +185,7 @@ class Trainer:
                 seed=config.seed,
                 config_hash=config_hash(config),
                 links=links,
+                sources=source_names(config) if config.population.background else None,
             )
         self.state = TrainState(
             net=self.net,

@@ -67,6 +67,7 @@ class EpisodeRecorder:
         config_hash: str,
         owner: str | None = None,
         links: dict[str, str] | None = None,
+        sources: list[str] | None = None,
     ) -> None:
         layout = world.layout
         self.config, self.policy = config, RecordingPolicy(config)
@@ -85,6 +86,8 @@ class EpisodeRecorder:
         self._ids: dict[int, int] = {}  # producer's episode number -> id it was recorded under
         self.header = episode_header(world, self.agents, run_id, seed, config_hash)
         self.header["links"] = dict(links or {})  # run directory, MLflow run id and store
+        if sources is not None:  # a population: what drove each recorded agent
+            self.header["agent_sources"] = [sources[a] for a in self.agents]
         t, a, m, k = layout.episode_ticks, len(self.agents), layout.num_meters, len(ACTION_NAMES)
         u, parts = len(layout.utility_names), len(PARTS)
         self.world = world  # env 0's start state is read from it when an episode begins

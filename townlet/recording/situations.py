@@ -89,6 +89,15 @@ def jobs(episode: Episode) -> list[str | None] | None:
     return [by_id.get(agent_id) for agent_id in episode.header["agent_ids"]]
 
 
+def agent_sources(episode: Episode) -> list[str] | None:
+    """What drove each recorded agent under a population (`focal`, `scripted`, `random`,
+    `checkpoint:<file>`); None when the header does not say (every agent was the policy)."""
+    sources = episode.header.get("agent_sources")
+    if not isinstance(sources, list) or len(sources) != len(episode.header["agent_ids"]):
+        return None
+    return [str(source)[:80] for source in sources]
+
+
 def queue_joins(episode: Episode) -> list[tuple[int, int, int]]:
     """(step, agent, instance) for every time a recorded agent joined a queue: contention, as
     the scrubber marks it."""

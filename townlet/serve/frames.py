@@ -18,6 +18,7 @@ from townlet.recording.events import closed_types, episode_events, has_events, o
 from townlet.recording.format import Episode, unpack_array
 from townlet.recording.palette import agent_colour
 from townlet.recording.situations import (
+    agent_sources,
     jobs,
     queue_joins,
     queue_positions,
@@ -52,6 +53,7 @@ class EpisodeFrames:
             "walls": [list(w) for w in grid.get("walls", [])],
         }
         self.affordances = list(header["affordances"])
+        self.sources = agent_sources(episode)
         self.positions = cols["positions"].astype(np.int64).tolist()
         self.meter_values = np.round(cols["meters"].astype(np.float64), 4).tolist()
         self.action_ids = cols["actions"].astype(np.int64).tolist()
@@ -167,6 +169,7 @@ class EpisodeFrames:
                         "name": self.actions[action] if action < len(self.actions) else str(action),
                     },
                     **({"active": self.active[t][a]} if self.active is not None else {}),
+                    **({"source": self.sources[a]} if self.sources is not None else {}),
                     **self._situation(t, a),
                 }
             )

@@ -23,7 +23,12 @@ from PIL import Image, ImageDraw, ImageFont
 from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
 from townlet.recording.format import Episode
 from townlet.recording.palette import agent_rgb
-from townlet.recording.situations import queue_positions, relations, shift_states
+from townlet.recording.situations import (
+    agent_sources,
+    queue_positions,
+    relations,
+    shift_states,
+)
 
 PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
 TRAIL = 8
@@ -137,6 +142,7 @@ class FrameRenderer:
         self.outages = outages_by_step(episode)
         self.focus = self.agents.index(focus) if focus in self.agents else 0
         self.shifts, self.queues = shift_states(episode), queue_positions(episode)
+        self.sources = agent_sources(episode)
         self.relations = relations(episode)
         rivalry = (header.get("world_config") or {}).get("rivalry")
         avoid = rivalry.get("avoid_threshold") if isinstance(rivalry, dict) else None
@@ -504,6 +510,9 @@ class FrameRenderer:
     def _situation(self, step: int, agent: int) -> str:
         """Shift state and queue place in words, as the page's agent focus says them."""
         parts = []
+        if self.sources is not None:
+            source = self.sources[agent]
+            parts.append("focal" if source == "focal" else f"background: {source}")
         if self.shifts is not None:
             parts.append(f"shift: {self.shifts[step][agent]}")
         place = self.queues[step][agent] if self.queues is not None else None

@@ -493,7 +493,7 @@ function renderAgents(update) {
     if (facts) { const p = document.createElement("div"); p.className = "situation"; p.textContent = facts; box.appendChild(p); }
     const meters = update.agent_meters[agent.id].meters;
     for (const [name, value] of Object.entries(meters)) box.appendChild(bar(name, value, value.toFixed(2), false, true));
-    if (policy && policy[agent.id]) {
+    if (policy && policy[agent.id] && !(agent.source && agent.source !== "focal")) {  // a background agent did not act from it
       const values = Object.entries(policy[agent.id]);
       const lo = Math.min(...values.map(([, x]) => x)), hi = Math.max(...values.map(([, x]) => x));
       const caption = document.createElement("h3"); caption.textContent = isQ ? "Q-values" : "action probabilities"; box.appendChild(caption);
@@ -510,6 +510,7 @@ function renderAgents(update) {
 // only where the recording has it).
 function situation(agent, update) {
   const parts = [];
+  if (agent.source) parts.push(agent.source === "focal" ? "focal (the policy)" : `background: ${agent.source}`);
   if (agent.shift) parts.push(agent.job ? `${agent.job}: ${agent.shift}` : `shift: ${agent.shift}`);
   if (agent.queue) parts.push(`queue: ${agent.queue.place} of ${agent.queue.of} at ${agent.queue.at}`);
   const ties = (update.relations || {})[agent.id];

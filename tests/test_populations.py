@@ -239,3 +239,21 @@ def _net(path, config):
 
     world = World(config.world, config.scenario, num_envs=1, seed=0)
     return load_policy(path, world)[0]
+
+
+def test_in_shift_partners_the_partner_decides_the_focal_clerks_morning():
+    """Mia (focal, her routine) cannot be on time; the scripted Ned covers for her, a random
+    Ned rarely reaches the desk: she is helped every morning beside one and never beside the
+    other, and her return shows it."""
+
+    def mia_beside(source: str) -> dict:
+        background = f"population.background=[{{agents:[ned],source:{source}}}]"
+        config = typed(load_config(["scenario=shift_partners", background]))
+        return scripted_report(config, 8, seed=1005)
+
+    scripted, random = mia_beside("scripted"), mia_beside("random")
+    assert scripted["agent_episodes"] == random["agent_episodes"] == 8
+    assert scripted["behaviour"]["late_rate"] == random["behaviour"]["late_rate"] == 1.0
+    assert scripted["behaviour"]["late_help_events"] == 8
+    assert random["behaviour"]["late_help_events"] == 0
+    assert scripted["return_mean"] > random["return_mean"] + 0.1

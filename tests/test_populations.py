@@ -224,14 +224,62 @@ def test_a_frozen_partner_checkpoint_drives_its_agent(tmp_path):
     args = ["populations", str(partner), "--partner", str(partner), "--episodes", "2"]
     assert main([*args, "--output-dir", str(out)]) == 0
     written = json.loads((out / "populations.json").read_text())
-    rows = [(r["mode"], r["partner"]) for r in written["populations"]]
+    populations = written["runs"][0]["populations"]
+    rows = [(r["mode"], r["partner"]) for r in populations]
     assert rows[0] == ("all focal", "-") and len(rows) == 1 + 3 * 3
     assert {m for m, _ in rows[1:]} == {"resident", "visitor", "half"}
     assert {p for _, p in rows[1:]} == {"scripted", "random", "partner/latest"}
-    visitor = next(r for r in written["populations"] if r["mode"] == "visitor")
+    assert [(r["mode"], r["partner"], r["n"]) for r in written["summary"]] == [
+        (m, p, 1) for m, p in rows
+    ]
+    visitor = next(r for r in populations if r["mode"] == "visitor")
     assert list(visitor["sources"].values()) == ["focal", "scripted", "scripted", "scripted"]
     assert (out / "populations.png").stat().st_size > 10_000
-    assert main(["populations", str(partner), "--partner", str(tmp_path / "nowhere.pt")]) == 2
+    assert main(["populations", str(run), "--partner", str(tmp_path / "nowhere.pt")]) == 2
+    assert main(["populations", "scenario=town"]) == 2
+
+
+def test_the_summary_pools_other_runs_and_gives_an_interval_over_them():
+    from townlet.policy.population_modes import summarise
+
+    def row(mode, partner, value, is_run=False):
+        group = {
+            "agents": 1,
+            "on_time_rate": 1.0,
+            "late_help_received": 1,
+            "late_help_given": 0,
+            "faints": 0,
+        }
+        chats = {"ok": 1, "failed": 0}
+        return {
+            "mode": mode,
+            "partner": partner,
+            "partner_is_run": is_run,
+            "focal_per_capita_return": value,
+            "focal_interval": [value, value],
+            "focal_normalised": value / 4,
+            "background_per_capita_return": 1.0,
+            "efficiency": 4.0,
+            "equality": 0.9,
+            "focal": group,
+            "background": group,
+            "chats": {"focal_to_background": chats, "background_to_focal": chats},
+        }
+
+    reports = [
+        {"populations": [row("visitor", "scripted", 2.0), row("visitor", "b/selected", 1.0, True)]},
+        {"populations": [row("visitor", "scripted", 4.0), row("visitor", "a/selected", 3.0, True)]},
+    ]
+    summary = {(r["mode"], r["partner"]): r for r in summarise(reports)}
+    assert set(summary) == {("visitor", "scripted"), ("visitor", "other run")}
+    other = summary[("visitor", "other run")]
+    assert other["n"] == 2 and other["focal_per_capita_return"] == 2.0
+    assert other["focal_interval"][0] >= 1.0 and other["focal_interval"][1] <= 3.0
+    assert (
+        other["focal"]["late_help_received"] == 2
+        and other["chats"]["focal_to_background"]["ok"] == 2
+    )
+    assert summary[("visitor", "scripted")]["focal_normalised"] == 0.75
 
 
 def _net(path, config):

@@ -42,40 +42,35 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _populations(args: argparse.Namespace) -> int:
     from townlet.policy.checkpoint import CheckpointError
-    from townlet.policy.evaluate import checkpoint_policy
     from townlet.policy.population_modes import (
-        evaluate_populations,
+        evaluate_runs,
         plot_populations,
+        policy_file,
         populations_table,
+        run_label,
     )
     from townlet.util.atomic import atomic_write_json
     from townlet.world import ConfigError
 
-    partners = {}
-    for text in args.partner:
-        path = Path(text)
-        if not path.is_file():
-            print(f"error: --partner {text}: no such checkpoint file", file=sys.stderr)
-            return 2
-        label = f"{path.resolve().parents[1].name}/{path.stem}"
-        partners[label] = path
+    overrides = [a for a in args.runs if "=" in a]
+    paths = [Path(a) for a in args.runs if "=" not in a]
     try:
-        config, net = checkpoint_policy(Path(args.checkpoint), args.overrides)
-        seed = config.seed + 1000 if args.seed is None else args.seed
-        report = evaluate_populations(config, net, partners, args.episodes, seed)
-    except (CheckpointError, ConfigError, ValueError) as error:
+        if not paths:
+            raise ValueError("name a checkpoint or a run directory to evaluate")
+        partners = {run_label(f): f for f in (policy_file(Path(p)) for p in args.partner)}
+        report = evaluate_runs(paths, overrides, partners, args.episodes, args.seed)
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report["checkpoint"] = str(args.checkpoint)
-    print(json.dumps(report, indent=2) if args.json else populations_table(report))
+    print(json.dumps(report, indent=2) if args.json else populations_table(report["summary"]))
     if args.output_dir:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "populations.json", report)
-        (out / "populations.txt").write_text(populations_table(report) + "\n", encoding="utf-8")
-        print(
-            f"wrote {out / 'populations.json'}, {plot_populations(report, out / 'populations.png')}"
-        )
+        table = populations_table(report["summary"])
+        (out / "populations.txt").write_text(table + "\n", encoding="utf-8")
+        chart = plot_populations(report, out / "populations.png")
+        print(f"wrote {out / 'populations.json'}, {chart}")
     return 0
 
 
@@ -339,15 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate a checkpoint in held-out populations (resident, visitor, half) beside "
         "scripted, random and partner agents",
     )
-    populations.add_argument("checkpoint", help="the focal policy's checkpoint file")
     populations.add_argument(
-        "overrides", nargs="*", help="Hydra overrides; default: the checkpoint's scenario"
+        "runs",
+        nargs="+",
+        help="checkpoint files or run directories (each is evaluated beside the others' "
+        "policies), then any Hydra overrides (key=value; default: the checkpoint's scenario)",
     )
     populations.add_argument(
         "--partner",
         action="append",
         default=[],
-        help="a checkpoint of another run to act as background (repeatable)",
+        help="a checkpoint or run directory of another run to act as background (repeatable)",
     )
     populations.add_argument("--episodes", type=int, default=16, help="episodes per population")
     populations.add_argument("--seed", type=int, default=None, help="default: the config's + 1000")

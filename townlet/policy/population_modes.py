@@ -19,6 +19,7 @@ from townlet.config.schema import BackgroundSlotConfig, PopulationConfig, Townle
 from townlet.policy.choosers import scripts_of
 from townlet.policy.network import ActorCritic
 from townlet.policy.population_eval import population_report, town_baselines
+from townlet.tracking.seed_report import mean_interval
 
 MODES = ("resident", "visitor", "half")
 
@@ -92,20 +93,130 @@ def _town(tally) -> float | None:
     return None if tally is None else float(np.nanmean(tally.returns))
 
 
-def populations_table(report: dict) -> str:
+def policy_file(path: Path) -> Path:
+    """A checkpoint file, or a run directory's policy (`selected.pt`, else `latest.pt`)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("selected.pt", "latest.pt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise FileNotFoundError(f"{path}: no checkpoints/selected.pt or latest.pt")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+def run_label(path: Path) -> str:
+    return f"{path.resolve().parents[1].name}/{path.stem}"
+
+
+OTHER_RUN = "other run"
+
+
+def summarise(reports: list[dict]) -> list[dict]:
+    """One row per mode and partner kind over every focal run (and, for `other run`, every
+    partner run): means, and a 95% bootstrap interval over those runs' figures (the episodes'
+    interval when there is one run)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for report in reports:
+        for row in report["populations"]:
+            kind = OTHER_RUN if row.get("partner_is_run") else row["partner"]
+            groups.setdefault((row["mode"], kind), []).append(row)
+    out = []
+    for (mode, kind), rows in groups.items():
+        values = np.array([r["focal_per_capita_return"] for r in rows], dtype=np.float64)
+        interval = mean_interval(values) if len(rows) > 1 else rows[0]["focal_interval"]
+        out.append(
+            {
+                "mode": mode,
+                "partner": kind,
+                "n": len(rows),
+                "focal_per_capita_return": float(values.mean()),
+                "focal_interval": None if interval is None else [float(x) for x in interval],
+                "focal_normalised": _mean([r["focal_normalised"] for r in rows]),
+                "background_per_capita_return": _mean(
+                    [r["background_per_capita_return"] for r in rows]
+                ),
+                "efficiency": _mean([r["efficiency"] for r in rows]),
+                "equality": _mean([r["equality"] for r in rows]),
+                "focal": _group([r["focal"] for r in rows]),
+                "background": _group([r["background"] for r in rows if r["background"]]),
+                "chats": {
+                    way: {k: sum(r["chats"][way][k] for r in rows) for k in ("ok", "failed")}
+                    for way in ("focal_to_background", "background_to_focal")
+                },
+            }
+        )
+    return out
+
+
+def _mean(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _group(groups: list[dict]) -> dict | None:
+    if not groups:
+        return None
+    return {
+        "on_time_rate": _mean([g["on_time_rate"] for g in groups]),
+        **{
+            key: sum(g[key] for g in groups)
+            for key in ("agents", "late_help_received", "late_help_given", "faints")
+        },
+    }
+
+
+def evaluate_runs(
+    paths: list[Path],
+    overrides: list[str],
+    partners: dict[str, Path],
+    episodes: int,
+    seed: int | None,
+) -> dict:
+    """Each run's policy in every held-out population: beside scripted, random, the given
+    partners and the policies of the other runs (e.g. other seeds it never met)."""
+    from townlet.policy.evaluate import checkpoint_policy
+
+    files = [policy_file(p) for p in paths]
+    reports = []
+    for path in files:
+        config, net = checkpoint_policy(path, overrides)
+        others = {run_label(o): o for o in files if o != path}
+        report = evaluate_populations(
+            config,
+            net,
+            {**partners, **others},
+            episodes,
+            config.seed + 1000 if seed is None else seed,
+        )
+        for row in report["populations"]:
+            row["partner_is_run"] = row["partner"] in others
+        reports.append({"focal": run_label(path), **report})
+    return {
+        "scenario": reports[0]["scenario"],
+        "episodes": episodes,
+        "runs": reports,
+        "summary": summarise(reports),
+        "town_scripted_per_capita": reports[0]["town_scripted_per_capita"],
+        "town_random_per_capita": reports[0]["town_random_per_capita"],
+    }
+
+
+def populations_table(rows: list[dict]) -> str:
     """One line per population: the focal and background figures side by side."""
     header = (
-        f"{'mode':<10}{'partner':<22}{'focal':>8}{'95% interval':>18}{'norm':>7}"
+        f"{'mode':<10}{'partner':<22}{'n':>3}{'focal':>8}{'95% interval':>18}{'norm':>7}"
         f"{'backgr':>8}{'effic':>8}{'equal':>7}{'on time f/b':>13}{'help f->b':>10}"
         f"{'chats f<->b':>12}{'faints f/b':>11}"
     )
     lines = [header]
-    for row in report["populations"]:
+    for row in rows:
         interval = row["focal_interval"]
         focal, back = row["focal"], row["background"] or {}
         chats = row["chats"]
         lines.append(
-            f"{row['mode']:<10}{row['partner'][:21]:<22}"
+            f"{row['mode']:<10}{row['partner'][:21]:<22}{row.get('n', 1):>3}"
             f"{_num(row['focal_per_capita_return']):>8}"
             f"{'-' if interval is None else f'[{interval[0]:.3f}, {interval[1]:.3f}]':>18}"
             f"{_num(row['focal_normalised'], 2):>7}"
@@ -135,7 +246,7 @@ def plot_populations(report: dict, output: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["populations"]
+    rows = report["summary"]
     partners = list(dict.fromkeys(r["partner"] for r in rows if r["mode"] != "all focal"))
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     figure, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(modes) * max(1, len(partners))), 4.6))
@@ -163,7 +274,7 @@ def plot_populations(report: dict, output: Path) -> Path:
     ax.set_xticks(range(len(modes)), modes)
     ax.set(
         title=f"{report['scenario']}: focal per-capita return by population "
-        f"({report['episodes']} episodes, 95% intervals)",
+        f"({len(report['runs'])} runs x {report['episodes']} episodes, 95% intervals)",
         ylabel="return per agent-episode",
     )
     ax.grid(alpha=0.3, axis="y")

@@ -134,6 +134,7 @@ def test_training_beside_scripted_coworkers_is_deterministic_and_splits_returns(
     evaluation = json.loads((tmp_path / "a" / "evaluation.json").read_text())
     # two focal agents a day are measured, beside the scripted coworkers
     assert evaluation["policy_deterministic"]["agent_episodes"] == 2 * 2
+    assert evaluation["population"]["background"][0]["agents"] == ["bob", "dave"]
     # recordings name each agent's source, and the viewer's and the video's words carry it
     from townlet.serve.catalog import Catalog
     from townlet.video.render import FrameRenderer

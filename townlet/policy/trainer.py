@@ -41,7 +41,7 @@ from townlet.policy.imitation import (
 )
 from townlet.policy.network import ActorCritic
 from townlet.policy.novelty import VisitCounts, beta_at
-from townlet.policy.population import Background, focal_agents, mix, source_names
+from townlet.policy.population import Background, describe, focal_agents, mix, source_names
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk
@@ -668,6 +668,8 @@ class Trainer:
         }
         if final and self.selection is not None:
             entry["selection"] = self.selection.summary()  # whose weights were evaluated
+        if config.population.background:  # the figures are the focal agents' beside these
+            entry["population"] = describe(config.population)
         atomic_write_json(self.output_dir / "evaluation.json", entry)
         with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")

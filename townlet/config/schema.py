@@ -510,6 +510,10 @@ class TrainConfig:
     """Progress bar; None = only when stderr is a terminal. Without the bar, a plain progress
     line goes to the job log every progress_every_sec."""
     progress_every_sec: float = 10.0
+    profile: bool = False
+    """Time each phase (world step, observation, policy, buffers, GAE, update, BC, evaluation,
+    recording, checkpoints): `profile_*_sec` keys in telemetry (version 1.3) and the shares in
+    the progress line. Off by default: on a GPU each phase then waits for its work."""
     threads: int = 1
     """torch intra-op threads; 0 keeps torch's default. 1 is what the learning benchmark
     measures: on 2 busy cores torch's default of 2 threads ran PPO 25x slower."""

@@ -58,7 +58,21 @@ def progress_line(record: dict[str, Any], epoch: int, total: int, elapsed: float
     ]
     if "anneal_bc_accuracy" in record:
         parts.append(f"bc accuracy {record['anneal_bc_accuracy']:.3f}")
+    if record.get("profile_wall_sec"):
+        parts.append(profile_shares(record))
     return ", ".join(parts)
+
+
+def profile_shares(record: dict[str, Any]) -> str:
+    """The profiled phases' shares of the wall time, largest first (those of 1% or more)."""
+    wall = record["profile_wall_sec"]
+    shares = {
+        key.removeprefix("profile_").removesuffix("_sec"): value / wall
+        for key, value in record.items()
+        if key.startswith("profile_") and key != "profile_wall_sec"
+    }
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    return "time: " + " ".join(f"{name} {share:.0%}" for name, share in ranked if share >= 0.01)
 
 
 def describe(result: TrainResult, command: str = "python experiments/train.py") -> str:

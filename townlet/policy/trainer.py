@@ -55,6 +55,7 @@ from townlet.recording.recorder import EpisodeRecorder
 from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.reader import truncate_after_epoch
 from townlet.util.atomic import atomic_write_json
+from townlet.util.phases import PhaseClock
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
@@ -145,6 +146,7 @@ class Trainer:
         self.curriculum = Curriculum(config.curriculum)
         self.curriculum.apply(world)
         world.reset()
+        self.phases = world.phases = PhaseClock(opts.profile, device)
         # A population's background agents act from their own source and never enter the batch
         self.is_focal = focal_agents(config).to(device)
         self.background = (
@@ -265,9 +267,11 @@ class Trainer:
                 log.info(progress_line(record, epoch, self.num_epochs, now - run_start, done))
                 last_line = now
             if self.selection is not None and self.selection.due(self._ppo_epochs(epoch), epoch):
-                self._validate(epoch)
+                with self.phases.time("evaluation"):
+                    self._validate(epoch)
             if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
-                evaluation = self._evaluate(epoch, time.perf_counter() - run_start)
+                with self.phases.time("evaluation"):
+                    evaluation = self._evaluate(epoch, time.perf_counter() - run_start)
                 self.on_evaluation(epoch, evaluation["policy_deterministic"]["return_mean"])
             bar.update(1)
             bar.set_postfix(
@@ -346,14 +350,17 @@ class Trainer:
         # --- PPO update
         update_start = time.perf_counter()
         batch = data.batch
-        stats = (
-            ppo_update(
-                self.net, self.optimizer, batch, ppo, state.shuffle_generator, self._anchor()
+        with self.phases.time("update"):
+            stats = (
+                ppo_update(
+                    self.net, self.optimizer, batch, ppo, state.shuffle_generator, self._anchor()
+                )
+                if len(batch)
+                else {}
             )
-            if len(batch)
-            else {}
-        )
-        update = UpdateResult(stats, self._final_kl(batch), lr, time.perf_counter() - update_start)
+        with self.phases.time("kl"):
+            kl = self._final_kl(batch)
+        update = UpdateResult(stats, kl, lr, time.perf_counter() - update_start)
         state.steps += data.agent_steps
         state.cycle_id += int(data.new_cycle)
         self.curriculum.record(data.survival)
@@ -374,10 +381,13 @@ class Trainer:
         if self.recorder is not None:
             # counted once the writer has caught up, so the record does not depend on how fast
             # the disk was (the checkpoint right after waits for it anyway)
-            self.recorder.flush()
+            with self.phases.time("recording"):
+                self.recorder.flush()
             record.update(self.recorder.stats())
         if self.schedule is not None:
-            record.update(self._anneal_fields("ppo", accuracy(self.net, self.accuracy_demos)))
+            with self.phases.time("bc"):
+                score = accuracy(self.net, self.accuracy_demos)
+            record.update(self._anneal_fields("ppo", score))
             self.schedule.ppo_epoch_done()
         self._log(epoch, record)
 
@@ -415,17 +425,18 @@ class Trainer:
         """One pass of behaviour cloning over the demonstrations, then the accuracy gate."""
         opts, state, start = self.config.train, self.state, time.perf_counter()
         cycle = self.schedule.cycle
-        stats = clone_epoch(
-            self.net,
-            state.bc_optimizer,
-            self.demos,
-            opts.bc.minibatch,
-            opts.bc.value_coef,
-            self.bc_generator,
-            self.config.ppo.max_grad_norm,
-            self.config.ppo.precision,
-        )
-        score = accuracy(self.net, self.demos)
+        with self.phases.time("bc"):
+            stats = clone_epoch(
+                self.net,
+                state.bc_optimizer,
+                self.demos,
+                opts.bc.minibatch,
+                opts.bc.value_coef,
+                self.bc_generator,
+                self.config.ppo.max_grad_norm,
+                self.config.ppo.precision,
+            )
+            score = accuracy(self.net, self.demos)
         gate = self.schedule.bc_epoch_done(score, self.net.state_dict())
         if gate.rolled_back:
             self.net.load_state_dict(self.schedule.gate_weights)
@@ -450,6 +461,8 @@ class Trainer:
         return record
 
     def _log(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.phases.enabled:  # the wall time since the last record, by phase
+            record.update({f"profile_{k}_sec": v for k, v in self.phases.take().items()})
         if self.writer.should_log(epoch):
             self.writer.write(record)
             self.on_record(epoch, record)
@@ -459,7 +472,7 @@ class Trainer:
         """Act `rollout_ticks` ticks in every env with the current policy."""
         start = time.perf_counter()
         ppo, world, buffers, net = self.config.ppo, self.world, self.buffers, self.net
-        state, recorder = self.state, self.recorder
+        state, recorder, phases = self.state, self.recorder, self.phases
         n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
         finished_returns, finished_lengths, survival = [], [], []
         background_returns: list[float] = []
@@ -472,104 +485,117 @@ class Trainer:
                 codes = obs.map_codes.reshape(n, window, window)
                 features = obs.features.reshape(n, nf)
                 masks = obs.action_mask.reshape(n, NUM_ACTIONS)
-                action, logprob, entropy, value, logits = net.get_action_and_value(
-                    codes, features, masks, generator=state.act_generator
-                )
+                with phases.time("policy"):
+                    action, logprob, entropy, value, logits = net.get_action_and_value(
+                        codes, features, masks, generator=state.act_generator
+                    )
                 if self.background is not None:
-                    background = self.background.act(obs)
-                    action = mix(action.view(e, a), background, self.is_focal).reshape(n)
-                buffers.codes[t] = codes
-                buffers.features[t] = features
-                buffers.masks[t] = masks
-                buffers.actions[t] = action
-                buffers.logprobs[t] = logprob
-                buffers.logits[t] = logits
-                buffers.entropy[t] = entropy
-                buffers.values[t] = value
-                buffers.valid[t] = (world.state.alive & self.is_focal).reshape(n)
+                    with phases.time("background"):
+                        background = self.background.act(obs)
+                        action = mix(action.view(e, a), background, self.is_focal).reshape(n)
+                with phases.time("buffers"):
+                    buffers.codes[t] = codes
+                    buffers.features[t] = features
+                    buffers.masks[t] = masks
+                    buffers.actions[t] = action
+                    buffers.logprobs[t] = logprob
+                    buffers.logits[t] = logits
+                    buffers.entropy[t] = entropy
+                    buffers.values[t] = value
+                    buffers.valid[t] = (world.state.alive & self.is_focal).reshape(n)
                 if recorder is not None:  # env 0's rows, taken before the step moves the world
-                    frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
-                    recorder.before_step()
-                result = world.step(action.view(e, a))
+                    with phases.time("recording"):
+                        frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
+                        recorder.before_step()
+                with phases.time("world_step"):
+                    result = world.step(action.view(e, a))
                 if self.background is not None:
-                    self.background.observe(result)
+                    with phases.time("background"):
+                        self.background.observe(result)
                 if recorder is not None:
-                    recorder.tap(**frame, **outcome_of(result))
-                    if bool(result.env_done[0]):
-                        recorder.end_episode(
-                            int(world.state.episode[0]) - 1,
-                            self.curriculum.stage,
-                            result.episode_return[0],
-                        )
-                buffers.rewards[t] = result.reward.reshape(n)
-                if result.final_obs is not None:  # a day's end is a time limit, not a death
-                    learner_extra[t] = self._truncation_bootstrap(result)
-                if state.novelty is not None and self._novelty_beta > 0:
-                    learner_extra[t] += state.novelty.bonus(
-                        world.state.pos, world.time_of_day(), world.state.alive, self._novelty_beta
-                    ).reshape(n)
-                if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
-                    after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
-                    learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)
-                buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
-                ev = result.events
-                buffers.contention[t] = ev.contention.reshape(n)
-                buffers.intensity[t] = ev.contention_intensity.reshape(n)
-                buffers.completed[t] = ev.completed.reshape(n)
-                buffers.shift_event[t] = ev.shift_event.reshape(n)
-                buffers.fainted[t] = ev.fainted.reshape(n)
-                buffers.chat[t] = ev.chat.reshape(n)
-                buffers.chat_quality[t] = ev.chat_quality.reshape(n)
-                buffers.helped[t] = ev.helped.reshape(n)
-                buffers.took_over[t] = ev.took_over.reshape(n)
-                buffers.outage_starts[t] = ev.outage_starts
-                state.episode_faints += ev.fainted.sum(-1)
-                if bool(result.env_done.any()):
-                    done = result.env_done
-                    active = world.active_agents().float()
-                    if self.background is None:
-                        per_capita = result.episode_return.sum(-1) / active
-                    else:  # the learner's figure is its own agents'
-                        per_capita = result.episode_return[:, self.is_focal].mean(-1)
-                        background_returns += (
-                            result.episode_return[:, ~self.is_focal].mean(-1)[done].tolist()
-                        )
-                    finished_returns += per_capita[done].tolist()
-                    finished_lengths += result.episode_length[done].tolist()
-                    survival += (1.0 - state.episode_faints / active)[done].tolist()
-                    state.episode_faints[done] = 0
-                obs = result.obs
-            next_value = net.get_value(
-                obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
-            )
+                    with phases.time("recording"):
+                        recorder.tap(**frame, **outcome_of(result))
+                        if bool(result.env_done[0]):
+                            recorder.end_episode(
+                                int(world.state.episode[0]) - 1,
+                                self.curriculum.stage,
+                                result.episode_return[0],
+                            )
+                with phases.time("buffers"):
+                    buffers.rewards[t] = result.reward.reshape(n)
+                    if result.final_obs is not None:  # a day's end is a time limit, not a death
+                        learner_extra[t] = self._truncation_bootstrap(result)
+                    if state.novelty is not None and self._novelty_beta > 0:
+                        learner_extra[t] += state.novelty.bonus(
+                            world.state.pos,
+                            world.time_of_day(),
+                            world.state.alive,
+                            self._novelty_beta,
+                        ).reshape(n)
+                    if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
+                        after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
+                        learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)
+                    buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
+                    ev = result.events
+                    buffers.contention[t] = ev.contention.reshape(n)
+                    buffers.intensity[t] = ev.contention_intensity.reshape(n)
+                    buffers.completed[t] = ev.completed.reshape(n)
+                    buffers.shift_event[t] = ev.shift_event.reshape(n)
+                    buffers.fainted[t] = ev.fainted.reshape(n)
+                    buffers.chat[t] = ev.chat.reshape(n)
+                    buffers.chat_quality[t] = ev.chat_quality.reshape(n)
+                    buffers.helped[t] = ev.helped.reshape(n)
+                    buffers.took_over[t] = ev.took_over.reshape(n)
+                    buffers.outage_starts[t] = ev.outage_starts
+                    state.episode_faints += ev.fainted.sum(-1)
+                    if bool(result.env_done.any()):
+                        done = result.env_done
+                        active = world.active_agents().float()
+                        if self.background is None:
+                            per_capita = result.episode_return.sum(-1) / active
+                        else:  # the learner's figure is its own agents'
+                            per_capita = result.episode_return[:, self.is_focal].mean(-1)
+                            background_returns += (
+                                result.episode_return[:, ~self.is_focal].mean(-1)[done].tolist()
+                            )
+                        finished_returns += per_capita[done].tolist()
+                        finished_lengths += result.episode_length[done].tolist()
+                        survival += (1.0 - state.episode_faints / active)[done].tolist()
+                        state.episode_faints[done] = 0
+                    obs = result.obs
+            with phases.time("policy"):
+                next_value = net.get_value(
+                    obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
+                )
         self.obs = obs
         acting_sec = time.perf_counter() - start
 
         # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
-        advantages, returns = compute_gae(
-            buffers.rewards + learner_extra,
-            buffers.values,
-            buffers.dones,
-            next_value,
-            ppo.gamma,
-            ppo.gae_lambda,
-        )
-        index = buffers.valid.reshape(-1).nonzero().squeeze(1)
+        with phases.time("gae"):
+            advantages, returns = compute_gae(
+                buffers.rewards + learner_extra,
+                buffers.values,
+                buffers.dones,
+                next_value,
+                ppo.gamma,
+                ppo.gae_lambda,
+            )
+            index = buffers.valid.reshape(-1).nonzero().squeeze(1)
 
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(-1, *x.shape[2:])[index]
+            def flat(x: torch.Tensor) -> torch.Tensor:
+                return x.reshape(-1, *x.shape[2:])[index]
 
-        batch = Batch(
-            codes=flat(buffers.codes),
-            features=flat(buffers.features),
-            masks=flat(buffers.masks),
-            actions=flat(buffers.actions),
-            logprobs=flat(buffers.logprobs),
-            logits=flat(buffers.logits),
-            values=flat(buffers.values),
-            advantages=flat(advantages),
-            returns=flat(returns),
-        )
+            batch = Batch(
+                codes=flat(buffers.codes),
+                features=flat(buffers.features),
+                masks=flat(buffers.masks),
+                actions=flat(buffers.actions),
+                logprobs=flat(buffers.logprobs),
+                logits=flat(buffers.logits),
+                values=flat(buffers.values),
+                advantages=flat(advantages),
+                returns=flat(returns),
+            )
         return EpochData(
             mode="rollout",
             batch=batch,
@@ -633,14 +659,15 @@ class Trainer:
         self.state.epoch = epoch
         if self.recorder is not None:
             self.recorder.flush()  # what ended before this checkpoint is on disk when it is
-        payload = self._payload()
-        checkpoints = self.output_dir / "checkpoints"
-        save_checkpoint(checkpoints / "latest.pt", payload)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", payload)
-        every = self.config.train.checkpoint_every
-        if every > 0 and epoch % every == 0:
-            save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
+        with self.phases.time("checkpoint"):
+            payload = self._payload()
+            checkpoints = self.output_dir / "checkpoints"
+            save_checkpoint(checkpoints / "latest.pt", payload)
+            if improved:
+                save_checkpoint(checkpoints / "best.pt", payload)
+            every = self.config.train.checkpoint_every
+            if every > 0 and epoch % every == 0:
+                save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
 
     def _payload(self) -> dict[str, Any]:
         return self.state.state_dict(

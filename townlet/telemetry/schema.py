@@ -15,7 +15,7 @@ The rules follow the validator of the system we replace: the 1.0 keys below (whi
 the advantage, clipping and `conflict.*` keys) are required at every version; a 1.0 record must
 not carry the keys the original lists as 1.1-only (`FORBIDDEN_IN_10`); 1.2 is 1.1 plus the
 optional `anneal_*` keys of a behaviour-cloning/PPO anneal schedule, each of a declared type
-(or null)."""
+(or null); 1.3 is 1.2 plus the optional `profile_*_sec` keys of a profiled run."""
 DATA_MODES = ("rollout", "replay", "mixed", "bc")
 
 
@@ -171,8 +171,41 @@ EXTRA_KEYS = [
 ]
 EVENT_PREFIX = "events.completed."  # + affordance type: completions in the epoch's rollout
 
-REQUIRED: dict[str, list[Key]] = {"1.0": _V10, "1.1": _V10 + _V11, "1.2": _V10 + _V11}
-ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS + ANNEAL_KEYS
+PHASES = (
+    ("world_step", "stepping the world (its observations left out)"),
+    ("observation", "building observations"),
+    ("policy", "the policy's forward passes while acting"),
+    ("background", "a population's background agents choosing actions"),
+    ("buffers", "copying the tick into the rollout buffers"),
+    ("recording", "recording episodes"),
+    ("gae", "advantages and the flat batch"),
+    ("update", "the PPO update"),
+    ("kl", "the exact KL(behaviour || updated) over the epoch's batch after the update"),
+    ("bc", "behaviour cloning and its accuracy checks"),
+    ("evaluation", "validation and evaluation"),
+    ("checkpoint", "writing checkpoints"),
+    ("other", "everything else"),
+    ("wall", "all of it: the wall time since the previous record"),
+)
+PROFILE_KEYS = [
+    Key(
+        f"profile_{name}_sec",
+        "1.3",
+        f"Seconds since the previous record spent on {meaning}",
+        required=False,
+    )
+    for name, meaning in PHASES
+]
+"""Optional in 1.3 records (`train.profile=true`); the phases' seconds sum to
+`profile_wall_sec`."""
+
+REQUIRED: dict[str, list[Key]] = {
+    "1.0": _V10,
+    "1.1": _V10 + _V11,
+    "1.2": _V10 + _V11,
+    "1.3": _V10 + _V11,
+}
+ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS + ANNEAL_KEYS + PROFILE_KEYS
 
 
 def version_key(value: object) -> str | None:

@@ -26,7 +26,8 @@ _ANNEAL_TYPES = {
 _ANNEAL_NAMES = frozenset(_ANNEAL_TYPES)
 
 
-_VERSION_NAMES = {1.0: "1.0", 1.1: "1.1", 1.2: "1.2"}
+_VERSION_NAMES = {1.0: "1.0", 1.1: "1.1", 1.2: "1.2", 1.3: "1.3"}
+_WITH_ANNEAL = ("1.2", "1.3")
 _NUMBERS = (int, float)  # exactly: bool is not a version, a dict cannot be looked up
 _ABSENT = object()
 
@@ -47,7 +48,7 @@ def check_record(record: dict[str, Any], path: Path, number: int) -> None:
     ):
         _explain(record, path, number, version)
     anneal = {}
-    if version == "1.2" and not _ANNEAL_NAMES.isdisjoint(record):
+    if version in _WITH_ANNEAL and not _ANNEAL_NAMES.isdisjoint(record):
         anneal = {k: record.pop(k) for k in _ANNEAL_NAMES.intersection(record)}
     mode = record.pop("data_mode", _ABSENT)
     try:
@@ -84,7 +85,7 @@ def _explain(record: dict[str, Any], path: Path, number: int, version: str | Non
                 f"{where}: key '{sorted(extra)[0]}' is 1.1-only but the record is 1.0"
             )
     for key, value in record.items():
-        if key == "data_mode" or (version == "1.2" and key in _ANNEAL_NAMES):
+        if key == "data_mode" or (version in _WITH_ANNEAL and key in _ANNEAL_NAMES):
             continue
         if type(value) not in _NUMERIC:
             raise TelemetryError(f"{where}: key {quote(key)}: {quote(value)} is not a number")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.util.phases import PhaseClock
 from townlet.world.constants import (
     ACTION_NAMES,
     OCCUPANT_NAMES,
@@ -136,6 +137,7 @@ class World:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
         self.check_fast_path = check_fast_path
         self.observer = ObservationBuilder(layout, world, self.device)
+        self.phases = PhaseClock(enabled=False)  # a trainer that profiles sets its own
         self._has_jobs = bool(layout.has_job.any())
         self._social = layout.num_agents > 1  # chats, shared meals: someone to meet
         self._has_instances = len(layout.instance_names) > 0
@@ -188,7 +190,7 @@ class World:
 
     def observe(self) -> Observation:
         """Observations of the current state, for every agent of every env."""
-        with torch.no_grad():
+        with torch.no_grad(), self.phases.time("observation"):
             s, engaged, all_alive = self.state, self.fast.engaged, self.fast.all_alive
             inst_state = (
                 ObservationBuilder.instance_state(s, len(self.layout.instance_names))

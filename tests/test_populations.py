@@ -306,3 +306,27 @@ def test_in_shift_partners_the_partner_decides_the_focal_clerks_morning():
     assert scripted["behaviour"]["late_help_events"] == 8
     assert random["behaviour"]["late_help_events"] == 0
     assert scripted["return_mean"] > random["return_mean"] + 0.1
+
+
+def test_a_capture_beside_a_background_writes_the_focal_agents_and_names_the_population(
+    tmp_path,
+):
+    from townlet.capture import capture
+
+    random = "population.background=[{agents:[bob,dave],source:random}]"
+    config = load_config([random, "capture.ticks=30", "capture.record=true"])
+    result = capture(config, tmp_path / "capture")
+    assert [s.agent_id for s in result.samples] == ["alice", "carol"]
+    manifest = json.loads((tmp_path / "capture" / "rollout_sample_manifest.json").read_text())
+    assert [row["agent_id"] for row in manifest["samples"]] == ["alice", "carol"]
+    assert manifest["population"]["background"][0]["source"] == "random"
+    from townlet.serve.catalog import Catalog
+
+    header = Catalog.for_run(tmp_path / "capture").frames(0).episode.header
+    assert header["agent_sources"] == ["focal", "random", "focal", "random"]
+    # bob moved at random, not by his script (which walks to the stove first)
+    scripted = capture(load_config(["capture.ticks=30"]), tmp_path / "plain")
+    bob = result.world.layout.agent_ids.index("bob")
+    assert not torch.equal(result.trace.actions[:, bob], scripted.trace.actions[:, bob])
+    with pytest.raises(ConfigError, match="capture.agent: bob is a background agent"):
+        capture(load_config([random, "capture.agent=bob"]), tmp_path / "bob")

@@ -83,3 +83,26 @@ class PolicyBehaviour:
 
     def update(self, result: StepResult) -> None:
         pass
+
+
+class MixedBehaviour:
+    """A behaviour for the focal agents beside a population's background (which acts from its
+    own source); only the focal agents' samples are written, so the log-probabilities and
+    values reported are the focal behaviour's own."""
+
+    def __init__(self, inner, background, is_focal: torch.Tensor) -> None:
+        self.inner, self.background, self.is_focal = inner, background, is_focal
+        self.name = inner.name
+        self.log_probs_meaning, self.values_meaning = inner.log_probs_meaning, inner.values_meaning
+
+    def act(self, obs: Observation):
+        actions, logprob, value = self.inner.act(obs)
+        background = self.background.act(obs).to(actions.device)
+        return torch.where(self.is_focal.to(actions.device), actions, background), logprob, value
+
+    def value(self, obs: Observation) -> torch.Tensor | None:
+        return self.inner.value(obs)
+
+    def update(self, result: StepResult) -> None:
+        self.inner.update(result)
+        self.background.observe(result)

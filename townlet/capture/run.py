@@ -13,11 +13,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from townlet.capture.behaviour import PolicyBehaviour, ScriptedBehaviour
+from townlet.capture.behaviour import MixedBehaviour, PolicyBehaviour, ScriptedBehaviour
 from townlet.capture.samples import Sample, build_sample
 from townlet.capture.trace import EpisodeTrace, run_episode
 from townlet.config.hashing import config_hash
 from townlet.config.schema import AgentConfig, RecordingConfig, ScenarioConfig, TownletConfig
+from townlet.policy.population import Background, focal_agents, source_names
+from townlet.policy.population import describe as describe_population
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.scenarios.build import typed
 from townlet.scenarios.controller import validate_scripts
@@ -93,6 +95,11 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         behaviour = PolicyBehaviour(world, Path(options.policy), config.seed, options.deterministic)
     else:
         behaviour = ScriptedBehaviour(world, scripts)
+    focal = focal_agents(config)
+    if config.population.background:  # background agents act, only focal ones are samples
+        behaviour = MixedBehaviour(behaviour, Background(world, config, config.seed), focal)
+        if options.agent is not None and not focal[agents.index(options.agent)]:
+            raise ConfigError(f"capture.agent: {options.agent} is a background agent")
     recorder = _recorder(config, world, output_dir, config_hash(cfg)) if options.record else None
     trace = run_episode(world, behaviour, scenario.ticks, recorder)
     if recorder is not None:
@@ -105,7 +112,11 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
     metrics_by_agent = {s.agent_id: s.metrics for s in samples}
     expectations = check_expectations(list(scenario.expect), metrics_by_agent)
 
-    chosen = [s for s in samples if options.agent is None or s.agent_id == options.agent]
+    chosen = [
+        s
+        for i, s in enumerate(samples)
+        if (options.agent is None or s.agent_id == options.agent) and focal[i]
+    ]
     output_dir.mkdir(parents=True, exist_ok=True)
     digest = config_hash(cfg)
     names = world.names
@@ -153,6 +164,11 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
             "config_hash": digest,
             "ticks": trace.ticks,
             "samples": manifest_rows,
+            **(
+                {"population": describe_population(config.population)}
+                if config.population.background
+                else {}
+            ),
         },
     )
     atomic_write_json(
@@ -191,6 +207,7 @@ def _recorder(
         seed=config.seed,
         config_hash=digest,
         owner="capture",
+        sources=source_names(config) if config.population.background else None,
     )
 
 

@@ -223,7 +223,16 @@ def test_a_frozen_partner_checkpoint_drives_its_agent(tmp_path):
 
     out = tmp_path / "populations"
     args = ["populations", str(partner), "--partner", str(partner), "--episodes", "2"]
-    assert main([*args, "--output-dir", str(out)]) == 0
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOWNLET_TRACKING_URI", store)
+        assert main([*args, "--output-dir", str(out), "--mlflow"]) == 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    (logged,) = client.search_runs([client.get_experiment_by_name("populations").experiment_id])
+    assert "populations/visitor/scripted/focal_return" in logged.data.metrics
+    assert logged.data.tags["scenario"] == "town"
     written = json.loads((out / "populations.json").read_text())
     populations = written["runs"][0]["populations"]
     rows = [(r["mode"], r["partner"]) for r in populations]

@@ -71,6 +71,27 @@ def _populations(args: argparse.Namespace) -> int:
         (out / "populations.txt").write_text(table + "\n", encoding="utf-8")
         chart = plot_populations(report, out / "populations.png")
         print(f"wrote {out / 'populations.json'}, {chart}")
+    if args.mlflow:
+        from townlet.tracking.tracker import log_report_run
+
+        metrics = {}
+        for row in report["summary"]:
+            prefix = f"populations/{row['mode'].replace(' ', '_')}/{row['partner']}"
+            for key, name in (
+                ("focal_per_capita_return", "focal_return"),
+                ("focal_normalised", "focal_normalised"),
+                ("background_per_capita_return", "background_return"),
+                ("efficiency", "efficiency"),
+                ("equality", "equality"),
+            ):
+                metrics[f"{prefix}/{name}"] = row[key]
+            metrics[f"{prefix}/focal_on_time_rate"] = row["focal"]["on_time_rate"]
+        tags = {"scenario": report["scenario"], "runs": ", ".join(str(p) for p in paths)}
+        saved = (
+            [out / f"populations.{x}" for x in ("json", "txt", "png")] if args.output_dir else []
+        )
+        run_id = log_report_run("populations", tags, metrics, saved)
+        print(f"MLflow run {run_id} (experiment populations)")
     return 0
 
 
@@ -350,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     populations.add_argument("--seed", type=int, default=None, help="default: the config's + 1000")
     populations.add_argument("--output-dir", help="write populations.json, .txt and .png here")
     populations.add_argument("--json", action="store_true", help="print the report as JSON")
+    populations.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also log the summary as a run of the MLflow experiment `populations` "
+        "($TOWNLET_TRACKING_URI, else ./mlruns.db)",
+    )
     populations.set_defaults(func=_populations)
     _add_golden(sub)
     _add_recordings(sub)

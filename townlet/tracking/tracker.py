@@ -207,3 +207,31 @@ def open_tracker(cfg: DictConfig, entry_point: str, run_dir: Path) -> Iterator[T
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+def log_report_run(
+    experiment: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    uri: str | None = None,
+) -> str:
+    """One finished MLflow run holding a report's figures (e.g. `townlet populations`) in the
+    store `uri` (default: $TOWNLET_TRACKING_URI, else ./mlruns.db); returns its run id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+    uri = uri or default_uri()
+    client = MlflowClient(tracking_uri=uri)
+    run = client.create_run(
+        experiment_id(client, experiment, uri), tags={**tags, MLFLOW_GIT_COMMIT: git_commit()}
+    )
+    stamp = int(time.time() * 1000)
+    rows = [Metric(k, v, stamp, 0) for k, v in _numeric(metrics).items()]
+    for i in range(0, len(rows), 500):
+        client.log_batch(run.info.run_id, metrics=rows[i : i + 500])
+    for path in artifacts:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    return run.info.run_id

@@ -152,6 +152,7 @@ class Trainer:
         self.background = (
             Background(world, config, config.seed + 7) if config.population.background else None
         )
+        self.focal_rows = self.is_focal.repeat(ppo.num_envs).nonzero().squeeze(1)
         replay = None
         if opts.source in ("replay", "mixed") and not opts.anneal:
             replay = ReplayStream(
@@ -486,9 +487,7 @@ class Trainer:
                 features = obs.features.reshape(n, nf)
                 masks = obs.action_mask.reshape(n, NUM_ACTIONS)
                 with phases.time("policy"):
-                    action, logprob, entropy, value, logits = net.get_action_and_value(
-                        codes, features, masks, generator=state.act_generator
-                    )
+                    action, logprob, entropy, value, logits = self._act(codes, features, masks)
                 if self.background is not None:
                     with phases.time("background"):
                         background = self.background.act(obs)
@@ -563,7 +562,7 @@ class Trainer:
                         survival += (1.0 - state.episode_faints / active)[done].tolist()
                         state.episode_faints[done] = 0
                     obs = result.obs
-            with phases.time("policy"):
+            with phases.time("policy"):  # background rows' values are never used
                 next_value = net.get_value(
                     obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
                 )
@@ -610,6 +609,25 @@ class Trainer:
             survival=survival,
             background_returns=background_returns,
         )
+
+    def _act(self, codes: torch.Tensor, features: torch.Tensor, masks: torch.Tensor):
+        """The learner's (action, log-prob, entropy, value, logits) for every row; under a
+        population only the focal rows are computed (background rows hold zeros and are
+        replaced by the background's actions), so background agents cost only their own
+        inference."""
+        net, generator = self.net, self.state.act_generator
+        if self.background is None:
+            return net.get_action_and_value(codes, features, masks, generator=generator)
+        rows = self.focal_rows
+        outputs = net.get_action_and_value(
+            codes[rows], features[rows], masks[rows], generator=generator
+        )
+        full = []
+        for output in outputs:
+            whole = output.new_zeros((len(codes), *output.shape[1:]))
+            whole[rows] = output
+            full.append(whole)
+        return tuple(full)
 
     def _replay_chunk(self) -> EpochData:
         """The next chunk of captured samples, with advantages from the current critic."""

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-fast lint bench wheel-smoke
+.PHONY: setup train test test-fast lint bench wheel-smoke docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,8 @@ bench: $(STAMP)
 
 wheel-smoke: $(STAMP)
 	bash .ci/wheel_smoke.sh
+
+# The manual: reference pages written from the code, then the site built strictly into site/.
+docs: $(STAMP)
+	$(PY) docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -1,4 +1,5 @@
-"""Every command of the README, in order, as a new user runs them on a fresh checkout.
+"""Every command of the README and the manual's pages, in order, as a new user runs them on a
+fresh checkout.
 
 The commands are read from the README's bash blocks (continuation lines joined, comments
 kept aside), so a README change is tested as written. Each command is classified by the first
@@ -63,8 +64,12 @@ class Command:
     block: int
 
 
+MANUAL = ("README.md", "docs/index.md", "docs/populations.md")
+"""The pages whose commands run, in this order (the manual's generated reference has none)."""
+
+
 def readme_commands() -> list[Command]:
-    text = (ROOT / "README.md").read_text()
+    text = "\n".join((ROOT / page).read_text() for page in MANUAL)
     commands = []
     for block, body in enumerate(re.findall(r"```bash\n(.*?)```", text, re.S), 1):
         for raw in re.sub(r"\\\n\s*", " ", body).splitlines():

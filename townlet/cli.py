@@ -326,6 +326,28 @@ def main(argv: list[str] | None = None) -> int:
 
         run_app(argv[0], argv[1:])
         return 0
+    args = build_parser().parse_args(argv)
+    if getattr(args, "runner", None):
+        return args.runner(args)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from townlet.config.errors import one_line
+    from townlet.golden.store import GoldenError
+    from townlet.recording import RecordingError
+
+    try:
+        return args.func(args)
+    except (GoldenError, RecordingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as error:  # composing `overrides`
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `townlet` command's parser (also what the manual's CLI reference is made from)."""
     parser = argparse.ArgumentParser(prog="townlet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, summary in ENTRY_POINTS.items():
@@ -393,24 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     telemetry = sub.add_parser("telemetry", help="validate, watch, summarise or plot epoch logs")
     add_verbs(telemetry)
     telemetry.set_defaults(runner=run_telemetry)
-    args = parser.parse_args(argv)
-    if getattr(args, "runner", None):
-        return args.runner(args)
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from townlet.config.errors import one_line
-    from townlet.golden.store import GoldenError
-    from townlet.recording import RecordingError
-
-    try:
-        return args.func(args)
-    except (GoldenError, RecordingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (HydraException, OmegaConfBaseException) as error:  # composing `overrides`
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        return 2
+    return parser
 
 
 if __name__ == "__main__":

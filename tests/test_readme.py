@@ -64,7 +64,21 @@ class Command:
     block: int
 
 
-MANUAL = ("README.md", "docs/index.md", "docs/populations.md")
+MANUAL = (
+    "README.md",
+    "docs/index.md",
+    "docs/guides/configuration.md",
+    "docs/guides/world.md",
+    "docs/guides/training.md",
+    "docs/guides/tracking.md",
+    "docs/guides/recording.md",
+    "docs/guides/viewer.md",
+    "docs/guides/video.md",
+    "docs/guides/scenarios.md",
+    "docs/guides/golden.md",
+    "docs/guides/benchmarks.md",
+    "docs/populations.md",
+)
 """The pages whose commands run, in this order (the manual's generated reference has none)."""
 
 

@@ -269,7 +269,7 @@ def test_deep_links_keyboard_night_meters_and_a_canvas_of_the_grids_shape(tmp_pa
 
 
 def shot(page, name: str) -> None:
-    """Save what the page shows (the README's screenshots come from TOWNLET_SCREENSHOTS=
+    """Save what the page shows (the manual's screenshots come from TOWNLET_SCREENSHOTS=
     docs/screenshots): a blank or failed page would be small, so the size is checked."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / name

@@ -450,7 +450,8 @@ class BCConfig:
     ppo_anchor: float = 0.0
     """Weight of the demonstrations' cross-entropy added to every PPO minibatch's loss in an
     anneal schedule's PPO phases (0 = off): fine-tuning stays near what cloning taught unless
-    the advantage outweighs it. See the README's learning section for what it changed."""
+    the advantage outweighs it. See docs/guides/training.md ("Learning a life") for what it
+    changed."""
 
 
 @dataclass

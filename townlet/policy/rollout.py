@@ -3,7 +3,7 @@
 `valid[t, n]` marks transitions an agent really took (it was standing); fainted agents waiting
 for their env to reset, and agents a curriculum stage leaves out, are excluded from the loss.
 `dones[t, n]` means the agent's episode ended with transition t (faint or tick limit); time-limit
-truncation is treated as terminal, as in CleanRL (documented in the README).
+truncation is treated as terminal, as in CleanRL (documented in docs/guides/training.md).
 """
 
 from __future__ import annotations

@@ -49,12 +49,12 @@ def train(
         result = Trainer(config, output_dir, log_record, reporter, links).run()
     except Pruned as pruned:  # a clean end: what the run has so far is logged
         atomic_write_json(output_dir / PRUNED_FILE, {"epoch": pruned.epoch, "value": pruned.value})
-        plot_training(output_dir)
+        plot_training(output_dir, config)
         tracker.set_tags({"pruned": "true", "pruned_epoch": str(pruned.epoch)})
         tracker.log_artifact(output_dir / "telemetry", "telemetry")
         tracker.log_artifact(output_dir / "evaluation_history.jsonl")
         raise
-    plot_training(output_dir)
+    plot_training(output_dir, config)
     tracker.log_metrics(grouped(flatten_numbers(result.evaluation, "eval.")), step=result.epochs)
     tracker.log_artifact(output_dir / "telemetry", "telemetry")
     tracker.log_artifact(output_dir / "evaluation.json")
@@ -73,11 +73,24 @@ def train(
     return result
 
 
-def plot_training(output_dir: Path) -> None:
+def training_keys(config: TownletConfig) -> tuple[str, ...]:
+    """The training plot's keys less the mechanics the scenario does not have: shifts without
+    a job, sleep without a Bed (their panels were flat zeros in `kitchen_breakfast`)."""
+    scenario = config.scenario
+    has_job = any(agent.job for agent in scenario.agents)
+    has_bed = any(affordance.type == "Bed" for affordance in scenario.affordances)
+    absent = {"shift_on_time_events"} if not has_job else set()
+    if not has_bed:
+        absent.add("events.completed.Bed")
+    return tuple(key for key in TRAINING_KEYS if key not in absent)
+
+
+def plot_training(output_dir: Path, config: TownletConfig | None = None) -> None:
     """`telemetry/ppo.png`: the agents, the learner and the evaluations over the run."""
     telemetry = output_dir / "telemetry" / "ppo.jsonl"
     if not telemetry.exists():
         return
     history = output_dir / "evaluation_history.jsonl"
     rows = [json.loads(line) for line in history.read_text().splitlines() if line]
-    plot(telemetry, keys=TRAINING_KEYS, skip_missing=True, evaluation=rows)
+    keys = TRAINING_KEYS if config is None else training_keys(config)
+    plot(telemetry, keys=keys, skip_missing=True, evaluation=rows)

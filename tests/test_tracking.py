@@ -72,6 +72,9 @@ def test_a_training_job_is_one_run_with_params_tags_metrics_and_artifacts(store,
     assert "eval/policy_deterministic/return_mean" in run.data.metrics
     assert "charts/lr" in run.data.metrics and "charts/episodic_return" not in run.data.metrics
     assert "events/shift_on_time_events" in run.data.metrics
+    # a series that never changes is a parameter, not a chart (no curriculum here)
+    assert "charts/curriculum_stage" not in run.data.metrics
+    assert not any(name.endswith("anneal_bc_threshold") for name in run.data.metrics)
     artifacts = {a.path for a in client(store).list_artifacts(run.info.run_id)}
     assert {".hydra", "telemetry", "evaluation.json", "recordings_summary.json"} <= artifacts
     telemetry = {a.path for a in client(store).list_artifacts(run.info.run_id, "telemetry")}

@@ -38,8 +38,15 @@ def train(
     tracker = tracker or Tracker()
     output_dir = Path(output_dir)
 
+    # series that never change are parameters, not charts: the BC gate's threshold always,
+    # the curriculum stage when there is no curriculum
+    constant = {"anneal_bc_threshold"} | (
+        set() if config.curriculum.stages else {"curriculum_stage"}
+    )
+
     def log_record(epoch: int, record: dict) -> None:
-        tracker.log_metrics(grouped(record), step=epoch)
+        shown = {k: v for k, v in record.items() if k not in constant}
+        tracker.log_metrics(grouped(shown), step=epoch)
 
     reporter = trial_reporter(config.train.trial)
     try:

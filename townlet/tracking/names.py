@@ -24,7 +24,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reward_advantage_corr",
         ),
     ),
-    ("perf", ("epoch_duration_sec", "rollout_sec", "update_sec", "transitions", "updates")),
+    (
+        "perf",
+        ("epoch_duration_sec", "rollout_sec", "update_sec", "transitions", "updates", "profile_"),
+    ),
     ("meta", ("telemetry_version", "log_stream_offset", "cycle_id", "epoch", "rollout_ticks")),
     ("anneal", ("anneal_",)),
     ("baseline", ("baseline_",)),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +103,25 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def writes_finish_first() -> Iterator[None]:
+    """Ctrl-C during a write to the store takes effect when the write is done: interrupted
+    inside a SQLite transaction, the store kept its lock, and marking the run KILLED then
+    failed with `database is locked` (seen under load). Main thread only (where signals are
+    delivered); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
 class MlflowTracker(Tracker):
     def __init__(self, client, run_id: str, uri: str | None = None) -> None:
         self.client, self.run_id, self.uri = client, run_id, uri
@@ -110,19 +131,22 @@ class MlflowTracker(Tracker):
 
         stamp = int(time.time() * 1000)
         rows = [Metric(k[:250], v, stamp, step or 0) for k, v in _numeric(metrics).items()]
-        for i in range(0, len(rows), 1000):
-            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+        with writes_finish_first():
+            for i in range(0, len(rows), 1000):
+                self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        elif path.is_file():
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with writes_finish_first():
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), artifact_path)
+            elif path.is_file():
+                self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value)[:8000])
+        with writes_finish_first():
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, str(value)[:8000])
 
 
 def _hydra_context() -> dict[str, str]:

@@ -116,10 +116,10 @@ def test_a_parallel_study_on_a_postgresql_server_through_submitit(tmp_path):
 
     with postgres_server(("optuna", "mlflow")) as urls:
         env = {**os.environ, "TOWNLET_TRACKING_URI": urls["mlflow"]}
-        done = subprocess.run(
-            [
+        done = subprocess.run(  # from a temporary folder: a database store puts artifacts
+            [  # in ./mlruns, which from the checkout's root was the checkout
                 sys.executable,
-                "experiments/train.py",
+                str(ROOT / "experiments" / "train.py"),
                 "-m",
                 *SHORT,
                 "hparams_search=optuna",
@@ -129,7 +129,7 @@ def test_a_parallel_study_on_a_postgresql_server_through_submitit(tmp_path):
                 "hydra/launcher=submitit_local",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}",
             ],
-            cwd=ROOT,
+            cwd=tmp_path,
             env=env,
             capture_output=True,
             text=True,
@@ -148,3 +148,4 @@ def test_a_parallel_study_on_a_postgresql_server_through_submitit(tmp_path):
         assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
         # each job ran in its own submitit process
         assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 4
+        assert any((tmp_path / "mlruns").rglob("evaluation.json"))  # not in the checkout

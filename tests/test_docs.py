@@ -43,6 +43,18 @@ def schema_keys(cls, prefix: str = "") -> list[str]:
     return keys
 
 
+def build(folder: Path) -> subprocess.CompletedProcess:
+    """`mkdocs build --strict` of the site in `folder`."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", "site"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
+
+
 def test_the_manual_builds_strictly_and_its_reference_covers_every_key(tmp_path):
     from townlet.config.schema import TownletConfig
     from townlet.telemetry.schema import ALL_KEYS
@@ -61,24 +73,10 @@ def test_the_manual_builds_strictly_and_its_reference_covers_every_key(tmp_path)
     telemetry_page = (copy / "docs" / "reference" / "telemetry.md").read_text()
     assert all(f"| `{key.name}` |" in telemetry_page for key in ALL_KEYS)
     assert "## `townlet populations`" in (copy / "docs" / "reference" / "cli.md").read_text()
-    built = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", "site"],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=300,
-    )
+    built = build(copy)
     assert built.returncode == 0, built.stderr[-3000:]
     assert (copy / "site" / "reference" / "config" / "index.html").is_file()
     # a broken link fails the build
     (copy / "docs" / "index.md").write_text("[gone](nowhere.md)\n")
-    broken = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", "site"],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=300,
-    )
+    broken = build(copy)
     assert broken.returncode != 0 and "nowhere.md" in broken.stderr

@@ -17,14 +17,7 @@ import numpy as np
 import torch
 
 from townlet.config.schema import TownletConfig
-from townlet.policy.choosers import (
-    Chooser,
-    MixedChooser,
-    PolicyChooser,
-    RandomChooser,
-    ScriptChooser,
-    scripts_of,
-)
+from townlet.policy import choosers
 from townlet.policy.evaluate import EVAL_SEEDS
 from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, describe, focal_agents, source_names
@@ -171,9 +164,9 @@ def population_report(
     `town_baselines` on the same seeds."""
     is_focal = focal_agents(config)
 
-    def chooser(world: World, s: int) -> Chooser:
-        focal = PolicyChooser(net, True, s)
-        return MixedChooser(focal, Background(world, config, s), is_focal)
+    def chooser(world: World, s: int) -> choosers.Chooser:
+        focal = choosers.PolicyChooser(net, True, s)
+        return choosers.MixedChooser(focal, Background(world, config, s), is_focal)
 
     was_training = net.training
     net.eval()
@@ -226,10 +219,12 @@ def population_report(
 
 def town_baselines(config: TownletConfig, episodes: int, seed: int) -> dict:
     """The all-scripted town (None without scripts) and the all-random town, per agent."""
-    scripts = scripts_of(config)
+    scripts = choosers.scripts_of(config)
     return {
         "scripted": None
         if scripts is None
-        else tally(config, lambda world, _s: ScriptChooser(world, scripts), episodes, seed),
-        "random": tally(config, lambda _world, s: RandomChooser(s), episodes, seed),
+        else tally(
+            config, lambda world, _s: choosers.ScriptChooser(world, scripts), episodes, seed
+        ),
+        "random": tally(config, lambda _world, s: choosers.RandomChooser(s), episodes, seed),
     }

@@ -58,7 +58,7 @@ def test_training_evaluation_capture_and_live_run_on_the_gpu(tmp_path):
     assert captured.samples
     config = typed(load_config(ON_GPU))
     world = World(config.world, config.scenario, num_envs=1, seed=config.seed)
-    session = LiveSession(config, load_policy(checkpoint, world)[0], "a", world=world)
+    session = LiveSession(config, load_policy(checkpoint, world)[0], "a", world)
     messages = [m for _ in range(5) for m in session.step()]
     assert messages[0]["type"] == "state_update"
     session.close()

@@ -62,12 +62,12 @@ def _populations(args: argparse.Namespace) -> int:
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(report, indent=2) if args.json else populations_table(report["summary"]))
+    table = populations_table(report["summary"])
+    print(json.dumps(report, indent=2) if args.json else table)
     if args.output_dir:
         out = Path(args.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "populations.json", report)
-        table = populations_table(report["summary"])
         (out / "populations.txt").write_text(table + "\n", encoding="utf-8")
         chart = plot_populations(report, out / "populations.png")
         print(f"wrote {out / 'populations.json'}, {chart}")

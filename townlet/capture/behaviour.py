@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from townlet.policy.checkpoint import load_policy
+from townlet.policy.choosers import mix
 from townlet.scenarios.controller import ScriptedController
 from townlet.world import Observation, StepResult, World
 
@@ -97,8 +98,7 @@ class MixedBehaviour:
 
     def act(self, obs: Observation):
         actions, logprob, value = self.inner.act(obs)
-        background = self.background.act(obs).to(actions.device)
-        return torch.where(self.is_focal.to(actions.device), actions, background), logprob, value
+        return mix(actions, self.background.act(obs), self.is_focal), logprob, value
 
     def value(self, obs: Observation) -> torch.Tensor | None:
         return self.inner.value(obs)

@@ -12,8 +12,6 @@ import copy
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from omegaconf import OmegaConf
 from townlet.config.errors import ConfigError
 from townlet.config.schema import TownletConfig
 from townlet.config.validate import checked, one_line_error
+from townlet.util.remembered import Remembered
 
 # The schema's own interpolations, which Hydra writes unresolved into a run's config.yaml; a
 # file may hold these exact strings and nothing else of the kind.
@@ -72,24 +71,14 @@ def config_from_file(parts: Any, source: str) -> TownletConfig:
         raise ConfigError(f"{source}: the config is not a mapping")
     refuse_interpolation(parts, source)
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-    with _CHECKED_LOCK:
-        outcome = _CHECKED.get(key)
-        if outcome is not None:
-            _CHECKED.move_to_end(key)
-    if outcome is None:
-        outcome = _checked_outcome(parts)
-        with _CHECKED_LOCK:
-            _CHECKED[key] = outcome
-            while len(_CHECKED) > CHECKED_REMEMBERED:
-                _CHECKED.popitem(last=False)
+    outcome = _CHECKED.get(key, lambda: _checked_outcome(parts))
     if isinstance(outcome, str):
         raise ConfigError(_one_line(f"{source}: {outcome}"))
     return copy.deepcopy(outcome)  # callers own their config
 
 
 CHECKED_REMEMBERED = 64
-_CHECKED: OrderedDict[str, TownletConfig | str] = OrderedDict()
-_CHECKED_LOCK = threading.Lock()
+_CHECKED: Remembered[TownletConfig | str] = Remembered(CHECKED_REMEMBERED)
 
 
 def _checked_outcome(parts: dict[str, Any]) -> TownletConfig | str:

@@ -3,6 +3,9 @@ populations (the trained policy, the scenario's scripts, a uniform random policy
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from townlet.config.schema import TownletConfig
@@ -78,6 +81,22 @@ def scripts_of(config: TownletConfig) -> list | None:
     return scripts if all(scripts) else None
 
 
+def mix(focal: torch.Tensor, background: torch.Tensor, is_focal: torch.Tensor) -> torch.Tensor:
+    """(E, A) actions: the focal policy's where `is_focal` (A,), the background's elsewhere."""
+    return torch.where(is_focal.to(focal.device), focal, background.to(focal.device))
+
+
+@contextlib.contextmanager
+def evaluating(net: ActorCritic) -> Iterator[ActorCritic]:
+    """`net` in eval mode for the block, its training mode restored after."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
+
+
 class MixedChooser(Chooser):
     """The focal chooser's actions for focal agents, the background's for the rest."""
 
@@ -85,10 +104,7 @@ class MixedChooser(Chooser):
         self.focal, self.background, self.is_focal = focal, background, is_focal
 
     def act(self, obs: Observation) -> torch.Tensor:
-        focal = self.focal.act(obs)
-        return torch.where(
-            self.is_focal.to(focal.device), focal, self.background.act(obs).to(focal.device)
-        )
+        return mix(self.focal.act(obs), self.background.act(obs), self.is_focal)
 
     def observe(self, result: StepResult) -> None:
         self.focal.observe(result)

@@ -23,6 +23,7 @@ from townlet.policy.choosers import (
     PolicyChooser,
     RandomChooser,
     ScriptChooser,
+    evaluating,
     scripts_of,
 )
 from townlet.policy.network import ActorCritic
@@ -42,10 +43,16 @@ def play(
     seeds: int = EVAL_SEEDS,
 ) -> dict:
     """`episodes` episodes from the scenario's fixed start, spread over `seeds` world seeds."""
+    groups = seed_groups(episodes, seed, seeds)
+    return _report([_play_group(config, make_chooser, envs, s) for envs, s in groups])
+
+
+def seed_groups(episodes: int, seed: int, seeds: int = EVAL_SEEDS) -> list[tuple[int, int]]:
+    """(envs, world seed) of each group `episodes` are played in: every evaluation (policy,
+    baselines, populations) uses these, so their figures come from the same days."""
     groups = max(1, min(seeds, episodes))
     per_group = math.ceil(episodes / groups)
-    tallies = [_play_group(config, make_chooser, per_group, seed + 7919 * g) for g in range(groups)]
-    return _report(tallies)
+    return [(per_group, seed + 7919 * g) for g in range(groups)]
 
 
 def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
@@ -169,12 +176,8 @@ def random_report(config: TownletConfig, episodes: int, seed: int) -> dict:
 
 def policy_report(config: TownletConfig, net: ActorCritic, episodes: int, seed: int, det: bool):
     """The policy's report, played in eval mode (its training mode restored after)."""
-    was_training = net.training
-    net.eval()
-    try:
+    with evaluating(net):
         return play(config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed)
-    finally:
-        net.train(was_training)
 
 
 def baseline_reports(config: TownletConfig, episodes: int, seed: int) -> dict:

@@ -47,7 +47,7 @@ def source_names(config: TownletConfig) -> list[str]:
 
 class Background(Chooser):
     """Acts for the background agents of a world: `act` gives (E, A) actions whose focal
-    columns are meaningless (the caller keeps its own there, see `mix`)."""
+    columns are meaningless (the caller keeps its own there, see `choosers.mix`)."""
 
     def __init__(self, world: World, config: TownletConfig, seed: int) -> None:
         index = {agent.id: i for i, agent in enumerate(config.scenario.agents)}
@@ -82,11 +82,6 @@ def _chooser(world: World, config: TownletConfig, slot, seed: int) -> Chooser:
         return RandomChooser(seed)
     net, _ = load_policy(Path(slot.checkpoint), world)
     return PolicyChooser(net, deterministic=True, seed=seed)
-
-
-def mix(focal: torch.Tensor, background: torch.Tensor, is_focal: torch.Tensor) -> torch.Tensor:
-    """(E, A) actions: the focal policy's where `is_focal` (A,), the background's elsewhere."""
-    return torch.where(is_focal.to(focal.device), focal, background.to(focal.device))
 
 
 def describe(population: PopulationConfig) -> dict:

@@ -10,7 +10,6 @@ group the on-time rate, late help given and received, faints, and chats between 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from townlet.config.schema import TownletConfig
 from townlet.policy import choosers
-from townlet.policy.evaluate import EVAL_SEEDS
+from townlet.policy.evaluate import seed_groups
 from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, describe, focal_agents, source_names
 from townlet.tracking.seed_report import mean_interval
@@ -59,13 +58,10 @@ class AgentTally:
 
 
 def tally(config: TownletConfig, make_chooser, episodes: int, seed: int) -> AgentTally:
-    """Play `episodes` episodes spread over EVAL_SEEDS world seeds (as `evaluate.play` does,
-    so figures compare with the evaluation's) and keep every figure per agent."""
-    groups = max(1, min(EVAL_SEEDS, episodes))
-    per_group = math.ceil(episodes / groups)
-    return AgentTally.join(
-        [_tally_group(config, make_chooser, per_group, seed + 7919 * g) for g in range(groups)]
-    )
+    """Play `episodes` episodes in the evaluation's seed groups (so figures compare with
+    the evaluation's) and keep every figure per agent."""
+    groups = seed_groups(episodes, seed)
+    return AgentTally.join([_tally_group(config, make_chooser, envs, s) for envs, s in groups])
 
 
 def _tally_group(config: TownletConfig, make_chooser, envs: int, seed: int) -> AgentTally:
@@ -168,12 +164,8 @@ def population_report(
         focal = choosers.PolicyChooser(net, True, s)
         return choosers.MixedChooser(focal, Background(world, config, s), is_focal)
 
-    was_training = net.training
-    net.eval()
-    try:
+    with choosers.evaluating(net):
         t = tally(config, chooser, episodes, seed)
-    finally:
-        net.train(was_training)
     focal = is_focal.numpy()
     background = ~focal
     focal_return, focal_interval = per_capita(t.returns, focal)

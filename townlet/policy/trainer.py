@@ -30,6 +30,7 @@ from townlet.config.schema import AnnealStageConfig, TownletConfig
 from townlet.curriculum import Curriculum
 from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from townlet.policy.choosers import mix
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.epoch import EpochData, UpdateResult
 from townlet.policy.evaluate import baseline_reports, evaluate
@@ -41,7 +42,7 @@ from townlet.policy.imitation import (
 )
 from townlet.policy.network import ActorCritic
 from townlet.policy.novelty import VisitCounts, beta_at
-from townlet.policy.population import Background, describe, focal_agents, mix, source_names
+from townlet.policy.population import Background, describe, focal_agents, source_names
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
 from townlet.policy.replay import ReplayStream, discover, load_chunk

@@ -6,9 +6,7 @@ messages replays produce."""
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.index import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder, episode_header
 from townlet.serve.frames import EpisodeFrames
+from townlet.util.remembered import Remembered
 from townlet.world import World
 
 log = logging.getLogger("townlet.serve")
@@ -61,8 +60,7 @@ class LiveFactory:
             "meter_names": list(probe.names.meters),
             "action_names": list(probe.names.actions),
         }
-        self._policies: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-        self._policies_lock = threading.Lock()
+        self._policies: Remembered[torch.nn.Module] = Remembered(POLICIES_REMEMBERED)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path) -> LiveFactory:
@@ -111,7 +109,7 @@ class LiveFactory:
         except CheckpointError as error:
             raise ValueError(str(error).replace(str(path), path.name)) from error
         return LiveSession(
-            self.config, net, self.run_dir.name, self.run_dir if self.record else None, world
+            self.config, net, self.run_dir.name, world, self.run_dir if self.record else None
         )
 
     def policy(self, path: Path, world: World) -> torch.nn.Module:
@@ -121,17 +119,7 @@ class LiveFactory:
         stat = path.stat()
         names = names_of(world)
         key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino, repr(names), world.device)
-        with self._policies_lock:
-            net = self._policies.get(key)
-            if net is not None:
-                self._policies.move_to_end(key)
-                return net
-        net, _ = load_policy(path, world)
-        with self._policies_lock:
-            self._policies[key] = net
-            while len(self._policies) > POLICIES_REMEMBERED:
-                self._policies.popitem(last=False)
-        return net
+        return self._policies.get(key, lambda: load_policy(path, world)[0])
 
 
 class LiveSession:
@@ -147,11 +135,10 @@ class LiveSession:
         config: TownletConfig,
         net: torch.nn.Module,
         run: str,
+        world: World,
         record_dir: Path | None = None,
-        world: World | None = None,
     ) -> None:
-        self.world = world or World(config.world, config.scenario, num_envs=1, seed=config.seed)
-        self.net = net
+        self.world, self.net = world, net
         self.generator = torch.Generator(device=self.world.device).manual_seed(config.seed)
         agents = list(range(self.world.layout.num_agents))
         self.header = episode_header(self.world, agents, run, config.seed, "live")

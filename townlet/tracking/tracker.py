@@ -243,7 +243,6 @@ def log_report_run(
     """One finished MLflow run holding a report's figures (e.g. `townlet populations`) in the
     store `uri` (default: $TOWNLET_TRACKING_URI, else ./mlruns.db); returns its run id."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
     uri = uri or default_uri()
@@ -251,11 +250,9 @@ def log_report_run(
     run = client.create_run(
         experiment_id(client, experiment, uri), tags={**tags, MLFLOW_GIT_COMMIT: git_commit()}
     )
-    stamp = int(time.time() * 1000)
-    rows = [Metric(k, v, stamp, 0) for k, v in _numeric(metrics).items()]
-    for i in range(0, len(rows), 500):
-        client.log_batch(run.info.run_id, metrics=rows[i : i + 500])
+    tracker = MlflowTracker(client, run.info.run_id, uri)
+    tracker.log_metrics(metrics, step=0)
     for path in artifacts:
-        client.log_artifact(run.info.run_id, str(path))
+        tracker.log_artifact(path)
     client.set_terminated(run.info.run_id, status="FINISHED")
     return run.info.run_id

@@ -1,7 +1,10 @@
 """Writes the manual's reference pages from the code: every config key (the schema's types,
-defaults and field texts), every telemetry key (the telemetry schema) and the `townlet`
-command's help (its parser). `make docs` runs it before `mkdocs build --strict`; the docs test
-checks that the config page lists every key of the schema.
+defaults and field texts), every telemetry key (the telemetry schema), the `townlet` command's
+help (its parser), the default world's numbers (the composed default config), the Python API
+(mkdocstrings reads the modules' docstrings) and the benchmark figures (the JSON lines
+`benchmarks/collect.py` kept, with the date, machine, load and commit of each). `make docs` runs
+it before `mkdocs build --strict`; the docs test checks that the config page lists every key of
+the schema.
 
 Run: python docs/generate.py [OUTPUT_DIR]   (default: docs/reference)
 """
@@ -169,12 +172,194 @@ def cli_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return lines + [""]
+
+
+def _hours(open_hour: float, close_hour: float) -> str:
+    if (open_hour, close_hour) == (0.0, 24.0):
+        return "always"
+    return f"{open_hour:g}:00-{close_hour:g}:00"
+
+
+def world_page() -> str:
+    """The default world's numbers, read from the config `make train` composes."""
+    from townlet.scenarios.build import load_config, typed
+
+    config = typed(load_config([]))
+    world, scenario = config.world, config.scenario
+    minutes = 24 * 60 / world.ticks_per_day
+    lines = [
+        "# The default world's numbers",
+        "",
+        "Read from the composed default config (`conf/world/default.yaml` and the "
+        f"`{scenario.name}` "
+        f"scenario) each time the manual is built. One tick is {minutes:g} minutes "
+        f"({world.ticks_per_day} ticks a day). The concepts pages say what each number does.",
+        "",
+        "## Meters",
+        "",
+    ]
+    lines += _table(
+        ("meter", "decay a tick", "initial", "critical (0 faints)", "reward weight"),
+        [
+            (
+                f"`{name}`",
+                f"{m.decay:g}",
+                f"{m.initial:g}",
+                "yes" if m.critical else "no",
+                f"{world.reward.need_weights.get(name, 0.0):g}",
+            )
+            for name, m in world.meters.items()
+        ],
+    )
+    lines += ["## Affordance types", ""]
+    lines += _table(
+        ("type", "capacity", "ticks", "hours", "cost", "effects", "stock a day"),
+        # a workplace has no interaction: presence is what counts
+        [
+            (
+                f"`{name}`",
+                a.capacity,
+                a.duration,
+                _hours(a.open_hour, a.close_hour),
+                f"{a.cost:g}",
+                ", ".join(f"{k} {v:+g}" for k, v in a.effects.items()) or "-",
+                a.stock if a.stock >= 0 else "-",
+            )
+            for name, a in world.affordances.items()
+        ],
+    )
+    lines += ["## Jobs", ""]
+    lines += _table(
+        ("job", "shift", "grace ticks", "wage a tick", "late penalty", "absent penalty"),
+        [
+            (
+                f"`{name}`",
+                f"{j.shift_start:g}:00-{j.shift_end:g}:00",
+                j.grace_ticks,
+                f"{j.wage_per_tick:g}",
+                f"{j.late_penalty:g}",
+                f"{j.absent_penalty:g}",
+            )
+            for name, j in world.jobs.items()
+        ],
+    )
+    reward = world.reward
+    lines += ["## Reward", ""]
+    lines += _table(
+        ("key", "value"),
+        [
+            (f"`world.reward.{k}`", v)
+            for k, v in sorted(vars(reward).items())
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ],
+    )
+    lines += ["## Social life", ""]
+    lines += _table(
+        ("key", "value"), [(f"`world.social.{k}`", v) for k, v in vars(world.social).items()]
+    )
+    lines += ["## Rivalry", ""]
+    lines += _table(
+        ("key", "value"), [(f"`world.rivalry.{k}`", v) for k, v in vars(world.rivalry).items()]
+    )
+    return "\n".join(lines)
+
+
+API_MODULES = (
+    ("The world", "townlet.world.world"),
+    ("PettingZoo adapter", "townlet.envs.pettingzoo_env"),
+    ("Composing a config and building a world", "townlet.scenarios.build"),
+    ("Checkpoints", "townlet.policy.checkpoint"),
+    ("Evaluation", "townlet.policy.evaluate"),
+    ("Recording files", "townlet.recording.format"),
+    ("Telemetry records", "townlet.telemetry.reader"),
+    ("Golden metrics", "townlet.golden.compare"),
+)
+"""The modules a user calls from Python, in the order the API page lists them."""
+
+
+def api_page() -> str:
+    lines = [
+        "# Python API",
+        "",
+        "The parts of Townlet a notebook or another program calls, from their docstrings "
+        "(mkdocstrings). Everything else is reached through the config and the commands.",
+    ]
+    for title, module in API_MODULES:
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"::: {module}",
+            "    options:",
+            "      show_root_heading: false",
+            "      heading_level: 3",
+            "      members_order: source",
+            "      show_source: false",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+FIGURES = ROOT / "docs" / "benchmarks" / "figures.jsonl"
+
+
+def benchmarks_page(figures: Path = FIGURES) -> str:
+    """Every kept figure, grouped by the script that printed it, with its stamp."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from figures import read_figures
+
+    lines = [
+        "# Benchmark figures",
+        "",
+        "Written from `docs/benchmarks/figures.jsonl`, which `python benchmarks/collect.py` "
+        "fills by running the benchmark scripts and stamping each JSON line they print with "
+        "the date, the machine, the load and the commit. Figures from different machines or "
+        "loads are not comparable; ratios measured in one run are.",
+        "",
+    ]
+    by_script: dict[str, list[dict]] = {}
+    for figure in read_figures(figures):
+        by_script.setdefault(figure["script"], []).append(figure)
+    for script, rows in by_script.items():
+        lines += [f"## `{script}`", ""]
+        table = []
+        for row in rows:
+            conditions = ", ".join(f"{k}={v}" for k, v in sorted(row["conditions"].items()))
+            value = row["value"]
+            shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+            table.append(
+                (
+                    f"`{row['name']}`",
+                    shown,
+                    row["unit"],
+                    conditions,
+                    row["date"],
+                    row["commit"][:7],
+                    row["machine"],
+                    f"{row['load']:.2f}",
+                )
+            )
+        lines += _table(
+            ("figure", "value", "unit", "conditions", "date", "commit", "machine", "load"), table
+        )
+    if not by_script:
+        lines += ["No figures kept yet: run `python benchmarks/collect.py`.", ""]
+    return "\n".join(lines)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, page in (
         ("config.md", config_page()),
         ("telemetry.md", telemetry_page()),
         ("cli.md", cli_page()),
+        ("world.md", world_page()),
+        ("api.md", api_page()),
+        ("benchmarks.md", benchmarks_page()),
     ):
         (out / name).write_text(page, encoding="utf-8")
         print(f"wrote {out / name}")

@@ -73,10 +73,65 @@ def test_the_manual_builds_strictly_and_its_reference_covers_every_key(tmp_path)
     telemetry_page = (copy / "docs" / "reference" / "telemetry.md").read_text()
     assert all(f"| `{key.name}` |" in telemetry_page for key in ALL_KEYS)
     assert "## `townlet populations`" in (copy / "docs" / "reference" / "cli.md").read_text()
+    world_page = (copy / "docs" / "reference" / "world.md").read_text()
+    assert "| `Bed` | 1 | 20 | always | 0 | energy +0.5 | - |" in world_page  # conf/world/default
+    assert "| `Cafe` | 2 | 3 | 7:00-20:00 |" in world_page
     built = build(copy)
     assert built.returncode == 0, built.stderr[-3000:]
     assert (copy / "site" / "reference" / "config" / "index.html").is_file()
+    api = (copy / "site" / "reference" / "api" / "index.html").read_text()
+    assert 'id="townlet.world.world.World.step"' in api  # mkdocstrings read the docstrings
+    assert 'id="townlet.envs.pettingzoo_env' in api
     # a broken link fails the build
     (copy / "docs" / "index.md").write_text("[gone](nowhere.md)\n")
     broken = build(copy)
     assert broken.returncode != 0 and "nowhere.md" in broken.stderr
+
+
+def test_the_benchmarks_page_shows_each_kept_figure_with_its_stamp(tmp_path):
+    figures = tmp_path / "figures.jsonl"
+    stamp = {
+        "script": "benchmarks/world_step.py",
+        "date": "2026-12-07 12:00 UTC",
+        "machine": "AMD EPYC, 2 cores",
+        "commit": "d7640db94bc6",
+        "load": 1.25,
+    }
+    import json
+    import sys as _sys
+
+    _sys.path.insert(0, str(ROOT / "benchmarks"))
+    from figures import FiguresError, figure_from_line
+
+    kept = [
+        figure_from_line(
+            {
+                "name": "agent_steps_per_sec",
+                "value": 764000.0,
+                "unit": "1/s",
+                "envs": 1024,
+                "agents": 4,
+            },
+            stamp,
+        ),
+        figure_from_line({"name": "progress", "value": "half", "unit": "-"}, stamp),
+    ]
+    assert kept[1] is None  # a line that is not a figure is not kept
+    figures.write_text(json.dumps(kept[0]) + "\n")
+    page = generator().benchmarks_page(figures)
+    assert "## `benchmarks/world_step.py`" in page
+    assert (
+        "| `agent_steps_per_sec` | 764,000 | 1/s | agents=4, envs=1024 | 2026-12-07 12:00 UTC"
+        in page
+    )
+    assert "| d7640db | AMD EPYC, 2 cores | 1.25 |" in page
+    for bad, message in (
+        ('{"name": "x"}\n', "'script' must be a str"),
+        ("not json\n", "not JSON"),
+        ("[1, 2]\n", "not a JSON object"),
+        ('{"pad": "' + "x" * 5000 + '"}\n', "line over 4096 bytes"),
+    ):
+        figures.write_text(bad)
+        with pytest.raises(FiguresError, match=message) as refused:
+            generator().benchmarks_page(figures)
+        assert str(refused.value).startswith(f"{figures}:1: ")

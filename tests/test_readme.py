@@ -64,22 +64,36 @@ class Command:
     block: int
 
 
-MANUAL = (
-    "README.md",
-    "docs/index.md",
-    "docs/guides/configuration.md",
-    "docs/guides/world.md",
-    "docs/guides/training.md",
-    "docs/guides/tracking.md",
-    "docs/guides/recording.md",
-    "docs/guides/viewer.md",
-    "docs/guides/video.md",
-    "docs/guides/scenarios.md",
-    "docs/guides/golden.md",
-    "docs/guides/benchmarks.md",
-    "docs/populations.md",
-)
-"""The pages whose commands run, in this order (the manual's generated reference has none)."""
+def manual_pages() -> tuple[str, ...]:
+    """The README, then every page of the manual's navigation in its order (mkdocs.yml); the
+    generated reference pages have no commands."""
+    import yaml
+
+    def walk(entry) -> list[str]:
+        if isinstance(entry, str):
+            return [entry]
+        if isinstance(entry, list):
+            return [page for item in entry for page in walk(item)]
+        return [page for value in entry.values() for page in walk(value)]
+
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    pages = [p for p in walk(nav) if not p.startswith("reference/")]
+    return ("README.md", *(f"docs/{page}" for page in pages))
+
+
+MANUAL = manual_pages()
+"""The pages whose commands run, in this order."""
+
+
+def test_every_page_of_the_manual_is_in_its_navigation():
+    """A page left out of mkdocs.yml's nav would have its commands skipped here."""
+    listed = set(MANUAL)
+    written = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "docs").rglob("*.md")
+        if "reference" not in p.parts and "samples" not in p.parts
+    }
+    assert written <= listed, f"pages outside the navigation: {sorted(written - listed)}"
 
 
 def readme_commands() -> list[Command]:

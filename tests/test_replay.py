@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from townlet.capture import capture
+from townlet.config.errors import ConfigError
 from townlet.policy.replay import ReplayError, ReplayStream, SampleRef
 from townlet.policy.train import train
 from townlet.scenarios import load_config
@@ -130,17 +131,20 @@ def test_stream_groups_by_length_covers_each_sample_once_and_is_seeded():
     assert order(5) != order(6)
 
 
-def test_an_anneal_schedule_ignores_train_source_as_its_schema_says(captures, tmp_path):
-    """`train.source=replay` beside an anneal schedule failed the first PPO epoch with
-    AttributeError ('NoneType' object has no attribute 'next_chunk'); the schema says the
-    source is ignored when `anneal` is set, and now it is."""
+@pytest.mark.parametrize(
+    ("source", "modes"), [("replay", ["replay", "replay"]), ("mixed", ["replay", "rollout"])]
+)
+def test_an_anneal_schedules_ppo_phases_learn_from_train_source(captures, tmp_path, source, modes):
+    """`train.source=replay` beside an anneal schedule first failed its first PPO epoch, then was
+    silently ignored (its PPO phases rolled out); now BC passes come first and the PPO phases
+    learn from the captures the source names."""
     train(
         load_config(
             [
                 "scenario=kitchen_breakfast",
                 "ppo=fast",
                 "ppo.num_envs=8",
-                "train.source=replay",
+                f"train.source={source}",
                 f"train.capture_dir={captures}",
                 "train.anneal=[{mode:bc,epochs:1},{mode:ppo,epochs:2}]",
                 "train.anneal_threshold=0.0",
@@ -150,4 +154,10 @@ def test_an_anneal_schedule_ignores_train_source_as_its_schema_says(captures, tm
         ),
         tmp_path,
     )
-    assert [r["data_mode"] for r in records(tmp_path)][-2:] == ["rollout", "rollout"]
+    assert [r["data_mode"] for r in records(tmp_path)] == ["bc", *modes]
+
+
+def test_cloning_only_beside_an_anneal_schedule_is_refused_at_composition():
+    with pytest.raises(ConfigError, match=r"^train.source=bc clones .* set train.anneal=\[\]"):
+        load_config(["scenario=town", "train.source=bc"])
+    load_config(["scenario=town", "train.source=bc", "train.anneal=[]"])  # clones only

@@ -492,7 +492,8 @@ class TrainConfig:
     """World ticks to train for; every tick steps num_envs x agents agent-steps."""
     source: DataSource = DataSource.rollout
     """rollout (online) | replay (PPO on a capture directory) | mixed (alternating cycles) |
-    bc (behaviour cloning of the scenario's scripts only). Ignored when `anneal` is set."""
+    bc (behaviour cloning of the scenario's scripts only). With `anneal`, the source of its PPO
+    phases (bc is then refused: the schedule says when to clone)."""
     capture_dir: str | None = None
     """Capture run directory (or a folder of them) for replay and mixed."""
     replay_chunk: int = 16

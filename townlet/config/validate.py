@@ -273,11 +273,27 @@ def check_consistency(config: TownletConfig) -> None:
     if len(scenario.agents) > MAX_AGENTS:
         raise ConfigError(f"scenario.agents: {len(scenario.agents)}, more than {MAX_AGENTS}")
     check_population(config)
+    check_training_source(config)
     batch = config.ppo.num_envs * config.ppo.rollout_ticks * max(len(config.scenario.agents), 1)
     if config.ppo.num_minibatches > batch:
         raise ConfigError(
             f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
             "transitions of one rollout"
+        )
+
+
+def check_training_source(config: TownletConfig) -> None:
+    """`train.source` and `train.anneal` both say what an epoch learns from; only the pairs
+    that mean one thing pass (an anneal's PPO phases learn from `source`)."""
+    train = config.train
+    if train.source.value in ("replay", "mixed") and not train.capture_dir:
+        raise ConfigError(
+            f"train.source={train.source.value} needs train.capture_dir=<capture run dir>"
+        )
+    if train.source.value == "bc" and train.anneal:
+        raise ConfigError(
+            "train.source=bc clones for total_ticks' epochs, but train.anneal also schedules "
+            "the run: set train.anneal=[] or a PPO source (rollout, replay, mixed)"
         )
 
 

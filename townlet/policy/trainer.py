@@ -102,10 +102,6 @@ class Trainer:
         links: dict[str, str] | None = None,
     ) -> None:
         ppo, opts = config.ppo, config.train
-        if opts.source in ("replay", "mixed") and not opts.capture_dir:
-            raise ValueError(
-                f"train.source={opts.source} needs train.capture_dir=<capture run dir>"
-            )
         self.config, self.output_dir = config, Path(output_dir)
         self.on_record = on_record or (lambda epoch, record: None)
         # hears each periodic evaluation's return; may raise to stop the run (Optuna pruning)
@@ -155,7 +151,7 @@ class Trainer:
         )
         self.focal_rows = self.is_focal.repeat(ppo.num_envs).nonzero().squeeze(1)
         replay = None
-        if opts.source in ("replay", "mixed") and not opts.anneal:
+        if opts.source in ("replay", "mixed"):
             replay = ReplayStream(
                 discover(Path(opts.capture_dir), world), opts.replay_chunk, config.seed + 3
             )
@@ -326,8 +322,7 @@ class Trainer:
             )
 
     def _mode(self, epoch: int) -> str:
-        if self.schedule is not None:  # an anneal schedule's PPO phases always roll out
-            return "rollout"
+        """Where a PPO epoch's data comes from (an anneal schedule's PPO phases included)."""
         source = self.config.train.source
         if source == "mixed":
             return "rollout" if epoch % 2 == 1 else "replay"

@@ -135,3 +135,20 @@ def test_the_benchmarks_page_shows_each_kept_figure_with_its_stamp(tmp_path):
         with pytest.raises(FiguresError, match=message) as refused:
             generator().benchmarks_page(figures)
         assert str(refused.value).startswith(f"{figures}:1: ")
+
+
+def test_the_manuals_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block of the manual's pages runs as written (the bash blocks run in the
+    README-commands test)."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    blocks = [
+        (page, body)
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        if "reference" not in page.parts
+        for body in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    ]
+    assert blocks, "the manual has Python examples"
+    for page, body in blocks:
+        exec(compile(body, str(page), "exec"), {"__name__": "__docs__"})

@@ -221,7 +221,7 @@ def test_preflight_message_names_everything(capsys, tmp_path):
         "scenario 'cafe_rush' (scenario/cafe_rush.yaml): agent 'zoe' (agents[0]): script[0]: "
         "unknown key 'tiks' (known: do, target, pos, ticks, hour)",
         "scenario 'cafe_rush' (scenario/cafe_rush.yaml): agent 'yan' (agents[1]): "
-        "unknown key 'poss' (known: id, pos, meters, job, bed, script)",
+        "unknown key 'poss' (known: id, pos, meters, job, bed, script, day_off_script)",
     ]
 
 

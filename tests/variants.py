@@ -66,3 +66,38 @@ def variant_scripts(scenario: ScenarioConfig, variant: str) -> list[list[IntentC
             raise ValueError(f"unknown variant '{variant}' (variants: {', '.join(VARIANTS)})")
         scripts.append(script)
     return scripts
+
+
+
+def week_variants(config) -> dict:
+    """Weekly lives for `town_week`, each a copy of `config` whose agents live it every day:
+    the one-day town's routine (what a one-day policy knows: one Bed a night, about half the
+    food a day needs) and that routine without sleep."""
+    import copy
+
+    one_day = {
+        "alice": ["fridge", "shower", "go:office", 17, "cafe", "park", "bed_1"],
+        "bob": ["stove", "go:office", 17, "bar", "fridge", "bed_2"],
+        "carol": ["fridge", "go:shop", 16, "park", "cafe", "shower", "bed_1"],
+        "dave": ["fridge", "go:shop", 16, "shower", "stove", "bar", "bed_2"],
+    }
+    sleepless = {a: [s for s in day if not str(s).startswith("bed")] for a, day in one_day.items()}
+    lives = {}
+    for name, steps in (("one-day routine every day", one_day), ("never sleep", sleepless)):
+        life = copy.deepcopy(config)
+        for agent in life.scenario.agents:
+            agent.script = agent.day_off_script = _intents(steps[agent.id])
+        lives[name] = life
+    return lives
+
+
+def _intents(steps: list) -> list[IntentConfig]:
+    intents = []
+    for step in steps:
+        if isinstance(step, int):
+            intents.append(IntentConfig(do="wait_until", hour=float(step)))
+        elif step.startswith("go:"):
+            intents.append(IntentConfig(do="go_to", target=step[3:]))
+        else:
+            intents.append(IntentConfig(do="use", target=step))
+    return intents

@@ -16,6 +16,7 @@ import torch
 
 from townlet.capture.trace import EpisodeTrace
 from townlet.world import ShiftEvent, World
+from townlet.world.calendar import RentEvent
 from townlet.world.constants import ACTION_NAMES
 
 
@@ -124,9 +125,31 @@ def sample_metrics(
     for utility in layout.utility_names:  # ticks the agent saw the utility out
         column = names.features.index(f"outage_{utility}")
         metrics[f"outage_ticks.{utility}"] = int(features[:, column].sum())
+    if world.calendar.observed:  # a multi-day town: the week's own figures
+        metrics.update(week_metrics(world, trace, agent, t))
     start, end = trace.meters[0, agent], trace.meters[t, agent]
     for i, name in enumerate(layout.meter_names):
         metrics[f"meter_start.{name}"] = float(start[i])
         metrics[f"meter_end.{name}"] = float(end[i])
         metrics[f"meter_gain.{name}"] = float(end[i] - start[i])
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def week_metrics(world: World, trace: EpisodeTrace, agent: int, t: int) -> dict[str, float]:
+    """Rent paid and missed, working days, and leisure on days off (completions of the
+    affordance types that raise the social meter) in a multi-day episode."""
+    layout, rent = world.layout, trace.rent[:t, agent]
+    social = layout.meter_names.index("social") if "social" in layout.meter_names else -1
+    leisure = [
+        i
+        for i, name in enumerate(layout.affordance_types)
+        if social >= 0 and world.config.affordances[name].effects.get("social", 0.0) > 0
+    ]
+    completed, off = trace.completed[:t, agent], ~trace.works[:t, agent]
+    tpd = layout.ticks_per_day
+    return {
+        "rent_paid": int((rent == RentEvent.PAID).sum()),
+        "rent_missed": int((rent == RentEvent.MISSED).sum()),
+        "days_worked": int(trace.works[:t:tpd, agent].sum()),
+        "weekend_leisure": int((torch.isin(completed, torch.tensor(leisure)) & off).sum()),
+    }

@@ -41,6 +41,8 @@ class EpisodeTrace:
     took_over: torch.Tensor  # (T, A) int64 colleagues' shifts taken over
     help_reward: torch.Tensor  # (T, A) float32 reward for covering a late coworker
     familiarity_max: torch.Tensor  # (T, A) float32 strongest familiarity after the step
+    rent: torch.Tensor  # (T, A) int64 RentEvent of the weekly rent (0 where it was not due)
+    works: torch.Tensor  # (T, A) bool: the agent's job ran on the tick's day
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
     values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
 
@@ -65,6 +67,7 @@ def run_episode(
         rows["map_codes"].append(obs.map_codes[0])
         rows["features"].append(obs.features[0])
         rows["action_masks"].append(obs.action_mask[0])
+        rows["works"].append(world.works_today()[0])
         frame = None
         if recorder is not None:
             frame = frame_of(world, obs.features[0], actions[0], None, values)
@@ -93,6 +96,7 @@ def run_episode(
         rows["took_over"].append(events.took_over[0])
         rows["help_reward"].append(result.terms["help"][0])
         rows["familiarity_max"].append(world.state.familiarity[0].amax(-1))
+        rows["rent"].append(events.rent[0])
         rows["meters"].append(world.state.meters[0].clone())
         obs = result.obs
         if bool(result.env_done[0]):

@@ -75,3 +75,19 @@ class PrunerKind(StrEnum):
     none = "none"
     median = "median"
     hyperband = "hyperband"
+
+
+class Weekday(StrEnum):
+    """A day of the week (`scenario.start_weekday`, `world.jobs.*.days`, `world.rent.weekday`)."""
+
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+
+WEEKDAYS = tuple(Weekday)
+"""Monday first: a day's index is its place here."""

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import II, MISSING
 
 from townlet.config.choices import (
+    WEEKDAYS,
     AnnealMode,
     DataSource,
     IntentKind,
@@ -24,6 +25,7 @@ from townlet.config.choices import (
     TrackingBackend,
     VideoQuality,
     VideoStyle,
+    Weekday,
 )
 
 # --------------------------------------------------------------------------- world
@@ -79,6 +81,9 @@ class JobConfig:
     absent_penalty: float = 1.0
     """Reward penalty spread over the shift's ticks after the grace deadline, charged for each
     of them the worker is not at work: a missed shift costs late_penalty + absent_penalty."""
+    days: list[Weekday] = field(default_factory=lambda: list(WEEKDAYS[:5]))
+    """The weekdays the shift runs (Monday to Friday by default); on the others the worker is
+    off: no shift, no wage, no penalty, no commute pull."""
 
 
 @dataclass
@@ -180,6 +185,29 @@ class ObservationConfig:
 
 
 @dataclass
+class RentConfig:
+    """A weekly rent taken from the money meter at a fixed time of the week (multi-day towns)."""
+
+    amount: float = 0.0
+    """Money due each week; 0 = no rent."""
+    weekday: Weekday = Weekday.sun
+    hour: float = 12.0
+    """When it falls due: paid at once if the money is there, else missed (and charged)."""
+    penalty: float = 1.0
+    """Reward charged to an agent that cannot pay when the rent falls due (the `rent` term)."""
+
+
+@dataclass
+class FatigueConfig:
+    """What too little sleep carries over: below `below` energy an agent works slower (earns
+    `wage_factor` of its wage) and may faint (`faint_chance` a tick). Off at `below` 0."""
+
+    below: float = 0.0
+    wage_factor: float = 0.5
+    faint_chance: float = 0.0
+
+
+@dataclass
 class WorldConfig:
     ticks_per_day: int = 240
     meters: dict[str, MeterConfig] = field(default_factory=dict)
@@ -192,6 +220,8 @@ class WorldConfig:
     utilities: dict[str, list[str]] = field(default_factory=dict)
     """Utility -> the affordance types it powers, e.g. water: [Shower]; an outage of the
     utility (scenario.outages) closes them."""
+    rent: RentConfig = field(default_factory=RentConfig)
+    fatigue: FatigueConfig = field(default_factory=FatigueConfig)
     interaction_effects: str = "per_tick"
     """per_tick: an interaction's effects accrue evenly over its ticks and one cut short keeps
     what it earned; on_completion: all at the last tick (the system we replace)."""
@@ -274,6 +304,9 @@ class AgentConfig:
     bed: str | None = None
     """Name of the agent's own Bed affordance (observed as an offset); None = the nearest."""
     script: list[IntentConfig] = field(default_factory=list)
+    day_off_script: list[IntentConfig] = field(default_factory=list)
+    """In a multi-day scenario, the script of the days the agent's job does not run (empty =
+    `script` every day). Each day's script starts at the scenario's start hour."""
 
 
 @dataclass
@@ -287,7 +320,12 @@ class ScenarioConfig:
     affordances: list[PlacementConfig] = field(default_factory=list)
     agents: list[AgentConfig] = field(default_factory=list)
     ticks: int = 240
-    """Episode length in ticks (truncation limit)."""
+    """Episode length in ticks (truncation limit); days x world.ticks_per_day when days > 1."""
+    days: int = 1
+    """Days an episode lasts. Above 1 the agents observe the day of the week, jobs keep their
+    working days, and each agent's script starts again every morning."""
+    start_weekday: Weekday = Weekday.mon
+    """The weekday of the first day."""
     start_hour: float = 6.0
     start_hour_spread: float = 0.0
     """Training only: each episode of each env starts at start_hour plus a uniform random

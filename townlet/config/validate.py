@@ -56,6 +56,7 @@ MAX_CELLS = 512 * 512
 MAX_AGENTS = 1024
 MAX_WINDOW = 63
 MAX_EPISODE_TICKS = 100_000
+MAX_DAYS = 366
 MAX_HIDDEN = 8192
 MAX_EMBEDDING = 256
 
@@ -97,6 +98,15 @@ RANGES: dict[str, Range] = {
     "world.reward.rest_shaping": NON_NEGATIVE,
     "world.reward.rest_below": UNIT,
     "world.observation.window": Range(1, MAX_WINDOW),
+    "world.rent.amount": UNIT,
+    "world.rent.hour": HOUR,
+    "world.rent.penalty": NON_NEGATIVE,
+    "world.fatigue.below": UNIT,
+    "world.fatigue.wage_factor": UNIT,
+    "world.fatigue.faint_chance": UNIT,
+    "scenario.days": Range(1, MAX_DAYS),
+    "scenario.agents.*.day_off_script.*.ticks": NON_NEGATIVE,
+    "scenario.agents.*.day_off_script.*.hour": HOUR,
     "scenario.width": Range(1, MAX_SIDE),
     "scenario.height": Range(1, MAX_SIDE),
     "scenario.ticks": Range(1, MAX_EPISODE_TICKS),
@@ -274,11 +284,27 @@ def check_consistency(config: TownletConfig) -> None:
         raise ConfigError(f"scenario.agents: {len(scenario.agents)}, more than {MAX_AGENTS}")
     check_population(config)
     check_training_source(config)
+    check_calendar(config)
     batch = config.ppo.num_envs * config.ppo.rollout_ticks * max(len(config.scenario.agents), 1)
     if config.ppo.num_minibatches > batch:
         raise ConfigError(
             f"ppo.num_minibatches={config.ppo.num_minibatches}: more than the {batch} "
             "transitions of one rollout"
+        )
+
+
+def check_calendar(config: TownletConfig) -> None:
+    """A multi-day episode is whole days; a weekly rent needs days for it to fall due."""
+    scenario, tpd = config.scenario, config.world.ticks_per_day
+    if scenario.days > 1 and scenario.ticks != scenario.days * tpd:
+        raise ConfigError(
+            f"scenario.ticks={scenario.ticks}: a {scenario.days}-day scenario runs "
+            f"{scenario.days} x {tpd} = {scenario.days * tpd} ticks"
+        )
+    if config.world.rent.amount > 0 and scenario.days == 1:
+        raise ConfigError(
+            f"world.rent.amount={config.world.rent.amount}: rent is weekly; it needs a "
+            "scenario of more than one day (scenario.days)"
         )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from townlet.config.choices import WEEKDAYS
 from townlet.config.schema import TownletConfig
 from townlet.policy.choosers import (
     Chooser,
@@ -30,6 +31,7 @@ from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, focal_agents
 from townlet.scenarios.controller import validate_scripts
 from townlet.world import ShiftEvent, World
+from townlet.world.calendar import DAYS_A_WEEK, RentEvent
 
 EVAL_SEEDS = 4
 WHO = ("policy_deterministic", "policy_sampled", "scripted", "random")
@@ -74,6 +76,7 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         4, dtype=torch.int64, device=device
     )  # chat ok, chat failed, help, takeover
     finished = torch.zeros(envs, dtype=torch.bool, device=device)
+    week = WeekTally(world) if world.calendar.observed else None
     obs = world.observe()
     for _ in range(world.layout.episode_ticks):
         result = world.step(chooser.act(obs))
@@ -95,6 +98,8 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
                 (ev.took_over * live).sum(),
             )
         )
+        if week is not None:
+            week.add(ev, live)
         lengths += ~finished
         finished |= result.env_done
         obs = result.obs
@@ -111,6 +116,7 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         / world.layout.ticks_per_day,
         "lengths": lengths.cpu(),
         "types": types,
+        "week": week,
     }
 
 
@@ -129,7 +135,7 @@ def _report(tallies: list[dict]) -> dict:
     def rate(event: ShiftEvent) -> float | None:
         return round(int(shifts[event]) / total_shifts, 4) if total_shifts else None
 
-    return {
+    report = {
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std(unbiased=False)),
         "episodes": sum(len(t["lengths"]) for t in tallies),
@@ -156,6 +162,71 @@ def _report(tallies: list[dict]) -> dict:
             },
         },
     }
+    if tallies[0]["week"] is not None:
+        report["behaviour"].update(WeekTally.merged([t["week"] for t in tallies]))
+    return report
+
+
+class WeekTally:
+    """A multi-day evaluation's figures: the weekly rent, and each weekday's shifts, faints
+    and completions (a day's behaviour is what a week of it is made of)."""
+
+    def __init__(self, world: World) -> None:
+        device, types = world.device, len(world.layout.affordance_types)
+        self.types = world.layout.affordance_types
+        self.rent = torch.zeros(3, dtype=torch.int64, device=device)
+        self.shifts = torch.zeros(DAYS_A_WEEK, len(ShiftEvent), dtype=torch.int64, device=device)
+        self.completions = torch.zeros(DAYS_A_WEEK, types, dtype=torch.int64, device=device)
+        self.faints = torch.zeros(DAYS_A_WEEK, dtype=torch.int64, device=device)
+        self.agent_ticks = torch.zeros(DAYS_A_WEEK, dtype=torch.int64, device=device)
+        self.ticks_per_day = world.layout.ticks_per_day
+
+    def add(self, events, live: torch.Tensor) -> None:
+        day = events.weekday.unsqueeze(1).expand_as(live)[live]
+        self.rent += torch.bincount(events.rent[live], minlength=3)
+        kinds = len(ShiftEvent)
+        shift = torch.bincount(
+            day * kinds + events.shift_event[live], minlength=DAYS_A_WEEK * kinds
+        )
+        self.shifts += shift.view(DAYS_A_WEEK, kinds)
+        done = events.completed[live]
+        types = self.completions.shape[1]
+        index = day[done >= 0] * types + done[done >= 0]
+        self.completions += torch.bincount(index, minlength=DAYS_A_WEEK * types).view(-1, types)
+        self.faints += torch.bincount(day[events.fainted[live]], minlength=DAYS_A_WEEK)
+        self.agent_ticks += torch.bincount(day, minlength=DAYS_A_WEEK)
+
+    @staticmethod
+    def merged(tallies: list[WeekTally]) -> dict:
+        rent = sum(t.rent for t in tallies).tolist()
+        shifts = sum(t.shifts for t in tallies)
+        completions = sum(t.completions for t in tallies)
+        faints = sum(t.faints for t in tallies).tolist()
+        days = (sum(t.agent_ticks for t in tallies).double() / tallies[0].ticks_per_day).tolist()
+        by_weekday = {}
+        for d, name in enumerate(WEEKDAYS):
+            if days[d] == 0:
+                continue
+            worked = int(shifts[d, 1:].sum())
+            by_weekday[name.value] = {
+                "agent_days": round(days[d], 4),
+                "shifts": worked,
+                "on_time_rate": (
+                    round(int(shifts[d, ShiftEvent.ON_TIME]) / worked, 4) if worked else None
+                ),
+                "faints_per_agent_day": faints[d] / days[d],
+                "completions_per_agent_day": {
+                    kind: float(completions[d, i]) / days[d]
+                    for i, kind in enumerate(tallies[0].types)
+                },
+            }
+        due = rent[RentEvent.PAID] + rent[RentEvent.MISSED]
+        return {
+            "rent_paid": rent[RentEvent.PAID],
+            "rent_missed": rent[RentEvent.MISSED],
+            "rent_paid_rate": round(rent[RentEvent.PAID] / due, 4) if due else None,
+            "by_weekday": by_weekday,
+        }
 
 
 def scripted_report(
@@ -236,6 +307,16 @@ def format_table(report: dict) -> str:
         "shift_takeover_events",
     ):
         row(key, [report[w]["behaviour"][key] for w in who])
+    if "rent_paid_rate" in report[who[0]]["behaviour"]:  # a multi-day town
+        row("rent_paid_rate", [report[w]["behaviour"]["rent_paid_rate"] for w in who])
+        for day in report[who[0]]["behaviour"]["by_weekday"]:
+            row(
+                f"  on_time.{day}",
+                [
+                    report[w]["behaviour"]["by_weekday"].get(day, {}).get("on_time_rate")
+                    for w in who
+                ],
+            )
     for kind in report[who[0]]["behaviour"]["completions_per_agent_day"]:
         row(
             f"  {kind}/agent-day",

@@ -10,8 +10,10 @@ Intents (see `IntentConfig`):
 - `leave_queue`: step off the tile when queued or interacting.
 - `chat` target (an agent id): walk next to that agent and INTERACT once (the world pairs a
   chatter with the neighbour it knows best; `ticks`, when given, bounds the walk).
-When the script runs out the agent WAITs. The controller is deterministic: it is a behaviour
-policy with probability 1 on the action it returns.
+When the script runs out the agent WAITs. In a multi-day scenario every agent's script starts
+again at the start hour of each day: its `script` on the days its job runs, its `day_off_script`
+(when it has one) on the others. The controller is deterministic: it is a behaviour policy with
+probability 1 on the action it returns.
 """
 
 from __future__ import annotations
@@ -45,39 +47,43 @@ class _Cursor:
 
 def validate_scripts(world: World, scripts: list[list[IntentConfig]], scenario: str) -> None:
     """Fail at load on a script that cannot mean anything, naming scenario, agent and key."""
+    agents = world.scenario.agents
+    for index, (agent, script) in enumerate(zip(world.layout.agent_ids, scripts, strict=True)):
+        _check_script(world, script, f"scenario '{scenario}': agent '{agent}': script")
+        if index < len(agents) and agents[index].day_off_script:
+            where = f"scenario '{scenario}': agent '{agent}': day_off_script"
+            _check_script(world, agents[index].day_off_script, where)
+
+
+def _check_script(world: World, script: list[IntentConfig], name: str) -> None:
     layout = world.layout
     interactable = dict(zip(layout.instance_names, layout.inst_interactable.tolist(), strict=True))
-    for agent, script in zip(layout.agent_ids, scripts, strict=True):
-        for i, intent in enumerate(script):
-            where = f"scenario '{scenario}': agent '{agent}': script[{i}]"
-            if intent.do not in INTENTS:
-                raise ConfigError(
-                    f"{where}.do: unknown intent '{intent.do}' (intents: {', '.join(INTENTS)})"
-                )
-            if intent.do in ("go_to", "use"):
-                if intent.target is None and (intent.do == "use" or intent.pos is None):
-                    raise ConfigError(f"{where}: '{intent.do}' needs a target")
-                if intent.target is not None and intent.target not in interactable:
-                    known = ", ".join(layout.instance_names) or "none"
-                    unknown = f"unknown affordance '{intent.target}'"
-                    raise ConfigError(f"{where}.target: {unknown} (affordances: {known})")
-                if intent.do == "use" and not interactable[intent.target]:
-                    raise ConfigError(
-                        f"{where}.target: '{intent.target}' is a workplace; use go_to"
-                    )
-                if intent.pos is not None:
-                    x, y = intent.pos
-                    if (x, y) in layout.walls or not (
-                        0 <= x < layout.width and 0 <= y < layout.height
-                    ):
-                        raise ConfigError(f"{where}.pos: {list(intent.pos)} is not a floor tile")
-            if intent.do == "chat" and intent.target not in layout.agent_ids:
-                known = ", ".join(layout.agent_ids)
-                raise ConfigError(f"{where}.target: 'chat' needs an agent id ({known})")
-            if intent.do == "wait" and (intent.ticks is None or intent.ticks < 0):
-                raise ConfigError(f"{where}.ticks: 'wait' needs ticks >= 0")
-            if intent.do == "wait_until" and (intent.hour is None or not 0 <= intent.hour < 24):
-                raise ConfigError(f"{where}.hour: 'wait_until' needs an hour in [0, 24)")
+    for i, intent in enumerate(script):
+        where = f"{name}[{i}]"
+        if intent.do not in INTENTS:
+            raise ConfigError(
+                f"{where}.do: unknown intent '{intent.do}' (intents: {', '.join(INTENTS)})"
+            )
+        if intent.do in ("go_to", "use"):
+            if intent.target is None and (intent.do == "use" or intent.pos is None):
+                raise ConfigError(f"{where}: '{intent.do}' needs a target")
+            if intent.target is not None and intent.target not in interactable:
+                known = ", ".join(layout.instance_names) or "none"
+                unknown = f"unknown affordance '{intent.target}'"
+                raise ConfigError(f"{where}.target: {unknown} (affordances: {known})")
+            if intent.do == "use" and not interactable[intent.target]:
+                raise ConfigError(f"{where}.target: '{intent.target}' is a workplace; use go_to")
+            if intent.pos is not None:
+                x, y = intent.pos
+                if (x, y) in layout.walls or not (0 <= x < layout.width and 0 <= y < layout.height):
+                    raise ConfigError(f"{where}.pos: {list(intent.pos)} is not a floor tile")
+        if intent.do == "chat" and intent.target not in layout.agent_ids:
+            known = ", ".join(layout.agent_ids)
+            raise ConfigError(f"{where}.target: 'chat' needs an agent id ({known})")
+        if intent.do == "wait" and (intent.ticks is None or intent.ticks < 0):
+            raise ConfigError(f"{where}.ticks: 'wait' needs ticks >= 0")
+        if intent.do == "wait_until" and (intent.hour is None or not 0 <= intent.hour < 24):
+            raise ConfigError(f"{where}.hour: 'wait_until' needs an hour in [0, 24)")
 
 
 class ScriptedController:
@@ -97,6 +103,15 @@ class ScriptedController:
         self.scripts = scripts
         self.anchored = anchored
         self.cursors = [[_Cursor() for _ in scripts] for _ in range(world.num_envs)]
+        # a multi-day scenario: each env's day, and each agent's script for it
+        self.daily = world.scenario.days > 1
+        agents = world.scenario.agents
+        self.day_off_scripts = [
+            list(agents[i].day_off_script) or script if i < len(agents) else script
+            for i, script in enumerate(scripts)
+        ]
+        self._day = [-1] * world.num_envs
+        self._today = [list(scripts) for _ in range(world.num_envs)]
         walls = set(layout.walls)
         self._floor = {
             (x, y) for x in range(layout.width) for y in range(layout.height) if (x, y) not in walls
@@ -114,6 +129,8 @@ class ScriptedController:
         using, queued = world.state.using.tolist(), world.state.queued.tolist()
         alive = world.state.alive.tolist()
         tods = world.time_of_day().tolist()
+        if self.daily:
+            self._start_days()
         rows = []
         for env, cursors in enumerate(self.cursors):
             actions = []
@@ -141,10 +158,27 @@ class ScriptedController:
     def restart(self, env: int) -> None:
         """Start every script of `env` again from its first intent (its world was reset)."""
         self.cursors[env] = [_Cursor() for _ in self.scripts]
+        self._day[env] = -1
 
     # ------------------------------------------------------------------ internals
+    def _start_days(self) -> None:
+        """At each env's day boundary (its start hour), every agent's script for the new day
+        starts from its first intent."""
+        state, tpd = self.world.state, self.world.layout.ticks_per_day
+        days = ((state.tick + state.start_offset) // tpd).tolist()
+        works = self.world.works_today().tolist()
+        for env, day in enumerate(days):
+            if day == self._day[env]:
+                continue
+            self._day[env] = day
+            self._today[env] = [
+                self.scripts[i] if works[env][i] else self.day_off_scripts[i]
+                for i in range(len(self.scripts))
+            ]
+            self.cursors[env] = [_Cursor() for _ in self.scripts]
+
     def _agent_action(self, env: int, agent: int, pos, state: str, tod: int) -> Action:
-        script, cursor = self.scripts[agent], self.cursors[env][agent]
+        script, cursor = self._today[env][agent], self.cursors[env][agent]
         for _ in range(_MAX_INTENTS_PER_TICK):
             if cursor.index >= len(script):
                 return self._back_to_anchor(cursor, pos)

@@ -56,12 +56,13 @@ def lint_scenario(raw: dict, label: str) -> list[str]:
             f"{at}: unknown key '{key}' (known: {_known(AgentConfig)})"
             for key in _unknown(agent, AgentConfig)
         ]
-        script = agent.get("script") if isinstance(agent, dict) else None
-        for j, intent in enumerate(script or []):
-            problems += [
-                f"{at}: script[{j}]: unknown key '{key}' (known: {_known(IntentConfig)})"
-                for key in _unknown(intent, IntentConfig)
-            ]
+        for kind in ("script", "day_off_script"):
+            script = agent.get(kind) if isinstance(agent, dict) else None
+            for j, intent in enumerate(script or []):
+                problems += [
+                    f"{at}: {kind}[{j}]: unknown key '{key}' (known: {_known(IntentConfig)})"
+                    for key in _unknown(intent, IntentConfig)
+                ]
     for i, placement in enumerate(block.get("affordances") or []):
         problems += [
             f"{where}: affordances[{i}]: unknown key '{key}' (known: {_known(PlacementConfig)})"

@@ -51,9 +51,13 @@ def work(
     clock: torch.Tensor,
     all_alive: bool = False,
     social: SocialConfig | None = None,
+    works: torch.Tensor | None = None,
 ) -> ShiftOutcome:
-    """Update arrivals in place and return this tick's shift events, wages and penalties."""
+    """Update arrivals in place and return this tick's shift events, wages and penalties.
+    `works` (E, A) marks whose job runs today (None: everyone's); the others are off."""
     in_shift = layout.shift_in_progress[clock]
+    if works is not None:
+        in_shift = in_shift & works
     arrived = torch.where(in_shift, state.arrived, 0)
     present = state.pos == layout.job_cell
     if not all_alive:
@@ -66,9 +70,13 @@ def work(
     absent = layout.shift_last_tick[clock] & (arrived == 0)
     if not all_alive:
         absent &= state.alive
+    late_charge, absence_charge = layout.late_charge[clock], layout.absence_charge[clock]
+    if works is not None:
+        absent &= works
+        late_charge, absence_charge = late_charge * works, absence_charge * works
     event = torch.where(absent, ShiftEvent.ABSENT, arrival)
-    late = torch.where(arrived != ShiftEvent.ON_TIME, layout.late_charge[clock], 0.0)
-    absence = torch.where(present, 0.0, layout.absence_charge[clock])
+    late = torch.where(arrived != ShiftEvent.ON_TIME, late_charge, 0.0)
+    absence = torch.where(present, 0.0, absence_charge)
     if not all_alive:
         late, absence = late * state.alive, absence * state.alive
     outcome = ShiftOutcome(event, wage, late, absence)

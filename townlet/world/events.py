@@ -24,3 +24,5 @@ class StepEvents:
     helped: torch.Tensor  # bool: a coworker covered this agent's lateness
     took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
     outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick
+    rent: torch.Tensor  # int64 RentEvent: the weekly rent paid or missed this tick (0 none)
+    weekday: torch.Tensor  # (E,) int64 the day of the week this tick belonged to (0 = Monday)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from townlet.config.schema import WorldConfig
+from townlet.world.calendar import CALENDAR_FEATURES, Calendar
 from townlet.world.constants import (
     ARRIVAL_KINDS,
     MAX_CODE,
@@ -93,8 +94,16 @@ def shift_state_codes(phase: torch.Tensor, arrived: torch.Tensor) -> torch.Tenso
 class ObservationBuilder:
     """Builds observations for a batched world; holds the small lookup tables it needs."""
 
-    def __init__(self, layout: Layout, world: WorldConfig, device: torch.device) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        world: WorldConfig,
+        device: torch.device,
+        calendar: Calendar | None = None,
+    ) -> None:
         self.layout = layout
+        # a multi-day town's weekday, working days and rent (none in a one-day town)
+        self.calendar = calendar if calendar is not None and calendar.feature_names else None
         self.rivalry_threshold = world.rivalry.avoid_threshold
         self.social_config = world.social
         outage_names = tuple(f"outage_{name}" for name in layout.utility_names)
@@ -104,6 +113,7 @@ class ObservationBuilder:
             *outage_names,
             *layout.hours_names,
             *layout.cell_feature_names,
+            *(self.calendar.feature_names if self.calendar is not None else ()),
             SHIFT_SLACK,
             *STATUS_FEATURES,
         )
@@ -203,6 +213,12 @@ class ObservationBuilder:
             layout.cell_features[layout.agent_cell_base + state.pos],
             self.shift_slack(state, clock).unsqueeze(-1),
         ]
+        if self.calendar is not None:  # a day off has no shift to be late for
+            since_midnight = state.tick + state.start_offset + layout.start_tick
+            calendar = self.calendar.features(since_midnight, state.meters, a)
+            works_today = calendar[..., CALENDAR_FEATURES.index("works_today")] > 0
+            parts[3] = torch.where(works_today.unsqueeze(-1), parts[3], 1.0)
+            parts.insert(3, calendar)
         if all_alive and not engaged and not rivalry_active and not social_active:
             return torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
         out = torch.cat(

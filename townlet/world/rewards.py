@@ -1,7 +1,7 @@
 """Reward per agent per tick, and the same reward split into named terms.
 
 reward = clip(survival + sum_m w_m * change_m + wage_weight * wage)
-         + commute shaping - late - absent + help - faint_penalty * fainted
+         + commute shaping - late - absent - rent + help - faint_penalty * fainted
 
 Only the first group is clipped; shift penalties, the commute shaping and the faint penalty are
 added after clipping so no clip can hide them (the system we replace clipped a -1.0 faint
@@ -32,6 +32,7 @@ class TickOutcome:
     commute: torch.Tensor | None = None
     fainted: torch.Tensor | None = None
     help: torch.Tensor | None = None  # reward for covering a late coworker
+    rent: torch.Tensor | None = None  # penalty for rent that could not be paid (None: no rent)
 
 
 def compute_reward(
@@ -44,7 +45,7 @@ def compute_reward(
     reward = shaping.clamp_(config.clip_min, config.clip_max)
     if not all_alive_before:  # the already fainted earn nothing
         reward = reward * tick.alive_before
-    for penalty in (tick.late, tick.absent):
+    for penalty in (tick.late, tick.absent, tick.rent):
         if penalty is not None:
             reward = reward - penalty
     if tick.commute is not None:
@@ -78,4 +79,6 @@ def reward_terms(
     terms["absent"] = zero if tick.absent is None else -tick.absent
     terms["help"] = zero if tick.help is None else tick.help
     terms["faint"] = zero if tick.fainted is None else -config.faint_penalty * tick.fainted.float()
+    if tick.rent is not None:  # a town with rent reports the term on every tick
+        terms["rent"] = -tick.rent
     return terms

@@ -16,6 +16,7 @@ import torch
 
 from townlet.config.schema import ScenarioConfig, WorldConfig
 from townlet.util.phases import PhaseClock
+from townlet.world.calendar import Calendar, Today
 from townlet.world.constants import (
     ACTION_NAMES,
     OCCUPANT_NAMES,
@@ -136,7 +137,10 @@ class World:
         if check_fast_path is None:
             check_fast_path = os.environ.get("TOWNLET_CHECK_FAST_PATH", "") not in ("", "0")
         self.check_fast_path = check_fast_path
-        self.observer = ObservationBuilder(layout, world, self.device)
+        self.calendar = Calendar(
+            world, scenario, [a.job for a in scenario.agents], layout.meter_names, self.device
+        )
+        self.observer = ObservationBuilder(layout, world, self.device, self.calendar)
         self.phases = PhaseClock(enabled=False)  # a trainer that profiles sets its own
         self._has_jobs = bool(layout.has_job.any())
         self._social = layout.num_agents > 1  # chats, shared meals: someone to meet
@@ -151,6 +155,7 @@ class World:
         self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
         self._zero_env_bool = torch.zeros(e, dtype=torch.bool, device=self.device)
         self._zero_env_int = torch.zeros(e, dtype=torch.int64, device=self.device)
+        self._today: Today | None = None
         self.names = WorldNames(
             meters=layout.meter_names,
             actions=ACTION_NAMES,
@@ -187,6 +192,14 @@ class World:
     def time_of_day(self) -> torch.Tensor:
         """(E,) tick of day of the current state."""
         return self._tod
+
+    def weekday(self) -> torch.Tensor:
+        """(E,) day of the week of the current state (0 = Monday)."""
+        return self._today.weekday
+
+    def works_today(self) -> torch.Tensor:
+        """(E, A) bool: whose job runs on the current state's day (jobless agents: True)."""
+        return self.calendar.works_on[:, self._today.weekday].T
 
     def observe(self) -> Observation:
         """Observations of the current state, for every agent of every env."""
@@ -227,7 +240,8 @@ class World:
 
     def _step(self, actions: torch.Tensor) -> StepResult:
         s, layout, config, fast = self.state, self.layout, self.config, self.fast
-        tod, clock = self._tod, self._clock
+        tod, clock, today = self._tod, self._clock, self._today
+        works = today.works
         alive_before = s.alive
         if not fast.all_alive:
             actions = torch.where(alive_before, actions, Action.WAIT)
@@ -276,7 +290,12 @@ class World:
         # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
         if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
             shift = work(
-                s, layout, clock, fast.all_alive, config.social if self._coworkers else None
+                s,
+                layout,
+                clock,
+                fast.all_alive,
+                config.social if self._coworkers else None,
+                works,
             )
             wage, late, absent, shift_event = shift.wage, shift.late, shift.absent, shift.event
             help_bonus, helped, took_over = shift.help_bonus, shift.helped, shift.took_over
@@ -290,11 +309,22 @@ class World:
             wage = late = absent = help_bonus = helped = took_over = None
             shift_event = self._zero_int
 
-        # --- needs, fainting, rivalry
+        # --- needs, fainting, rivalry (fatigue first: it slows work and may fell the tired)
         all_alive_before = fast.all_alive
+        if self.calendar.has_fatigue:
+            wage = self._fatigue(wage)
         meter_change, fainted = update_meters(
             s, layout, self.tunables.decay, completion_delta, wage, fast.all_alive
         )
+        rent_event, rent_charge = self._zero_int, None
+        if today.rent_due is not None:
+            rent_charge = self._zero_float
+            if bool(today.rent_due.any()):
+                money = s.meters[..., self.calendar.money].clone()
+                rent_event, rent_charge = self.calendar.charge_rent(
+                    s.meters, s.alive, today.rent_due
+                )
+                meter_change[..., self.calendar.money] += s.meters[..., self.calendar.money] - money
         any_faint = fainted is not None and bool(fainted.any())
         if fainted is None:
             fainted = self._zero_bool
@@ -314,9 +344,10 @@ class World:
             wage=wage,
             late=late,
             absent=absent,
-            commute=self._commute_shaping(clock) if self._commute else None,
+            commute=self._commute_shaping(clock, works) if self._commute else None,
             fainted=fainted if any_faint else None,
             help=help_bonus,
+            rent=rent_charge,
         )
         reward = compute_reward(self.tunables, config.reward, outcome, all_alive_before)
         terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
@@ -380,6 +411,8 @@ class World:
             outage_starts=torch.take(layout.outage_starts, tod)
             if self._outages
             else self._zero_env_int,
+            rent=rent_event,
+            weekday=today.weekday,
         )
         return StepResult(
             obs=self.observe(),
@@ -472,10 +505,28 @@ class World:
             after = torch.where(env_done.unsqueeze(1), 0.0, after)
         return after if before is None else after - before
 
-    def _commute_shaping(self, clock: torch.Tensor) -> torch.Tensor:
-        """(E, A) change of the commute potential this tick (see RewardConfig.commute)."""
+    def _fatigue(self, wage: torch.Tensor | None) -> torch.Tensor | None:
+        """Tired agents earn `wage_factor` of their wage and may faint (energy to 0, which the
+        meters' update turns into a faint)."""
+        s, calendar = self.state, self.calendar
+        tired = calendar.tired(s.meters, s.alive)
+        if not bool(tired.any()):
+            return wage
+        if wage is not None:
+            wage = torch.where(tired, wage * calendar.fatigue[1], wage)
+        collapsed = calendar.collapse(tired, s.rng_key, s.tick)
+        if bool(collapsed.any()):
+            energy = s.meters[..., calendar.energy]
+            s.meters[..., calendar.energy] = torch.where(collapsed, 0.0, energy)
+        return wage
+
+    def _commute_shaping(self, clock: torch.Tensor, works: torch.Tensor | None) -> torch.Tensor:
+        """(E, A) change of the commute potential this tick (see RewardConfig.commute); no pull
+        on a day off."""
         s, layout = self.state, self.layout
         open_now = torch.take(layout.commute_active, clock) & (s.arrived == 0) & s.alive
+        if works is not None:
+            open_now &= works
         distance = torch.take(layout.job_distance, layout.agent_cell_base + s.pos)
         potential = torch.where(open_now, distance * -self.config.reward.commute, 0.0)
         shaping = potential - s.commute_potential
@@ -549,6 +600,7 @@ class World:
             self._tod = (s.tick + s.start_offset + layout.start_tick) % layout.ticks_per_day
         self._clock = clock_index(layout, self._tod)
         self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
+        self._today = self.calendar.today(s.tick + s.start_offset + layout.start_tick)
 
     # ------------------------------------------------------------------ curriculum, resume
     def set_stage(

@@ -68,7 +68,6 @@ def variant_scripts(scenario: ScenarioConfig, variant: str) -> list[list[IntentC
     return scripts
 
 
-
 def week_variants(config) -> dict:
     """Weekly lives for `town_week`, each a copy of `config` whose agents live it every day:
     the one-day town's routine (what a one-day policy knows: one Bed a night, about half the

@@ -683,6 +683,9 @@ class VideoSettings:
     """First step."""
     end: int | None = None
     """The step after the last (default: the episode's end)."""
+    days: str | None = None
+    """A range of the episode's days instead of steps, e.g. "2-3" or "5": day 1 runs from the
+    first step to the first midnight, each later day from a midnight to the next."""
     quality: VideoQuality = VideoQuality.fast
     """fast: libx264 ultrafast for previews; quality: medium for sharing."""
     agent: str | None = None

@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from townlet.config.choices import WEEKDAYS
 from townlet.recording.format import Episode
 
 EVENT_COLUMNS = ("completed", "shift_event", "fainted", "chat", "helped", "took_over")
 SHIFT_KINDS = {1: "on_time", 2: "late", 3: "absent"}  # ShiftEvent values a replay shows
+RENT_PAID, RENT_MISSED = 1, 2  # the rent column's values (townlet.world.calendar.RentEvent)
+WEEKDAY_NAMES = tuple(day.value for day in WEEKDAYS)  # the weekday column's values, in order
 
 
 def has_events(episode: Episode) -> bool:
@@ -57,6 +60,10 @@ def episode_events(episode: Episode) -> list[list[dict[str, Any]]]:
     add(cols["helped"].astype(bool), lambda t, a: {"kind": "late_help"})
     took = cols["took_over"].astype(np.int64)
     add(took > 0, lambda t, a: {"kind": "takeover", "shifts": int(took[t, a])})
+    if "rent" in cols:  # a multi-day town's weekly rent
+        rent = cols["rent"].astype(np.int64)
+        add(rent == RENT_PAID, lambda t, a: {"kind": "rent_paid"})
+        add(rent == RENT_MISSED, lambda t, a: {"kind": "rent_missed"})
     for t, _, event in sorted(found, key=lambda item: (item[0], item[1])):
         steps[t].append(event)
     return steps
@@ -79,3 +86,14 @@ def closed_types(episode: Episode, outages: list[str]) -> set[str]:
 
 def _completed(types: list[str], index: int) -> dict[str, Any]:
     return {"kind": "completed", "affordance": types[index] if index < len(types) else str(index)}
+
+
+def day_starts(episode: Episode) -> list[tuple[int, int]]:
+    """(step, weekday) of each midnight inside the episode (weekday 0 = Monday), from the
+    weekday column of a multi-day recording; [] for a recording without it."""
+    column = episode.columns.get("weekday")
+    if column is None or len(column) == 0:
+        return []
+    days = column.astype(np.int64)
+    changed = np.nonzero(days[1:] != days[:-1])[0] + 1
+    return [(int(t), int(days[t])) for t in changed]

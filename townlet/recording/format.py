@@ -69,8 +69,10 @@ CODECS: dict[str, tuple[str, str, float, float]] = {
     "familiarity": ("uint8", "q8", 0.0, 1.0),
     "state_hash": ("int64", "raw", 0, 0),
     "state_parts": ("uint8", "raw", 0, 0),
+    "weekday": ("uint8", "raw", 0, 0),
+    "rent": ("int8", "raw", 0, 0),
 }
-ENV_COLUMNS = ("time_of_day", "outages", "state_hash", "state_parts")
+ENV_COLUMNS = ("time_of_day", "outages", "state_hash", "state_parts", "weekday")
 """Columns with one row per tick for the whole env (the others have one per recorded agent)."""
 PAIR_COLUMNS = ("rivalry", "familiarity")
 """Per-agent columns that are also per agent on their last axis: (T, A, A), recorded agents only."""
@@ -276,6 +278,8 @@ def episode_problem(episode: Episode) -> str | None:
         "actions": (t, agents),
         "rewards": (t, agents),
     }
+    optional = {"weekday": (t,), "rent": (t, agents)}  # a multi-day town's
+    expected.update({name: shape for name, shape in optional.items() if name in columns})
     for name, shape in expected.items():
         if tuple(columns[name].shape) != shape:
             return f"column {name} has shape {tuple(columns[name].shape)}, expected {shape}"

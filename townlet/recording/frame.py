@@ -38,6 +38,8 @@ def frame_of(
         "rivalry": state.rivalry[env],
         "familiarity": state.familiarity[env],
     }
+    if world.calendar.observed:  # a multi-day town: which day of the week the tick is
+        columns["weekday"] = world.weekday()[env]
     digest, parts = state_digest(state, env)
     columns["state_hash"] = torch.tensor(digest)
     columns["state_parts"] = torch.tensor(parts, dtype=torch.uint8)
@@ -64,5 +66,6 @@ def outcome_of(result: StepResult, env: int = 0) -> dict[str, torch.Tensor]:
         "chat_quality": events.chat_quality[env],
         "helped": events.helped[env],
         "took_over": events.took_over[env],
+        "rent": events.rent[env],
     }
     return {name: column.cpu() for name, column in columns.items()}

@@ -120,6 +120,9 @@ class EpisodeRecorder:
             "state_hash": torch.zeros(t, dtype=torch.int64),
             "state_parts": torch.zeros(t, parts, dtype=torch.uint8),
         }
+        if world.calendar.observed:  # a multi-day town: the weekday and the rent
+            self.buffers["weekday"] = torch.zeros(t, dtype=torch.int64)
+            self.buffers["rent"] = torch.zeros(t, a, dtype=torch.int64)
         self.t = 0
         self._tapped: tuple[str, ...] = ()  # columns the producer hands over (set at t = 0)
         self._partial = False  # the episode in progress was not tapped whole (see resumed_blind)
@@ -146,6 +149,8 @@ class EpisodeRecorder:
         if t == 0:  # only what the producer gives is written: no zero column posing as data
             self._tapped = tuple(name for name in self.buffers if name in step)
         for name, value in step.items():
+            if name not in self.buffers:  # a column this world does not record
+                continue
             if name in ENV_COLUMNS:
                 self.buffers[name][t] = value
             elif name in PAIR_COLUMNS and not self._all:

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from townlet.recording.events import closed_types, episode_events, has_events, outages_by_step
+from townlet.recording.events import (
+    WEEKDAY_NAMES,
+    closed_types,
+    day_starts,
+    episode_events,
+    has_events,
+    outages_by_step,
+)
 from townlet.recording.format import Episode, unpack_array
 from townlet.recording.palette import agent_colour
 from townlet.recording.situations import (
@@ -66,6 +73,7 @@ class EpisodeFrames:
             else None
         )
         self.tod = cols["time_of_day"].astype(np.int64).tolist() if "time_of_day" in cols else None
+        self.weekday = cols["weekday"].astype(np.int64).tolist() if "weekday" in cols else None
         self.using = cols["using"].astype(np.int64).tolist() if "using" in cols else None
         self.queued = cols["queued"].astype(np.int64).tolist() if "queued" in cols else None
         self.policy_key, self.policy = None, None
@@ -136,6 +144,10 @@ class EpisodeFrames:
         markers += [
             {"step": t, "kind": "queue_join", "agent": self.agents[a], "at": self._name(i)}
             for t, a, i in queue_joins(self.episode)
+        ]
+        markers += [  # a multi-day episode's midnights, for the day axis
+            {"step": t, "kind": "day", "weekday": WEEKDAY_NAMES[d % 7]}
+            for t, d in day_starts(self.episode)
         ]
         markers.sort(key=lambda m: m["step"])
         return {
@@ -208,6 +220,7 @@ class EpisodeFrames:
                 for a, agent_id in enumerate(self.agents)
             },
             "time_of_day": None if self.tod is None else self.tod[t] % self.tpd,
+            **({"weekday": WEEKDAY_NAMES[self.weekday[t] % 7]} if self.weekday is not None else {}),
             "ticks_per_day": self.tpd,
             "replay_metadata": {"total_steps": self.steps, "current_step": t, **self.metadata},
         }

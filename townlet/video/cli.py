@@ -77,6 +77,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=int, default=defaults.start, help="first step")
     parser.add_argument("--end", type=int, default=defaults.end, help="step after the last")
     parser.add_argument(
+        "--days", default=defaults.days, help="a day range instead of steps, e.g. 2-3 (from 1)"
+    )
+    parser.add_argument(
         "--quality",
         choices=tuple(VideoQuality),
         default=defaults.quality,

@@ -149,12 +149,39 @@ def prefetch(source: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarra
         worker.join(timeout=5)
 
 
+def day_range(episode: Episode, days: str) -> tuple[int, int]:
+    """[first, last) steps of a day range ("2-3", "5"; day 1 is the episode's first, each
+    midnight starts the next), from the recording's clock."""
+    low, _, high = days.partition("-")
+    try:
+        first_day, last_day = int(low), int(high or low)
+    except ValueError:
+        raise ExportError(f"days={days!r}: give a day or a range of days, e.g. 2-3") from None
+    if not 1 <= first_day <= last_day:
+        raise ExportError(f"days={days!r}: days count from 1, the first no later than the last")
+    if "time_of_day" not in episode.columns:
+        raise ExportError("days: this recording has no clock (time_of_day) to find its days in")
+    tod = episode.columns["time_of_day"].astype(np.int64)
+    midnights = (np.nonzero(tod[1:] < tod[:-1])[0] + 1).tolist()
+    starts = [0, *midnights, episode.steps]
+    if first_day > len(starts) - 1:
+        raise ExportError(
+            f"days={days!r}: the episode has {len(starts) - 1} day(s) of {episode.steps} steps"
+        )
+    return starts[first_day - 1], starts[min(last_day, len(starts) - 1)]
+
+
 def export_episode(episode: Episode, output: Path, options: VideoOptions) -> dict:
     options.check()
-    first, last = (
-        options.start,
-        episode.steps if options.end is None else min(options.end, episode.steps),
-    )
+    if options.days is not None:
+        if options.start != 0 or options.end is not None:
+            raise ExportError("days: give either a day range or start/end steps, not both")
+        first, last = day_range(episode, options.days)
+    else:
+        first, last = (
+            options.start,
+            episode.steps if options.end is None else min(options.end, episode.steps),
+        )
     if not 0 <= first < last:
         raise ExportError(
             f"episode {episode.metadata.get('episode_id')}: empty step range "

@@ -41,7 +41,9 @@ MARKER_KINDS = {  # event -> colour of its tick under the chart (as the page's s
     "late": (233, 196, 106),
     "absent": (230, 57, 70),
     "faint": (230, 57, 70),
+    "rent_missed": (230, 57, 70),
 }
+WEEKDAY_TITLES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 RECENT_STEPS = 6  # the events panel lists what happened over the last few steps
 
 
@@ -439,7 +441,10 @@ class FrameRenderer:
         tpd = int(self.episode.header.get("ticks_per_day") or 240)
         tod = int(cols["time_of_day"][step]) % tpd
         minutes = tod * 24 * 60 // tpd
-        label = f"time of day {minutes // 60:02d}:{minutes % 60:02d}"
+        day = (  # a multi-day recording names the day
+            f"{WEEKDAY_TITLES[int(cols['weekday'][step]) % 7]} " if "weekday" in cols else ""
+        )
+        label = f"time of day {day}{minutes // 60:02d}:{minutes % 60:02d}"
         draw.text((x, y), label, fill=s.muted, font=self.small)
         y += int(22 * self.unit)
         draw.rectangle((x, y, x + width, y + height), fill=s.floor)
@@ -536,6 +541,8 @@ def describe_event(event: dict) -> str:
         "late": f"{agent} arrived late",
         "absent": f"{agent} missed the shift",
         "faint": f"{agent} fainted",
+        "rent_paid": f"{agent} paid the week's rent",
+        "rent_missed": f"{agent} could not pay the rent",
     }.get(kind, f"{agent}: {kind}")
 
 

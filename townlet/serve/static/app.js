@@ -184,7 +184,8 @@ function render(update) {
   if (timed) {
     const minutes = Math.floor(update.time_of_day * 1440 / tpd);
     $("tod").style.width = `${100 * update.time_of_day / tpd}%`;
-    $("tod-text").textContent = `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+    const day = update.weekday ? `${WEEKDAY_TITLES[update.weekday] || update.weekday} ` : "";  // a multi-day town
+    $("tod-text").textContent = `${day}${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
   }
   $("outages").textContent = (update.outages || []).length ? `outage: ${update.outages.join(", ")} (its affordances are closed)` : "";
   showEvents(update);
@@ -297,7 +298,9 @@ function drawFocus(view, update) {
 // Hand-drawn on a canvas (about 40 lines) rather than a chart library: the page has no build
 // step and ships inside the wheel, and these are plain polylines.
 const MARKER_COLOURS = { chat: "--chat-ok", late_help: "--help", takeover: "--help", late: "--warning",
-  absent: "--critical", faint: "--critical", on_time: "--bar", completed: "--muted", queue_join: "--queue" };
+  absent: "--critical", faint: "--critical", on_time: "--bar", completed: "--muted", queue_join: "--queue",
+  rent_paid: "--bar", rent_missed: "--critical" };
+const WEEKDAY_TITLES = { mon: "Monday", tue: "Tuesday", wed: "Wednesday", thu: "Thursday", fri: "Friday", sat: "Saturday", sun: "Sunday" };
 
 function sized(chart) {
   const width = Math.max(100, Math.floor(chart.getBoundingClientRect().width));
@@ -373,7 +376,17 @@ function drawMarkers() {
     + (types.length ? ` and completions (${types.map((t) => `${t} ${typeColour(t)}`).join(", ")})` : "");
   // top row: social and shift events, faints; bottom row: completions and queue joins
   const half = Math.floor(strip.height / 2);
+  // a multi-day episode's day axis: a line at each midnight, the new day's name beside it
+  g.font = "10px sans-serif";
   for (const m of series.markers) {
+    if (m.kind !== "day") continue;
+    const x = Math.round((m.step / n) * (w - 2));
+    g.fillStyle = css.getPropertyValue("--ink").trim();
+    g.fillRect(x, 0, 1, strip.height);
+    g.fillText(m.weekday, x + 2, 10);
+  }
+  for (const m of series.markers) {
+    if (m.kind === "day") continue;
     const low = m.kind === "completed" || m.kind === "queue_join";
     g.fillStyle = m.kind === "completed" ? typeColour(m.affordance)
       : css.getPropertyValue(m.kind === "chat" && !m.success ? "--chat-bad" : MARKER_COLOURS[m.kind] || "--muted").trim();
@@ -413,6 +426,9 @@ function describe(e) {
     case "late": return `${e.agent} arrived late`;
     case "absent": return `${e.agent} missed the shift`;
     case "faint": return `${e.agent} fainted`;
+    case "rent_paid": return `${e.agent} paid the week's rent`;
+    case "rent_missed": return `${e.agent} could not pay the rent`;
+    case "day": return `${WEEKDAY_TITLES[e.weekday] || e.weekday} begins`;
     default: return `${e.agent}: ${e.kind}`;
   }
 }
@@ -606,8 +622,8 @@ function followCompare(update) {
 }
 
 function counts(series) {
-  const out = { chats: 0, "failed chats": 0, "on time": 0, late: 0, absent: 0, faints: 0, "late help": 0, takeovers: 0, completions: 0 };
-  const key = { on_time: "on time", late: "late", absent: "absent", faint: "faints", late_help: "late help", takeover: "takeovers", completed: "completions" };
+  const out = { chats: 0, "failed chats": 0, "on time": 0, late: 0, absent: 0, faints: 0, "late help": 0, takeovers: 0, completions: 0, "rent paid": 0, "rent missed": 0 };
+  const key = { on_time: "on time", late: "late", absent: "absent", faint: "faints", late_help: "late help", takeover: "takeovers", completed: "completions", rent_paid: "rent paid", rent_missed: "rent missed" };
   for (const m of series.markers) {
     if (m.kind === "chat") out[m.success ? "chats" : "failed chats"] += 1;
     else if (key[m.kind]) out[key[m.kind]] += 1;

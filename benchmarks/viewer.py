@@ -1,7 +1,9 @@
 """The viewer at scale, measured in headless Chromium, as JSON lines: frames per second while a
 `village` replay (32 x 24 tiles, 16 agents) plays at speed 10 (requestAnimationFrame intervals
-over 3 s), and the time from clicking a 2,000-step episode to its first frame drawn (server
-decode + first state update + drawing).
+over 3 s), the time from clicking a 2,000-step episode to its first frame drawn (server
+decode + first state update + drawing), and for a week of the village (`village_week`, 16
+agents, 1,680 steps) the time to its first frame and from a seek to any step to that step drawn
+(20 seeks to steps drawn with a fixed seed; the worst and the median).
 
 Run: python benchmarks/viewer.py [--chromium /usr/bin/chromium]
 """
@@ -39,7 +41,38 @@ def serve(run: Path) -> tuple[subprocess.Popen, str]:
     return spawn_viewer(run)
 
 
-def measure(chromium: str, village: Path, long: Path) -> dict[str, float]:
+SEEK = """(step) => new Promise((done) => { const asked = performance.now();
+    const bar = document.querySelector('#timeline'); bar.value = step;
+    bar.dispatchEvent(new Event('input'));
+    const wait = () => (window.townletLast && window.townletLast.step === step)
+      ? done(window.townletDrawnAt - asked) : requestAnimationFrame(wait);
+    wait(); })"""
+
+
+def measure_week(page, week: Path) -> dict[str, float]:
+    """Open the week from the list, then seek to 20 steps spread at random over it."""
+    import random
+
+    process, address = serve(week)
+    try:
+        page.goto(address)
+        row = page.locator("#recordings tbody tr").first
+        row.wait_for()
+        page.evaluate(
+            """() => document.querySelector('#recordings').addEventListener('click',
+                () => { window.clickAt = performance.now(); }, true)"""
+        )
+        row.click()
+        page.wait_for_selector("#cursor:text('1 / 1680')")
+        opened = page.evaluate("() => window.townletDrawnAt - window.clickAt")
+        steps = random.Random(7).sample(range(1680), 20)
+        seeks = sorted(page.evaluate(SEEK, step) for step in steps)
+    finally:
+        process.terminate()
+    return {"week_open_ms": opened, "week_seek_max_ms": seeks[-1], "week_seek_median_ms": seeks[10]}
+
+
+def measure(chromium: str, village: Path, long: Path, week: Path) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     figures = {}
@@ -75,6 +108,7 @@ def measure(chromium: str, village: Path, long: Path) -> dict[str, float]:
             figures["load_2000_steps_outside_ms"] = (time.perf_counter() - started) * 1000
         finally:
             process.terminate()
+        figures.update(measure_week(page, week))
         browser.close()
     return figures
 
@@ -84,10 +118,11 @@ def main() -> None:
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        village, long = Path(tmp) / "village", Path(tmp) / "long"
+        village, long, week = Path(tmp) / "village", Path(tmp) / "long", Path(tmp) / "week"
         capture(load_config(["scenario=village", "capture.record=true"]), village)
         capture(load_config(LONG), long)
-        figures = measure(args.chromium, village, long)
+        capture(load_config(["scenario=village_week", "capture.record=true"]), week)
+        figures = measure(args.chromium, village, long, week)
     load = os.getloadavg()[0]
     print(
         json.dumps(
@@ -113,6 +148,24 @@ def main() -> None:
             }
         )
     )
+    for name, key, unit in (
+        ("viewer_week_open", "week_open_ms", "ms (click to first frame drawn)"),
+        ("viewer_week_seek_max", "week_seek_max_ms", "ms (seek to that step drawn, worst of 20)"),
+        ("viewer_week_seek_median", "week_seek_median_ms", "ms (seek to that step drawn)"),
+    ):
+        print(
+            json.dumps(
+                {
+                    "name": name,
+                    "value": round(figures[key], 1),
+                    "unit": unit,
+                    "scenario": "village_week",
+                    "agents": 16,
+                    "steps": 1680,
+                    "load_1min": load,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -109,26 +109,43 @@ def queue_joins(episode: Episode) -> list[tuple[int, int, int]]:
     return [(int(t), int(a), int(queued[t, a])) for t, a in zip(*np.nonzero(joined), strict=True)]
 
 
-def relations(episode: Episode) -> list[dict[str, list[list[Any]]]] | None:
+class Relations:
     """Per step: for each recorded agent, [other, familiarity, rivalry] for every other agent
-    it has a relationship with (either above RELATION_FLOOR), values rounded to 0.01."""
+    it has a relationship with (either above RELATION_FLOOR), values rounded to 0.01. Built
+    step by step when asked (`at`, or indexing): a week of the village holds 1,680 x 16 x 16
+    pairs, and building every step's lists up front took half a second of opening it."""
+
+    def __init__(self, episode: Episode) -> None:
+        cols = episode.columns
+        self.agents = list(episode.header["agent_ids"])
+        self.rivalry = np.round(cols["rivalry"].astype(np.float64), 2)
+        self.familiarity = np.round(cols["familiarity"].astype(np.float64), 2)
+        self.strong = (self.rivalry >= RELATION_FLOOR) | (self.familiarity >= RELATION_FLOOR)
+        self._steps = len(self.strong)
+
+    def __len__(self) -> int:
+        return self._steps
+
+    def __getitem__(self, t: int) -> dict[str, list[list[Any]]]:
+        return self.at(t)
+
+    def at(self, t: int) -> dict[str, list[list[Any]]]:
+        step: dict[str, list[list[Any]]] = {}
+        agents, familiarity, rivalry = self.agents, self.familiarity[t], self.rivalry[t]
+        for a, b in zip(*np.nonzero(self.strong[t]), strict=True):
+            if a != b:
+                step.setdefault(agents[a], []).append(
+                    [agents[b], float(familiarity[a, b]), float(rivalry[a, b])]
+                )
+        return step
+
+
+def relations(episode: Episode) -> Relations | None:
+    """The episode's relationships per step (see `Relations`), or None without the columns."""
     cols = episode.columns
     if "rivalry" not in cols or "familiarity" not in cols:
         return None
-    agents = list(episode.header["agent_ids"])
-    rivalry = np.round(cols["rivalry"].astype(np.float64), 2)
-    familiarity = np.round(cols["familiarity"].astype(np.float64), 2)
-    strong = (rivalry >= RELATION_FLOOR) | (familiarity >= RELATION_FLOOR)
-    out: list[dict[str, list[list[Any]]]] = []
-    for t in range(episode.steps):
-        step: dict[str, list[list[Any]]] = {}
-        for a, b in zip(*np.nonzero(strong[t]), strict=True):
-            if a != b:
-                step.setdefault(agents[a], []).append(
-                    [agents[b], float(familiarity[t, a, b]), float(rivalry[t, a, b])]
-                )
-        out.append(step)
-    return out
+    return Relations(episode)
 
 
 def _changes(queued: np.ndarray) -> np.ndarray:

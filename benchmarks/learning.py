@@ -4,7 +4,8 @@ evaluation's 16 episodes over 4 world seeds), the return split into terms, what 
 (shifts on time, faints and completions per agent-day), the wall time to first match the
 scripted return and the whole job's wall time; then one summary line per scenario over seeds.
 
-Run: python benchmarks/learning.py [--only NAME ...] [--seeds 1 2 3] [--scratch] [--jobs 2]
+Run: python benchmarks/learning.py [--only NAME ...] [--seeds 1 2 3] [--scratch [--scratch-on
+town_week]] [--jobs 2]
 (one torch thread a job; `town` takes about 6 minutes a seed on this 2-core machine; `--scratch`
 adds `town` trained by `experiment=scratch` (no demonstrations, no scripted labels), whose rows
 also give the deterministic policy's return and behaviour at fixed wall times (5, 10, 20 and
@@ -46,6 +47,8 @@ RUNS = {
     "observation_baseline": ["ppo=fast", "train.total_ticks=640", "train.eval_every=5"],
     # 16 agents: the town's recipe (clone the routine, then PPO) as conf/experiment/village.yaml
     "village": ["experiment=village"],
+    # seven days a week: conf/experiment/week.yaml (the town's recipe, 300 PPO epochs)
+    "town_week": ["experiment=week", "train.eval_every=50"],
 }
 SCRATCH = ["experiment=scratch", "train.eval_every=50"]
 WALL_MARKS_MIN = (5, 10, 20, 30)
@@ -174,6 +177,9 @@ def main() -> None:
         "--scratch-only", action="store_true", help="only the scratch recipe (with --scratch)"
     )
     parser.add_argument(
+        "--scratch-on", default="town", help="the scenario the scratch recipe learns (town)"
+    )
+    parser.add_argument(
         "--keep", type=Path, help="keep each run in KEEP/LABEL/seed_N for `townlet report`"
     )
     args = parser.parse_args()
@@ -181,7 +187,7 @@ def main() -> None:
     if args.scratch_only:
         runs = []
     if args.scratch:
-        runs.append(("town", "town_ppo_from_scratch", SCRATCH))
+        runs.append((args.scratch_on, f"{args.scratch_on}_ppo_from_scratch", SCRATCH))
     context = multiprocessing.get_context("spawn")  # fresh interpreters: one thread each
     for scenario, label, overrides in runs:
         if args.jobs > 1:

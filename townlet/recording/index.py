@@ -286,12 +286,6 @@ class RecordingIndex:
             params.append(int(limit))
         return [_row_dict(r) for r in self.connection.execute(sql, params)]
 
-    def max_episode_id(self) -> int | None:
-        value = self.connection.execute(
-            "SELECT MAX(episode_id) FROM episode_recordings"
-        ).fetchone()[0]
-        return None if value is None else int(value)
-
     def resolve(self, row: dict[str, Any]) -> Path:
         """The row's file, refusing any path that leaves the recordings folder.
 

@@ -178,10 +178,6 @@ class Catalog:
                 self._cached_bytes -= evicted.nbytes
         return frames
 
-    @property
-    def cached_bytes(self) -> int:
-        return self._cached_bytes
-
 
 def _failed(episode_id: int, reason: str) -> RuntimeError:
     return RuntimeError(f"Failed to load episode {episode_id}: {reason}")

@@ -142,3 +142,24 @@ def test_train_refuses_an_unknown_key_before_running():
     bad = run_train("world.grid_size=9")
     assert bad.returncode != 0
     assert "grid_size" in bad.stderr
+
+
+def test_a_training_job_validates_its_config_once_before_hydra_and_once_in_the_job(monkeypatch):
+    """The preflight composed and validated twice, and the training job twice more (the
+    entry point, then `train`): four checks of one config per job."""
+    import townlet.config.validate as validation
+    from townlet.scenarios.lint import check_command_line
+
+    calls = []
+    real = validation.check_consistency
+    monkeypatch.setattr(validation, "check_consistency", lambda c: calls.append(1) or real(c))
+    assert check_command_line(["experiment=smoke", "tracking=off"]) == []
+    assert len(calls) == 1
+    from townlet.policy.train import train
+
+    config = validation.validate(load_config(["experiment=smoke"], check=False))
+    calls.clear()
+    with pytest.raises(ZeroDivisionError):  # stop before any work: only the checks matter
+        monkeypatch.setattr("townlet.policy.train.Trainer", lambda *a, **k: 1 / 0)
+        train(config, Path("unused"))
+    assert calls == [], "a checked config is not checked again"

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from townlet.config import register_configs
 from townlet.config.errors import ConfigError
+from townlet.config.schema import TownletConfig
 from townlet.scenarios.build import CONF_DIR, typed
 from townlet.scenarios.lint import preflight
 from townlet.util.stopping import Pruned
@@ -45,11 +46,11 @@ def train_job(cfg: DictConfig) -> float | Pruned:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        typed(cfg)  # a config error is one line before any tracked run starts
-        cfg = _with_checkpoint_scenario(cfg)
+        # checked once, here: a config error is one line before any tracked run starts
+        cfg, config = _with_checkpoint_scenario(cfg, typed(cfg))
         with open_tracker(cfg, "train", run_dir) as tracker:
             try:
-                result = train(cfg, run_dir, tracker)
+                result = train(config, run_dir, tracker)
             except Pruned as pruned:  # returned, so the sweeper tells Optuna PRUNED, not FAIL
                 print(f"{pruned}: stopped early by the study's pruner -> {run_dir}")
                 return pruned
@@ -66,40 +67,42 @@ def train_job(cfg: DictConfig) -> float | Pruned:
             file=sys.stderr,
         )
         sys.exit(130)
-    _point_latest(cfg, run_dir)
+    _point_latest(config, run_dir)
     print(describe(result, _command("train")))
     return result.objective
 
 
-def _with_checkpoint_scenario(cfg: DictConfig) -> DictConfig:
-    """Resuming from a checkpoint path without `scenario=`: the checkpoint's scenario."""
+def _with_checkpoint_scenario(
+    cfg: DictConfig, config: TownletConfig
+) -> tuple[DictConfig, TownletConfig]:
+    """Resuming from a checkpoint path without `scenario=`: the checkpoint's scenario (the
+    config composed again and checked); otherwise the config as given."""
     from hydra import compose
 
     from townlet.policy.checkpoint import load_checkpoint
 
     resume = cfg.train.resume
     if isinstance(resume, bool) or str(resume).lower() in ("false", "true", "none", ""):
-        return cfg
+        return cfg, config
     overrides = list(HydraConfig.get().overrides.task)
     if any(o.split("=", 1)[0].lstrip("+~") == "scenario" for o in overrides):
-        return cfg
+        return cfg, config
     name = load_checkpoint(Path(str(resume))).get("scenario")
     if not name or name == cfg.scenario.name:
-        return cfg
+        return cfg, config
     print(f"resuming a '{name}' checkpoint: scenario={name}", file=sys.stderr)
     composed = compose(
         config_name=HydraConfig.get().job.config_name, overrides=[f"scenario={name}", *overrides]
     )
-    typed(composed)
-    return composed
+    return composed, typed(composed)
 
 
-def _point_latest(cfg: DictConfig, run_dir: Path) -> None:
+def _point_latest(config: DictConfig | TownletConfig, run_dir: Path) -> None:
     """`<outputs>/latest` -> this run, or `<multirun>/latest` -> this sweep (best effort: a
     filesystem without symlinks just has no shortcut)."""
     from townlet.util.atomic import point_link
 
-    paths = typed(cfg).paths
+    paths = (typed(config) if isinstance(config, DictConfig) else config).paths
     for folder, target in (
         (paths.resolve("outputs"), run_dir),
         (paths.resolve("multirun"), run_dir.parent),

@@ -23,7 +23,6 @@ from townlet.config.schema import (
     PlacementConfig,
     ScenarioConfig,
 )
-from townlet.config.validate import validate
 from townlet.scenarios.build import CONF_DIR, load_config
 
 
@@ -123,7 +122,7 @@ def check_command_line(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
         and ("=" in token or token[:1] == "~")
     ]
     try:
-        validate(load_config(overrides, conf_dir))
+        load_config(overrides, conf_dir)  # composed and validated once
     except Exception as error:  # any composition error becomes one line naming the key
         return [name_agent(one_line(error), argv, conf_dir)]
     return []

@@ -24,6 +24,7 @@ from townlet.scenarios import load_config
 from townlet.scenarios.build import typed
 from townlet.telemetry.summary import summarise
 from townlet.telemetry.validate import validate_log
+from townlet.util.run_dir import RunDir
 from townlet.world import Action, World
 from townlet.world.constants import NUM_ACTIONS
 
@@ -436,7 +437,7 @@ def test_selection_restores_earlier_weights_when_later_ones_validate_worse(tmp_p
     with torch.no_grad():  # a policy that eats: INTERACT wherever it may (the kitchen's stove)
         net.actor.bias[int(Action.INTERACT)] = 50.0
     eats = {k: v.clone() for k, v in net.state_dict().items()}
-    selection = Selection.for_run(config, tmp_path, resumed=False)
+    selection = Selection.for_run(config, RunDir.of(tmp_path), resumed=False)
     good = selection.validate(config, net, 1, {"model": net.state_dict(), "epoch": 1})
     with torch.no_grad():  # then one that only waits and goes hungry
         net.actor.bias.zero_()
@@ -446,5 +447,5 @@ def test_selection_restores_earlier_weights_when_later_ones_validate_worse(tmp_p
     assert selection.restore_best(net, last_epoch=2)
     for key, value in net.state_dict().items():
         assert torch.equal(value, eats[key]), key
-    resumed = Selection.for_run(config, tmp_path, resumed=True)
+    resumed = Selection.for_run(config, RunDir.of(tmp_path), resumed=True)
     assert (resumed.best_epoch, resumed.best_return) == (1, good)

@@ -24,6 +24,7 @@ from townlet.config.errors import ConfigError
 from townlet.config.schema import TownletConfig
 from townlet.scenarios.build import CONF_DIR, typed
 from townlet.scenarios.lint import preflight
+from townlet.util.run_dir import RunDir
 from townlet.util.stopping import Pruned
 
 register_configs()
@@ -155,7 +156,7 @@ def serve_job(cfg: DictConfig) -> None:
             if not run.is_dir():
                 raise ValueError(f"run_dir {run} does not exist")
             catalog = Catalog.for_run(run, **limits)
-            if (run / "checkpoints" / "latest.pt").is_file():
+            if RunDir.of(run).latest.is_file():
                 from townlet.serve.live import LiveFactory
 
                 live = LiveFactory(run, record=options.record_live)

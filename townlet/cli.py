@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from townlet.util.argtypes import index_int
+from townlet.util.run_dir import RunDir
 
 
 def _names(args: argparse.Namespace) -> int:
@@ -154,7 +155,7 @@ def _recordings_list(args: argparse.Namespace) -> int:
         index = RecordingIndex(Path(args.db), Path(args.recordings), create=False)  # read-only
     else:
         run = Path(args.run_dir)
-        if not (run / "recordings.db").is_file():
+        if not RunDir.of(run).recordings_index.is_file():
             raise RecordingError(
                 f"{run}: no recordings.db (for an index made elsewhere, e.g. a metrics.db, "
                 "use --db PATH --recordings DIR)"
@@ -192,7 +193,7 @@ def _recordings_verify(args: argparse.Namespace) -> int:
     from townlet.recording.verify import verify_episode
 
     run = Path(args.run_dir)
-    if not (run / "recordings.db").is_file():
+    if not RunDir.of(run).recordings_index.is_file():
         raise RecordingError(f"{run}: no recordings.db")
     index = RecordingIndex.for_run(run, create=False)
     ids = args.episode or [r["episode_id"] for r in index.list(limit=None, order="episode")]

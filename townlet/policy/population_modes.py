@@ -20,6 +20,7 @@ from townlet.policy.choosers import scripts_of
 from townlet.policy.network import ActorCritic
 from townlet.policy.population_eval import population_report, town_baselines
 from townlet.tracking.seed_report import mean_interval
+from townlet.util.run_dir import RunDir
 
 MODES = ("resident", "visitor", "half")
 
@@ -97,9 +98,9 @@ def policy_file(path: Path) -> Path:
     """A checkpoint file, or a run directory's policy (`selected.pt`, else `latest.pt`)."""
     path = Path(path)
     if path.is_dir():
-        for name in ("selected.pt", "latest.pt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
+        for checkpoint in (RunDir.of(path).selected, RunDir.of(path).latest):
+            if checkpoint.is_file():
+                return checkpoint
         raise FileNotFoundError(f"{path}: no checkpoints/selected.pt or latest.pt")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")

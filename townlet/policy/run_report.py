@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.policy.evaluate import format_table
+from townlet.util.run_dir import RunDir
 
 
 @dataclass
@@ -81,7 +82,7 @@ def describe(result: TrainResult, command: str = "python experiments/train.py") 
     scripted = ev.get("scripted")
     policy, sampled = ev["policy_deterministic"], ev["policy_sampled"]
     files = ["checkpoints/latest.pt"]
-    if (run / "checkpoints" / "best.pt").exists():
+    if RunDir.of(run).best.exists():
         files.append(f"checkpoints/best.pt (epoch {result.best_epoch})")
     if result.selected_epoch is not None:
         files.append(

@@ -19,11 +19,11 @@ from townlet.config.schema import TownletConfig
 from townlet.policy.checkpoint import load_checkpoint, save_checkpoint
 from townlet.policy.evaluate import policy_report
 from townlet.policy.network import ActorCritic
+from townlet.util.run_dir import RunDir
 
 VALIDATION_SEED_OFFSET = 2000
 """Validation plays world seeds from seed + 2000; the evaluation's start at seed + 1000 and
 span 4 x 7919, so the two never share a seed for any episode count in use."""
-FILE_NAME = "selected.pt"
 
 
 @dataclass
@@ -37,13 +37,13 @@ class Selection:
     last_validated: int | None = None
 
     @classmethod
-    def for_run(cls, config: TownletConfig, checkpoints: Path, resumed: bool) -> Selection | None:
+    def for_run(cls, config: TownletConfig, run: RunDir, resumed: bool) -> Selection | None:
         """The run's selection (None when `train.select_every` is 0), picking up a resumed
         run's earlier choice from its selected.pt."""
         opts = config.train
         if opts.select_every <= 0:
             return None
-        selection = cls(opts.select_every, opts.select_episodes, checkpoints / FILE_NAME)
+        selection = cls(opts.select_every, opts.select_episodes, run.selected)
         if resumed and selection.path.is_file():
             chosen = load_checkpoint(selection.path).get("selection") or {}
             selection.best_return = chosen.get("validation_return")

@@ -25,6 +25,7 @@ from townlet.tracking import Tracker
 from townlet.tracking.names import grouped
 from townlet.tracking.optuna_trial import trial_reporter
 from townlet.util.atomic import atomic_write_json
+from townlet.util.run_dir import RunDir
 from townlet.util.stopping import PRUNED_FILE, Pruned
 
 __all__ = ["TrainResult", "Trainer", "TrainingInterrupted", "describe", "train"]
@@ -58,14 +59,14 @@ def train(
         atomic_write_json(output_dir / PRUNED_FILE, {"epoch": pruned.epoch, "value": pruned.value})
         plot_training(output_dir, config)
         tracker.set_tags({"pruned": "true", "pruned_epoch": str(pruned.epoch)})
-        tracker.log_artifact(output_dir / "telemetry", "telemetry")
-        tracker.log_artifact(output_dir / "evaluation_history.jsonl")
+        tracker.log_artifact(RunDir.of(output_dir).telemetry_dir, "telemetry")
+        tracker.log_artifact(RunDir.of(output_dir).evaluation_history)
         raise
     plot_training(output_dir, config)
     tracker.log_metrics(grouped(flatten_numbers(result.evaluation, "eval.")), step=result.epochs)
-    tracker.log_artifact(output_dir / "telemetry", "telemetry")
-    tracker.log_artifact(output_dir / "evaluation.json")
-    tracker.log_artifact(output_dir / "evaluation_history.jsonl")
+    tracker.log_artifact(RunDir.of(output_dir).telemetry_dir, "telemetry")
+    tracker.log_artifact(RunDir.of(output_dir).evaluation)
+    tracker.log_artifact(RunDir.of(output_dir).evaluation_history)
     if config.recording.enabled:
         summary = summarise_recordings(output_dir)
         result.recordings = summary["recordings"]
@@ -94,10 +95,10 @@ def training_keys(config: TownletConfig) -> tuple[str, ...]:
 
 def plot_training(output_dir: Path, config: TownletConfig | None = None) -> None:
     """`telemetry/ppo.png`: the agents, the learner and the evaluations over the run."""
-    telemetry = output_dir / "telemetry" / "ppo.jsonl"
+    telemetry = RunDir.of(output_dir).telemetry
     if not telemetry.exists():
         return
-    history = output_dir / "evaluation_history.jsonl"
+    history = RunDir.of(output_dir).evaluation_history
     rows = [json.loads(line) for line in history.read_text().splitlines() if line]
     keys = TRAINING_KEYS if config is None else training_keys(config)
     plot(telemetry, keys=keys, skip_missing=True, evaluation=rows)

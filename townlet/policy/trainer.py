@@ -57,6 +57,7 @@ from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.reader import truncate_after_epoch
 from townlet.util.atomic import atomic_write_json
 from townlet.util.phases import PhaseClock
+from townlet.util.run_dir import RunDir
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
 
@@ -71,7 +72,7 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
     if resume is False or resume is None or str(resume).lower() in ("false", "none", ""):
         return None
     if resume is True or str(resume).lower() == "true":
-        path = output_dir / "checkpoints" / "latest.pt"
+        path = RunDir.of(output_dir).latest
         if not path.exists():
             raise CheckpointError(
                 f"train.resume=true: no checkpoint at {path}; pass train.resume=PATH or "
@@ -103,6 +104,7 @@ class Trainer:
     ) -> None:
         ppo, opts = config.ppo, config.train
         self.config, self.output_dir = config, Path(output_dir)
+        self.run_dir = RunDir.of(output_dir)
         self.on_record = on_record or (lambda epoch, record: None)
         # hears each periodic evaluation's return; may raise to stop the run (Optuna pruning)
         self.on_evaluation = on_evaluation or (lambda epoch, value: None)
@@ -210,7 +212,7 @@ class Trainer:
         self._novelty_beta = 0.0  # the exploration bonus's weight this epoch (set per epoch)
 
         # --- resume
-        telemetry_path, offset = self.output_dir / "telemetry" / "ppo.jsonl", 0
+        telemetry_path, offset = self.run_dir.telemetry, 0
         resume_from = _resume_path(opts.resume, self.output_dir)
         if resume_from is not None:
             data = load_checkpoint(resume_from)
@@ -218,9 +220,7 @@ class Trainer:
             offset = data["telemetry_offset"]
             truncate_after_epoch(telemetry_path, self.state.epoch)
         self.start_epoch = self.state.epoch
-        self.selection = Selection.for_run(
-            config, self.output_dir / "checkpoints", resumed=resume_from is not None
-        )
+        self.selection = Selection.for_run(config, self.run_dir, resumed=resume_from is not None)
         self.writer = TelemetryWriter(
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
@@ -675,13 +675,12 @@ class Trainer:
             self.recorder.flush()  # what ended before this checkpoint is on disk when it is
         with self.phases.time("checkpoint"):
             payload = self._payload()
-            checkpoints = self.output_dir / "checkpoints"
-            save_checkpoint(checkpoints / "latest.pt", payload)
+            save_checkpoint(self.run_dir.latest, payload)
             if improved:
-                save_checkpoint(checkpoints / "best.pt", payload)
+                save_checkpoint(self.run_dir.best, payload)
             every = self.config.train.checkpoint_every
             if every > 0 and epoch % every == 0:
-                save_checkpoint(checkpoints / f"epoch_{epoch:06d}.pt", payload)
+                save_checkpoint(self.run_dir.checkpoints / f"epoch_{epoch:06d}.pt", payload)
 
     def _payload(self) -> dict[str, Any]:
         return self.state.state_dict(
@@ -711,7 +710,7 @@ class Trainer:
             entry["selection"] = self.selection.summary()  # whose weights were evaluated
         if config.population.background:  # the figures are the focal agents' beside these
             entry["population"] = describe(config.population)
-        atomic_write_json(self.output_dir / "evaluation.json", entry)
-        with open(self.output_dir / "evaluation_history.jsonl", "a", encoding="utf-8") as handle:
+        atomic_write_json(self.run_dir.evaluation, entry)
+        with open(self.run_dir.evaluation_history, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
         return evaluation

@@ -23,6 +23,7 @@ from townlet.recording.index import RecordingIndex
 from townlet.recording.recorder import EpisodeRecorder, episode_header
 from townlet.serve.frames import EpisodeFrames
 from townlet.util.remembered import Remembered
+from townlet.util.run_dir import RunDir
 from townlet.world import World
 
 log = logging.getLogger("townlet.serve")
@@ -46,7 +47,7 @@ def run_config(run_dir: Path) -> TownletConfig:
 def policy_checkpoint_name(run_dir: Path) -> str:
     """The run's policy: `selected` when the run chose its weights by validation
     (`train.select_every`), else `latest`."""
-    return "selected" if (Path(run_dir) / "checkpoints" / "selected.pt").is_file() else "latest"
+    return "selected" if RunDir.of(run_dir).selected.is_file() else "latest"
 
 
 class LiveFactory:
@@ -77,7 +78,7 @@ class LiveFactory:
         `.pt`) or a path inside the run's `checkpoints/` folder. Anything else is refused with
         the same words whether or not such a file exists, so clients learn nothing about files
         outside the served folders."""
-        folder = (self.run_dir / "checkpoints").resolve()
+        folder = RunDir.of(self.run_dir).checkpoints.resolve()
         refused = ValueError(
             f"not a checkpoint of run {self.run_dir.name} "
             "(give latest, best or a file name from its checkpoints/ folder)"

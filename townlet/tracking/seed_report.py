@@ -25,6 +25,7 @@ import yaml
 from scipy import stats
 
 from townlet.tracking.sweep_summary import TRIAL_PREFIX, job_overrides
+from townlet.util.run_dir import RunDir
 from townlet.util.stopping import PRUNED_FILE
 
 IGNORED_PREFIXES = ("seed=", TRIAL_PREFIX, "hydra.")
@@ -95,7 +96,7 @@ def read_run(run_dir: Path) -> SeedRun | None:
 
 
 def _read_run(run_dir: Path) -> SeedRun | None:
-    overrides, evaluation_file = job_overrides(run_dir), run_dir / "evaluation.json"
+    overrides, evaluation_file = job_overrides(run_dir), RunDir.of(run_dir).evaluation
     if overrides is None or not evaluation_file.is_file():
         return None
     if (run_dir / PRUNED_FILE).is_file():
@@ -113,14 +114,14 @@ def _read_run(run_dir: Path) -> SeedRun | None:
     scripted = (evaluation.get("scripted") or {}).get("return_mean")
     if scripted is not None:
         scripted = _finite(scripted, evaluation_file, "scripted.return_mean")
-    history_file = run_dir / "evaluation_history.jsonl"
+    history_file = RunDir.of(run_dir).evaluation_history
     evaluations, reached = {}, []
     for h in _lines(history_file):
         value = _finite(h["policy_deterministic"]["return_mean"], history_file, "return_mean")
         evaluations[int(h["epoch"])] = value
         if scripted is not None and value >= scripted:
             reached.append(_finite(h["elapsed_sec"], history_file, "elapsed_sec"))
-    telemetry = run_dir / "telemetry" / "ppo.jsonl"
+    telemetry = RunDir.of(run_dir).telemetry
     records = _lines(telemetry)
     return SeedRun(
         run_dir=run_dir,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from townlet.util.run_dir import RunDir
 from townlet.util.stopping import PRUNED_FILE
 
 TRIAL_PREFIX = "train.trial."  # the Optuna sweeper's plumbing, not what the user varied
@@ -41,7 +42,7 @@ def sweep_rows(sweep_dir: Path) -> list[JobRow]:
         if overrides is None:
             continue
         overrides = [o for o in overrides if not o.startswith(TRIAL_PREFIX)]
-        evaluation, pruned = job_dir / "evaluation.json", job_dir / PRUNED_FILE
+        evaluation, pruned = RunDir.of(job_dir).evaluation, job_dir / PRUNED_FILE
         objective = pruned_at = None
         if pruned.is_file():
             pruned_at = int(json.loads(pruned.read_text())["epoch"])

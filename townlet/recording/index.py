@@ -29,9 +29,10 @@ from townlet.recording.format import (
     encode_episode,
 )
 from townlet.util.atomic import atomic_write_bytes
+from townlet.util.run_dir import RunDir
 
-INDEX_NAME = "recordings.db"
-FOLDER_NAME = "recordings"
+INDEX_NAME = RunDir.of(".").recordings_index.name  # recordings.db
+FOLDER_NAME = RunDir.of(".").recordings.name  # recordings
 SEED_COLUMNS = (
     "episode_id",
     "survival_steps",

@@ -72,7 +72,7 @@ def measure_week(page, week: Path) -> dict[str, float]:
     return {"week_open_ms": opened, "week_seek_max_ms": seeks[-1], "week_seek_median_ms": seeks[10]}
 
 
-def measure(chromium: str, village: Path, long: Path, week: Path) -> dict[str, float]:
+def measure(chromium: str, village: Path, long: Path, week: Path | None = None) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     figures = {}
@@ -108,7 +108,8 @@ def measure(chromium: str, village: Path, long: Path, week: Path) -> dict[str, f
             figures["load_2000_steps_outside_ms"] = (time.perf_counter() - started) * 1000
         finally:
             process.terminate()
-        figures.update(measure_week(page, week))
+        if week is not None:
+            figures.update(measure_week(page, week))
         browser.close()
     return figures
 

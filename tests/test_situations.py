@@ -98,3 +98,23 @@ def test_queue_joins_are_markers_and_jobs_are_named(tmp_path):
     agents = {a["id"]: a for a in EpisodeFrames(work, "run").message(0)["grid"]["agents"]}
     jobs = {a: agent.get("job") for a, agent in agents.items()}
     assert set(jobs.values()) - {None}, jobs
+
+
+def test_the_viewer_and_the_video_word_every_event_the_same(tmp_path):
+    """The page and the MP4 renderer each worded the events, and disagreed (a takeover, a
+    chat's quality, completions and queue joins); both now show the server's one text."""
+    from townlet.video.render import describe_event
+
+    episode = recorded(tmp_path, "evening_chat")
+    frames = EpisodeFrames(episode, "run")
+    markers = frames.series()["markers"]
+    kinds = {m["kind"] for m in markers}
+    assert {"chat", "completed", "queue_join"} & kinds
+    for marker in markers:
+        assert marker["text"] == describe_event(marker)
+    chat = next(m for m in markers if m["kind"] == "chat")
+    assert f"(quality {chat['quality']:.2f})" in chat["text"]
+    from townlet.serve.server import STATIC
+
+    app = (STATIC / "app.js").read_text()
+    assert "arrived at work on time" not in app, "the page has no wording of its own"

@@ -473,13 +473,17 @@ def test_a_village_plays_smoothly_and_a_long_episode_opens_fast(tmp_path):
     spec.loader.exec_module(bench)
     capture(load_config(["scenario=village", "capture.record=true"]), tmp_path / "village")
     capture(load_config(bench.LONG), tmp_path / "long")
-    figures = bench.measure(CHROMIUM, tmp_path / "village", tmp_path / "long")
+    capture(load_config(["scenario=village_week", "capture.record=true"]), tmp_path / "week")
+    figures = bench.measure(CHROMIUM, tmp_path / "village", tmp_path / "long", tmp_path / "week")
     print(
         f"village {figures['village_fps']:.1f} frames/s, 2,000 steps open in "
-        f"{figures['load_2000_steps_ms']:.0f} ms"
+        f"{figures['load_2000_steps_ms']:.0f} ms, a week of the village in "
+        f"{figures['week_open_ms']:.0f} ms (worst seek {figures['week_seek_max_ms']:.0f} ms)"
     )
     assert figures["village_fps"] >= 28, figures
     assert figures["load_2000_steps_ms"] <= 300, figures
+    # the benchmark's targets are 200 ms for both; a loaded 2-core CI machine gets room
+    assert figures["week_open_ms"] <= 600 and figures["week_seek_max_ms"] <= 300, figures
 
 
 def test_a_replay_beside_the_live_policy(trained_run):

@@ -14,6 +14,7 @@ import numpy as np
 
 from townlet.config.choices import WEEKDAYS
 from townlet.recording.format import Episode
+from townlet.recording.wording import worded
 
 EVENT_COLUMNS = ("completed", "shift_event", "fainted", "chat", "helped", "took_over")
 SHIFT_KINDS = {1: "on_time", 2: "late", 3: "absent"}  # ShiftEvent values a replay shows
@@ -65,7 +66,7 @@ def episode_events(episode: Episode) -> list[list[dict[str, Any]]]:
         add(rent == RENT_PAID, lambda t, a: {"kind": "rent_paid"})
         add(rent == RENT_MISSED, lambda t, a: {"kind": "rent_missed"})
     for t, _, event in sorted(found, key=lambda item: (item[0], item[1])):
-        steps[t].append(event)
+        steps[t].append(worded(event))
     return steps
 
 

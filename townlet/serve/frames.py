@@ -32,6 +32,7 @@ from townlet.recording.situations import (
     relations,
     shift_states,
 )
+from townlet.recording.wording import worded
 
 ENCODED_WINDOW = 2048
 """Encoded steps an episode keeps (about 7 minutes of playback at 5 steps/s)."""
@@ -142,11 +143,11 @@ class EpisodeFrames:
             {"step": t, **event} for t, events in enumerate(self.events or []) for event in events
         ]
         markers += [
-            {"step": t, "kind": "queue_join", "agent": self.agents[a], "at": self._name(i)}
+            worded({"step": t, "kind": "queue_join", "agent": self.agents[a], "at": self._name(i)})
             for t, a, i in queue_joins(self.episode)
         ]
         markers += [  # a multi-day episode's midnights, for the day axis
-            {"step": t, "kind": "day", "weekday": WEEKDAY_NAMES[d % 7]}
+            worded({"step": t, "kind": "day", "weekday": WEEKDAY_NAMES[d % 7]})
             for t, d in day_starts(self.episode)
         ]
         markers.sort(key=lambda m: m["step"])

@@ -29,21 +29,21 @@ from townlet.recording.situations import (
     relations,
     shift_states,
 )
+from townlet.recording.wording import COLOUR_ROLES, WEEKDAY_TITLES, event_text
 
 PRESETS = {"1080p": (1920, 1080), "1440p": (2560, 1440)}
 TRAIL = 8
 CHAT_OK, CHAT_BAD, HELP, CLOSED = (95, 211, 154), (255, 93, 108), (122, 184, 255), (138, 47, 58)
 RIVAL = (255, 159, 67)
 METER_COLOURS = [(120, 200, 160), (122, 184, 255), (233, 196, 106), (199, 146, 234), (244, 162, 97)]
-MARKER_KINDS = {  # event -> colour of its tick under the chart (as the page's scrubber)
-    "late_help": HELP,
-    "takeover": HELP,
-    "late": (233, 196, 106),
-    "absent": (230, 57, 70),
-    "faint": (230, 57, 70),
-    "rent_missed": (230, 57, 70),
+ROLE_COLOURS = {  # recording.wording's colour roles in this renderer's palette
+    "help": HELP,
+    "warning": (233, 196, 106),
+    "critical": (230, 57, 70),
 }
-WEEKDAY_TITLES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MARKER_KINDS = {  # event -> colour of its tick under the chart (as the page's scrubber)
+    kind: ROLE_COLOURS[role] for kind, role in COLOUR_ROLES.items() if role in ROLE_COLOURS
+}
 RECENT_STEPS = 6  # the events panel lists what happened over the last few steps
 
 
@@ -528,22 +528,8 @@ class FrameRenderer:
 
 
 def describe_event(event: dict) -> str:
-    """An event in words, as the viewer's event list says it."""
-    kind, agent = event["kind"], event["agent"]
-    if kind == "chat":
-        return (
-            f"{agent} chatted with {event['with']}: {'success' if event['success'] else 'failure'}"
-        )
-    return {
-        "late_help": f"{agent} was late; a coworker covered",
-        "takeover": f"{agent} took over an absent colleague's shift",
-        "on_time": f"{agent} arrived at work on time",
-        "late": f"{agent} arrived late",
-        "absent": f"{agent} missed the shift",
-        "faint": f"{agent} fainted",
-        "rent_paid": f"{agent} paid the week's rent",
-        "rent_missed": f"{agent} could not pay the rent",
-    }.get(kind, f"{agent}: {kind}")
+    """An event in words, as the viewer's event list says it (one wording: recording.wording)."""
+    return event.get("text") or event_text(event)
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:

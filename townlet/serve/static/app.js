@@ -414,23 +414,8 @@ function followUrl(update) {
   if (address !== location.pathname + location.search) history.replaceState(null, "", address);
 }
 
-function describe(e) {
-  switch (e.kind) {
-    case "chat": return `${e.agent} chatted with ${e.with}: ${e.success ? "success" : "failure"}`
-      + (e.quality !== undefined ? ` (quality ${e.quality.toFixed(2)})` : "");
-    case "late_help": return `${e.agent} was late; a coworker covered`;
-    case "takeover": return `${e.agent} took over ${e.shifts} absent colleague's shift`;
-    case "completed": return `${e.agent} finished ${e.affordance}`;
-    case "queue_join": return `${e.agent} joined the queue at ${e.at}`;
-    case "on_time": return `${e.agent} arrived at work on time`;
-    case "late": return `${e.agent} arrived late`;
-    case "absent": return `${e.agent} missed the shift`;
-    case "faint": return `${e.agent} fainted`;
-    case "rent_paid": return `${e.agent} paid the week's rent`;
-    case "rent_missed": return `${e.agent} could not pay the rent`;
-    case "day": return `${WEEKDAY_TITLES[e.weekday] || e.weekday} begins`;
-    default: return `${e.agent}: ${e.kind}`;
-  }
+function describe(e) {  // the server words every event (townlet/recording/wording.py)
+  return e.text || `${e.agent}: ${e.kind}`;
 }
 
 // Every update's events are kept (cheap); drawing happens once per animation frame with the

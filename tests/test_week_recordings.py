@@ -68,3 +68,13 @@ def test_a_week_verifies_and_branches_at_any_tick(week_episode):
     assert result.verified and result.steps == 1680, result.line()
     world = world_at(week_episode, 1500)  # Sunday noon: the rent falls due next
     assert int(world.weekday()[0]) == 6 and int(world.time_of_day()[0]) == 120
+
+
+def test_the_viewer_shows_a_day_off_as_off_duty(week_episode):
+    frames = EpisodeFrames(week_episode, "week")
+    saturday_ten = 5 * 240 + 40  # Saturday 10:00, in the shifts' hours
+    tuesday_ten = 240 + 40
+    on_saturday = {a["id"]: a["shift"] for a in frames.message(saturday_ten)["grid"]["agents"]}
+    on_tuesday = {a["id"]: a["shift"] for a in frames.message(tuesday_ten)["grid"]["agents"]}
+    assert set(on_saturday.values()) == {"off duty"}
+    assert set(on_tuesday.values()) == {"at work (on time)"}

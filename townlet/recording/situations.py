@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from townlet.config.choices import WEEKDAYS
 from townlet.recording.events import SHIFT_KINDS
 from townlet.recording.format import Episode
 
@@ -53,6 +54,8 @@ def shift_states(episode: Episode) -> list[list[str | None]] | None:
     shifts = world.get("jobs") or {}
     tod = cols["time_of_day"].astype(np.int64) % tpd
     events = cols["shift_event"].astype(np.int64)
+    weekday = cols["weekday"].astype(np.int64) % 7 if "weekday" in cols else None
+    names = [day.value for day in WEEKDAYS]
     states: list[list[str | None]] = [[None] * len(header["agent_ids"]) for _ in tod]
     for a, name in enumerate(jobs(episode)):
         job = shifts.get(name or "")
@@ -63,9 +66,13 @@ def shift_states(episode: Episode) -> list[list[str | None]] | None:
         start = round(job["shift_start"] * tpd / 24)
         end = round(job["shift_end"] * tpd / 24)
         grace = int(job.get("grace_ticks", 0))
+        days = job.get("days")  # a multi-day town: the job's working days
+        working = {names.index(d) for d in days if d in names} if isinstance(days, list) else None
         arrived = None
         for t, now in enumerate(tod):
             on_shift = start <= now < end if start <= end else (now >= start or now < end)
+            if weekday is not None and working is not None and int(weekday[t]) not in working:
+                on_shift = False  # a day off
             kind = SHIFT_KINDS.get(int(events[t, a]))
             if kind in ("on_time", "late"):
                 arrived = kind

@@ -163,3 +163,23 @@ def test_a_training_job_validates_its_config_once_before_hydra_and_once_in_the_j
         monkeypatch.setattr("townlet.policy.train.Trainer", lambda *a, **k: 1 / 0)
         train(config, Path("unused"))
     assert calls == [], "a checked config is not checked again"
+
+
+def test_a_scenario_describes_a_town_and_a_recipe_says_how_to_learn_it():
+    """The town's recipe lived in conf/scenario/town.yaml, so choosing a scenario changed the
+    algorithm and experiment=smoke had to undo the scenario's keys; now it is a group."""
+    from townlet.scenarios.build import typed
+
+    def recipe(*overrides):
+        config = typed(load_config(list(overrides)))
+        return [(s.mode.value, s.epochs) for s in config.train.anneal], config.train.select_every
+
+    cloned = ([("bc", 60), ("ppo", 160)], 20)
+    assert recipe() == cloned  # make train: town, with the recipe it names
+    assert recipe("scenario=town_week") == cloned
+    assert recipe("recipe=ppo") == ([], 0)
+    assert recipe("scenario=kitchen_breakfast") == ([], 0)
+    assert recipe("scenario=kitchen_breakfast", "recipe=clone_then_ppo") == cloned
+    assert recipe("experiment=smoke") == ([], 0)
+    scenario_file = (CONF_DIR / "scenario" / "town.yaml").read_text()
+    assert "anneal" not in scenario_file and "select_every" not in scenario_file

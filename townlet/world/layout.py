@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from townlet.config.errors import ConfigError
-from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.config.schema import AffordanceTypeConfig, ScenarioConfig, WorldConfig
 from townlet.world.constants import (
     ACTION_DELTAS,
     MAX_CODE,
@@ -230,29 +231,20 @@ def _open_ticks(open_hour: float, close_hour: float, ticks_per_day: int, where: 
     return [t >= start or t < end for t in range(ticks_per_day)]
 
 
-def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
-    """Resolve configs into static tensors, raising ConfigError on anything inconsistent."""
-    name = scenario.name
+def _check_catalogue(world: WorldConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The world's meters and affordance types, after checking what the schema cannot."""
     tpd = world.ticks_per_day
     if tpd <= 0:
         raise ConfigError(f"world.ticks_per_day: must be positive, got {tpd}")
-    if scenario.width <= 0 or scenario.height <= 0:
-        raise ConfigError(f"scenario '{name}': width and height must be positive")
-    if scenario.ticks <= 0:
-        raise ConfigError(f"scenario '{name}': ticks must be positive, got {scenario.ticks}")
     window = world.observation.window
     if window < 1 or window % 2 == 0:
         raise ConfigError(f"world.observation.window: must be odd and positive, got {window}")
     if not world.meters:
         raise ConfigError("world.meters: at least one meter is required")
-
-    meter_names = tuple(world.meters)
+    meter_names, types = tuple(world.meters), tuple(world.affordances)
     meter_index = {m: i for i, m in enumerate(meter_names)}
-    types = tuple(world.affordances)
-    type_index = {t: i for i, t in enumerate(types)}
     if terrain_code(len(types), 0) * OCCUPANT_KINDS > MAX_CODE + 1:
         raise ConfigError(f"world.affordances: too many types ({len(types)}) for uint8 map codes")
-
     for m, meter in world.meters.items():
         if meter.decay < 0 or not 0.0 <= meter.initial <= 1.0:
             raise ConfigError(f"world.meters.{m}: decay must be >= 0 and initial in [0, 1]")
@@ -268,125 +260,193 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
     meter_vector(world.reward.need_weights, meter_index, "world.reward.need_weights")
     if world.reward.clip_min > world.reward.clip_max:
         raise ConfigError("world.reward: clip_min must not exceed clip_max")
-    money_index = meter_index.get("money", -1)
+    if world.interaction_effects not in ("per_tick", "on_completion"):
+        raise ConfigError(
+            f"world.interaction_effects: '{world.interaction_effects}' is not one of "
+            "per_tick, on_completion"
+        )
+    return meter_names, types
 
+
+@dataclass
+class _Grid:
+    """The padded grid: walls, walkable cells, terrain and which instance stands where."""
+
+    walls: set[tuple[int, int]]
+    radius: int
+    padded_width: int
+    padded_height: int
+    walkable: torch.Tensor  # (cells + 1,) bool; the last cell is the sink
+    terrain: torch.Tensor  # (cells + 1,) int64 terrain code
+    tile_instance: torch.Tensor  # (cells + 1,) int64 instance index, -1 none
+
+    @property
+    def cells(self) -> int:
+        return self.padded_width * self.padded_height
+
+    def cell(self, xy: tuple[int, int]) -> int:
+        return (xy[1] + self.radius) * self.padded_width + (xy[0] + self.radius)
+
+
+def _compile_grid(scenario: ScenarioConfig, radius: int) -> _Grid:
+    if scenario.width <= 0 or scenario.height <= 0:
+        raise ConfigError(f"scenario '{scenario.name}': width and height must be positive")
     walls = _wall_tiles(scenario)
-    radius = window // 2
     pw, ph = scenario.width + 2 * radius, scenario.height + 2 * radius
     cells = pw * ph
-
-    def cell(xy: tuple[int, int]) -> int:
-        return (xy[1] + radius) * pw + (xy[0] + radius)
-
-    walkable = torch.zeros(cells + 1, dtype=torch.bool)
-    terrain = torch.full((cells + 1,), TERRAIN_WALL, dtype=torch.int64)
+    grid = _Grid(
+        walls=walls,
+        radius=radius,
+        padded_width=pw,
+        padded_height=ph,
+        walkable=torch.zeros(cells + 1, dtype=torch.bool),
+        terrain=torch.full((cells + 1,), TERRAIN_WALL, dtype=torch.int64),
+        tile_instance=torch.full((cells + 1,), -1, dtype=torch.int64),
+    )
     for x in range(scenario.width):
         for y in range(scenario.height):
             if (x, y) not in walls:
-                walkable[cell((x, y))] = True
-                terrain[cell((x, y))] = TERRAIN_FLOOR
-    tile_instance = torch.full((cells + 1,), -1, dtype=torch.int64)
+                grid.walkable[grid.cell((x, y))] = True
+                grid.terrain[grid.cell((x, y))] = TERRAIN_FLOOR
+    return grid
 
-    inst_names: list[str] = []
-    inst_xy: list[tuple[int, int]] = []
-    inst_type: list[int] = []
+
+@dataclass
+class _Instances:
+    """The scenario's affordance instances, in placement order."""
+
+    names: list[str]
+    xy: list[tuple[int, int]]
+    type: list[int]  # index into the affordance types
+    specs: list[AffordanceTypeConfig]
+    effects: list[list[float]]  # meter deltas of a whole interaction
+    open: list[list[bool]]  # (tpd,) open by its posted hours
+
+
+def _place_instances(
+    world: WorldConfig, scenario: ScenarioConfig, grid: _Grid, types: tuple[str, ...]
+) -> _Instances:
+    """Each placement on the grid (its terrain code and tile), checked."""
+    name, type_index = scenario.name, {t: i for i, t in enumerate(types)}
+    meter_index = {m: i for i, m in enumerate(world.meters)}
+    names: list[str] = []
+    xys: list[tuple[int, int]] = []
+    kinds: list[int] = []
     for i, placement in enumerate(scenario.affordances):
         where = f"scenario '{name}': affordances[{i}] '{placement.name}'"
         if placement.type not in type_index:
             raise ConfigError(
                 f"{where}: unknown affordance type '{placement.type}' (types: {', '.join(types)})"
             )
-        if placement.name in inst_names:
+        if placement.name in names:
             raise ConfigError(f"{where}: duplicate affordance name")
         xy = _xy(scenario, placement.pos, where)
-        if xy in walls:
+        if xy in grid.walls:
             raise ConfigError(f"{where}: pos {list(xy)} is on a wall")
-        if xy in inst_xy:
-            raise ConfigError(
-                f"{where}: pos {list(xy)} already holds '{inst_names[inst_xy.index(xy)]}'"
-            )
-        tile_instance[cell(xy)] = len(inst_names)
-        terrain[cell(xy)] = terrain_code(type_index[placement.type])
-        inst_names.append(placement.name)
-        inst_xy.append(xy)
-        inst_type.append(type_index[placement.type])
-
-    specs = [world.affordances[types[t]] for t in inst_type]
-    inst_effects = [
-        meter_vector(s.effects, meter_index, f"world.affordances.{types[t]}.effects")
-        for s, t in zip(specs, inst_type, strict=True)
-    ]
-    inst_open = [
-        _open_ticks(s.open_hour, s.close_hour, tpd, f"world.affordances.{types[t]}")
-        for s, t in zip(specs, inst_type, strict=True)
-    ]
-    if money_index < 0 and any(s.cost > 0 for s in specs):
+        if xy in xys:
+            raise ConfigError(f"{where}: pos {list(xy)} already holds '{names[xys.index(xy)]}'")
+        grid.tile_instance[grid.cell(xy)] = len(names)
+        grid.terrain[grid.cell(xy)] = terrain_code(type_index[placement.type])
+        names.append(placement.name)
+        xys.append(xy)
+        kinds.append(type_index[placement.type])
+    specs = [world.affordances[types[t]] for t in kinds]
+    if "money" not in meter_index and any(s.cost > 0 for s in specs):
         raise ConfigError("world.affordances: costs need a meter named 'money' in world.meters")
+    tpd = world.ticks_per_day
+    return _Instances(
+        names=names,
+        xy=xys,
+        type=kinds,
+        specs=specs,
+        effects=[
+            meter_vector(s.effects, meter_index, f"world.affordances.{types[t]}.effects")
+            for s, t in zip(specs, kinds, strict=True)
+        ],
+        open=[
+            _open_ticks(s.open_hour, s.close_hour, tpd, f"world.affordances.{types[t]}")
+            for s, t in zip(specs, kinds, strict=True)
+        ],
+    )
 
-    agent_ids: list[str] = []
-    start_cells: list[int] = []
-    initial: list[list[float]] = []
-    job_rows: list[tuple] = []
+
+@dataclass
+class _Agents:
+    ids: list[str]
+    start_cells: list[int]
+    initial: list[list[float]]  # meters at the start
+    jobs: list[JobShift]
+
+
+def _place_agents(
+    world: WorldConfig, scenario: ScenarioConfig, grid: _Grid, instances: _Instances
+) -> _Agents:
+    """Each agent's start tile, starting meters and job, checked."""
+    name, meter_names = scenario.name, tuple(world.meters)
     base_meters = {m: spec.initial for m, spec in world.meters.items()}
     if not scenario.agents:
         raise ConfigError(f"scenario '{name}': no agents")
+    agents = _Agents([], [], [], [])
     for i, agent in enumerate(scenario.agents):
         where = f"scenario '{name}': agent '{agent.id}' (agents[{i}])"
-        if agent.id in agent_ids:
+        if agent.id in agents.ids:
             raise ConfigError(f"{where}: duplicate agent id")
         xy = _xy(scenario, agent.pos, f"{where}.pos")
-        if xy in walls:
+        if xy in grid.walls:
             raise ConfigError(f"{where}.pos: {list(xy)} is on a wall")
         for m, v in agent.meters.items():
-            if m not in meter_index:
+            if m not in base_meters:
                 raise ConfigError(
                     f"{where}.meters: unknown meter '{m}' (meters: {', '.join(meter_names)})"
                 )
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"{where}.meters.{m}: {v} is outside [0, 1]")
-        initial.append([float(agent.meters.get(m, base_meters[m])) for m in meter_names])
-        agent_ids.append(agent.id)
-        start_cells.append(cell(xy))
-        job_rows.append(_job_row(world, agent.job, inst_names, inst_xy, specs, where, cell, cells))
-
-    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(
-        len(specs), len(meter_names)
-    )
-    durations = torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.float32)
-    inst_rate = inst_delta / durations.reshape(-1, 1)
-    inst_start_delta = torch.zeros_like(inst_delta)
-    if money_index >= 0:
-        costs = torch.tensor([s.cost for s in specs], dtype=torch.float32)
-        inst_delta[:, money_index] -= costs
-        inst_start_delta[:, money_index] -= costs
-    if world.interaction_effects not in ("per_tick", "on_completion"):
-        raise ConfigError(
-            f"world.interaction_effects: '{world.interaction_effects}' is not one of "
-            "per_tick, on_completion"
+        agents.initial.append([float(agent.meters.get(m, base_meters[m])) for m in meter_names])
+        agents.ids.append(agent.id)
+        agents.start_cells.append(grid.cell(xy))
+        agents.jobs.append(
+            _job_row(
+                world,
+                agent.job,
+                instances.names,
+                instances.xy,
+                instances.specs,
+                where,
+                grid.cell,
+                grid.cells,
+            )
         )
-    clock = _clock_tables(job_rows, tpd)
-    social = compile_social(
-        world,
-        scenario,
-        agent_ids,
-        [r[1] for r in job_rows],
-        [r[0] for r in job_rows],
-        [types[t] for t in inst_type],
-        hour_to_tick,
+    return agents
+
+
+@dataclass
+class _Compass:
+    """Per (agent, cell): the features that point an agent to its workplace, its bed and the
+    nearest affordance of each kind, and the path distances the shaping reads."""
+
+    features: torch.Tensor  # (A * (cells + 1), F)
+    names: tuple[str, ...]
+    job_distance: torch.Tensor  # (A * (cells + 1),) scaled path distance to the workplace
+    bed_distance: torch.Tensor  # (A * (cells + 1),) scaled path distance to the bed
+    longest: float  # the path length distances are divided by
+
+
+def _compass(
+    world: WorldConfig,
+    scenario: ScenarioConfig,
+    grid: _Grid,
+    instances: _Instances,
+    agents: _Agents,
+) -> _Compass:
+    types = tuple(world.affordances)
+    cells, cell, radius, pw = grid.cells, grid.cell, grid.radius, grid.padded_width
+    walls, inst_names, inst_xy, inst_type = (
+        grid.walls,
+        instances.names,
+        instances.xy,
+        instances.type,
     )
-    # (tpd,) bool per instance: open by its hours and not closed by an event that day
-    open_now = [torch.tensor(hours) & ~social.closed[:, i] for i, hours in enumerate(inst_open)]
-    open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
-    cost_here = torch.zeros(cells + 1, dtype=torch.float32)
-    for i, xy in enumerate(inst_xy):
-        if not specs[i].workplace:
-            open_here[:, cell(xy)] = open_now[i]
-            cost_here[cell(xy)] = specs[i].cost
-    hours_types, hours_open = _posted_hours(
-        world, types, inst_type, specs, inst_open, open_now, tpd
-    )
-    start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
-    in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
+    start_cells, job_rows = agents.start_cells, agents.jobs
     all_cells = torch.arange(cells + 1)
     xy = torch.stack(((all_cells % pw - radius).float(), (all_cells // pw - radius).float()), -1)
     xy /= torch.tensor([max(scenario.width - 1, 1), max(scenario.height - 1, 1)])
@@ -406,14 +466,14 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             torch.cat(
                 (
                     xy,
-                    (all_cells == r[1]).float().unsqueeze(1) * r[0],
-                    places.toward(r[1]) * r[0],
+                    (all_cells == job.cell).float().unsqueeze(1) * job.has_job,
+                    places.toward(job.cell) * job.has_job,
                     places.toward(bed),
                     nearest,
                 ),
                 dim=1,
             )
-            for r, bed in zip(job_rows, beds, strict=True)
+            for job, bed in zip(job_rows, beds, strict=True)
         ]
     )
     cell_feature_names = (
@@ -424,10 +484,81 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         *PlaceFinder.names("bed"),
         *(n for t in findable for n in PlaceFinder.names(f"nearest_{t.lower()}")[:2]),
     )
-    job_distance = torch.cat([places.toward(r[1])[:, 2] for r in job_rows])
+    job_distance = torch.cat([places.toward(job.cell)[:, 2] for job in job_rows])
     bed_distance = torch.cat([places.toward(bed)[:, 2] * (bed is not None) for bed in beds])
+    return _Compass(cell_features, cell_feature_names, job_distance, bed_distance, places.longest)
+
+
+def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
+    """Resolve configs into static tensors, raising ConfigError on anything inconsistent: the
+    catalogue, the grid, the instances and the agents each have a compiler of their own; the
+    tables the step reads are derived from them here."""
+    name = scenario.name
+    if scenario.ticks <= 0:
+        raise ConfigError(f"scenario '{name}': ticks must be positive, got {scenario.ticks}")
+    meter_names, types = _check_catalogue(world)
+    meter_index = {m: i for i, m in enumerate(meter_names)}
+    money_index = meter_index.get("money", -1)
+    tpd = world.ticks_per_day
+    radius = world.observation.window // 2
+    grid = _compile_grid(scenario, radius)
+    walls, pw, ph, cells, cell = (
+        grid.walls,
+        grid.padded_width,
+        grid.padded_height,
+        grid.cells,
+        grid.cell,
+    )
+    walkable, terrain, tile_instance = grid.walkable, grid.terrain, grid.tile_instance
+    instances = _place_instances(world, scenario, grid, types)
+    inst_names, inst_xy, inst_type = instances.names, instances.xy, instances.type
+    specs, inst_effects, inst_open = instances.specs, instances.effects, instances.open
+    agents = _place_agents(world, scenario, grid, instances)
+    agent_ids, start_cells, initial, job_rows = (
+        agents.ids,
+        agents.start_cells,
+        agents.initial,
+        agents.jobs,
+    )
+
+    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(
+        len(specs), len(meter_names)
+    )
+    durations = torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.float32)
+    inst_rate = inst_delta / durations.reshape(-1, 1)
+    inst_start_delta = torch.zeros_like(inst_delta)
+    if money_index >= 0:
+        costs = torch.tensor([s.cost for s in specs], dtype=torch.float32)
+        inst_delta[:, money_index] -= costs
+        inst_start_delta[:, money_index] -= costs
+    clock = _clock_tables(job_rows, tpd)
+    social = compile_social(
+        world,
+        scenario,
+        agent_ids,
+        [job.cell for job in job_rows],
+        [job.has_job for job in job_rows],
+        [types[t] for t in inst_type],
+        hour_to_tick,
+    )
+    # (tpd,) bool per instance: open by its hours and not closed by an event that day
+    open_now = [torch.tensor(hours) & ~social.closed[:, i] for i, hours in enumerate(inst_open)]
+    open_here = torch.zeros(tpd, cells + 1, dtype=torch.bool)
+    cost_here = torch.zeros(cells + 1, dtype=torch.float32)
+    for i, xy in enumerate(inst_xy):
+        if not specs[i].workplace:
+            open_here[:, cell(xy)] = open_now[i]
+            cost_here[cell(xy)] = specs[i].cost
+    hours_types, hours_open = _posted_hours(
+        world, types, inst_type, specs, inst_open, open_now, tpd
+    )
+    start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
+    in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
+    compass = _compass(world, scenario, grid, instances, agents)
+    cell_features, cell_feature_names = compass.features, compass.names
+    job_distance, bed_distance = compass.job_distance, compass.bed_distance
     lead = hour_to_tick(world.reward.commute_lead_hours, tpd)
-    commute_active = torch.cat([_commute_window(r, lead, tpd) for r in job_rows])
+    commute_active = torch.cat([_commute_window(job, lead, tpd) for job in job_rows])
     late_charge, absence_charge = _shift_charges(job_rows, tpd)
 
     return Layout(
@@ -471,11 +602,11 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         effects_per_tick=world.interaction_effects == "per_tick",
         start_cell=torch.tensor(start_cells, dtype=torch.int64),
         initial_meters=torch.tensor(initial, dtype=torch.float32),
-        has_job=torch.tensor([r[0] for r in job_rows], dtype=torch.bool),
-        job_cell=torch.tensor([r[1] for r in job_rows], dtype=torch.int64),
-        wage=torch.tensor([r[5] for r in job_rows], dtype=torch.float32),
-        late_penalty=torch.tensor([r[6] for r in job_rows], dtype=torch.float32),
-        absent_penalty=torch.tensor([r[7] for r in job_rows], dtype=torch.float32),
+        has_job=torch.tensor([job.has_job for job in job_rows], dtype=torch.bool),
+        job_cell=torch.tensor([job.cell for job in job_rows], dtype=torch.int64),
+        wage=torch.tensor([job.wage for job in job_rows], dtype=torch.float32),
+        late_penalty=torch.tensor([job.late_penalty for job in job_rows], dtype=torch.float32),
+        absent_penalty=torch.tensor([job.absent_penalty for job in job_rows], dtype=torch.float32),
         agent_tod_base=torch.arange(len(job_rows), dtype=torch.int64) * tpd,
         shift_phase=clock[0],
         shift_last_tick=clock[1],
@@ -499,7 +630,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         ),
         clock_features=clock[2],
         shift_deadline_in=clock[3],
-        job_ticks=job_distance * places.longest,
+        job_ticks=job_distance * compass.longest,
         tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
         open_here=open_here.reshape(-1),
         cost_here=cost_here,
@@ -538,10 +669,24 @@ def _offset_table(cells: int, deltas: list[tuple[int, int]], padded_width: int) 
     return table
 
 
-def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> tuple:
-    """(has_job, cell, start, end, on_time_until, wage, late_penalty, absent_penalty)."""
+class JobShift(NamedTuple):
+    """One agent's job as the step's tables need it (a jobless agent: has_job False, its cell
+    the sink, zeros elsewhere)."""
+
+    has_job: bool
+    cell: int
+    start: int  # tick of day the shift begins
+    end: int  # tick of day after its last tick
+    on_time_until: int  # the last tick of day that counts as on time
+    wage: float
+    late_penalty: float
+    absent_penalty: float
+
+
+def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> JobShift:
+    """The agent's job, checked against the catalogue and the scenario's places."""
     if job_name is None:
-        return (False, sink, 0, 0, 0, 0.0, 0.0, 0.0)
+        return JobShift(False, sink, 0, 0, 0, 0.0, 0.0, 0.0)
     if job_name not in world.jobs:
         known = ", ".join(world.jobs) or "none"
         raise ConfigError(f"{where}.job: unknown job '{job_name}' (jobs: {known})")
@@ -562,20 +707,20 @@ def _job_row(world, job_name, inst_names, inst_xy, specs, where, cell, sink) -> 
         )
     if job.grace_ticks < 0:
         raise ConfigError(f"{jwhere}.grace_ticks: must be >= 0")
-    return (
-        True,
-        cell(inst_xy[index]),
-        start,
-        end,
-        start + job.grace_ticks,
-        job.wage_per_tick,
-        job.late_penalty,
-        job.absent_penalty,
+    return JobShift(
+        has_job=True,
+        cell=cell(inst_xy[index]),
+        start=start,
+        end=end,
+        on_time_until=start + job.grace_ticks,
+        wage=job.wage_per_tick,
+        late_penalty=job.late_penalty,
+        absent_penalty=job.absent_penalty,
     )
 
 
 def _clock_tables(
-    job_rows: list[tuple], tpd: int
+    job_rows: list[JobShift], tpd: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per (agent, tick of day): shift phase, last-tick flag, clock features, and the ticks
     left until the shift's last on-time tick (negative once it has passed; tpd without a job).
@@ -585,8 +730,9 @@ def _clock_tables(
     tod = torch.arange(tpd, dtype=torch.int64)
     angle = 2 * math.pi * tod.double() / tpd
     phases, lasts, clocks, deadlines = [], [], [], []
-    for has_job, _cell, start, end, until, *_ in job_rows:
-        if has_job:
+    for job in job_rows:
+        start, end, until = job.start, job.end, job.on_time_until
+        if job.has_job:
             phase = torch.full((tpd,), ShiftPhase.AFTER, dtype=torch.int64)
             phase[tod < end] = ShiftPhase.LATE_WINDOW
             phase[tod <= until] = ShiftPhase.ON_TIME_WINDOW
@@ -695,24 +841,22 @@ class PlaceFinder:
         return each.gather(0, best.view(1, -1, 1).expand(1, -1, 3))[0, :, :2]
 
 
-def _commute_window(row: tuple, lead: int, tpd: int) -> torch.Tensor:
+def _commute_window(job: JobShift, lead: int, tpd: int) -> torch.Tensor:
     """(tpd,) bool: from `lead` ticks before the shift until its end (wrapping midnight)."""
-    has_job, _cell, start, end, *_ = row
     tod = torch.arange(tpd)
-    if not has_job:
+    if not job.has_job:
         return torch.zeros(tpd, dtype=torch.bool)
-    return ((tod - (start - lead)) % tpd) < (end - start + lead)
+    return ((tod - (job.start - lead)) % tpd) < (job.end - job.start + lead)
 
 
-def _shift_charges(job_rows: list[tuple], tpd: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _shift_charges(job_rows: list[JobShift], tpd: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (agent, tick of day): the late penalty due at the grace deadline, and the absence
     penalty per tick of the late window (so a missed shift costs late + absent in total)."""
     late, absence = torch.zeros(len(job_rows), tpd), torch.zeros(len(job_rows), tpd)
-    for i, (has_job, _cell, _start, end, until, _wage, late_penalty, absent_penalty) in enumerate(
-        job_rows
-    ):
-        if not has_job or until + 1 >= end:
+    for i, job in enumerate(job_rows):
+        end, until = job.end, job.on_time_until
+        if not job.has_job or until + 1 >= end:
             continue
-        late[i, until + 1] = late_penalty
-        absence[i, until + 1 : end] = absent_penalty / (end - until - 1)
+        late[i, until + 1] = job.late_penalty
+        absence[i, until + 1 : end] = job.absent_penalty / (end - until - 1)
     return late.reshape(-1), absence.reshape(-1)

@@ -47,7 +47,7 @@ RUNS = {
     "observation_baseline": ["ppo=fast", "train.total_ticks=640", "train.eval_every=5"],
     # 16 agents: the town's recipe (clone the routine, then PPO) as conf/experiment/village.yaml
     "village": ["experiment=village"],
-    # seven days a week: conf/experiment/week.yaml (the town's recipe, 300 PPO epochs)
+    # seven days a week: conf/experiment/week.yaml (the town's recipe on town_week)
     "town_week": ["experiment=week", "train.eval_every=50"],
 }
 SCRATCH = ["experiment=scratch", "train.eval_every=50"]

@@ -30,3 +30,10 @@ mkdir -p "$work" docs/learning/scratch
 "$py" benchmarks/learning.py --scratch --scratch-only --seeds 1 2 3 4 5 --jobs 2 \
     --keep "$work" | tee docs/learning/scratch/benchmark.jsonl
 .venv/bin/townlet report "$work/town_ppo_from_scratch" --output-dir docs/learning/scratch
+# the week: the town's recipe on town_week over seeds 1-3 (experiment=week), and PPO from
+# scratch on the week (seed 1)
+mkdir -p docs/learning/week
+"$py" benchmarks/learning.py --only town_week --seeds 1 2 3 --jobs 2 --keep "$work" \
+    | tee docs/learning/week/benchmark.jsonl
+"$py" benchmarks/learning.py --scratch --scratch-only --scratch-on town_week --seeds 1 \
+    --keep "$work" | tee docs/learning/week/benchmark_scratch.jsonl

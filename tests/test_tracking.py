@@ -203,7 +203,8 @@ def test_an_optuna_sweep_records_its_best_trial_and_continues(store, tmp_path):
     assert parent.data.params["best.ppo.learning_rate"] == str(
         study.best_params["ppo.learning_rate"]
     )
-    # a failing trial is recorded as failed and the study goes on; a re-run continues the study
+    # a trial whose config is refused is recorded as failed and the study goes on (one line
+    # each, no sweep-ending exit); a re-run continues the study
     again = script(
         *args,
         "hydra.sweeper.n_trials=2",

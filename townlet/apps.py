@@ -57,6 +57,8 @@ def train_job(cfg: DictConfig) -> float | Pruned:
                 return pruned
     except (ConfigError, CheckpointError, ReplayError, ImitationError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if cfg.train.trial.storage is not None:
+            raise  # an Optuna trial: the sweeper records it as failed and the study goes on
         sys.exit(2)
     except TrainingInterrupted as stop:
         overrides = [

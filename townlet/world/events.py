@@ -25,4 +25,6 @@ class StepEvents:
     took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
     outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick
     rent: torch.Tensor  # int64 RentEvent: the weekly rent paid or missed this tick (0 none)
-    weekday: torch.Tensor  # (E,) int64 the day of the week this tick belonged to (0 = Monday)
+    # (E,) int64 the day of the week this tick belonged to (0 = Monday); None in a town whose
+    # calendar is inactive (one day, no days off, no rent), which skips the work per tick
+    weekday: torch.Tensor | None = None

@@ -195,11 +195,14 @@ class World:
 
     def weekday(self) -> torch.Tensor:
         """(E,) day of the week of the current state (0 = Monday)."""
-        return self._today.weekday
+        if self._today is not None:
+            return self._today.weekday
+        s = self.state
+        return self.calendar.today(s.tick + s.start_offset + self.layout.start_tick).weekday
 
     def works_today(self) -> torch.Tensor:
         """(E, A) bool: whose job runs on the current state's day (jobless agents: True)."""
-        return self.calendar.works_on[:, self._today.weekday].T
+        return self.calendar.works_on[:, self.weekday()].T
 
     def observe(self) -> Observation:
         """Observations of the current state, for every agent of every env."""
@@ -241,7 +244,7 @@ class World:
     def _step(self, actions: torch.Tensor) -> StepResult:
         s, layout, config, fast = self.state, self.layout, self.config, self.fast
         tod, clock, today = self._tod, self._clock, self._today
-        works = today.works
+        works = today.works if today is not None else None
         alive_before = s.alive
         if not fast.all_alive:
             actions = torch.where(alive_before, actions, Action.WAIT)
@@ -317,7 +320,7 @@ class World:
             s, layout, self.tunables.decay, completion_delta, wage, fast.all_alive
         )
         rent_event, rent_charge = self._zero_int, None
-        if today.rent_due is not None:
+        if today is not None and today.rent_due is not None:
             rent_charge = self._zero_float
             if bool(today.rent_due.any()):
                 money = s.meters[..., self.calendar.money].clone()
@@ -412,7 +415,7 @@ class World:
             if self._outages
             else self._zero_env_int,
             rent=rent_event,
-            weekday=today.weekday,
+            weekday=today.weekday if today is not None else None,
         )
         return StepResult(
             obs=self.observe(),
@@ -600,7 +603,8 @@ class World:
             self._tod = (s.tick + s.start_offset + layout.start_tick) % layout.ticks_per_day
         self._clock = clock_index(layout, self._tod)
         self._tod_cells = (self._tod * (layout.sink_cell + 1)).unsqueeze(1)
-        self._today = self.calendar.today(s.tick + s.start_offset + layout.start_tick)
+        if self.calendar.active:  # a town without days off, rent or weeks skips the work
+            self._today = self.calendar.today(s.tick + s.start_offset + layout.start_tick)
 
     # ------------------------------------------------------------------ curriculum, resume
     def set_stage(

@@ -262,6 +262,10 @@ def world_page() -> str:
     lines += _table(
         ("key", "value"), [(f"`world.social.{k}`", v) for k, v in vars(world.social).items()]
     )
+    lines += ["## The week (rent and fatigue; off in the default town, on in `town_week`)", ""]
+    week = [(f"`world.rent.{k}`", v) for k, v in vars(world.rent).items()]
+    week += [(f"`world.fatigue.{k}`", v) for k, v in vars(world.fatigue).items()]
+    lines += _table(("key", "value"), week)
     lines += ["## Rivalry", ""]
     lines += _table(
         ("key", "value"), [(f"`world.rivalry.{k}`", v) for k, v in vars(world.rivalry).items()]

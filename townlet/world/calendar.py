@@ -17,6 +17,7 @@ import torch
 from townlet.config.choices import WEEKDAYS
 from townlet.config.schema import ScenarioConfig, WorldConfig
 from townlet.world.draws import uniform
+from townlet.world.layout import hour_to_tick
 
 DAYS_A_WEEK = 7
 FATIGUE_KEY = 0x7A1E_D5EE_9B1C_4F03
@@ -62,7 +63,7 @@ class Calendar:
                 works[agent] = torch.tensor([d in days for d in range(DAYS_A_WEEK)])
         self.works_on = works.to(device)  # (A, 7)
         # weekdays an episode can reach: spread starts may begin up to a day late
-        start = round(scenario.start_hour * tpd / 24) % tpd
+        start = hour_to_tick(scenario.start_hour, tpd) % tpd
         reach = math.ceil((start + scenario.ticks + 1) / tpd) + (
             1 if scenario.start_hour_spread > 0 else 0
         )
@@ -70,7 +71,7 @@ class Calendar:
         self.days_off = not bool(works[:, reached].all())
         rent = world.rent
         self.rent_amount, self.rent_penalty = rent.amount, rent.penalty
-        self.rent_tick = WEEKDAYS.index(rent.weekday) * tpd + round(rent.hour * tpd / 24) % tpd
+        self.rent_tick = WEEKDAYS.index(rent.weekday) * tpd + hour_to_tick(rent.hour, tpd) % tpd
         self.money = meter_names.index("money") if "money" in meter_names else -1
         self.has_rent = rent.amount > 0 and self.money >= 0
         fatigue = world.fatigue

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from townlet.util.weekdays import WEEKDAY_NAMES
+
 
 class DataSource(StrEnum):
     """`train.source`: where PPO's data comes from."""
@@ -77,17 +79,9 @@ class PrunerKind(StrEnum):
     hyperband = "hyperband"
 
 
-class Weekday(StrEnum):
-    """A day of the week (`scenario.start_weekday`, `world.jobs.*.days`, `world.rent.weekday`)."""
-
-    mon = "mon"
-    tue = "tue"
-    wed = "wed"
-    thu = "thu"
-    fri = "fri"
-    sat = "sat"
-    sun = "sun"
-
-
+Weekday = StrEnum("Weekday", [(day, day) for day in WEEKDAY_NAMES])
+Weekday.__doc__ = (
+    "A day of the week (`scenario.start_weekday`, `world.jobs.*.days`, `world.rent.weekday`)."
+)
 WEEKDAYS = tuple(Weekday)
 """Monday first: a day's index is its place here."""

@@ -37,6 +37,8 @@ class Rollout:
     helped: torch.Tensor  # (T, N) bool
     took_over: torch.Tensor  # (T, N) int64
     outage_starts: torch.Tensor  # (T, E) int64
+    weekday: torch.Tensor  # (T, E) int64 day of the week (filled in multi-day towns only)
+    rent: torch.Tensor  # (T, N) int64 RentEvent (filled in multi-day towns only)
 
     @classmethod
     def allocate(
@@ -74,6 +76,8 @@ class Rollout:
             helped=z(dtype=torch.bool),
             took_over=z(dtype=torch.int64),
             outage_starts=torch.zeros((ticks, envs), dtype=torch.int64, device=device),
+            weekday=torch.zeros((ticks, envs), dtype=torch.int64, device=device),
+            rent=z(dtype=torch.int64),
         )
 
     @property

@@ -51,6 +51,7 @@ from townlet.policy.run_report import TrainResult, progress_line
 from townlet.policy.selection import Selection
 from townlet.policy.telemetry_record import bc_record, epoch_record, meal_types, rollout_events
 from townlet.policy.train_state import TrainState
+from townlet.policy.week_record import week_figures
 from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.telemetry import TelemetryWriter
@@ -177,6 +178,7 @@ class Trainer:
         bc_optimizer = torch.optim.Adam(self.net.parameters(), lr=opts.bc.learning_rate, eps=1e-5)
         self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
         self.meal_types = meal_types(layout)
+        self.week = world.calendar.observed  # multi-day: per-weekday figures in each record
         self.recorder = None
         if config.recording.enabled:
             self.recorder = EpisodeRecorder(
@@ -542,6 +544,9 @@ class Trainer:
                     buffers.helped[t] = ev.helped.reshape(n)
                     buffers.took_over[t] = ev.took_over.reshape(n)
                     buffers.outage_starts[t] = ev.outage_starts
+                    if self.week:
+                        buffers.weekday[t] = ev.weekday
+                        buffers.rent[t] = ev.rent.reshape(n)
                     state.episode_faints += ev.fainted.sum(-1)
                     if bool(result.env_done.any()):
                         done = result.env_done
@@ -596,7 +601,7 @@ class Trainer:
             batch=batch,
             rewards=flat(buffers.rewards),
             entropy=flat(buffers.entropy),
-            events=rollout_events(buffers, a, world.names, self.meal_types),
+            events=self._rollout_events(),
             agent_steps=ppo.rollout_ticks * n,
             acting_sec=acting_sec,
             new_cycle=True,
@@ -605,6 +610,18 @@ class Trainer:
             survival=survival,
             background_returns=background_returns,
         )
+
+    def _rollout_events(self) -> dict[str, float]:
+        """The epoch's world-event counters, and in a multi-day town its per-weekday figures."""
+        world = self.world
+        events = rollout_events(self.buffers, self.a, world.names, self.meal_types)
+        if self.week:
+            focal = self.is_focal.repeat(self.e)
+            calendar = world.calendar
+            events |= week_figures(
+                self.buffers, self.a, calendar.ticks_per_day, focal, calendar.has_rent
+            )
+        return events
 
     def _act(self, codes: torch.Tensor, features: torch.Tensor, masks: torch.Tensor):
         """The learner's (action, log-prob, entropy, value, logits) for every row; under a

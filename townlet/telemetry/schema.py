@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from townlet.util.weekdays import WEEKDAY_NAMES
+
 CURRENT_VERSION = "1.1"
 """Versions are named by strings here; records carry them as numbers (1.0, 1.1, 1.2).
 
@@ -15,7 +17,8 @@ The rules follow the validator of the system we replace: the 1.0 keys below (whi
 the advantage, clipping and `conflict.*` keys) are required at every version; a 1.0 record must
 not carry the keys the original lists as 1.1-only (`FORBIDDEN_IN_10`); 1.2 is 1.1 plus the
 optional `anneal_*` keys of a behaviour-cloning/PPO anneal schedule, each of a declared type
-(or null); 1.3 is 1.2 plus the optional `profile_*_sec` keys of a profiled run."""
+(or null); 1.3 is 1.2 plus the optional `profile_*_sec` keys of a profiled run and the
+per-weekday keys of a multi-day town."""
 DATA_MODES = ("rollout", "replay", "mixed", "bc")
 
 
@@ -199,13 +202,33 @@ PROFILE_KEYS = [
 """Optional in 1.3 records (`train.profile=true`); the phases' seconds sum to
 `profile_wall_sec`."""
 
+WEEKDAY_FIGURES = (
+    ("reward_per_agent_day", "Reward per agent-day on this weekday in the epoch's rollout"),
+    ("on_time_rate", "Share of the shifts met on this weekday begun on time (rollout)"),
+)
+RENT_FIGURES = (
+    ("rent_paid_events", "Weekly rents paid in the epoch's rollout"),
+    ("rent_missed_events", "Weekly rents that fell due without the money (rollout)"),
+)
+WEEK_KEYS = [
+    Key(f"weekday.{day}.{figure}", "1.3", meaning, required=False)
+    for day in WEEKDAY_NAMES
+    for figure, meaning in WEEKDAY_FIGURES
+] + [Key(name, "1.3", meaning, required=False) for name, meaning in RENT_FIGURES]
+"""Optional in 1.3 records of a multi-day town (`scenario.days` > 1): each weekday's figures
+where the epoch's rollout reached that weekday, and the rent's events where the town has rent."""
+V13_PREFIXES = ("profile_", "weekday.", "rent_")
+"""A record carrying a key that starts so is version 1.3."""
+
 REQUIRED: dict[str, list[Key]] = {
     "1.0": _V10,
     "1.1": _V10 + _V11,
     "1.2": _V10 + _V11,
     "1.3": _V10 + _V11,
 }
-ALL_KEYS: list[Key] = _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS + ANNEAL_KEYS + PROFILE_KEYS
+ALL_KEYS: list[Key] = (
+    _V10 + _V11 + BASELINE_KEYS + EXTRA_KEYS + ANNEAL_KEYS + PROFILE_KEYS + WEEK_KEYS
+)
 
 
 def version_key(value: object) -> str | None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from townlet.telemetry.schema import CURRENT_VERSION, required_names
+from townlet.telemetry.schema import CURRENT_VERSION, V13_PREFIXES, required_names
 
 
 class TelemetryWriter:
@@ -42,10 +42,11 @@ class TelemetryWriter:
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write a complete record (every required key, finite numbers); return it."""
-        # 1.2 is 1.1 plus the anneal keys, 1.3 1.2 plus the profile keys: a record says which.
+        # 1.2 is 1.1 plus the anneal keys, 1.3 1.2 plus the profile and weekday keys: a record
+        # says which.
         anneal = any(key.startswith("anneal_") for key in record)
-        profiled = any(key.startswith("profile_") for key in record)
-        version = 1.3 if profiled else 1.2 if anneal else float(CURRENT_VERSION)
+        newer = any(key.startswith(V13_PREFIXES) for key in record)
+        version = 1.3 if newer else 1.2 if anneal else float(CURRENT_VERSION)
         record = {**record, "telemetry_version": version, "log_stream_offset": self.offset + 1}
         missing = [k for k in required_names(CURRENT_VERSION) if k not in record]
         if missing:

@@ -33,6 +33,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("baseline", ("baseline_",)),
     ("conflict", ("conflict.",)),
     ("recording", ("recording_", "recordings_")),
+    ("week", ("weekday.", "rent_")),
 )
 
 

@@ -1,0 +1,79 @@
+"""Per-weekday figures in the epoch records of a multi-day town (telemetry 1.3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from townlet.policy.rollout import Rollout
+from townlet.policy.train import train
+from townlet.policy.week_record import week_figures
+from townlet.scenarios import load_config
+from townlet.telemetry.schema import ALL_KEYS
+from townlet.telemetry.validate import check_record
+from townlet.tracking.names import metric_name
+from townlet.world import ShiftEvent
+from townlet.world.calendar import RentEvent
+
+
+def test_each_weekday_gets_its_reward_per_agent_day_and_on_time_share():
+    # 1 env x 2 agents, 4 ticks: two on Monday, two on Tuesday; 4 ticks a day
+    buffers = Rollout.allocate(ticks=4, n=2, window=1, features=1, actions=1, envs=1)
+    buffers.weekday[:, 0] = torch.tensor([0, 0, 1, 1])
+    buffers.rewards[:] = torch.tensor([[1.0, 3.0], [1.0, 3.0], [2.0, 0.0], [2.0, 0.0]])
+    buffers.shift_event[0] = torch.tensor([ShiftEvent.ON_TIME, ShiftEvent.LATE])
+    buffers.shift_event[2, 0] = ShiftEvent.ABSENT
+    buffers.rent[3] = torch.tensor([RentEvent.PAID, RentEvent.MISSED])
+    focal = torch.tensor([True, True])
+    figures = week_figures(buffers, agents=2, ticks_per_day=4, focal=focal, has_rent=True)
+    assert figures == {
+        "weekday.mon.reward_per_agent_day": pytest.approx(8.0 * 4 / 4),
+        "weekday.mon.on_time_rate": 0.5,
+        "weekday.tue.reward_per_agent_day": pytest.approx(4.0 * 4 / 4),
+        "weekday.tue.on_time_rate": 0.0,
+        "rent_paid_events": 1,
+        "rent_missed_events": 1,
+    }
+    # a background agent's ticks are not the learner's
+    only_first = week_figures(buffers, 2, 4, torch.tensor([True, False]), has_rent=False)
+    assert only_first["weekday.mon.reward_per_agent_day"] == pytest.approx(2.0 * 4 / 2)
+    assert only_first["weekday.mon.on_time_rate"] == 1.0
+    assert "rent_paid_events" not in only_first
+
+
+def test_a_week_run_records_the_days_it_lived_and_the_rent_in_version_1_3(tmp_path):
+    # from Sunday 06:00: the rent falls due at noon, Monday begins at tick 180
+    config = load_config(
+        [
+            "scenario=town_week",
+            "scenario.start_weekday=sun",
+            "recipe=ppo",
+            "ppo=fast",
+            "ppo.num_envs=4",
+            "train.total_ticks=256",
+            "train.eval_episodes=1",
+            "tracking=off",
+            "recording=off",
+            "train.progress=false",
+        ]
+    )
+    train(config, tmp_path / "run")
+    lines = (tmp_path / "run" / "telemetry" / "ppo.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    declared = {key.name for key in ALL_KEYS}
+    days = set()
+    for number, record in enumerate(records, 1):
+        assert record["telemetry_version"] == 1.3
+        check_record(dict(record), tmp_path / "ppo.jsonl", number)
+        week = {k for k in record if k.startswith("weekday.")}
+        assert week <= declared
+        days |= {k.split(".")[1] for k in week}
+    assert days == {"sun", "mon"}
+    # every agent owes the rent once per episode that reaches Sunday noon (an env whose agents
+    # all fainted starts its Sunday again)
+    agents = 4 * len(config.scenario.agents)
+    rents = [r["rent_paid_events"] + r["rent_missed_events"] for r in records]
+    assert sum(rents) >= agents and all(n <= agents for n in rents)
+    assert metric_name("weekday.mon.on_time_rate") == "week/weekday.mon.on_time_rate"

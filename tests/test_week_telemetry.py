@@ -77,3 +77,50 @@ def test_a_week_run_records_the_days_it_lived_and_the_rent_in_version_1_3(tmp_pa
     rents = [r["rent_paid_events"] + r["rent_missed_events"] for r in records]
     assert sum(rents) >= agents and all(n <= agents for n in rents)
     assert metric_name("weekday.mon.on_time_rate") == "week/weekday.mon.on_time_rate"
+
+
+def test_rent_shaping_moves_the_advantages_and_leaves_the_worlds_rewards_alone(tmp_path):
+    short = [
+        "scenario=town_week",
+        "scenario.start_weekday=sun",  # the rent falls due at noon, within the rollout
+        "recipe=ppo",
+        "ppo=fast",
+        "ppo.num_envs=4",
+        "ppo.rollout_ticks=96",
+        "train.total_ticks=96",
+        "train.eval_episodes=1",
+        "tracking=off",
+        "recording=off",
+        "train.progress=false",
+    ]
+    first = {}
+    for weight in (0.0, 1.0):
+        train(load_config([*short, f"ppo.rent_shaping={weight}"]), tmp_path / str(weight))
+        text = (tmp_path / str(weight) / "telemetry" / "ppo.jsonl").read_text()
+        first[weight] = json.loads(text.splitlines()[0])
+    plain, shaped = first[0.0], first[1.0]
+    # the same actions met the same world: every reward and event is the same ...
+    for key in ("weekday.sun.reward_per_agent_day", "rent_missed_events", "faint_events"):
+        assert shaped[key] == plain[key]
+    assert plain["rent_missed_events"] > 0  # nobody earned before Sunday's rent
+    # ... and the learner saw the shortfall: its advantages differ
+    assert shaped["adv_mean"] != pytest.approx(plain["adv_mean"], abs=1e-3)
+
+
+def test_a_rent_shortfall_is_a_share_of_the_rent_for_standing_agents():
+    from townlet.scenarios import build_world
+
+    world = build_world(load_config(["scenario=town_week"]))
+    calendar, state = world.calendar, world.state
+    money = world.names.meters.index("money")
+    state.meters[0, :, money] = torch.tensor([0.0, 0.25, 0.5, 2.0])
+    alive = torch.tensor([[True, True, True, False]])
+    shortfall = calendar.rent_shortfall(state.meters[:1], alive)
+    assert shortfall.tolist() == [[1.0, 0.5, 0.0, 0.0]]
+
+
+def test_rent_shaping_in_a_town_without_rent_is_refused_in_one_line():
+    from townlet.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ppo.rent_shaping=0.5: this town has no rent"):
+        load_config(["ppo.rent_shaping=0.5"])

@@ -391,6 +391,14 @@ class PPOConfig:
     gamma x potential' - potential). The commute shaping otherwise pulls about 0.01 x 3 x the
     distance to work a tick while its window is open, a Bed's pay. Telemetry keeps the
     world's rewards."""
+    rent_shaping: float = 0.0
+    """Weight of a potential on the weekly rent, for learning (0 = off; a town with rent only):
+    potential = -weight x (rent - money) / rent where money is short of the rent, and the
+    advantages' reward gains gamma x potential' - potential (0 after an episode's end). A
+    missed rent is charged days after the spending that caused it, beyond what a discount of
+    0.99 a tick sees; this charges the spending when it happens and pays the wage that covers
+    it back. Policy-invariant (Ng et al. 1999); telemetry and evaluation keep the world's
+    rewards."""
     novelty_bonus: float = 0.0
     """Count-based exploration bonus (0 = off): the advantages' reward gains this x
     1 / sqrt(visits) of the (tile, hour of day) an agent steps into, falling linearly to 0 at

@@ -128,6 +128,7 @@ RANGES: dict[str, Range] = {
     "ppo.update_epochs": AT_LEAST_ONE,
     "ppo.clip_coef": POSITIVE,
     "ppo.ent_coef": NON_NEGATIVE,
+    "ppo.rent_shaping": NON_NEGATIVE,
     "ppo.vf_coef": NON_NEGATIVE,
     "ppo.max_grad_norm": POSITIVE,
     "ppo.hidden_size": Range(1, MAX_HIDDEN),
@@ -305,6 +306,11 @@ def check_calendar(config: TownletConfig) -> None:
         raise ConfigError(
             f"world.rent.amount={config.world.rent.amount}: rent is weekly; it needs a "
             "scenario of more than one day (scenario.days)"
+        )
+    if config.ppo.rent_shaping > 0 and config.world.rent.amount == 0:
+        raise ConfigError(
+            f"ppo.rent_shaping={config.ppo.rent_shaping}: this town has no rent "
+            "(world.rent.amount is 0)"
         )
 
 

@@ -479,6 +479,7 @@ class Trainer:
         # keeps the world's rewards
         learner_extra = torch.zeros_like(buffers.rewards)
         obs = self.obs
+        rent_potential = self._rent_potential() if ppo.rent_shaping > 0 else None
         with torch.no_grad(), precision_scope(ppo.precision, self.device):
             for t in range(ppo.rollout_ticks):
                 codes = obs.map_codes.reshape(n, window, window)
@@ -529,6 +530,11 @@ class Trainer:
                             world.state.alive,
                             self._novelty_beta,
                         ).reshape(n)
+                    if ppo.rent_shaping > 0:  # gamma x potential' - potential, 0 at the end
+                        now = self._rent_potential()  # a new episode's where an env ended
+                        after = now * ~result.env_done.unsqueeze(1)
+                        learner_extra[t] += (ppo.gamma * after - rent_potential).reshape(n)
+                        rent_potential = now
                     if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
                         after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
                         learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)
@@ -662,6 +668,12 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _rent_potential(self) -> torch.Tensor:
+        """(E, A) -ppo.rent_shaping x the share of the rent each agent's money leaves short."""
+        state = self.world.state
+        shortfall = self.world.calendar.rent_shortfall(state.meters, state.alive)
+        return -self.config.ppo.rent_shaping * shortfall
+
     def _truncation_bootstrap(self, result) -> torch.Tensor:
         """(n,) gamma x V(state at the tick limit) for truncated agents, 0 elsewhere."""
         final, n = result.final_obs, self.n

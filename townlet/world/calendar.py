@@ -130,6 +130,11 @@ class Calendar:
         event = paid.long() * RentEvent.PAID + missed.long() * RentEvent.MISSED
         return event, missed.float() * self.rent_penalty
 
+    def rent_shortfall(self, meters: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """(E, A) the share of the rent each standing agent's money does not cover (0 to 1)."""
+        short = (self.rent_amount - meters[..., self.money]).clamp(min=0.0) / self.rent_amount
+        return short.clamp(max=1.0) * alive
+
     def tired(self, meters: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
         """(E, A) bool: standing agents below the fatigue threshold."""
         return (meters[..., self.energy] < self.fatigue[0]) & alive

@@ -391,6 +391,12 @@ class PPOConfig:
     gamma x potential' - potential). The commute shaping otherwise pulls about 0.01 x 3 x the
     distance to work a tick while its window is open, a Bed's pay. Telemetry keeps the
     world's rewards."""
+    stagger_starts: bool = False
+    """Begin env i's first episode i / num_envs of the way through it (env 0, the recorded one,
+    at its start), so a rollout's envs live every part of the episode instead of the same
+    hour: in a week each epoch's batch would otherwise hold one day, and each update would
+    fit that day at the others' expense. The first episodes cut short are left out of the
+    episode statistics."""
     rent_shaping: float = 0.0
     """Weight of a potential on the weekly rent, for learning (0 = off; a town with rent only):
     potential = -weight x (rent - money) / rent where money is short of the rent, and the

@@ -34,6 +34,7 @@ class TrainState:
     curriculum: Curriculum
     finished: FinishedEpisodes  # running window of finished-episode statistics
     episode_faints: torch.Tensor  # (E,) faints in each env's episode in progress
+    partial: torch.Tensor  # (E,) bool: the episode in progress began part way (ppo.stagger_starts)
     replay: ReplayStream | None = None
     schedule: AnnealSchedule | None = None
     recorder: EpisodeRecorder | None = None
@@ -70,6 +71,7 @@ class TrainState:
             "best_epoch": self.best_epoch,
             "finished_episodes": self.finished.state_dict(),
             "episode_faints": self.episode_faints.clone(),
+            "partial_episodes": self.partial.clone(),
             "names": names_of(self.world),
             "network_shape": self.net.shape,
             **extra,
@@ -112,4 +114,5 @@ class TrainState:
         self.epoch, self.steps, self.cycle_id = data["epoch"], data["steps"], data["cycle_id"]
         self.best_return, self.best_epoch = data["best_return"], data.get("best_epoch")
         self.episode_faints.copy_(data["episode_faints"])
+        self.partial.copy_(data.get("partial_episodes", torch.zeros_like(self.partial)))
         self.finished.load_state_dict(data["finished_episodes"])

@@ -201,6 +201,7 @@ class Trainer:
             curriculum=self.curriculum,
             finished=FinishedEpisodes(opts.return_window),
             episode_faints=torch.zeros(self.e, device=device),
+            partial=self._stagger(world),
             replay=replay,
             schedule=self.schedule,
             recorder=self.recorder,
@@ -556,18 +557,20 @@ class Trainer:
                     state.episode_faints += ev.fainted.sum(-1)
                     if bool(result.env_done.any()):
                         done = result.env_done
+                        whole = done & ~state.partial  # an episode begun part way is no figure
                         active = world.active_agents().float()
                         if self.background is None:
                             per_capita = result.episode_return.sum(-1) / active
                         else:  # the learner's figure is its own agents'
                             per_capita = result.episode_return[:, self.is_focal].mean(-1)
                             background_returns += (
-                                result.episode_return[:, ~self.is_focal].mean(-1)[done].tolist()
+                                result.episode_return[:, ~self.is_focal].mean(-1)[whole].tolist()
                             )
-                        finished_returns += per_capita[done].tolist()
-                        finished_lengths += result.episode_length[done].tolist()
-                        survival += (1.0 - state.episode_faints / active)[done].tolist()
+                        finished_returns += per_capita[whole].tolist()
+                        finished_lengths += result.episode_length[whole].tolist()
+                        survival += (1.0 - state.episode_faints / active)[whole].tolist()
                         state.episode_faints[done] = 0
+                        state.partial[done] = False
                     obs = result.obs
             with phases.time("policy"):  # background rows' values are never used
                 next_value = net.get_value(
@@ -668,6 +671,15 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ helpers
+    def _stagger(self, world: World) -> torch.Tensor:
+        """(E,) bool: the envs whose first episode `ppo.stagger_starts` began part way."""
+        e = self.e
+        offsets = torch.zeros(e, dtype=torch.int64, device=self.device)
+        if self.config.ppo.stagger_starts:
+            offsets = torch.arange(e, device=self.device) * world.layout.episode_ticks // e
+            world.begin_part_way(offsets)
+        return offsets > 0
+
     def _rent_potential(self) -> torch.Tensor:
         """(E, A) -ppo.rent_shaping x the share of the rent each agent's money leaves short."""
         state = self.world.state

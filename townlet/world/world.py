@@ -633,6 +633,17 @@ class World:
         ratio = (base.float() / scaled.float()).unsqueeze(-1)
         layout.inst_rate.copy_(self._base_rate * torch.where(long.unsqueeze(-1), ratio, 1.0))
 
+    def begin_part_way(self, ticks: torch.Tensor) -> None:
+        """Move each env's episode in progress on by `ticks` (E,) ticks, its state otherwise
+        unchanged: the clock, the calendar and the time left follow the tick. A learner gives
+        its envs different offsets once, so their episodes stay out of step from then on."""
+        s = self.state
+        if bool((ticks < 0).any()) or bool((ticks >= self.layout.episode_ticks).any()):
+            raise ValueError(f"offsets must lie in [0, {self.layout.episode_ticks})")
+        s.tick = s.tick + ticks.to(s.tick.device, s.tick.dtype)
+        self.fast.oldest_tick = int(s.tick.max())
+        self._advance_clock()
+
     def snapshot(self) -> dict:
         """Everything needed to continue exactly from here (state, generator, fast-path flags)."""
         return {

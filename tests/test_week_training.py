@@ -1,4 +1,5 @@
-"""Per-weekday figures in the epoch records of a multi-day town (telemetry 1.3)."""
+"""Training in a multi-day town: per-weekday figures in the epoch records (telemetry 1.3),
+the rent's shaping for the learner and envs begun out of step."""
 
 from __future__ import annotations
 
@@ -124,3 +125,46 @@ def test_rent_shaping_in_a_town_without_rent_is_refused_in_one_line():
 
     with pytest.raises(ConfigError, match=r"ppo.rent_shaping=0.5: this town has no rent"):
         load_config(["ppo.rent_shaping=0.5"])
+
+
+def test_an_env_begun_part_way_keeps_its_state_and_follows_the_clock():
+    from townlet.scenarios import build_world
+
+    world = build_world(load_config(["scenario=town_week"]), num_envs=3)
+    world.reset()
+    before = world.state.meters.clone()
+    world.begin_part_way(torch.tensor([0, 240, 1500]))
+    assert world.state.tick.tolist() == [0, 240, 1500]
+    assert world.weekday().tolist() == [0, 1, 6]  # Monday, Tuesday, Sunday (06:00 starts)
+    assert torch.equal(world.state.meters, before)
+    for _ in range(180):  # the last env reaches the week's end first
+        result = world.step(torch.zeros(3, world.layout.num_agents, dtype=torch.int64))
+    assert result.env_done.tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="offsets must lie in"):
+        world.begin_part_way(torch.tensor([0, 0, 1680]))
+
+
+def test_staggered_envs_live_the_whole_week_in_each_epoch_and_leave_cut_episodes_out(tmp_path):
+    config = load_config(
+        [
+            "scenario=town_week",
+            "recipe=ppo",
+            "ppo=fast",
+            "ppo.num_envs=7",
+            "ppo.stagger_starts=true",
+            "train.total_ticks=256",
+            "train.eval_episodes=1",
+            "tracking=off",
+            "recording=off",
+            "train.progress=false",
+        ]
+    )
+    train(config, tmp_path / "run")
+    lines = (tmp_path / "run" / "telemetry" / "ppo.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    days = {k.split(".")[1] for k in first if k.endswith("reward_per_agent_day")}
+    assert days == {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+    # env 6 began 1,440 ticks in and its week ended at tick 240 of the run; the world counts
+    # that episode 1,680 ticks long. Only episodes begun at their start are figures.
+    records = [json.loads(x) for x in lines]
+    assert all(r.get("episodic_length", 0) <= 256 for r in records)

@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,16 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
     return Path(str(resume))
 
 
+@dataclass
+class _EndedEpisodes:
+    """The figures of the episodes a rollout saw end (lists, one entry per env-episode)."""
+
+    returns: list[float] = field(default_factory=list)
+    lengths: list[float] = field(default_factory=list)
+    survival: list[float] = field(default_factory=list)
+    background: list[float] = field(default_factory=list)  # under a population
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training; `epoch` is the last epoch whose checkpoint was written."""
 
@@ -113,15 +124,50 @@ class Trainer:
         # of the default run's wall time.
         self.config_yaml = OmegaConf.to_yaml(OmegaConf.structured(config))
 
-        # --- seeding and set-up
+        # --- seeding and set-up, in this order (each draws from the seeded generators)
         if opts.threads > 0:
             torch.set_num_threads(opts.threads)
         torch.manual_seed(config.seed)
-        world = self.world = World(
-            config.world,
-            config.scenario,
+        world = self.world = self._make_world()
+        self._make_learner()
+        self.curriculum = Curriculum(config.curriculum)
+        self.curriculum.apply(world)
+        world.reset()
+        self.phases = world.phases = PhaseClock(opts.profile, self.device)
+        replay = self._make_sources()
+        self.recorder = self._make_recorder(links)
+        self.state = TrainState(
+            net=self.net,
+            optimizer=self.optimizer,
+            bc_optimizer=self.bc_optimizer,
+            act_generator=self.act_generator,
+            shuffle_generator=self.shuffle_generator,
+            world=world,
+            curriculum=self.curriculum,
+            finished=FinishedEpisodes(opts.return_window),
+            episode_faints=torch.zeros(self.e, device=self.device),
+            partial=self._stagger(world),
+            replay=replay,
+            schedule=self.schedule,
+            recorder=self.recorder,
+            novelty=(
+                VisitCounts(world.layout.sink_cell + 1, world.layout.ticks_per_day, self.device)
+                if ppo.novelty_bonus > 0
+                else None
+            ),
+        )
+        self._novelty_beta = 0.0  # the exploration bonus's weight this epoch (set per epoch)
+        self._rent_before: torch.Tensor | None = None  # the rent potential before a tick
+        self._resume_or_start()
+
+    def _make_world(self) -> World:
+        """The training world (auto-reset, spread starts) and the sizes read from it."""
+        ppo = self.config.ppo
+        world = World(
+            self.config.world,
+            self.config.scenario,
             num_envs=ppo.num_envs,
-            seed=config.seed,
+            seed=self.config.seed,
             auto_reset=True,
             spread_starts=True,
             keep_final_obs=ppo.bootstrap_truncated,
@@ -130,7 +176,14 @@ class Trainer:
         self.e, self.a = ppo.num_envs, layout.num_agents
         self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
         # The policy, its buffers and its sampling generator live where the world does.
-        self.device = device = world.device
+        self.device = world.device
+        self.meal_types = meal_types(layout)
+        self.week = world.calendar.observed  # multi-day: per-weekday figures in each record
+        return world
+
+    def _make_learner(self) -> None:
+        """The network, its two optimizers and the generators that sample and shuffle."""
+        config, ppo, device = self.config, self.config.ppo, self.device
         if ppo.precision == "bf16" and not native_bf16(device):
             log.warning(
                 "ppo.precision=bf16 on %s without native bf16: torch emulates it, expect the "
@@ -141,14 +194,19 @@ class Trainer:
             self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
         ).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=ppo.learning_rate, eps=1e-5)
-        act_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-        shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
-        self.curriculum = Curriculum(config.curriculum)
-        self.curriculum.apply(world)
-        world.reset()
-        self.phases = world.phases = PhaseClock(opts.profile, device)
+        self.act_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.bc_optimizer = torch.optim.Adam(
+            self.net.parameters(), lr=config.train.bc.learning_rate, eps=1e-5
+        )
+        self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
+
+    def _make_sources(self) -> ReplayStream | None:
+        """Who acts beside the learner, the epochs, the anneal schedule's demonstrations and
+        the captures replayed (returned)."""
+        config, ppo, opts, world = self.config, self.config.ppo, self.config.train, self.world
         # A population's background agents act from their own source and never enter the batch
-        self.is_focal = focal_agents(config).to(device)
+        self.is_focal = focal_agents(config).to(self.device)
         self.background = (
             Background(world, config, config.seed + 7) if config.population.background else None
         )
@@ -170,51 +228,32 @@ class Trainer:
                 demonstrations_from_captures(Path(opts.bc.capture_dir), world)
                 if opts.bc.capture_dir
                 else demonstrate(config, config.seed + 4)
-            ).to(device)
+            ).to(self.device)
             picked = torch.randperm(
                 len(self.demos), generator=torch.Generator().manual_seed(config.seed + 5)
             )[:ACCURACY_SAMPLES]
             self.accuracy_demos = self.demos.take(picked)
-        bc_optimizer = torch.optim.Adam(self.net.parameters(), lr=opts.bc.learning_rate, eps=1e-5)
-        self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
-        self.meal_types = meal_types(layout)
-        self.week = world.calendar.observed  # multi-day: per-weekday figures in each record
-        self.recorder = None
-        if config.recording.enabled:
-            self.recorder = EpisodeRecorder(
-                config.recording,
-                self.output_dir,
-                world,
-                run_id=self.output_dir.name,
-                seed=config.seed,
-                config_hash=config_hash(config),
-                links=links,
-                sources=source_names(config) if config.population.background else None,
-            )
-        self.state = TrainState(
-            net=self.net,
-            optimizer=self.optimizer,
-            bc_optimizer=bc_optimizer,
-            act_generator=act_generator,
-            shuffle_generator=shuffle_generator,
-            world=world,
-            curriculum=self.curriculum,
-            finished=FinishedEpisodes(opts.return_window),
-            episode_faints=torch.zeros(self.e, device=device),
-            partial=self._stagger(world),
-            replay=replay,
-            schedule=self.schedule,
-            recorder=self.recorder,
-            novelty=(
-                VisitCounts(world.layout.sink_cell + 1, world.layout.ticks_per_day, device)
-                if ppo.novelty_bonus > 0
-                else None
-            ),
+        return replay
+
+    def _make_recorder(self, links: dict[str, str] | None) -> EpisodeRecorder | None:
+        config = self.config
+        if not config.recording.enabled:
+            return None
+        return EpisodeRecorder(
+            config.recording,
+            self.output_dir,
+            self.world,
+            run_id=self.output_dir.name,
+            seed=config.seed,
+            config_hash=config_hash(config),
+            links=links,
+            sources=source_names(config) if config.population.background else None,
         )
 
-        self._novelty_beta = 0.0  # the exploration bonus's weight this epoch (set per epoch)
-
-        # --- resume
+    def _resume_or_start(self) -> None:
+        """Continue from `train.resume`'s checkpoint (its telemetry cut to it) or start anew;
+        then the telemetry writer, the rollout buffers and the first observation."""
+        config, opts = self.config, self.config.train
         telemetry_path, offset = self.run_dir.telemetry, 0
         resume_from = _resume_path(opts.resume, self.output_dir)
         if resume_from is not None:
@@ -228,9 +267,15 @@ class Trainer:
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
         self.buffers = Rollout.allocate(
-            ppo.rollout_ticks, self.n, self.window, self.num_features, NUM_ACTIONS, device, self.e
+            config.ppo.rollout_ticks,
+            self.n,
+            self.window,
+            self.num_features,
+            NUM_ACTIONS,
+            self.device,
+            self.e,
         )
-        self.obs = world.observe()
+        self.obs = self.world.observe()
         self._baselines: dict | None = None
 
     # ------------------------------------------------------------------ the run
@@ -471,16 +516,15 @@ class Trainer:
     def _rollout(self) -> EpochData:
         """Act `rollout_ticks` ticks in every env with the current policy."""
         start = time.perf_counter()
-        ppo, world, buffers, net = self.config.ppo, self.world, self.buffers, self.net
-        state, recorder, phases = self.state, self.recorder, self.phases
-        n, e, a, window, nf = self.n, self.e, self.a, self.window, self.num_features
-        finished_returns, finished_lengths, survival = [], [], []
-        background_returns: list[float] = []
-        # what only the advantages see (time-limit bootstrap, discounted shaping); telemetry
-        # keeps the world's rewards
+        ppo, world, buffers = self.config.ppo, self.world, self.buffers
+        recorder, phases = self.recorder, self.phases
+        n, window, nf = self.n, self.window, self.num_features
+        ended = _EndedEpisodes()
+        # what only the advantages see (time-limit bootstrap, shaping, exploration bonus);
+        # telemetry keeps the world's rewards
         learner_extra = torch.zeros_like(buffers.rewards)
         obs = self.obs
-        rent_potential = self._rent_potential() if ppo.rent_shaping > 0 else None
+        self._rent_before = self._rent_potential() if ppo.rent_shaping > 0 else None
         with torch.no_grad(), precision_scope(ppo.precision, self.device):
             for t in range(ppo.rollout_ticks):
                 codes = obs.map_codes.reshape(n, window, window)
@@ -491,7 +535,8 @@ class Trainer:
                 if self.background is not None:
                     with phases.time("background"):
                         background = self.background.act(obs)
-                        action = mix(action.view(e, a), background, self.is_focal).reshape(n)
+                        action = mix(action.view(self.e, self.a), background, self.is_focal)
+                        action = action.reshape(n)
                 with phases.time("buffers"):
                     buffers.codes[t] = codes
                     buffers.features[t] = features
@@ -504,121 +549,146 @@ class Trainer:
                     buffers.valid[t] = (world.state.alive & self.is_focal).reshape(n)
                 if recorder is not None:  # env 0's rows, taken before the step moves the world
                     with phases.time("recording"):
+                        a = self.a
                         frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
                         recorder.before_step()
                 with phases.time("world_step"):
-                    result = world.step(action.view(e, a))
+                    result = world.step(action.view(self.e, self.a))
                 if self.background is not None:
                     with phases.time("background"):
                         self.background.observe(result)
                 if recorder is not None:
                     with phases.time("recording"):
-                        recorder.tap(**frame, **outcome_of(result))
-                        if bool(result.env_done[0]):
-                            recorder.end_episode(
-                                int(world.state.episode[0]) - 1,
-                                self.curriculum.stage,
-                                result.episode_return[0],
-                            )
+                        self._record_tick(frame, result)
                 with phases.time("buffers"):
                     buffers.rewards[t] = result.reward.reshape(n)
-                    if result.final_obs is not None:  # a day's end is a time limit, not a death
-                        learner_extra[t] = self._truncation_bootstrap(result)
-                    if state.novelty is not None and self._novelty_beta > 0:
-                        learner_extra[t] += state.novelty.bonus(
-                            world.state.pos,
-                            world.time_of_day(),
-                            world.state.alive,
-                            self._novelty_beta,
-                        ).reshape(n)
-                    if ppo.rent_shaping > 0:  # gamma x potential' - potential, 0 at the end
-                        now = self._rent_potential()  # a new episode's where an env ended
-                        after = now * ~result.env_done.unsqueeze(1)
-                        learner_extra[t] += (ppo.gamma * after - rent_potential).reshape(n)
-                        rent_potential = now
-                    if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
-                        after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
-                        learner_extra[t] -= (1.0 - ppo.gamma) * after.reshape(n)
-                    buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
-                    ev = result.events
-                    buffers.contention[t] = ev.contention.reshape(n)
-                    buffers.intensity[t] = ev.contention_intensity.reshape(n)
-                    buffers.completed[t] = ev.completed.reshape(n)
-                    buffers.shift_event[t] = ev.shift_event.reshape(n)
-                    buffers.fainted[t] = ev.fainted.reshape(n)
-                    buffers.chat[t] = ev.chat.reshape(n)
-                    buffers.chat_quality[t] = ev.chat_quality.reshape(n)
-                    buffers.helped[t] = ev.helped.reshape(n)
-                    buffers.took_over[t] = ev.took_over.reshape(n)
-                    buffers.outage_starts[t] = ev.outage_starts
-                    if self.week:
-                        buffers.weekday[t] = ev.weekday
-                        buffers.rent[t] = ev.rent.reshape(n)
-                    state.episode_faints += ev.fainted.sum(-1)
+                    learner_extra[t] = self._learner_extra(result)
+                    self._store_events(t, result)
                     if bool(result.env_done.any()):
-                        done = result.env_done
-                        whole = done & ~state.partial  # an episode begun part way is no figure
-                        active = world.active_agents().float()
-                        if self.background is None:
-                            per_capita = result.episode_return.sum(-1) / active
-                        else:  # the learner's figure is its own agents'
-                            per_capita = result.episode_return[:, self.is_focal].mean(-1)
-                            background_returns += (
-                                result.episode_return[:, ~self.is_focal].mean(-1)[whole].tolist()
-                            )
-                        finished_returns += per_capita[whole].tolist()
-                        finished_lengths += result.episode_length[whole].tolist()
-                        survival += (1.0 - state.episode_faints / active)[whole].tolist()
-                        state.episode_faints[done] = 0
-                        state.partial[done] = False
+                        self._episodes_ended(result, ended)
                     obs = result.obs
             with phases.time("policy"):  # background rows' values are never used
-                next_value = net.get_value(
+                next_value = self.net.get_value(
                     obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
                 )
         self.obs = obs
         acting_sec = time.perf_counter() - start
-
-        # --- advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL)
         with phases.time("gae"):
-            advantages, returns = compute_gae(
-                buffers.rewards + learner_extra,
-                buffers.values,
-                buffers.dones,
-                next_value,
-                ppo.gamma,
-                ppo.gae_lambda,
-            )
-            index = buffers.valid.reshape(-1).nonzero().squeeze(1)
-
-            def flat(x: torch.Tensor) -> torch.Tensor:
-                return x.reshape(-1, *x.shape[2:])[index]
-
-            batch = Batch(
-                codes=flat(buffers.codes),
-                features=flat(buffers.features),
-                masks=flat(buffers.masks),
-                actions=flat(buffers.actions),
-                logprobs=flat(buffers.logprobs),
-                logits=flat(buffers.logits),
-                values=flat(buffers.values),
-                advantages=flat(advantages),
-                returns=flat(returns),
-            )
+            batch, rewards, entropy = self._batch(learner_extra, next_value)
         return EpochData(
             mode="rollout",
             batch=batch,
-            rewards=flat(buffers.rewards),
-            entropy=flat(buffers.entropy),
+            rewards=rewards,
+            entropy=entropy,
             events=self._rollout_events(),
             agent_steps=ppo.rollout_ticks * n,
             acting_sec=acting_sec,
             new_cycle=True,
-            finished_returns=finished_returns,
-            finished_lengths=finished_lengths,
-            survival=survival,
-            background_returns=background_returns,
+            finished_returns=ended.returns,
+            finished_lengths=ended.lengths,
+            survival=ended.survival,
+            background_returns=ended.background,
         )
+
+    def _record_tick(self, frame: dict, result) -> None:
+        """Env 0's tick to the recorder; its episode closed when it ended."""
+        self.recorder.tap(**frame, **outcome_of(result))
+        if bool(result.env_done[0]):
+            self.recorder.end_episode(
+                int(self.world.state.episode[0]) - 1,
+                self.curriculum.stage,
+                result.episode_return[0],
+            )
+
+    def _learner_extra(self, result) -> torch.Tensor:
+        """(n,) what the advantages' reward gains beyond the world's this tick: the time-limit
+        bootstrap, the exploration bonus and the gamma-consistent shaping terms."""
+        ppo, world, state, n = self.config.ppo, self.world, self.state, self.n
+        extra = torch.zeros(n, device=self.device)
+        if result.final_obs is not None:  # a day's end is a time limit, not a death
+            extra += self._truncation_bootstrap(result)
+        if state.novelty is not None and self._novelty_beta > 0:
+            extra += state.novelty.bonus(
+                world.state.pos, world.time_of_day(), world.state.alive, self._novelty_beta
+            ).reshape(n)
+        if ppo.rent_shaping > 0:  # gamma x potential' - potential, 0 at the end
+            now = self._rent_potential()  # a new episode's where an env ended
+            after = now * ~result.env_done.unsqueeze(1)
+            extra += (ppo.gamma * after - self._rent_before).reshape(n)
+            self._rent_before = now
+        if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
+            after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
+            extra -= (1.0 - ppo.gamma) * after.reshape(n)
+        return extra
+
+    def _store_events(self, t: int, result) -> None:
+        """The tick's ends and world events into the rollout buffers (telemetry counts them)."""
+        buffers, n, ev = self.buffers, self.n, result.events
+        buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
+        buffers.contention[t] = ev.contention.reshape(n)
+        buffers.intensity[t] = ev.contention_intensity.reshape(n)
+        buffers.completed[t] = ev.completed.reshape(n)
+        buffers.shift_event[t] = ev.shift_event.reshape(n)
+        buffers.fainted[t] = ev.fainted.reshape(n)
+        buffers.chat[t] = ev.chat.reshape(n)
+        buffers.chat_quality[t] = ev.chat_quality.reshape(n)
+        buffers.helped[t] = ev.helped.reshape(n)
+        buffers.took_over[t] = ev.took_over.reshape(n)
+        buffers.outage_starts[t] = ev.outage_starts
+        if self.week:
+            buffers.weekday[t] = ev.weekday
+            buffers.rent[t] = ev.rent.reshape(n)
+        self.state.episode_faints += ev.fainted.sum(-1)
+
+    def _episodes_ended(self, result, ended: _EndedEpisodes) -> None:
+        """The figures of the episodes that ended this tick (not those begun part way)."""
+        state, world = self.state, self.world
+        done = result.env_done
+        whole = done & ~state.partial  # an episode begun part way is no figure
+        active = world.active_agents().float()
+        if self.background is None:
+            per_capita = result.episode_return.sum(-1) / active
+        else:  # the learner's figure is its own agents'
+            per_capita = result.episode_return[:, self.is_focal].mean(-1)
+            background = result.episode_return[:, ~self.is_focal].mean(-1)
+            ended.background += background[whole].tolist()
+        ended.returns += per_capita[whole].tolist()
+        ended.lengths += result.episode_length[whole].tolist()
+        ended.survival += (1.0 - state.episode_faints / active)[whole].tolist()
+        state.episode_faints[done] = 0
+        state.partial[done] = False
+
+    def _batch(
+        self, learner_extra: torch.Tensor, next_value: torch.Tensor
+    ) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """Advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL), with
+        their world rewards and behaviour entropies for telemetry."""
+        buffers, ppo = self.buffers, self.config.ppo
+        advantages, returns = compute_gae(
+            buffers.rewards + learner_extra,
+            buffers.values,
+            buffers.dones,
+            next_value,
+            ppo.gamma,
+            ppo.gae_lambda,
+        )
+        index = buffers.valid.reshape(-1).nonzero().squeeze(1)
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])[index]
+
+        batch = Batch(
+            codes=flat(buffers.codes),
+            features=flat(buffers.features),
+            masks=flat(buffers.masks),
+            actions=flat(buffers.actions),
+            logprobs=flat(buffers.logprobs),
+            logits=flat(buffers.logits),
+            values=flat(buffers.values),
+            advantages=flat(advantages),
+            returns=flat(returns),
+        )
+        return batch, flat(buffers.rewards), flat(buffers.entropy)
 
     def _rollout_events(self) -> dict[str, float]:
         """The epoch's world-event counters, and in a multi-day town its per-weekday figures."""

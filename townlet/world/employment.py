@@ -31,10 +31,13 @@ from townlet.world.state import WorldState
 
 @dataclass
 class ShiftOutcome:
+    """What the employment phase produced; wage, late and absent are None in a tick in which
+    no shift ran in any env."""
+
     event: torch.Tensor  # (E, A) int64 ShiftEvent
-    wage: torch.Tensor  # (E, A) float32 money earned (a takeover's included)
-    late: torch.Tensor  # (E, A) float32 late penalty charged this tick (after any help)
-    absent: torch.Tensor  # (E, A) float32 absence penalty charged this tick
+    wage: torch.Tensor | None  # (E, A) float32 money earned (a takeover's included)
+    late: torch.Tensor | None  # (E, A) float32 late penalty charged this tick (after any help)
+    absent: torch.Tensor | None  # (E, A) float32 absence penalty charged this tick
     helped: torch.Tensor | None = None  # (E, A) bool: a coworker covered this lateness
     help_bonus: torch.Tensor | None = None  # (E, A) float32 reward for covering
     took_over: torch.Tensor | None = None  # (E, A) int64 colleagues' shifts taken over

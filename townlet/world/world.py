@@ -23,7 +23,7 @@ from townlet.world.constants import (
     SHIFT_STATE_NAMES,
     Action,
 )
-from townlet.world.employment import clock_index, work
+from townlet.world.employment import ShiftOutcome, clock_index, work
 from townlet.world.events import StepEvents
 from townlet.world.fast_path import FastPath, FastPathError
 from townlet.world.interactions import interact
@@ -78,6 +78,45 @@ class StepResult:
     episode_length: torch.Tensor  # (E,) ticks so far (final ones where env_done)
     terms: dict[str, torch.Tensor] | None = None  # (E, A) reward by term (track_terms only)
     final_obs: Observation | None = None  # before auto-reset, when some env ended (see World)
+
+
+@dataclass
+class _Used:
+    """What the use-and-chat phase of a tick produced."""
+
+    engaged: bool  # someone was using, queued or interacting
+    started: torch.Tensor
+    completed: torch.Tensor
+    contention: torch.Tensor
+    intensity: torch.Tensor
+    meter_delta: torch.Tensor | None  # (E, A, M) what completions and chats paid; None: nothing
+    chat: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (ChatEvent, quality, partner)
+
+
+@dataclass
+class _Needs:
+    """What the needs phase produced: meter changes, faints, the wage after fatigue, rent."""
+
+    meter_change: torch.Tensor
+    fainted: torch.Tensor
+    any_faint: bool
+    wage: torch.Tensor | None
+    rent_event: torch.Tensor
+    rent_charge: torch.Tensor | None
+    all_alive_before: bool
+
+
+@dataclass
+class _End:
+    """The tick's end: its reward with the end-aware shaping, who ended, the returns."""
+
+    reward: torch.Tensor
+    env_done: torch.Tensor
+    env_terminated: torch.Tensor
+    truncated: torch.Tensor
+    episode_return: torch.Tensor
+    episode_length: torch.Tensor
+    final_obs: Observation | None
 
 
 class World:
@@ -151,6 +190,7 @@ class World:
         e, a = num_envs, layout.num_agents
         self._none_int = torch.full((e, a), -1, dtype=torch.int64, device=self.device)
         self._zero_int = torch.zeros((e, a), dtype=torch.int64, device=self.device)
+        self._no_shift = ShiftOutcome(self._zero_int, None, None, None)  # no shift ran anywhere
         self._zero_bool = torch.zeros((e, a), dtype=torch.bool, device=self.device)
         self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
         self._zero_env_bool = torch.zeros(e, dtype=torch.bool, device=self.device)
@@ -242,7 +282,8 @@ class World:
         return result
 
     def _step(self, actions: torch.Tensor) -> StepResult:
-        s, layout, config, fast = self.state, self.layout, self.config, self.fast
+        """One tick in phases: move, use and chat, work, needs, then reward and the end."""
+        s, layout, fast = self.state, self.layout, self.fast
         tod, clock, today = self._tod, self._clock, self._today
         works = today.works if today is not None else None
         alive_before = s.alive
@@ -257,77 +298,139 @@ class World:
         move(s, layout, actions)
         if fast.engaged:
             leave_on_move(s, previous_pos)
-
-        # --- affordances and queues
-        engaged = fast.engaged or int(actions.max()) == Action.INTERACT
-        if engaged and not self._has_instances:  # INTERACT can only mean a chat here
-            started = completed = self._none_int
-            contention, intensity = self._zero_bool, self._zero_float
-            completion_delta = torch.zeros_like(s.meters)
-            nothing_to_use = (actions == Action.INTERACT) & s.alive
-            chat_event, chat_quality, chat_partner = self._social_life(
-                nothing_to_use, completed, completion_delta
-            )
-        elif engaged:
-            outcome = interact(s, layout, actions, self._tod_cells, config.rivalry)
-            started, completed = outcome.started, outcome.completed
-            contention, intensity = outcome.contention, outcome.intensity
-            completion_delta = outcome.meter_delta
-            if not fast.rivalry_active:
-                fast.rivalry_active = bool(contention.any())
-            chat_event, chat_quality, chat_partner = self._social_life(
-                outcome.nothing_to_use, completed, completion_delta
-            )
-        else:
-            started = completed = self._none_int
-            contention, intensity = self._zero_bool, self._zero_float
-            completion_delta = None
-            chat_event, chat_quality, chat_partner = (
-                self._zero_int,
-                self._zero_float,
-                self._none_int,
-            )
+        used = self._use_and_chat(actions)
         if self._limited_stock and int(tod.min()) == 0:
             s.stock = torch.where((tod == 0).unsqueeze(1), layout.inst_stock, s.stock)
+        shift = self._employment(clock, works)
+        needs = self._needs(used.meter_delta, shift.wage, today)
 
-        # --- employment (skipped while no shift runs in any env; arrivals reset after a shift)
-        if self._has_jobs and bool(torch.take(layout.shift_active_at, tod).any()):
-            shift = work(
-                s,
-                layout,
-                clock,
-                fast.all_alive,
-                config.social if self._coworkers else None,
-                works,
+        # --- reward and time
+        outcome = TickOutcome(
+            alive_before=alive_before,
+            meter_change=needs.meter_change,
+            wage=needs.wage,
+            late=shift.late,
+            absent=shift.absent,
+            commute=self._commute_shaping(clock, works) if self._commute else None,
+            fainted=needs.fainted if needs.any_faint else None,
+            help=shift.help_bonus,
+            rent=needs.rent_charge,
+        )
+        config = self.config
+        reward = compute_reward(self.tunables, config.reward, outcome, needs.all_alive_before)
+        terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
+        s.tick += 1
+        fast.oldest_tick += 1
+        end = self._end(reward, terms, used.engaged, potential_before, rest_before)
+        events = StepEvents(
+            started=used.started,
+            completed=used.completed,
+            contention=used.contention,
+            contention_intensity=used.intensity,
+            shift_event=shift.event,
+            fainted=needs.fainted,
+            wage=self._zero_float if needs.wage is None else needs.wage,
+            chat=used.chat[0],
+            chat_quality=used.chat[1],
+            chat_partner=used.chat[2],
+            helped=self._zero_bool if shift.helped is None else shift.helped,
+            took_over=self._zero_int if shift.took_over is None else shift.took_over,
+            outage_starts=torch.take(layout.outage_starts, tod)
+            if self._outages
+            else self._zero_env_int,
+            rent=needs.rent_event,
+            weekday=today.weekday if today is not None else None,
+        )
+        return StepResult(
+            obs=self.observe(),
+            reward=end.reward,
+            terminated=needs.fainted,
+            truncated=end.truncated,
+            env_done=end.env_done,
+            env_terminated=end.env_terminated,
+            events=events,
+            episode_return=end.episode_return,
+            episode_length=end.episode_length,
+            terms=terms,
+            final_obs=end.final_obs,
+        )
+
+    def _use_and_chat(self, actions: torch.Tensor) -> _Used:
+        """Affordances, queues and chats (skipped while nobody is engaged or interacts)."""
+        s, fast = self.state, self.fast
+        engaged = fast.engaged or int(actions.max()) == Action.INTERACT
+        if engaged and not self._has_instances:  # INTERACT can only mean a chat here
+            completed = self._none_int
+            meter_delta = torch.zeros_like(s.meters)
+            nothing_to_use = (actions == Action.INTERACT) & s.alive
+            chat = self._social_life(nothing_to_use, completed, meter_delta)
+            return _Used(
+                engaged=True,
+                started=self._none_int,
+                completed=completed,
+                contention=self._zero_bool,
+                intensity=self._zero_float,
+                meter_delta=meter_delta,
+                chat=chat,
             )
-            wage, late, absent, shift_event = shift.wage, shift.late, shift.absent, shift.event
-            help_bonus, helped, took_over = shift.help_bonus, shift.helped, shift.took_over
-            if helped is not None and not fast.social_active:
-                fast.social_active = bool(helped.any())
-            fast.arrivals_pending_reset = True
-        else:
-            if fast.arrivals_pending_reset:
-                s.arrived = torch.zeros_like(s.arrived)
-                fast.arrivals_pending_reset = False
-            wage = late = absent = help_bonus = helped = took_over = None
-            shift_event = self._zero_int
+        if engaged:
+            outcome = interact(s, self.layout, actions, self._tod_cells, self.config.rivalry)
+            if not fast.rivalry_active:
+                fast.rivalry_active = bool(outcome.contention.any())
+            chat = self._social_life(outcome.nothing_to_use, outcome.completed, outcome.meter_delta)
+            return _Used(
+                engaged=True,
+                started=outcome.started,
+                completed=outcome.completed,
+                contention=outcome.contention,
+                intensity=outcome.intensity,
+                meter_delta=outcome.meter_delta,
+                chat=chat,
+            )
+        return _Used(
+            engaged=False,
+            started=self._none_int,
+            completed=self._none_int,
+            contention=self._zero_bool,
+            intensity=self._zero_float,
+            meter_delta=None,
+            chat=(self._zero_int, self._zero_float, self._none_int),
+        )
 
-        # --- needs, fainting, rivalry (fatigue first: it slows work and may fell the tired)
+    def _employment(self, clock: torch.Tensor, works: torch.Tensor | None) -> ShiftOutcome:
+        """Shifts (skipped while no shift runs in any env; arrivals reset after a shift)."""
+        s, layout, fast = self.state, self.layout, self.fast
+        if self._has_jobs and bool(torch.take(layout.shift_active_at, self._tod).any()):
+            social = self.config.social if self._coworkers else None
+            shift = work(s, layout, clock, fast.all_alive, social, works)
+            if shift.helped is not None and not fast.social_active:
+                fast.social_active = bool(shift.helped.any())
+            fast.arrivals_pending_reset = True
+            return shift
+        if fast.arrivals_pending_reset:
+            s.arrived = torch.zeros_like(s.arrived)
+            fast.arrivals_pending_reset = False
+        return self._no_shift
+
+    def _needs(
+        self, meter_delta: torch.Tensor | None, wage: torch.Tensor | None, today: Today | None
+    ) -> _Needs:
+        """Meters, fainting, the rent and the relations' decay (fatigue first: it slows work
+        and may fell the tired)."""
+        s, fast, calendar = self.state, self.fast, self.calendar
         all_alive_before = fast.all_alive
-        if self.calendar.has_fatigue:
+        if calendar.has_fatigue:
             wage = self._fatigue(wage)
         meter_change, fainted = update_meters(
-            s, layout, self.tunables.decay, completion_delta, wage, fast.all_alive
+            s, self.layout, self.tunables.decay, meter_delta, wage, fast.all_alive
         )
         rent_event, rent_charge = self._zero_int, None
         if today is not None and today.rent_due is not None:
             rent_charge = self._zero_float
             if bool(today.rent_due.any()):
-                money = s.meters[..., self.calendar.money].clone()
-                rent_event, rent_charge = self.calendar.charge_rent(
-                    s.meters, s.alive, today.rent_due
-                )
-                meter_change[..., self.calendar.money] += s.meters[..., self.calendar.money] - money
+                money = s.meters[..., calendar.money].clone()
+                rent_event, rent_charge = calendar.charge_rent(s.meters, s.alive, today.rent_due)
+                meter_change[..., calendar.money] += s.meters[..., calendar.money] - money
         any_faint = fainted is not None and bool(fainted.any())
         if fainted is None:
             fainted = self._zero_bool
@@ -336,28 +439,24 @@ class World:
             s.using = torch.where(s.alive, s.using, -1)
             s.queued = torch.where(s.alive, s.queued, -1)
         if fast.rivalry_active:
-            decay_rivalry(s, config.rivalry)
+            decay_rivalry(s, self.config.rivalry)
         if fast.social_active:
-            decay_familiarity(s, config.social)
-
-        # --- reward and time
-        outcome = TickOutcome(
-            alive_before=alive_before,
-            meter_change=meter_change,
-            wage=wage,
-            late=late,
-            absent=absent,
-            commute=self._commute_shaping(clock, works) if self._commute else None,
-            fainted=fainted if any_faint else None,
-            help=help_bonus,
-            rent=rent_charge,
+            decay_familiarity(s, self.config.social)
+        return _Needs(
+            meter_change, fainted, any_faint, wage, rent_event, rent_charge, all_alive_before
         )
-        reward = compute_reward(self.tunables, config.reward, outcome, all_alive_before)
-        terms = reward_terms(self.tunables, config.reward, outcome) if self.track_terms else None
-        s.tick += 1
-        fast.oldest_tick += 1
 
-        # --- termination (an env ends when all its agents fainted or at the tick limit)
+    def _end(
+        self,
+        reward: torch.Tensor,
+        terms: dict[str, torch.Tensor] | None,
+        engaged: bool,
+        potential_before: torch.Tensor | None,
+        rest_before: torch.Tensor | None,
+    ) -> _End:
+        """Which envs ended (all fainted, or the tick limit), the shaping that needs to know,
+        the returns, and the new episodes of auto-reset."""
+        s, layout, fast = self.state, self.layout, self.fast
         env_terminated = self._zero_env_bool if fast.all_alive else ~s.alive.any(-1)
         if fast.oldest_tick >= layout.episode_ticks:
             env_done = env_terminated | (s.tick >= layout.episode_ticks)
@@ -368,7 +467,7 @@ class World:
         else:
             truncated = (env_done & ~env_terminated).unsqueeze(1) & s.alive
             any_done = bool(env_done.any())
-        if shaping:  # after the end is known: an episode's last potential is 0
+        if self._interaction_weight > 0:  # after the end is known: the last potential is 0
             change = self._interaction_shaping(potential_before, engaged, env_done, any_done)
             reward = reward + change
             if terms is not None:
@@ -397,38 +496,8 @@ class World:
         if engaged or (self.seated > 0 and any_done):  # new episodes may start seated
             fast.engaged = bool((torch.maximum(s.using, s.queued) >= 0).any())
         self._advance_clock()
-
-        events = StepEvents(
-            started=started,
-            completed=completed,
-            contention=contention,
-            contention_intensity=intensity,
-            shift_event=shift_event,
-            fainted=fainted,
-            wage=self._zero_float if wage is None else wage,
-            chat=chat_event,
-            chat_quality=chat_quality,
-            chat_partner=chat_partner,
-            helped=self._zero_bool if helped is None else helped,
-            took_over=self._zero_int if took_over is None else took_over,
-            outage_starts=torch.take(layout.outage_starts, tod)
-            if self._outages
-            else self._zero_env_int,
-            rent=rent_event,
-            weekday=today.weekday if today is not None else None,
-        )
-        return StepResult(
-            obs=self.observe(),
-            reward=reward,
-            terminated=fainted,
-            truncated=truncated,
-            env_done=env_done,
-            env_terminated=env_terminated,
-            events=events,
-            episode_return=episode_return,
-            episode_length=episode_length,
-            terms=terms,
-            final_obs=final_obs,
+        return _End(
+            reward, env_done, env_terminated, truncated, episode_return, episode_length, final_obs
         )
 
     def _social_life(

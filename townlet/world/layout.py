@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -498,44 +498,24 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         raise ConfigError(f"scenario '{name}': ticks must be positive, got {scenario.ticks}")
     meter_names, types = _check_catalogue(world)
     meter_index = {m: i for i, m in enumerate(meter_names)}
-    money_index = meter_index.get("money", -1)
     tpd = world.ticks_per_day
     radius = world.observation.window // 2
     grid = _compile_grid(scenario, radius)
-    walls, pw, ph, cells, cell = (
-        grid.walls,
-        grid.padded_width,
-        grid.padded_height,
-        grid.cells,
-        grid.cell,
-    )
-    walkable, terrain, tile_instance = grid.walkable, grid.terrain, grid.tile_instance
+    cells, cell = grid.cells, grid.cell
     instances = _place_instances(world, scenario, grid, types)
-    inst_names, inst_xy, inst_type = instances.names, instances.xy, instances.type
-    specs, inst_effects, inst_open = instances.specs, instances.effects, instances.open
+    inst_xy, inst_type, specs, inst_open = (
+        instances.xy,
+        instances.type,
+        instances.specs,
+        instances.open,
+    )
     agents = _place_agents(world, scenario, grid, instances)
-    agent_ids, start_cells, initial, job_rows = (
-        agents.ids,
-        agents.start_cells,
-        agents.initial,
-        agents.jobs,
-    )
-
-    inst_delta = torch.tensor(inst_effects, dtype=torch.float32).reshape(
-        len(specs), len(meter_names)
-    )
-    durations = torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.float32)
-    inst_rate = inst_delta / durations.reshape(-1, 1)
-    inst_start_delta = torch.zeros_like(inst_delta)
-    if money_index >= 0:
-        costs = torch.tensor([s.cost for s in specs], dtype=torch.float32)
-        inst_delta[:, money_index] -= costs
-        inst_start_delta[:, money_index] -= costs
+    job_rows = agents.jobs
     clock = _clock_tables(job_rows, tpd)
     social = compile_social(
         world,
         scenario,
-        agent_ids,
+        agents.ids,
         [job.cell for job in job_rows],
         [job.has_job for job in job_rows],
         [types[t] for t in inst_type],
@@ -553,10 +533,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         world, types, inst_type, specs, inst_open, open_now, tpd
     )
     start_tick = hour_to_tick(scenario.start_hour, tpd) % tpd
-    in_progress = (clock[0] == ShiftPhase.ON_TIME_WINDOW) | (clock[0] == ShiftPhase.LATE_WINDOW)
     compass = _compass(world, scenario, grid, instances, agents)
-    cell_features, cell_feature_names = compass.features, compass.names
-    job_distance, bed_distance = compass.job_distance, compass.bed_distance
     lead = hour_to_tick(world.reward.commute_lead_hours, tpd)
     commute_active = torch.cat([_commute_window(job, lead, tpd) for job in job_rows])
     late_charge, absence_charge = _shift_charges(job_rows, tpd)
@@ -565,20 +542,60 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         scenario_name=name,
         meter_names=meter_names,
         affordance_types=types,
-        instance_names=tuple(inst_names),
-        agent_ids=tuple(agent_ids),
-        terrain_names=terrain_names(types),
+        instance_names=tuple(instances.names),
+        agent_ids=tuple(agents.ids),
         width=scenario.width,
         height=scenario.height,
-        radius=radius,
-        padded_width=pw,
-        padded_height=ph,
-        walls=tuple(sorted(walls)),
-        walkable=walkable,
-        base_codes=(terrain * OCCUPANT_KINDS).to(torch.uint8),
-        tile_instance=tile_instance,
-        move_delta=torch.tensor([dx + dy * pw for dx, dy in ACTION_DELTAS], dtype=torch.int64),
-        window_offsets=torch.tensor(
+        **_grid_fields(grid, radius, types),
+        **_instance_fields(world, types, instances, grid, meter_names),
+        **_agent_fields(agents, clock, grid.cells, tpd),
+        cell_features=compass.features,
+        cell_feature_names=compass.names,
+        late_charge=late_charge,
+        absence_charge=absence_charge,
+        commute_active=commute_active,
+        job_distance=compass.job_distance,
+        bed_distance=compass.bed_distance,
+        job_ticks=compass.job_distance * compass.longest,
+        noncritical_offset=torch.tensor(
+            [0.0 if world.meters[m].critical else 2.0 for m in meter_names], dtype=torch.float32
+        ),
+        tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
+        open_here=open_here.reshape(-1),
+        cost_here=cost_here,
+        self_pair=torch.eye(len(agents.ids), dtype=torch.bool),
+        coworkers=social.coworkers,
+        initial_familiarity=social.familiarity,
+        initial_rivalry=social.rivalry,
+        utility_names=social.utility_names,
+        outage_active=social.outage_active,
+        hours_names=tuple(f"open_{name.lower()}" for name in hours_types),
+        hours_open=hours_open,
+        outage_starts=social.outage_starts,
+        money_index=meter_index.get("money", -1),
+        social_index=meter_index.get("social", -1),
+        ticks_per_day=tpd,
+        start_tick=start_tick,
+        episode_ticks=scenario.ticks,
+    )
+
+
+def _grid_fields(grid: _Grid, radius: int, types: tuple[str, ...]) -> dict[str, Any]:
+    """The layout's fields about the grid: terrain, walls, moves and the offsets of views."""
+    pw, cells = grid.padded_width, grid.cells
+    span = range(-radius, radius + 1)
+    square = [(dx, dy) for dx in span for dy in span]
+    return {
+        "terrain_names": terrain_names(types),
+        "radius": radius,
+        "padded_width": pw,
+        "padded_height": grid.padded_height,
+        "walls": tuple(sorted(grid.walls)),
+        "walkable": grid.walkable,
+        "base_codes": (grid.terrain * OCCUPANT_KINDS).to(torch.uint8),
+        "tile_instance": grid.tile_instance,
+        "move_delta": torch.tensor([dx + dy * pw for dx, dy in ACTION_DELTAS], dtype=torch.int64),
+        "window_offsets": torch.tensor(
             [
                 dy * pw + dx
                 for dy in range(-radius, radius + 1)
@@ -586,79 +603,83 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
             ],
             dtype=torch.int64,
         ),
-        inst_cell=torch.tensor([cell(xy) for xy in inst_xy], dtype=torch.int64),
-        inst_xy=tuple(inst_xy),
-        inst_type=torch.tensor(inst_type, dtype=torch.int64),
-        inst_capacity=torch.tensor([s.capacity for s in specs], dtype=torch.int64),
-        inst_duration=torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.int64),
-        inst_stock=torch.tensor(
+        "near_by_offset": _offset_table(cells + 1, [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], pw),
+        "in_view_by_offset": _offset_table(cells + 1, square, pw),
+    }
+
+
+def _instance_fields(
+    world: WorldConfig,
+    types: tuple[str, ...],
+    instances: _Instances,
+    grid: _Grid,
+    meter_names: tuple[str, ...],
+) -> dict[str, Any]:
+    """The layout's fields about affordance instances: where, how many at once, how long, what
+    they pay (per completion, per tick and on starting) and cost."""
+    specs, inst_type = instances.specs, instances.type
+    inst_delta = torch.tensor(instances.effects, dtype=torch.float32).reshape(
+        len(specs), len(meter_names)
+    )
+    durations = torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.float32)
+    inst_rate = inst_delta / durations.reshape(-1, 1)
+    inst_start_delta = torch.zeros_like(inst_delta)
+    if "money" in meter_names:
+        money = meter_names.index("money")
+        costs = torch.tensor([s.cost for s in specs], dtype=torch.float32)
+        inst_delta[:, money] -= costs
+        inst_start_delta[:, money] -= costs
+    return {
+        "inst_cell": torch.tensor([grid.cell(xy) for xy in instances.xy], dtype=torch.int64),
+        "inst_xy": tuple(instances.xy),
+        "inst_type": torch.tensor(inst_type, dtype=torch.int64),
+        "inst_capacity": torch.tensor([s.capacity for s in specs], dtype=torch.int64),
+        "inst_duration": torch.tensor([max(s.duration, 1) for s in specs], dtype=torch.int64),
+        "inst_stock": torch.tensor(
             [UNLIMITED_STOCK if s.stock < 0 else s.stock for s in specs], dtype=torch.int64
         ),
-        inst_interactable=torch.tensor([not s.workplace for s in specs], dtype=torch.bool),
-        inst_idle_code=torch.tensor([terrain_code(t) for t in inst_type], dtype=torch.int64),
-        inst_delta=inst_delta,
-        inst_rate=inst_rate,
-        inst_start_delta=inst_start_delta,
-        effects_per_tick=world.interaction_effects == "per_tick",
-        start_cell=torch.tensor(start_cells, dtype=torch.int64),
-        initial_meters=torch.tensor(initial, dtype=torch.float32),
-        has_job=torch.tensor([job.has_job for job in job_rows], dtype=torch.bool),
-        job_cell=torch.tensor([job.cell for job in job_rows], dtype=torch.int64),
-        wage=torch.tensor([job.wage for job in job_rows], dtype=torch.float32),
-        late_penalty=torch.tensor([job.late_penalty for job in job_rows], dtype=torch.float32),
-        absent_penalty=torch.tensor([job.absent_penalty for job in job_rows], dtype=torch.float32),
-        agent_tod_base=torch.arange(len(job_rows), dtype=torch.int64) * tpd,
-        shift_phase=clock[0],
-        shift_last_tick=clock[1],
-        shift_in_progress=in_progress,
-        shift_active_at=in_progress.view(len(job_rows), tpd).any(0),
-        agent_cell_base=torch.arange(len(job_rows), dtype=torch.int64) * (cells + 1),
-        cell_features=cell_features,
-        cell_feature_names=cell_feature_names,
-        late_charge=late_charge,
-        absence_charge=absence_charge,
-        commute_active=commute_active,
-        job_distance=job_distance,
-        bed_distance=bed_distance,
-        noncritical_offset=torch.tensor(
-            [0.0 if world.meters[m].critical else 2.0 for m in meter_names], dtype=torch.float32
-        ),
-        shift_arrival_kind=torch.where(
-            clock[0] == ShiftPhase.ON_TIME_WINDOW,
-            int(ShiftEvent.ON_TIME),
-            torch.where(clock[0] == ShiftPhase.LATE_WINDOW, int(ShiftEvent.LATE), 0),
-        ),
-        clock_features=clock[2],
-        shift_deadline_in=clock[3],
-        job_ticks=job_distance * compass.longest,
-        tod_of_tick=(torch.arange(scenario.ticks + tpd + 1, dtype=torch.int64) + start_tick) % tpd,
-        open_here=open_here.reshape(-1),
-        cost_here=cost_here,
-        self_pair=torch.eye(len(agent_ids), dtype=torch.bool),
-        near_by_offset=_offset_table(cells + 1, [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)], pw),
-        in_view_by_offset=_offset_table(
-            cells + 1,
-            [(dx, dy) for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)],
-            pw,
-        ),
-        coworkers=social.coworkers,
-        initial_familiarity=social.familiarity,
-        initial_rivalry=social.rivalry,
-        meal_type=torch.tensor(
+        "inst_interactable": torch.tensor([not s.workplace for s in specs], dtype=torch.bool),
+        "inst_idle_code": torch.tensor([terrain_code(t) for t in inst_type], dtype=torch.int64),
+        "inst_delta": inst_delta,
+        "inst_rate": inst_rate,
+        "inst_start_delta": inst_start_delta,
+        "effects_per_tick": world.interaction_effects == "per_tick",
+        "meal_type": torch.tensor(
             [world.affordances[t].effects.get("satiation", 0.0) > 0 for t in types],
             dtype=torch.bool,
         ),
-        utility_names=social.utility_names,
-        outage_active=social.outage_active,
-        hours_names=tuple(f"open_{name.lower()}" for name in hours_types),
-        hours_open=hours_open,
-        outage_starts=social.outage_starts,
-        money_index=money_index,
-        social_index=meter_index.get("social", -1),
-        ticks_per_day=tpd,
-        start_tick=start_tick,
-        episode_ticks=scenario.ticks,
-    )
+    }
+
+
+def _agent_fields(agents: _Agents, clock: tuple, cells: int, tpd: int) -> dict[str, Any]:
+    """The layout's fields about agents: where they start, their meters, jobs and shift clock."""
+    job_rows = agents.jobs
+    phase = clock[0]
+    in_progress = (phase == ShiftPhase.ON_TIME_WINDOW) | (phase == ShiftPhase.LATE_WINDOW)
+    return {
+        "start_cell": torch.tensor(agents.start_cells, dtype=torch.int64),
+        "initial_meters": torch.tensor(agents.initial, dtype=torch.float32),
+        "has_job": torch.tensor([job.has_job for job in job_rows], dtype=torch.bool),
+        "job_cell": torch.tensor([job.cell for job in job_rows], dtype=torch.int64),
+        "wage": torch.tensor([job.wage for job in job_rows], dtype=torch.float32),
+        "late_penalty": torch.tensor([job.late_penalty for job in job_rows], dtype=torch.float32),
+        "absent_penalty": torch.tensor(
+            [job.absent_penalty for job in job_rows], dtype=torch.float32
+        ),
+        "agent_tod_base": torch.arange(len(job_rows), dtype=torch.int64) * tpd,
+        "shift_phase": phase,
+        "shift_last_tick": clock[1],
+        "shift_in_progress": in_progress,
+        "shift_active_at": in_progress.view(len(job_rows), tpd).any(0),
+        "agent_cell_base": torch.arange(len(job_rows), dtype=torch.int64) * (cells + 1),
+        "shift_arrival_kind": torch.where(
+            phase == ShiftPhase.ON_TIME_WINDOW,
+            int(ShiftEvent.ON_TIME),
+            torch.where(phase == ShiftPhase.LATE_WINDOW, int(ShiftEvent.LATE), 0),
+        ),
+        "clock_features": clock[2],
+        "shift_deadline_in": clock[3],
+    }
 
 
 def _offset_table(cells: int, deltas: list[tuple[int, int]], padded_width: int) -> torch.Tensor:

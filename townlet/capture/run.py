@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from townlet.capture.behaviour import MixedBehaviour, PolicyBehaviour, ScriptedBehaviour
@@ -29,6 +30,7 @@ from townlet.world import ConfigError, World
 from townlet.world.constants import ACTION_NAMES
 
 SAMPLE_INDEX = 0  # one scripted episode per capture run
+Behaviour = ScriptedBehaviour | PolicyBehaviour | MixedBehaviour
 
 
 @dataclass
@@ -71,6 +73,48 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
     started = time.perf_counter()
     config = typed(cfg) if isinstance(cfg, DictConfig) else cfg
     options, scenario = config.capture, config.scenario
+    _prepare_scenario(config)
+    world = World(config.world, scenario, num_envs=1, seed=config.seed)
+    behaviour, focal = _behaviour(config, world)
+    recorder = _recorder(config, world, output_dir, config_hash(cfg)) if options.record else None
+    trace = run_episode(world, behaviour, scenario.ticks, recorder)
+    if recorder is not None:
+        returns = trace.rewards.sum(0)
+        recorder.end_episode(0, stage=1, returns=returns, reasons=["capture"])
+        errors = recorder.close()
+        if errors:
+            raise RuntimeError(errors[0])
+    agents = world.layout.agent_ids
+    samples = [build_sample(world, trace, i, options.gamma) for i in range(len(agents))]
+    metrics_by_agent = {s.agent_id: s.metrics for s in samples}
+    expectations = check_expectations(list(scenario.expect), metrics_by_agent)
+    chosen = [
+        s
+        for i, s in enumerate(samples)
+        if (options.agent is None or s.agent_id == options.agent) and focal[i]
+    ]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    digest = config_hash(cfg)
+    files, manifest_rows, metrics = _write_samples(
+        config, world, behaviour, chosen, output_dir, digest
+    )
+    _write_indexes(config, output_dir, digest, trace.ticks, manifest_rows, metrics, expectations)
+    return CaptureResult(
+        scenario=scenario.name,
+        output_dir=output_dir,
+        samples=chosen,
+        files=files,
+        expectations=expectations,
+        trace=trace,
+        world=world,
+        seconds=time.perf_counter() - started,
+        metrics=metrics,
+    )
+
+
+def _prepare_scenario(config: TownletConfig) -> None:
+    """The capture's length and, when asked, placeholder agents for a scenario without any."""
+    options, scenario = config.capture, config.scenario
     if options.ticks is not None:
         if options.ticks < 1:
             raise ConfigError(f"capture.ticks: must be >= 1, got {options.ticks}")
@@ -82,7 +126,12 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
                 "to add placeholders"
             )
         seed_placeholder_agents(scenario, options.auto_seed_count)
-    world = World(config.world, scenario, num_envs=1, seed=config.seed)
+
+
+def _behaviour(config: TownletConfig, world: World) -> tuple[Behaviour, torch.Tensor]:
+    """Who acts (the scripts, or `capture.policy`; a population's background beside them)
+    and which agents are focal, after checking `capture.agent`."""
+    options, scenario = config.capture, config.scenario
     scripts = [list(agent.script) for agent in scenario.agents]
     validate_scripts(world, scripts, scenario.name)
     agents = list(world.layout.agent_ids)
@@ -90,7 +139,6 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         raise ConfigError(
             f"capture.agent: unknown agent '{options.agent}' (agents: {', '.join(agents)})"
         )
-
     if options.policy is not None:
         behaviour = PolicyBehaviour(world, Path(options.policy), config.seed, options.deterministic)
     else:
@@ -100,32 +148,25 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         behaviour = MixedBehaviour(behaviour, Background(world, config, config.seed), focal)
         if options.agent is not None and not focal[agents.index(options.agent)]:
             raise ConfigError(f"capture.agent: {options.agent} is a background agent")
-    recorder = _recorder(config, world, output_dir, config_hash(cfg)) if options.record else None
-    trace = run_episode(world, behaviour, scenario.ticks, recorder)
-    if recorder is not None:
-        returns = trace.rewards.sum(0)
-        recorder.end_episode(0, stage=1, returns=returns, reasons=["capture"])
-        errors = recorder.close()
-        if errors:
-            raise RuntimeError(errors[0])
-    samples = [build_sample(world, trace, i, options.gamma) for i in range(len(agents))]
-    metrics_by_agent = {s.agent_id: s.metrics for s in samples}
-    expectations = check_expectations(list(scenario.expect), metrics_by_agent)
+    return behaviour, focal
 
-    chosen = [
-        s
-        for i, s in enumerate(samples)
-        if (options.agent is None or s.agent_id == options.agent) and focal[i]
-    ]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_hash(cfg)
-    names = world.names
+
+def _write_samples(
+    config: TownletConfig,
+    world: World,
+    behaviour: Behaviour,
+    chosen: list[Sample],
+    output_dir: Path,
+    digest: str,
+) -> tuple[list[str], list[dict], dict[str, dict]]:
+    """Each chosen sample's arrays and sidecar; returns (files, manifest rows, metrics)."""
+    options, names = config.capture, world.names
     files, manifest_rows, metrics = [], [], {}
     for sample in chosen:
         stem = f"{options.prefix}_{sample.agent_id}_{SAMPLE_INDEX:03d}"
         size = atomic_save_npz(output_dir / f"{stem}.npz", sample.arrays, options.compress)
         meta = {
-            "scenario": scenario.name,
+            "scenario": config.scenario.name,
             "seed": config.seed,
             "config_hash": digest,
             "agent_id": sample.agent_id,
@@ -156,13 +197,27 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
                 "bytes": size,
             }
         )
+    return files, manifest_rows, metrics
+
+
+def _write_indexes(
+    config: TownletConfig,
+    output_dir: Path,
+    digest: str,
+    ticks: int,
+    manifest_rows: list[dict],
+    metrics: dict[str, dict],
+    expectations: list[ExpectationResult],
+) -> None:
+    """The run's manifest (its samples) and metrics (with the scenario's expectations)."""
+    prefix, name = config.capture.prefix, config.scenario.name
     atomic_write_json(
-        output_dir / f"{options.prefix}_manifest.json",
+        output_dir / f"{prefix}_manifest.json",
         {
-            "scenario": scenario.name,
+            "scenario": name,
             "seed": config.seed,
             "config_hash": digest,
-            "ticks": trace.ticks,
+            "ticks": ticks,
             "samples": manifest_rows,
             **(
                 {"population": describe_population(config.population)}
@@ -172,25 +227,14 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         },
     )
     atomic_write_json(
-        output_dir / f"{options.prefix}_metrics.json",
+        output_dir / f"{prefix}_metrics.json",
         {
-            "scenario": scenario.name,
+            "scenario": name,
             "seed": config.seed,
             "config_hash": digest,
             "samples": metrics,
             "expectations": [r.as_dict() for r in expectations],
         },
-    )
-    return CaptureResult(
-        scenario=scenario.name,
-        output_dir=output_dir,
-        samples=chosen,
-        files=files,
-        expectations=expectations,
-        trace=trace,
-        world=world,
-        seconds=time.perf_counter() - started,
-        metrics=metrics,
     )
 
 

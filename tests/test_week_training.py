@@ -22,11 +22,11 @@ from townlet.world.calendar import RentEvent
 def test_each_weekday_gets_its_reward_per_agent_day_and_on_time_share():
     # 1 env x 2 agents, 4 ticks: two on Monday, two on Tuesday; 4 ticks a day
     buffers = Rollout.allocate(ticks=4, n=2, window=1, features=1, actions=1, envs=1)
-    buffers.weekday[:, 0] = torch.tensor([0, 0, 1, 1])
+    buffers.events["weekday"][:, 0] = torch.tensor([0, 0, 1, 1])
     buffers.rewards[:] = torch.tensor([[1.0, 3.0], [1.0, 3.0], [2.0, 0.0], [2.0, 0.0]])
-    buffers.shift_event[0] = torch.tensor([ShiftEvent.ON_TIME, ShiftEvent.LATE])
-    buffers.shift_event[2, 0] = ShiftEvent.ABSENT
-    buffers.rent[3] = torch.tensor([RentEvent.PAID, RentEvent.MISSED])
+    buffers.events["shift_event"][0] = torch.tensor([ShiftEvent.ON_TIME, ShiftEvent.LATE])
+    buffers.events["shift_event"][2, 0] = ShiftEvent.ABSENT
+    buffers.events["rent"][3] = torch.tensor([RentEvent.PAID, RentEvent.MISSED])
     focal = torch.tensor([True, True])
     figures = week_figures(buffers, agents=2, ticks_per_day=4, focal=focal, has_rent=True)
     assert figures == {

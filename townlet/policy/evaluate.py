@@ -27,9 +27,12 @@ from townlet.policy.choosers import (
     evaluating,
     scripts_of,
 )
+from townlet.policy.event_counts import EventTally
 from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, focal_agents
+from townlet.policy.telemetry_record import meal_types
 from townlet.scenarios.controller import validate_scripts
+from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.world import ShiftEvent, World
 from townlet.world.calendar import DAYS_A_WEEK, RentEvent
 
@@ -69,12 +72,8 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         taking_part &= focal
     returns = torch.zeros(envs, a, device=device)
     terms: dict[str, torch.Tensor] = {}
-    shifts = torch.zeros(len(ShiftEvent), dtype=torch.int64, device=device)
-    completions = torch.zeros(len(types), dtype=torch.int64, device=device)
-    faints, lengths = 0, torch.zeros(envs, device=device)
-    social = torch.zeros(
-        4, dtype=torch.int64, device=device
-    )  # chat ok, chat failed, help, takeover
+    tally = EventTally(envs, a, world.names, meal_types(world.layout), device)
+    lengths = torch.zeros(envs, device=device)
     finished = torch.zeros(envs, dtype=torch.bool, device=device)
     week = WeekTally(world) if world.calendar.observed else None
     obs = world.observe()
@@ -86,18 +85,7 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         for name, value in result.terms.items():
             terms[name] = terms.get(name, 0.0) + value * live
         ev = result.events
-        shifts += torch.bincount(ev.shift_event[live], minlength=len(ShiftEvent))
-        done = ev.completed[live]
-        completions += torch.bincount(done[done >= 0], minlength=len(types))
-        faints += int((ev.fainted & live).sum())
-        social += torch.stack(
-            (
-                ((ev.chat == 1) & live).sum(),
-                ((ev.chat == 2) & live).sum(),
-                (ev.helped & live).sum(),
-                (ev.took_over * live).sum(),
-            )
-        )
+        tally.add(ev, live)
         if week is not None:
             week.add(ev, live)
         lengths += ~finished
@@ -108,10 +96,7 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
     return {
         "returns": returns[taking_part].cpu(),
         "terms": {k: v[taking_part].cpu() for k, v in terms.items()},
-        "shifts": shifts.cpu(),
-        "completions": completions.cpu(),
-        "faints": faints,
-        "social": social.cpu(),
+        "counts": tally.counts(),
         "agent_days": float((lengths.unsqueeze(1) * taking_part).sum())
         / world.layout.ticks_per_day,
         "lengths": lengths.cpu(),
@@ -125,15 +110,21 @@ def _report(tallies: list[dict]) -> dict:
     n = len(returns)
     names = list(tallies[0]["terms"])
     components = {k: float(torch.cat([t["terms"][k] for t in tallies]).sum() / n) for k in names}
-    shifts = sum(t["shifts"] for t in tallies)
-    total_shifts = int(shifts[1:].sum())
+    counts = {k: sum(t["counts"][k] for t in tallies) for k in tallies[0]["counts"]}
+    counts.pop("chat_quality_mean")  # a mean: its sum over groups is no figure
+    shifts = {
+        ShiftEvent.ON_TIME: counts["shift_on_time_events"],
+        ShiftEvent.LATE: counts["shift_late_events"],
+        ShiftEvent.ABSENT: counts["shift_absent_events"],
+    }
+    total_shifts = sum(shifts.values())
     agent_days = sum(t["agent_days"] for t in tallies)
-    completions = sum(t["completions"] for t in tallies)
-    faints = sum(t["faints"] for t in tallies)
-    chats_ok, chats_failed, helped, taken = (int(x) for x in sum(t["social"] for t in tallies))
+    faints = counts["faint_events"]
+    chats_ok, chats_failed = counts["chat_success_events"], counts["chat_failure_events"]
+    helped, taken = counts["late_help_events"], counts["shift_takeover_events"]
 
     def rate(event: ShiftEvent) -> float | None:
-        return round(int(shifts[event]) / total_shifts, 4) if total_shifts else None
+        return round(shifts[event] / total_shifts, 4) if total_shifts else None
 
     report = {
         "return_mean": float(returns.mean()),
@@ -157,8 +148,8 @@ def _report(tallies: list[dict]) -> dict:
             "late_help_events": helped,
             "shift_takeover_events": taken,
             "completions_per_agent_day": {
-                name: float(completions[i]) / agent_days if agent_days else 0.0
-                for i, name in enumerate(tallies[0]["types"])
+                name: counts[f"{EVENT_PREFIX}{name}"] / agent_days if agent_days else 0.0
+                for name in tallies[0]["types"]
             },
         },
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -29,19 +28,7 @@ from townlet.policy.telemetry_record import meal_types, rollout_events
 from townlet.scenarios.controller import validate_scripts
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
-
-_EVENT_FIELDS = (
-    "completed",
-    "contention",
-    "intensity",
-    "fainted",
-    "shift_event",
-    "chat",
-    "chat_quality",
-    "helped",
-    "took_over",
-    "outage_starts",
-)
+from townlet.world.events import allocate_events, store_tick
 
 
 class ImitationError(ValueError):
@@ -98,9 +85,9 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
     noise = levels[torch.arange(envs) % len(levels)].unsqueeze(1)
     ticks, a = world.layout.episode_ticks, world.layout.num_agents
     codes, features, masks, labels, rewards, valid = [], [], [], [], [], []
-    event_log: dict[str, list[torch.Tensor]] = {k: [] for k in _EVENT_FIELDS}
+    event_log = allocate_events(ticks, envs, a)
     obs = world.observe()
-    for _ in range(ticks):
+    for t in range(ticks):
         label = teacher.act(obs)
         explore = torch.rand(envs, a, generator=generator) < noise
         explored = (
@@ -114,24 +101,7 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         result = world.step(torch.where(explore, explored, label))
         teacher.observe(result)
         rewards.append(result.reward)
-        ev = result.events
-        for name, value in zip(
-            _EVENT_FIELDS,
-            (
-                ev.completed,
-                ev.contention,
-                ev.contention_intensity,
-                ev.fainted,
-                ev.shift_event,
-                ev.chat,
-                ev.chat_quality,
-                ev.helped,
-                ev.took_over,
-                ev.outage_starts,
-            ),
-            strict=True,
-        ):
-            event_log[name].append(value.reshape(-1))
+        store_tick(event_log, t, result.events)
         obs = result.obs
     returns = torch.zeros(envs, a)
     to_go = []
@@ -146,11 +116,7 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
     allowed = stacked_masks.gather(-1, stacked_labels.unsqueeze(-1)).squeeze(-1)
     keep = (torch.stack(valid) & allowed).reshape(-1)
     v = world.layout.window
-    log = SimpleNamespace(
-        ticks=ticks,
-        features=torch.stack(features).reshape(ticks, -1, features[0].shape[-1]),
-        **{k: torch.stack(x) for k, x in event_log.items()},
-    )
+    stacked_features = torch.stack(features).reshape(ticks, -1, features[0].shape[-1])
     meals = meal_types(world.layout)
     return Demonstrations(
         codes=torch.stack(codes).reshape(-1, v, v)[keep],
@@ -159,7 +125,7 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
         labels=stacked_labels.reshape(-1)[keep],
         returns=torch.stack(to_go).reshape(-1)[keep],
         label=f"script:{config.scenario.name}:noise={','.join(str(x) for x in opts.noise)}",
-        events=rollout_events(log, a, world.names, meals),
+        events=rollout_events(event_log, stacked_features, a, world.names, meals),
     )
 
 

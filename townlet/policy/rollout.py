@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from townlet.world.events import allocate_events
+
 
 @dataclass
 class Rollout:
@@ -26,19 +28,8 @@ class Rollout:
     rewards: torch.Tensor  # (T, N)
     dones: torch.Tensor  # (T, N) bool
     valid: torch.Tensor  # (T, N) bool
-    # world events, for telemetry
-    contention: torch.Tensor  # (T, N) bool
-    intensity: torch.Tensor  # (T, N)
-    completed: torch.Tensor  # (T, N) int64
-    shift_event: torch.Tensor  # (T, N) int64
-    fainted: torch.Tensor  # (T, N) bool
-    chat: torch.Tensor  # (T, N) int64 ChatEvent
-    chat_quality: torch.Tensor  # (T, N)
-    helped: torch.Tensor  # (T, N) bool
-    took_over: torch.Tensor  # (T, N) int64
-    outage_starts: torch.Tensor  # (T, E) int64
-    weekday: torch.Tensor  # (T, E) int64 day of the week (filled in multi-day towns only)
-    rent: torch.Tensor  # (T, N) int64 RentEvent (filled in multi-day towns only)
+    # the world's events of each tick (townlet.world.events declares them), for telemetry
+    events: dict[str, torch.Tensor]
 
     @classmethod
     def allocate(
@@ -66,18 +57,7 @@ class Rollout:
             rewards=z(),
             dones=z(dtype=torch.bool),
             valid=z(dtype=torch.bool),
-            contention=z(dtype=torch.bool),
-            intensity=z(),
-            completed=z(dtype=torch.int64),
-            shift_event=z(dtype=torch.int64),
-            fainted=z(dtype=torch.bool),
-            chat=z(dtype=torch.int64),
-            chat_quality=z(),
-            helped=z(dtype=torch.bool),
-            took_over=z(dtype=torch.int64),
-            outage_starts=torch.zeros((ticks, envs), dtype=torch.int64, device=device),
-            weekday=torch.zeros((ticks, envs), dtype=torch.int64, device=device),
-            rent=z(dtype=torch.int64),
+            events=allocate_events(ticks, envs, n // envs, device),
         )
 
     @property

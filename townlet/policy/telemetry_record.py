@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from townlet.policy.epoch import EpochData, UpdateResult
-from townlet.policy.rollout import Rollout
-from townlet.telemetry.schema import EVENT_PREFIX
-from townlet.world import Layout, ShiftEvent, WorldNames
+from townlet.policy.event_counts import count_events
+from townlet.world import Layout, WorldNames
 
 # What data without world events (behaviour cloning passes) reports for the social keys.
 NO_SOCIAL_EVENTS: dict[str, float] = {
@@ -51,43 +50,19 @@ def meal_types(layout: Layout) -> tuple[int, ...]:
 
 
 def rollout_events(
-    buffers: Rollout, agents: int, names: WorldNames, meal_types: tuple[int, ...]
+    events: dict[str, torch.Tensor],
+    features: torch.Tensor,
+    agents: int,
+    names: WorldNames,
+    meal_types: tuple[int, ...],
 ) -> dict[str, float]:
-    """Event counters and rivalry statistics of a rollout."""
-    t = buffers.ticks
-    features = buffers.features.view(t, -1, agents, buffers.features.shape[-1])
-    completed = buffers.completed.view(t, -1, agents)
-    events = {
-        "queue_conflict_events": int(buffers.contention.sum()),
-        "queue_conflict_intensity_sum": float(buffers.intensity.sum()),
-        "shared_meal_events": sum(int(((completed == m).sum(-1) >= 2).sum()) for m in meal_types),
-        "faint_events": int(buffers.fainted.sum()),
-        "shift_on_time_events": int((buffers.shift_event == ShiftEvent.ON_TIME).sum()),
-        "shift_late_events": int((buffers.shift_event == ShiftEvent.LATE).sum()),
-        "shift_absent_events": int((buffers.shift_event == ShiftEvent.ABSENT).sum()),
-        **social_events(buffers.chat, buffers.chat_quality, buffers.helped, buffers.took_over),
-        "utility_outage_events": int(buffers.outage_starts.sum()),
-        **rivalry_statistics(features, names),
-    }
-    for key, kind in (("shower_complete_events", "Shower"), ("sleep_complete_events", "Bed")):
-        if kind in names.affordance_types:
-            events[key] = int((buffers.completed == names.affordance_types.index(kind)).sum())
-    for i, name in enumerate(names.affordance_types):
-        events[f"{EVENT_PREFIX}{name}"] = int((buffers.completed == i).sum())
-    return events
-
-
-def social_events(
-    chat: torch.Tensor, quality: torch.Tensor, helped: torch.Tensor, took_over: torch.Tensor
-) -> dict[str, float]:
-    """The social counters of any batch of per-agent events (rollout, demonstrations)."""
-    attempted = chat > 0
+    """Event counters (`count_events`) and rivalry statistics of a rollout's ticks; `features`
+    (T, E * A, F) are the observations the rivalry statistics read."""
+    t = features.shape[0]
+    per_agent = features.view(t, -1, agents, features.shape[-1])
     return {
-        "late_help_events": int(helped.sum()),
-        "shift_takeover_events": int(took_over.sum()),
-        "chat_success_events": int((chat == 1).sum()),
-        "chat_failure_events": int((chat == 2).sum()),
-        "chat_quality_mean": float(quality[attempted].mean()) if bool(attempted.any()) else 0.0,
+        **count_events(events, agents, names, meal_types),
+        **rivalry_statistics(per_agent, names),
     }
 
 

@@ -62,6 +62,7 @@ from townlet.util.phases import PhaseClock
 from townlet.util.run_dir import RunDir
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
+from townlet.world.events import store_tick
 
 log = logging.getLogger(__name__)
 ACCURACY_SAMPLES = 8192  # demonstrated states a PPO epoch's BC accuracy is measured on
@@ -625,19 +626,7 @@ class Trainer:
         """The tick's ends and world events into the rollout buffers (telemetry counts them)."""
         buffers, n, ev = self.buffers, self.n, result.events
         buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
-        buffers.contention[t] = ev.contention.reshape(n)
-        buffers.intensity[t] = ev.contention_intensity.reshape(n)
-        buffers.completed[t] = ev.completed.reshape(n)
-        buffers.shift_event[t] = ev.shift_event.reshape(n)
-        buffers.fainted[t] = ev.fainted.reshape(n)
-        buffers.chat[t] = ev.chat.reshape(n)
-        buffers.chat_quality[t] = ev.chat_quality.reshape(n)
-        buffers.helped[t] = ev.helped.reshape(n)
-        buffers.took_over[t] = ev.took_over.reshape(n)
-        buffers.outage_starts[t] = ev.outage_starts
-        if self.week:
-            buffers.weekday[t] = ev.weekday
-            buffers.rent[t] = ev.rent.reshape(n)
+        store_tick(buffers.events, t, ev)
         self.state.episode_faints += ev.fainted.sum(-1)
 
     def _episodes_ended(self, result, ended: _EndedEpisodes) -> None:
@@ -693,7 +682,10 @@ class Trainer:
     def _rollout_events(self) -> dict[str, float]:
         """The epoch's world-event counters, and in a multi-day town its per-weekday figures."""
         world = self.world
-        events = rollout_events(self.buffers, self.a, world.names, self.meal_types)
+        buffers = self.buffers
+        events = rollout_events(
+            buffers.events, buffers.features, self.a, world.names, self.meal_types
+        )
         if self.week:
             focal = self.is_focal.repeat(self.e)
             calendar = world.calendar

@@ -24,10 +24,11 @@ def week_figures(
     buffers: Rollout, agents: int, ticks_per_day: int, focal: torch.Tensor, has_rent: bool
 ) -> dict[str, float]:
     """The rollout's per-weekday figures; `focal` (N,) marks the agents the learner plays."""
-    t, envs = buffers.weekday.shape
-    day = buffers.weekday.unsqueeze(-1).expand(t, envs, agents).reshape(t, -1)  # (T, N)
+    events = buffers.events
+    t, envs = events["weekday"].shape
+    day = events["weekday"].unsqueeze(-1).expand(t, envs, agents).reshape(t, -1)  # (T, N)
     rows = focal.unsqueeze(0).expand_as(day)
-    shifts = buffers.shift_event
+    shifts = events["shift_event"]
     met = rows & (shifts != ShiftEvent.NONE)
     on_time = rows & (shifts == ShiftEvent.ON_TIME)
     figures: dict[str, float] = {}
@@ -42,8 +43,8 @@ def week_figures(
         if begun:
             figures[weekday_key(name, "on_time_rate")] = int((today & on_time).sum()) / begun
     if has_rent:
-        paid = rows & (buffers.rent == RentEvent.PAID)
-        missed = rows & (buffers.rent == RentEvent.MISSED)
+        paid = rows & (events["rent"] == RentEvent.PAID)
+        missed = rows & (events["rent"] == RentEvent.MISSED)
         figures["rent_paid_events"] = int(paid.sum())
         figures["rent_missed_events"] = int(missed.sum())
     return figures

@@ -1,30 +1,90 @@
-"""Per-step events: what happened to each agent this tick, and counters derived from it."""
+"""What a tick produced, declared once: each event the world reports per tick, with its meaning,
+its shape (per agent or per env), its dtype and the value that means "nothing happened".
+
+`StepEvents` is the declaration: its fields carry that metadata, and `TICK_EVENTS` reads it
+back. Buffers that keep ticks (the trainer's rollout, the demonstrations' log) are allocated
+from it and filled by `store_tick`; the counters telemetry, evaluation and demonstrations
+report come from one function, `policy/event_counts.py`'s `count_events`, over those buffers.
+A new event is a field here, its world logic and a test; its buffers follow.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+AGENT, ENV = "agent", "env"
+
+
+def _event(meaning: str, scope: str, dtype: torch.dtype, none: Any = 0) -> Any:
+    return field(metadata={"meaning": meaning, "scope": scope, "dtype": dtype, "none": none})
+
+
+@dataclass(frozen=True)
+class TickEvent:
+    """One declared event: `scope` AGENT is (E, A) per tick, ENV is (E,)."""
+
+    name: str
+    meaning: str
+    scope: str
+    dtype: torch.dtype
+    none: Any
 
 
 @dataclass
 class StepEvents:
-    """Per-agent (E, A) event tensors for one tick. Treat as read-only: they may be shared."""
+    """Per-agent (E, A) and per-env (E,) event tensors for one tick. Treat as read-only: they
+    may be shared."""
 
-    started: torch.Tensor  # int64 affordance type index started, -1 none
-    completed: torch.Tensor  # int64 affordance type index completed, -1 none
-    contention: torch.Tensor  # bool: joined a queue behind others
-    contention_intensity: torch.Tensor  # float32: place in line when joining (1 = first)
-    shift_event: torch.Tensor  # int64 ShiftEvent
-    fainted: torch.Tensor  # bool
-    wage: torch.Tensor  # float32 money earned this tick
-    chat: torch.Tensor  # int64 ChatEvent of the chat this agent started
-    chat_quality: torch.Tensor  # float32 that chat's quality (0 where none)
-    chat_partner: torch.Tensor  # int64 the agent it chatted with (-1 where none)
-    helped: torch.Tensor  # bool: a coworker covered this agent's lateness
-    took_over: torch.Tensor  # int64 absent colleagues' shifts this agent took over
-    outage_starts: torch.Tensor  # (E,) int64 utility outages that began this tick
-    rent: torch.Tensor  # int64 RentEvent: the weekly rent paid or missed this tick (0 none)
-    # (E,) int64 the day of the week this tick belonged to (0 = Monday); None in a town whose
-    # calendar is inactive (one day, no days off, no rent), which skips the work per tick
-    weekday: torch.Tensor | None = None
+    started: torch.Tensor = _event("affordance type index started", AGENT, torch.int64, -1)
+    completed: torch.Tensor = _event("affordance type index completed", AGENT, torch.int64, -1)
+    contention: torch.Tensor = _event("joined a queue behind others", AGENT, torch.bool, False)
+    contention_intensity: torch.Tensor = _event(
+        "place in line when joining (1 = first)", AGENT, torch.float32, 0.0
+    )
+    shift_event: torch.Tensor = _event("ShiftEvent of the agent's shift", AGENT, torch.int64)
+    fainted: torch.Tensor = _event("fainted this tick", AGENT, torch.bool, False)
+    wage: torch.Tensor = _event("money earned this tick", AGENT, torch.float32, 0.0)
+    chat: torch.Tensor = _event("ChatEvent of the chat this agent started", AGENT, torch.int64)
+    chat_quality: torch.Tensor = _event("that chat's quality", AGENT, torch.float32, 0.0)
+    chat_partner: torch.Tensor = _event(
+        "the agent it chatted with (-1 none)", AGENT, torch.int64, -1
+    )
+    helped: torch.Tensor = _event("a coworker covered this lateness", AGENT, torch.bool, False)
+    took_over: torch.Tensor = _event(
+        "absent colleagues' shifts this agent took over", AGENT, torch.int64
+    )
+    outage_starts: torch.Tensor = _event("utility outages that began this tick", ENV, torch.int64)
+    rent: torch.Tensor = _event("RentEvent: the weekly rent paid or missed", AGENT, torch.int64)
+    # the day of the week this tick belonged to (0 = Monday); None in a town whose calendar is
+    # inactive (one day, no days off, no rent), which skips the work per tick
+    weekday: torch.Tensor | None = _event("day of the week (0 = Monday)", ENV, torch.int64)
+
+
+TICK_EVENTS: tuple[TickEvent, ...] = tuple(
+    TickEvent(name=f.name, **f.metadata) for f in dataclasses.fields(StepEvents)
+)
+
+
+def allocate_events(
+    ticks: int, envs: int, agents: int, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """(T, E * A) or (T, E) buffers for every declared event, filled with "nothing"."""
+    buffers = {}
+    for event in TICK_EVENTS:
+        width = envs * agents if event.scope == AGENT else envs
+        buffers[event.name] = torch.full(
+            (ticks, width), event.none, dtype=event.dtype, device=device
+        )
+    return buffers
+
+
+def store_tick(buffers: dict[str, torch.Tensor], t: int, events: StepEvents) -> None:
+    """Tick t's events into the buffers (an event the world left out, None, stays "nothing")."""
+    for event in TICK_EVENTS:
+        value = getattr(events, event.name)
+        if value is not None:
+            buffers[event.name][t] = value.reshape(-1)

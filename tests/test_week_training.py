@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from townlet.config.schema import TownletConfig
 from townlet.policy.rollout import Rollout
 from townlet.policy.train import train
 from townlet.policy.week_record import week_figures
@@ -44,25 +45,21 @@ def test_each_weekday_gets_its_reward_per_agent_day_and_on_time_share():
     assert "rent_paid_events" not in only_first
 
 
-def test_a_week_run_records_the_days_it_lived_and_the_rent_in_version_1_3(tmp_path):
-    # from Sunday 06:00: the rent falls due at noon, Monday begins at tick 180
-    config = load_config(
-        [
-            "scenario=town_week",
-            "scenario.start_weekday=sun",
-            "recipe=ppo",
-            "ppo=fast",
-            "ppo.num_envs=4",
-            "train.total_ticks=256",
-            "train.eval_episodes=1",
-            "tracking=off",
-            "recording=off",
-            "train.progress=false",
-        ]
-    )
+def short_week_run(tmp_path, *overrides: str) -> tuple[TownletConfig, list[dict]]:
+    """A few PPO epochs on town_week; the config and the telemetry records."""
+    quiet = ["tracking=off", "recording=off", "train.progress=false", "train.eval_episodes=1"]
+    given = ["scenario=town_week", "recipe=ppo", "ppo=fast", *quiet, *overrides]
+    config = load_config(given)
     train(config, tmp_path / "run")
     lines = (tmp_path / "run" / "telemetry" / "ppo.jsonl").read_text().splitlines()
-    records = [json.loads(x) for x in lines]
+    return config, [json.loads(x) for x in lines]
+
+
+def test_a_week_run_records_the_days_it_lived_and_the_rent_in_version_1_3(tmp_path):
+    # from Sunday 06:00: the rent falls due at noon, Monday begins at tick 180
+    config, records = short_week_run(
+        tmp_path, "scenario.start_weekday=sun", "ppo.num_envs=4", "train.total_ticks=256"
+    )
     declared = {key.name for key in ALL_KEYS}
     days = set()
     for number, record in enumerate(records, 1):
@@ -145,26 +142,12 @@ def test_an_env_begun_part_way_keeps_its_state_and_follows_the_clock():
 
 
 def test_staggered_envs_live_the_whole_week_in_each_epoch_and_leave_cut_episodes_out(tmp_path):
-    config = load_config(
-        [
-            "scenario=town_week",
-            "recipe=ppo",
-            "ppo=fast",
-            "ppo.num_envs=7",
-            "ppo.stagger_starts=true",
-            "train.total_ticks=256",
-            "train.eval_episodes=1",
-            "tracking=off",
-            "recording=off",
-            "train.progress=false",
-        ]
+    _, records = short_week_run(
+        tmp_path, "ppo.num_envs=7", "ppo.stagger_starts=true", "train.total_ticks=256"
     )
-    train(config, tmp_path / "run")
-    lines = (tmp_path / "run" / "telemetry" / "ppo.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
+    first = records[0]
     days = {k.split(".")[1] for k in first if k.endswith("reward_per_agent_day")}
     assert days == {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
     # env 6 began 1,440 ticks in and its week ended at tick 240 of the run; the world counts
     # that episode 1,680 ticks long. Only episodes begun at their start are figures.
-    records = [json.loads(x) for x in lines]
     assert all(r.get("episodic_length", 0) <= 256 for r in records)

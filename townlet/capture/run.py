@@ -76,7 +76,8 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
     _prepare_scenario(config)
     world = World(config.world, scenario, num_envs=1, seed=config.seed)
     behaviour, focal = _behaviour(config, world)
-    recorder = _recorder(config, world, output_dir, config_hash(cfg)) if options.record else None
+    digest = config_hash(cfg)
+    recorder = _recorder(config, world, output_dir, digest) if options.record else None
     trace = run_episode(world, behaviour, scenario.ticks, recorder)
     if recorder is not None:
         returns = trace.rewards.sum(0)
@@ -94,7 +95,6 @@ def capture(cfg: DictConfig | TownletConfig, output_dir: Path) -> CaptureResult:
         if (options.agent is None or s.agent_id == options.agent) and focal[i]
     ]
     output_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_hash(cfg)
     files, manifest_rows, metrics = _write_samples(
         config, world, behaviour, chosen, output_dir, digest
     )

@@ -116,11 +116,11 @@ def demonstrate(config: TownletConfig, seed: int) -> Demonstrations:
     allowed = stacked_masks.gather(-1, stacked_labels.unsqueeze(-1)).squeeze(-1)
     keep = (torch.stack(valid) & allowed).reshape(-1)
     v = world.layout.window
-    stacked_features = torch.stack(features).reshape(ticks, -1, features[0].shape[-1])
+    stacked_features = torch.stack(features).reshape(ticks, -1, features[0].shape[-1])  # (T, N, F)
     meals = meal_types(world.layout)
     return Demonstrations(
         codes=torch.stack(codes).reshape(-1, v, v)[keep],
-        features=torch.stack(features).reshape(-1, features[0].shape[-1])[keep],
+        features=stacked_features.reshape(-1, stacked_features.shape[-1])[keep],
         masks=stacked_masks.reshape(-1, NUM_ACTIONS)[keep],
         labels=stacked_labels.reshape(-1)[keep],
         returns=torch.stack(to_go).reshape(-1)[keep],

@@ -563,7 +563,7 @@ class Trainer:
                         self._record_tick(frame, result)
                 with phases.time("buffers"):
                     buffers.rewards[t] = result.reward.reshape(n)
-                    learner_extra[t] = self._learner_extra(result)
+                    self._add_learner_extra(learner_extra[t], result)
                     self._store_events(t, result)
                     if bool(result.env_done.any()):
                         self._episodes_ended(result, ended)
@@ -601,11 +601,11 @@ class Trainer:
                 result.episode_return[0],
             )
 
-    def _learner_extra(self, result) -> torch.Tensor:
-        """(n,) what the advantages' reward gains beyond the world's this tick: the time-limit
-        bootstrap, the exploration bonus and the gamma-consistent shaping terms."""
+    def _add_learner_extra(self, extra: torch.Tensor, result) -> None:
+        """Add to `extra` (n,), in place, what the advantages' reward gains beyond the world's
+        this tick: the time-limit bootstrap, the exploration bonus and the gamma-consistent
+        shaping terms."""
         ppo, world, state, n = self.config.ppo, self.world, self.state, self.n
-        extra = torch.zeros(n, device=self.device)
         if result.final_obs is not None:  # a day's end is a time limit, not a death
             extra += self._truncation_bootstrap(result)
         if state.novelty is not None and self._novelty_beta > 0:
@@ -620,7 +620,6 @@ class Trainer:
         if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
             after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
             extra -= (1.0 - ppo.gamma) * after.reshape(n)
-        return extra
 
     def _store_events(self, t: int, result) -> None:
         """The tick's ends and world events into the rollout buffers (telemetry counts them)."""
@@ -681,8 +680,7 @@ class Trainer:
 
     def _rollout_events(self) -> dict[str, float]:
         """The epoch's world-event counters, and in a multi-day town its per-weekday figures."""
-        world = self.world
-        buffers = self.buffers
+        world, buffers = self.world, self.buffers
         events = rollout_events(
             buffers.events, buffers.features, self.a, world.names, self.meal_types
         )
@@ -690,7 +688,7 @@ class Trainer:
             focal = self.is_focal.repeat(self.e)
             calendar = world.calendar
             events |= week_figures(
-                self.buffers, self.a, calendar.ticks_per_day, focal, calendar.has_rent
+                buffers, self.a, calendar.ticks_per_day, focal, calendar.has_rent
             )
         return events
 

@@ -193,6 +193,15 @@ class World:
         self._no_shift = ShiftOutcome(self._zero_int, None, None, None)  # no shift ran anywhere
         self._zero_bool = torch.zeros((e, a), dtype=torch.bool, device=self.device)
         self._zero_float = torch.zeros((e, a), dtype=torch.float32, device=self.device)
+        self._nothing_used = _Used(  # a tick in which nobody used, queued or interacted
+            engaged=False,
+            started=self._none_int,
+            completed=self._none_int,
+            contention=self._zero_bool,
+            intensity=self._zero_float,
+            meter_delta=None,
+            chat=(self._zero_int, self._zero_float, self._none_int),
+        )
         self._zero_env_bool = torch.zeros(e, dtype=torch.bool, device=self.device)
         self._zero_env_int = torch.zeros(e, dtype=torch.int64, device=self.device)
         self._today: Today | None = None
@@ -387,15 +396,7 @@ class World:
                 meter_delta=outcome.meter_delta,
                 chat=chat,
             )
-        return _Used(
-            engaged=False,
-            started=self._none_int,
-            completed=self._none_int,
-            contention=self._zero_bool,
-            intensity=self._zero_float,
-            meter_delta=None,
-            chat=(self._zero_int, self._zero_float, self._none_int),
-        )
+        return self._nothing_used
 
     def _employment(self, clock: torch.Tensor, works: torch.Tensor | None) -> ShiftOutcome:
         """Shifts (skipped while no shift runs in any env; arrivals reset after a shift)."""

@@ -83,3 +83,16 @@ def test_readers_of_recordings_and_checkpoints_load_no_trainer():
     ).stdout
     assert "train" not in loaded and "ppo" not in loaded, loaded
     assert "townlet.policy.checkpoint" in loaded
+
+
+def test_no_function_in_the_package_is_over_a_hundred_lines():
+    """Long functions hid the tick's phases and the trainer's steps; each now reads in one
+    screen. A function over 100 lines is named here with its length."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 100:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({lines} lines)")
+    assert not long, long

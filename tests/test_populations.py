@@ -80,8 +80,9 @@ def test_a_background_agents_actions_never_enter_the_ppo_batch(tmp_path):
         )
     )
     trainer = Trainer(config, tmp_path)
-    data = trainer._rollout()
-    buffers, e, a = trainer.buffers, trainer.e, trainer.a
+    rollout = trainer.sources["rollout"]
+    data = rollout.collect(progress=0.0)
+    buffers, e, a = rollout.buffers, rollout.e, rollout.a
     background = ~focal_agents(config)
     valid = buffers.valid.view(-1, e, a)
     assert not valid[:, :, background].any() and valid[:, :, ~background].any()

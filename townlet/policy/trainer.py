@@ -1,13 +1,15 @@
 """PPO over the batched town: the `Trainer`, the algorithm only.
 
-Reads in the order it runs (CleanRL): set-up and seeding, resume, then per epoch the data
-(a rollout of `rollout_ticks` over `num_envs` envs, or a chunk of captured samples), GAE, the
-PPO update, the epoch record, checkpoints, the curriculum, and evaluation. `train.source`:
-`rollout` (online), `replay` (captures only), `mixed` (rollout and replay epochs alternate) or
-`bc` (behaviour cloning only); `train.anneal` schedules BC and PPO phases.
+Reads in the order it runs (CleanRL): set-up and seeding, resume, then per epoch the data from
+a source (`townlet.policy.sources`: a rollout of `rollout_ticks` over `num_envs` envs, or a
+chunk of captured samples — both hand over the same `EpochData`), the PPO update, the epoch
+record and checkpoints, then the between-epochs hooks (`townlet.policy.hooks`: progress,
+validation for selection, periodic evaluation), and at the end the final evaluation.
+`train.source`: `rollout`, `replay`, `mixed` (rollout and replay epochs alternate) or `bc`
+(behaviour cloning only); `train.anneal` schedules BC and PPO phases. `TrainState` is the one
+owner of the net, optimizers, world, curriculum and recorder, and what checkpoints hold.
 Plumbing lives elsewhere: `train.train` wires tracking, plotting and the recordings summary
-around this class; `run_report` prints progress and the end-of-run summary; `TrainState` is
-what checkpoints hold.
+around this class; `run_report` prints progress and the end-of-run summary.
 """
 
 from __future__ import annotations
@@ -18,23 +20,21 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from tqdm import tqdm
 
 from townlet.config.hashing import config_hash
 from townlet.config.schema import AnnealStageConfig, TownletConfig
 from townlet.curriculum import Curriculum
 from townlet.policy.anneal import AnnealSchedule
 from townlet.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from townlet.policy.choosers import mix
 from townlet.policy.episode_stats import FinishedEpisodes
-from townlet.policy.epoch import EpochData, UpdateResult
+from townlet.policy.epoch import UpdateResult
 from townlet.policy.evaluate import baseline_reports, evaluate
+from townlet.policy.hooks import EpochHook, EvaluationHook, ProgressHook, SelectionHook
 from townlet.policy.imitation import (
     accuracy,
     clone_epoch,
@@ -42,18 +42,16 @@ from townlet.policy.imitation import (
     demonstrations_from_captures,
 )
 from townlet.policy.network import ActorCritic
-from townlet.policy.novelty import VisitCounts, beta_at
+from townlet.policy.novelty import VisitCounts
 from townlet.policy.population import Background, describe, focal_agents, source_names
 from townlet.policy.ppo import Anchor, Batch, behaviour_kl, ppo_update
 from townlet.policy.precision import native_bf16, precision_scope
-from townlet.policy.replay import ReplayStream, discover, load_chunk
-from townlet.policy.rollout import Rollout, compute_gae
-from townlet.policy.run_report import TrainResult, progress_line
+from townlet.policy.replay import ReplayStream, discover
+from townlet.policy.run_report import TrainResult
 from townlet.policy.selection import Selection
-from townlet.policy.telemetry_record import bc_record, epoch_record, meal_types, rollout_events
+from townlet.policy.sources import sources_for
+from townlet.policy.telemetry_record import bc_record, epoch_record
 from townlet.policy.train_state import TrainState
-from townlet.policy.week_record import week_figures
-from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.telemetry import TelemetryWriter
 from townlet.telemetry.reader import truncate_after_epoch
@@ -62,7 +60,6 @@ from townlet.util.phases import PhaseClock
 from townlet.util.run_dir import RunDir
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS
-from townlet.world.events import store_tick
 
 log = logging.getLogger(__name__)
 ACCURACY_SAMPLES = 8192  # demonstrated states a PPO epoch's BC accuracy is measured on
@@ -83,16 +80,6 @@ def _resume_path(resume: Any, output_dir: Path) -> Path | None:
             )
         return path
     return Path(str(resume))
-
-
-@dataclass
-class _EndedEpisodes:
-    """The figures of the episodes a rollout saw end (lists, one entry per env-episode)."""
-
-    returns: list[float] = field(default_factory=list)
-    lengths: list[float] = field(default_factory=list)
-    survival: list[float] = field(default_factory=list)
-    background: list[float] = field(default_factory=list)  # under a population
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -129,37 +116,49 @@ class Trainer:
         if opts.threads > 0:
             torch.set_num_threads(opts.threads)
         torch.manual_seed(config.seed)
-        world = self.world = self._make_world()
-        self._make_learner()
-        self.curriculum = Curriculum(config.curriculum)
-        self.curriculum.apply(world)
+        world = self._make_world()
+        learner = self._make_learner(world)
+        curriculum = Curriculum(config.curriculum)
+        curriculum.apply(world)
         world.reset()
         self.phases = world.phases = PhaseClock(opts.profile, self.device)
-        replay = self._make_sources()
-        self.recorder = self._make_recorder(links)
+        replay = self._make_schedule_and_replay(world)
+        recorder = self._make_recorder(world, links)
+        # The one owner of the net, its optimizers, the world, the curriculum and the recorder
+        # (the trainer reads them through properties); a checkpoint is its state_dict.
         self.state = TrainState(
-            net=self.net,
-            optimizer=self.optimizer,
-            bc_optimizer=self.bc_optimizer,
-            act_generator=self.act_generator,
-            shuffle_generator=self.shuffle_generator,
+            **learner,
             world=world,
-            curriculum=self.curriculum,
+            curriculum=curriculum,
             finished=FinishedEpisodes(opts.return_window),
             episode_faints=torch.zeros(self.e, device=self.device),
             partial=self._stagger(world),
             replay=replay,
             schedule=self.schedule,
-            recorder=self.recorder,
+            recorder=recorder,
             novelty=(
                 VisitCounts(world.layout.sink_cell + 1, world.layout.ticks_per_day, self.device)
                 if ppo.novelty_bonus > 0
                 else None
             ),
         )
-        self._novelty_beta = 0.0  # the exploration bonus's weight this epoch (set per epoch)
-        self._rent_before: torch.Tensor | None = None  # the rent potential before a tick
         self._resume_or_start()
+
+    @property
+    def net(self) -> ActorCritic:
+        return self.state.net
+
+    @property
+    def world(self) -> World:
+        return self.state.world
+
+    @property
+    def curriculum(self) -> Curriculum:
+        return self.state.curriculum
+
+    @property
+    def recorder(self) -> EpisodeRecorder | None:
+        return self.state.recorder
 
     def _make_world(self) -> World:
         """The training world (auto-reset, spread starts) and the sizes read from it."""
@@ -173,17 +172,14 @@ class Trainer:
             spread_starts=True,
             keep_final_obs=ppo.bootstrap_truncated,
         )
-        layout, names = world.layout, world.names
-        self.e, self.a = ppo.num_envs, layout.num_agents
-        self.n, self.window, self.num_features = self.e * self.a, layout.window, len(names.features)
+        self.e, self.a = ppo.num_envs, world.layout.num_agents
         # The policy, its buffers and its sampling generator live where the world does.
         self.device = world.device
-        self.meal_types = meal_types(layout)
-        self.week = world.calendar.observed  # multi-day: per-weekday figures in each record
         return world
 
-    def _make_learner(self) -> None:
-        """The network, its two optimizers and the generators that sample and shuffle."""
+    def _make_learner(self, world: World) -> dict[str, Any]:
+        """The network, its two optimizers and the generators that sample and shuffle (the
+        train state's fields)."""
         config, ppo, device = self.config, self.config.ppo, self.device
         if ppo.precision == "bf16" and not native_bf16(device):
             log.warning(
@@ -191,27 +187,31 @@ class Trainer:
                 "update to run several times slower than fp32",
                 device,
             )
-        self.net = ActorCritic(
-            self.window, self.num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim
-        ).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=ppo.learning_rate, eps=1e-5)
-        self.act_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-        self.shuffle_generator = torch.Generator().manual_seed(config.seed + 2)
-        self.bc_optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=config.train.bc.learning_rate, eps=1e-5
+        window, num_features = world.layout.window, len(world.names.features)
+        net = ActorCritic(window, num_features, NUM_ACTIONS, ppo.hidden_size, ppo.embedding_dim).to(
+            device
         )
+        learner = {
+            "net": net,
+            "optimizer": torch.optim.Adam(net.parameters(), lr=ppo.learning_rate, eps=1e-5),
+            "act_generator": torch.Generator(device=device).manual_seed(config.seed + 1),
+            "shuffle_generator": torch.Generator().manual_seed(config.seed + 2),
+            "bc_optimizer": torch.optim.Adam(
+                net.parameters(), lr=config.train.bc.learning_rate, eps=1e-5
+            ),
+        }
         self.bc_generator = torch.Generator().manual_seed(config.seed + 6)
+        return learner
 
-    def _make_sources(self) -> ReplayStream | None:
+    def _make_schedule_and_replay(self, world: World) -> ReplayStream | None:
         """Who acts beside the learner, the epochs, the anneal schedule's demonstrations and
         the captures replayed (returned)."""
-        config, ppo, opts, world = self.config, self.config.ppo, self.config.train, self.world
+        config, ppo, opts = self.config, self.config.ppo, self.config.train
         # A population's background agents act from their own source and never enter the batch
         self.is_focal = focal_agents(config).to(self.device)
         self.background = (
             Background(world, config, config.seed + 7) if config.population.background else None
         )
-        self.focal_rows = self.is_focal.repeat(ppo.num_envs).nonzero().squeeze(1)
         replay = None
         if opts.source in ("replay", "mixed"):
             replay = ReplayStream(
@@ -236,14 +236,14 @@ class Trainer:
             self.accuracy_demos = self.demos.take(picked)
         return replay
 
-    def _make_recorder(self, links: dict[str, str] | None) -> EpisodeRecorder | None:
+    def _make_recorder(self, world: World, links: dict[str, str] | None) -> EpisodeRecorder | None:
         config = self.config
         if not config.recording.enabled:
             return None
         return EpisodeRecorder(
             config.recording,
             self.output_dir,
-            self.world,
+            world,
             run_id=self.output_dir.name,
             seed=config.seed,
             config_hash=config_hash(config),
@@ -253,7 +253,8 @@ class Trainer:
 
     def _resume_or_start(self) -> None:
         """Continue from `train.resume`'s checkpoint (its telemetry cut to it) or start anew;
-        then the telemetry writer, the rollout buffers and the first observation."""
+        then the telemetry writer and the epoch data sources (the rollout's first
+        observation is of the resumed world)."""
         config, opts = self.config, self.config.train
         telemetry_path, offset = self.run_dir.telemetry, 0
         resume_from = _resume_path(opts.resume, self.output_dir)
@@ -267,16 +268,7 @@ class Trainer:
         self.writer = TelemetryWriter(
             telemetry_path, config.telemetry.log_frequency, config.telemetry.max_entries, offset
         )
-        self.buffers = Rollout.allocate(
-            config.ppo.rollout_ticks,
-            self.n,
-            self.window,
-            self.num_features,
-            NUM_ACTIONS,
-            self.device,
-            self.e,
-        )
-        self.obs = self.world.observe()
+        self.sources = sources_for(config, self.state, self.phases, self.is_focal, self.background)
         self._baselines: dict | None = None
 
     # ------------------------------------------------------------------ the run
@@ -292,43 +284,19 @@ class Trainer:
                     print(f"warning: {problem}", file=sys.stderr)
 
     def _run(self) -> TrainResult:
-        opts, state = self.config.train, self.state
-        show = sys.stderr.isatty() if opts.progress is None else opts.progress
-        bar = tqdm(
-            total=self.num_epochs,
-            initial=self.start_epoch,
-            disable=not show,
-            unit="epoch",
-            dynamic_ncols=True,
-        )
-        run_start = last_line = time.perf_counter()
+        state = self.state
+        run_start = time.perf_counter()
+        hooks = self._hooks(run_start)
         if self.start_epoch >= self.num_epochs:
             log.info("the run is complete (%d epochs); evaluating it again", self.start_epoch)
         for epoch in range(self.start_epoch + 1, self.num_epochs + 1):
             if self.schedule is not None and self.schedule.finished:
                 break  # a failed BC gate skipped the PPO phases after it
             record = self._epoch(epoch)
-            now = time.perf_counter()
-            if not show and now - last_line >= opts.progress_every_sec:
-                done = epoch - self.start_epoch
-                log.info(progress_line(record, epoch, self.num_epochs, now - run_start, done))
-                last_line = now
-            if self.selection is not None and self.selection.due(self._ppo_epochs(epoch), epoch):
-                with self.phases.time("evaluation"):
-                    self._validate(epoch)
-            if opts.eval_every > 0 and epoch % opts.eval_every == 0 and epoch < self.num_epochs:
-                with self.phases.time("evaluation"):
-                    evaluation = self._evaluate(epoch, time.perf_counter() - run_start)
-                self.on_evaluation(epoch, evaluation["policy_deterministic"]["return_mean"])
-            bar.update(1)
-            bar.set_postfix(
-                sps=f"{record.get('steps_per_sec', 0.0):,.0f}",
-                ret=f"{record.get('episodic_return', float('nan')):.2f}",
-                stage=self.curriculum.stage,
-                mode=record["data_mode"],
-            )
-        bar.close()
-        self._select(state.epoch)
+            for hook in hooks:
+                hook.after_epoch(epoch, record)
+        for hook in hooks:
+            hook.at_end(state.epoch)
         evaluation = self._evaluate(state.epoch, time.perf_counter() - run_start, final=True)
         return TrainResult(
             self.output_dir,
@@ -342,33 +310,44 @@ class Trainer:
             selection=self.selection.summary() if self.selection is not None else None,
         )
 
+    def _hooks(self, run_start: float) -> list[EpochHook]:
+        """Between epochs, in this order: progress, validation (selection), evaluation."""
+        opts = self.config.train
+        hooks: list[EpochHook] = [
+            ProgressHook(
+                opts.progress,
+                opts.progress_every_sec,
+                self.start_epoch,
+                self.num_epochs,
+                lambda: self.curriculum.stage,
+            )
+        ]
+        if self.selection is not None:
+            hooks.append(
+                SelectionHook(
+                    self.selection,
+                    lambda epoch: self.selection.validate(
+                        self.config, self.net, epoch, self._payload()
+                    ),
+                    lambda last: self.selection.restore_best(self.net, last),
+                    self._ppo_epochs,
+                    self.phases,
+                )
+            )
+        hooks.append(
+            EvaluationHook(
+                opts.eval_every,
+                self.num_epochs,
+                lambda epoch: self._evaluate(epoch, time.perf_counter() - run_start),
+                self.on_evaluation,
+                self.phases,
+            )
+        )
+        return hooks
+
     def _ppo_epochs(self, epoch: int) -> int:
         """PPO epochs completed by `epoch` (an anneal schedule's BC passes do not count)."""
         return self.schedule.ppo_done if self.schedule is not None else epoch
-
-    def _validate(self, epoch: int) -> None:
-        value = self.selection.validate(self.config, self.net, epoch, self._payload())
-        log.info(
-            "epoch %d: validation return %.3f (best %.3f at epoch %d)",
-            epoch,
-            value,
-            self.selection.best_return,
-            self.selection.best_epoch,
-        )
-
-    def _select(self, last_epoch: int) -> None:
-        """Validate the last weights too, then make the best validated ones the run's policy."""
-        if self.selection is None:
-            return
-        if self._ppo_epochs(last_epoch) > 0 and self.selection.last_validated != last_epoch:
-            self._validate(last_epoch)
-        if self.selection.restore_best(self.net, last_epoch):
-            log.info(
-                "the run's policy: epoch %d's weights (%s), the best of %d validations",
-                self.selection.best_epoch,
-                self.selection.path,
-                self.selection.validations,
-            )
 
     def _mode(self, epoch: int) -> str:
         """Where a PPO epoch's data comes from (an anneal schedule's PPO phases included)."""
@@ -387,11 +366,10 @@ class Trainer:
         else:
             progress = (epoch - 1) / self.num_epochs
         lr = ppo.learning_rate * (1.0 - progress) if ppo.anneal_lr else ppo.learning_rate
-        self._novelty_beta = beta_at(ppo.novelty_bonus, ppo.novelty_until, progress)
-        for group in self.optimizer.param_groups:
+        for group in state.optimizer.param_groups:
             group["lr"] = lr
         stage = self.curriculum.stage
-        data = self._rollout() if self._mode(epoch) == "rollout" else self._replay_chunk()
+        data = self.sources[self._mode(epoch)].collect(progress)
 
         # --- PPO update
         update_start = time.perf_counter()
@@ -399,7 +377,7 @@ class Trainer:
         with self.phases.time("update"):
             stats = (
                 ppo_update(
-                    self.net, self.optimizer, batch, ppo, state.shuffle_generator, self._anchor()
+                    self.net, state.optimizer, batch, ppo, state.shuffle_generator, self._anchor()
                 )
                 if len(batch)
                 else {}
@@ -514,222 +492,6 @@ class Trainer:
             self.on_record(epoch, record)
 
     # ------------------------------------------------------------------ data sources
-    def _rollout(self) -> EpochData:
-        """Act `rollout_ticks` ticks in every env with the current policy."""
-        start = time.perf_counter()
-        ppo, world, buffers = self.config.ppo, self.world, self.buffers
-        recorder, phases = self.recorder, self.phases
-        n, window, nf = self.n, self.window, self.num_features
-        ended = _EndedEpisodes()
-        # what only the advantages see (time-limit bootstrap, shaping, exploration bonus);
-        # telemetry keeps the world's rewards
-        learner_extra = torch.zeros_like(buffers.rewards)
-        obs = self.obs
-        self._rent_before = self._rent_potential() if ppo.rent_shaping > 0 else None
-        with torch.no_grad(), precision_scope(ppo.precision, self.device):
-            for t in range(ppo.rollout_ticks):
-                codes = obs.map_codes.reshape(n, window, window)
-                features = obs.features.reshape(n, nf)
-                masks = obs.action_mask.reshape(n, NUM_ACTIONS)
-                with phases.time("policy"):
-                    action, logprob, entropy, value, logits = self._act(codes, features, masks)
-                if self.background is not None:
-                    with phases.time("background"):
-                        background = self.background.act(obs)
-                        action = mix(action.view(self.e, self.a), background, self.is_focal)
-                        action = action.reshape(n)
-                with phases.time("buffers"):
-                    buffers.codes[t] = codes
-                    buffers.features[t] = features
-                    buffers.masks[t] = masks
-                    buffers.actions[t] = action
-                    buffers.logprobs[t] = logprob
-                    buffers.logits[t] = logits
-                    buffers.entropy[t] = entropy
-                    buffers.values[t] = value
-                    buffers.valid[t] = (world.state.alive & self.is_focal).reshape(n)
-                if recorder is not None:  # env 0's rows, taken before the step moves the world
-                    with phases.time("recording"):
-                        a = self.a
-                        frame = frame_of(world, features[:a], action[:a], logits[:a], value[:a])
-                        recorder.before_step()
-                with phases.time("world_step"):
-                    result = world.step(action.view(self.e, self.a))
-                if self.background is not None:
-                    with phases.time("background"):
-                        self.background.observe(result)
-                if recorder is not None:
-                    with phases.time("recording"):
-                        self._record_tick(frame, result)
-                with phases.time("buffers"):
-                    buffers.rewards[t] = result.reward.reshape(n)
-                    self._add_learner_extra(learner_extra[t], result)
-                    self._store_events(t, result)
-                    if bool(result.env_done.any()):
-                        self._episodes_ended(result, ended)
-                    obs = result.obs
-            with phases.time("policy"):  # background rows' values are never used
-                next_value = self.net.get_value(
-                    obs.map_codes.reshape(n, window, window), obs.features.reshape(n, nf)
-                )
-        self.obs = obs
-        acting_sec = time.perf_counter() - start
-        with phases.time("gae"):
-            batch, rewards, entropy = self._batch(learner_extra, next_value)
-        return EpochData(
-            mode="rollout",
-            batch=batch,
-            rewards=rewards,
-            entropy=entropy,
-            events=self._rollout_events(),
-            agent_steps=ppo.rollout_ticks * n,
-            acting_sec=acting_sec,
-            new_cycle=True,
-            finished_returns=ended.returns,
-            finished_lengths=ended.lengths,
-            survival=ended.survival,
-            background_returns=ended.background,
-        )
-
-    def _record_tick(self, frame: dict, result) -> None:
-        """Env 0's tick to the recorder; its episode closed when it ended."""
-        self.recorder.tap(**frame, **outcome_of(result))
-        if bool(result.env_done[0]):
-            self.recorder.end_episode(
-                int(self.world.state.episode[0]) - 1,
-                self.curriculum.stage,
-                result.episode_return[0],
-            )
-
-    def _add_learner_extra(self, extra: torch.Tensor, result) -> None:
-        """Add to `extra` (n,), in place, what the advantages' reward gains beyond the world's
-        this tick: the time-limit bootstrap, the exploration bonus and the gamma-consistent
-        shaping terms."""
-        ppo, world, state, n = self.config.ppo, self.world, self.state, self.n
-        if result.final_obs is not None:  # a day's end is a time limit, not a death
-            extra += self._truncation_bootstrap(result)
-        if state.novelty is not None and self._novelty_beta > 0:
-            extra += state.novelty.bonus(
-                world.state.pos, world.time_of_day(), world.state.alive, self._novelty_beta
-            ).reshape(n)
-        if ppo.rent_shaping > 0:  # gamma x potential' - potential, 0 at the end
-            now = self._rent_potential()  # a new episode's where an env ended
-            after = now * ~result.env_done.unsqueeze(1)
-            extra += (ppo.gamma * after - self._rent_before).reshape(n)
-            self._rent_before = now
-        if ppo.discount_shaping:  # gamma x potential' - potential, potential(end) = 0
-            after = world.shaping_potential() * ~result.env_done.unsqueeze(1)
-            extra -= (1.0 - ppo.gamma) * after.reshape(n)
-
-    def _store_events(self, t: int, result) -> None:
-        """The tick's ends and world events into the rollout buffers (telemetry counts them)."""
-        buffers, n, ev = self.buffers, self.n, result.events
-        buffers.dones[t] = (result.terminated | result.truncated).reshape(n)
-        store_tick(buffers.events, t, ev)
-        self.state.episode_faints += ev.fainted.sum(-1)
-
-    def _episodes_ended(self, result, ended: _EndedEpisodes) -> None:
-        """The figures of the episodes that ended this tick (not those begun part way)."""
-        state, world = self.state, self.world
-        done = result.env_done
-        whole = done & ~state.partial  # an episode begun part way is no figure
-        active = world.active_agents().float()
-        if self.background is None:
-            per_capita = result.episode_return.sum(-1) / active
-        else:  # the learner's figure is its own agents'
-            per_capita = result.episode_return[:, self.is_focal].mean(-1)
-            background = result.episode_return[:, ~self.is_focal].mean(-1)
-            ended.background += background[whole].tolist()
-        ended.returns += per_capita[whole].tolist()
-        ended.lengths += result.episode_length[whole].tolist()
-        ended.survival += (1.0 - state.episode_faints / active)[whole].tolist()
-        state.episode_faints[done] = 0
-        state.partial[done] = False
-
-    def _batch(
-        self, learner_extra: torch.Tensor, next_value: torch.Tensor
-    ) -> tuple[Batch, torch.Tensor, torch.Tensor]:
-        """Advantages (GAE) and the flat batch of valid transitions (b_ in CleanRL), with
-        their world rewards and behaviour entropies for telemetry."""
-        buffers, ppo = self.buffers, self.config.ppo
-        advantages, returns = compute_gae(
-            buffers.rewards + learner_extra,
-            buffers.values,
-            buffers.dones,
-            next_value,
-            ppo.gamma,
-            ppo.gae_lambda,
-        )
-        index = buffers.valid.reshape(-1).nonzero().squeeze(1)
-
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(-1, *x.shape[2:])[index]
-
-        batch = Batch(
-            codes=flat(buffers.codes),
-            features=flat(buffers.features),
-            masks=flat(buffers.masks),
-            actions=flat(buffers.actions),
-            logprobs=flat(buffers.logprobs),
-            logits=flat(buffers.logits),
-            values=flat(buffers.values),
-            advantages=flat(advantages),
-            returns=flat(returns),
-        )
-        return batch, flat(buffers.rewards), flat(buffers.entropy)
-
-    def _rollout_events(self) -> dict[str, float]:
-        """The epoch's world-event counters, and in a multi-day town its per-weekday figures."""
-        world, buffers = self.world, self.buffers
-        events = rollout_events(
-            buffers.events, buffers.features, self.a, world.names, self.meal_types
-        )
-        if self.week:
-            focal = self.is_focal.repeat(self.e)
-            calendar = world.calendar
-            events |= week_figures(
-                buffers, self.a, calendar.ticks_per_day, focal, calendar.has_rent
-            )
-        return events
-
-    def _act(self, codes: torch.Tensor, features: torch.Tensor, masks: torch.Tensor):
-        """The learner's (action, log-prob, entropy, value, logits) for every row; under a
-        population only the focal rows are computed (background rows hold zeros and are
-        replaced by the background's actions), so background agents cost only their own
-        inference."""
-        net, generator = self.net, self.state.act_generator
-        if self.background is None:
-            return net.get_action_and_value(codes, features, masks, generator=generator)
-        rows = self.focal_rows
-        outputs = net.get_action_and_value(
-            codes[rows], features[rows], masks[rows], generator=generator
-        )
-        full = []
-        for output in outputs:
-            whole = output.new_zeros((len(codes), *output.shape[1:]))
-            whole[rows] = output
-            full.append(whole)
-        return tuple(full)
-
-    def _replay_chunk(self) -> EpochData:
-        """The next chunk of captured samples, with advantages from the current critic."""
-        start = time.perf_counter()
-        refs, new_cycle = self.state.replay.next_chunk()
-        chunk = load_chunk(
-            refs, self.world, self.net, self.config.ppo.gamma, self.config.ppo.gae_lambda
-        )
-        return EpochData(
-            mode="replay",
-            batch=chunk.batch,
-            rewards=chunk.rewards,
-            entropy=chunk.entropy,
-            events=chunk.events,
-            agent_steps=len(chunk.batch),
-            acting_sec=time.perf_counter() - start,
-            new_cycle=new_cycle,
-            baseline=chunk.baseline,
-        )
-
     # ------------------------------------------------------------------ helpers
     def _stagger(self, world: World) -> torch.Tensor:
         """(E,) bool: the envs whose first episode `ppo.stagger_starts` began part way."""
@@ -739,21 +501,6 @@ class Trainer:
             offsets = torch.arange(e, device=self.device) * world.layout.episode_ticks // e
             world.begin_part_way(offsets)
         return offsets > 0
-
-    def _rent_potential(self) -> torch.Tensor:
-        """(E, A) -ppo.rent_shaping x the share of the rent each agent's money leaves short."""
-        state = self.world.state
-        shortfall = self.world.calendar.rent_shortfall(state.meters, state.alive)
-        return -self.config.ppo.rent_shaping * shortfall
-
-    def _truncation_bootstrap(self, result) -> torch.Tensor:
-        """(n,) gamma x V(state at the tick limit) for truncated agents, 0 elsewhere."""
-        final, n = result.final_obs, self.n
-        value = self.net.get_value(
-            final.map_codes.reshape(n, self.window, self.window),
-            final.features.reshape(n, self.num_features),
-        )
-        return self.config.ppo.gamma * value * result.truncated.reshape(n)
 
     def _final_kl(self, batch: Batch) -> float:
         """KL(behaviour || updated policy) over the epoch's transitions, after the update."""

@@ -36,7 +36,7 @@ def first_tick(series: torch.Tensor, value: int) -> list[int]:
 def test_kitchen_breakfast_agents_take_turns_at_the_stove(tmp_path):
     result = captured("kitchen_breakfast", tmp_path)
     trace, stove = result.trace, result.world.names.affordance_types.index("Stove")
-    starts = [first_tick(trace.started[:, a], stove) for a in range(2)]
+    starts = [first_tick(trace.events["started"][:, a], stove) for a in range(2)]
     assert all(len(s) == 1 for s in starts)
     first, second = sorted(s[0] for s in starts)
     assert second >= first + 5, "the second cook starts only after the first finished"
@@ -48,9 +48,9 @@ def test_kitchen_breakfast_agents_take_turns_at_the_stove(tmp_path):
 def test_queue_conflict_serves_three_in_turn_with_rivalry(tmp_path):
     result = captured("queue_conflict", tmp_path)
     trace, shower = result.trace, result.world.names.affordance_types.index("Shower")
-    starts = sorted(first_tick(trace.started[:, a], shower)[0] for a in range(3))
+    starts = sorted(first_tick(trace.events["started"][:, a], shower)[0] for a in range(3))
     assert starts[1] >= starts[0] + 4 and starts[2] >= starts[1] + 4, "one at a time, in turn"
-    assert int(trace.contention.sum()) >= 2
+    assert int(trace.events["contention"].sum()) >= 2
     assert float(trace.rivalry_max[starts[0] + 2 :].max()) > 0
 
 
@@ -58,13 +58,15 @@ def test_employment_punctuality_on_time_versus_late(tmp_path):
     result = captured("employment_punctuality", tmp_path)
     trace = result.trace
     eve, lou = 0, 1
-    on_time = first_tick(trace.shift_event[:, eve], ShiftEvent.ON_TIME)
-    late = first_tick(trace.shift_event[:, lou], ShiftEvent.LATE)
+    on_time = first_tick(trace.events["shift_event"][:, eve], ShiftEvent.ON_TIME)
+    late = first_tick(trace.events["shift_event"][:, lou], ShiftEvent.LATE)
     assert len(on_time) == 1 and len(late) == 1 and on_time[0] < late[0]
     deadline = on_time[0] + 3  # the first tick after the grace period
     assert float(trace.shift_penalty[deadline, lou]) >= 0.5, "lateness is charged at the deadline"
     assert float(trace.shift_penalty[late[0], lou]) == 0.0, "arriving costs nothing"
-    assert float(trace.wage[:, eve].sum()) > float(trace.wage[:, lou].sum()) + 0.05
+    assert (
+        float(trace.events["wage"][:, eve].sum()) > float(trace.events["wage"][:, lou].sum()) + 0.05
+    )
     metrics = {s.agent_id: s.metrics for s in result.samples}
     assert metrics["eve"]["shift_penalty"] == 0
     assert metrics["lou"]["shift_penalty"] > 0.5  # late, plus each tick away after the deadline
@@ -74,7 +76,7 @@ def test_rivalry_rises_with_each_contention_then_decays_every_tick(tmp_path):
     result = captured("rivalry_decay", tmp_path)
     trace = result.trace
     rivalry = trace.rivalry_max[:, 1]  # sam's strongest rivalry (towards rex)
-    joins = (trace.contention[:, 1]).nonzero().flatten().tolist()
+    joins = (trace.events["contention"][:, 1]).nonzero().flatten().tolist()
     assert len(joins) == 3
     for t in joins:
         assert float(rivalry[t]) > (float(rivalry[t - 1]) if t else 0.0), "each join raises it"

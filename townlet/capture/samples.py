@@ -18,6 +18,7 @@ from townlet.capture.trace import EpisodeTrace
 from townlet.world import ShiftEvent, World
 from townlet.world.calendar import RentEvent
 from townlet.world.constants import ACTION_NAMES
+from townlet.world.social import ChatEvent
 
 
 @dataclass
@@ -79,15 +80,15 @@ def sample_metrics(
     layout, names = world.layout, world.names
     rewards = trace.rewards[:t, agent].double()
     actions = trace.actions[:t, agent]
-    completed = trace.completed[:t, agent]
-    shift_event = trace.shift_event[:t, agent]
+    events = {name: series[:t, agent] for name, series in trace.events.items() if series.dim() == 2}
+    completed, shift_event = events["completed"], events["shift_event"]
     features = trace.features[:t, agent]
     shift_cols = [names.features.index(f"shift_{s}") for s in ("on_time", "late", "absent")]
     late = int((shift_event == ShiftEvent.LATE).sum())
     absent = int((shift_event == ShiftEvent.ABSENT).sum())
     rivalry = trace.rivalry_max[:t, agent].double()
-    chat, quality = trace.chat[:t, agent], trace.chat_quality[:t, agent].double()
-    chatted = chat > 0
+    chat, quality = events["chat"], events["chat_quality"].double()
+    chatted = chat != ChatEvent.NONE
     metrics: dict[str, float] = {
         "timesteps": t,
         "reward_sum": float(rewards.sum()),
@@ -95,8 +96,8 @@ def sample_metrics(
         "reward_std": float(rewards.std(unbiased=False)),
         "log_prob_mean": float(trace.log_probs[:t, agent].double().mean()),
         "value_pred_mean": float(values[:-1].double().mean()),
-        "contention_events": int(trace.contention[:t, agent].sum()),
-        "contention_intensity": float(trace.intensity[:t, agent].double().sum()),
+        "contention_events": int(events["contention"].sum()),
+        "contention_intensity": float(events["contention_intensity"].double().sum()),
         "rivalry_max_mean": float(rivalry.mean()),
         "rivalry_max_max": float(rivalry.max()),
         "rivalry_max_final": float(rivalry[-1]),
@@ -107,14 +108,14 @@ def sample_metrics(
         "late_events": late,
         "absent_events": absent,
         "shift_penalty": float(trace.shift_penalty[:t, agent].double().sum()),
-        "wage_earned": float(trace.wage[:t, agent].double().sum()),
+        "wage_earned": float(events["wage"].double().sum()),
         "faints": int(trace.terminated[:t, agent].sum()),
-        "chat_success": int((chat == 1).sum()),
-        "chat_failure": int((chat == 2).sum()),
+        "chat_success": int((chat == ChatEvent.SUCCESS).sum()),
+        "chat_failure": int((chat == ChatEvent.FAILURE).sum()),
         "chat_quality_mean": float(quality[chatted].mean()) if bool(chatted.any()) else 0.0,
-        "late_help_received": int(trace.helped[:t, agent].sum()),
+        "late_help_received": int(events["helped"].sum()),
         "help_reward": float(trace.help_reward[:t, agent].double().sum()),
-        "shift_takeovers": int(trace.took_over[:t, agent].sum()),
+        "shift_takeovers": int(events["took_over"].sum()),
         "familiarity_max_final": float(trace.familiarity_max[t - 1, agent]),
         "completions_total": int((completed >= 0).sum()),
     }
@@ -138,14 +139,14 @@ def sample_metrics(
 def week_metrics(world: World, trace: EpisodeTrace, agent: int, t: int) -> dict[str, float]:
     """Rent paid and missed, working days, and leisure on days off (completions of the
     affordance types that raise the social meter) in a multi-day episode."""
-    layout, rent = world.layout, trace.rent[:t, agent]
+    layout, rent = world.layout, trace.events["rent"][:t, agent]
     social = layout.meter_names.index("social") if "social" in layout.meter_names else -1
     leisure = [
         i
         for i, name in enumerate(layout.affordance_types)
         if social >= 0 and world.config.affordances[name].effects.get("social", 0.0) > 0
     ]
-    completed, off = trace.completed[:t, agent], ~trace.works[:t, agent]
+    completed, off = trace.events["completed"][:t, agent], ~trace.works[:t, agent]
     tpd = layout.ticks_per_day
     return {
         "rent_paid": int((rent == RentEvent.PAID).sum()),

@@ -6,13 +6,14 @@ each step next to the action taken from it and the reward that followed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.world import World
+from townlet.world.events import AGENT, TICK_EVENTS
 
 
 @dataclass
@@ -27,23 +28,15 @@ class EpisodeTrace:
     rewards: torch.Tensor  # (T, A) float32
     terminated: torch.Tensor  # (T, A) bool
     truncated: torch.Tensor  # (T, A) bool
-    started: torch.Tensor  # (T, A) int64
-    completed: torch.Tensor  # (T, A) int64
-    contention: torch.Tensor  # (T, A) bool
-    intensity: torch.Tensor  # (T, A) float32
-    shift_event: torch.Tensor  # (T, A) int64
-    wage: torch.Tensor  # (T, A) float32
     shift_penalty: torch.Tensor  # (T, A) float32 late and absence penalties charged
     rivalry_max: torch.Tensor  # (T, A) float32 after the step
-    chat: torch.Tensor  # (T, A) int64 ChatEvent of the chat the agent started
-    chat_quality: torch.Tensor  # (T, A) float32 (0 where none)
-    helped: torch.Tensor  # (T, A) bool: a coworker covered the agent's lateness
-    took_over: torch.Tensor  # (T, A) int64 colleagues' shifts taken over
     help_reward: torch.Tensor  # (T, A) float32 reward for covering a late coworker
     familiarity_max: torch.Tensor  # (T, A) float32 strongest familiarity after the step
-    rent: torch.Tensor  # (T, A) int64 RentEvent of the weekly rent (0 where it was not due)
     works: torch.Tensor  # (T, A) bool: the agent's job ran on the tick's day
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
+    events: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Env 0's declared tick events (`townlet.world.events.TICK_EVENTS`): (T, A) per agent,
+    (T,) per env, "nothing" where the world left an event out."""
     values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
 
     @property
@@ -57,6 +50,8 @@ def run_episode(
     """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour; with a
     recorder, also tap every tick into it (the caller ends the episode)."""
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in EpisodeTrace.__dataclass_fields__}
+    events_rows: dict[str, list[torch.Tensor]] = {event.name: [] for event in TICK_EVENTS}
+    del rows["events"]
     world.track_terms = True  # the penalties charged, by term
     obs = world.observe()
     rows["meters"].append(world.state.meters[0].clone())
@@ -82,21 +77,11 @@ def run_episode(
         rows["rewards"].append(result.reward[0])
         rows["terminated"].append(result.terminated[0])
         rows["truncated"].append(result.truncated[0])
-        rows["started"].append(events.started[0])
-        rows["completed"].append(events.completed[0])
-        rows["contention"].append(events.contention[0])
-        rows["intensity"].append(events.contention_intensity[0])
-        rows["shift_event"].append(events.shift_event[0])
-        rows["wage"].append(events.wage[0])
+        _keep_events(events_rows, events, world.layout.num_agents)
         rows["shift_penalty"].append(-(result.terms["late"][0] + result.terms["absent"][0]))
         rows["rivalry_max"].append(world.state.rivalry[0].amax(-1))
-        rows["chat"].append(events.chat[0])
-        rows["chat_quality"].append(events.chat_quality[0])
-        rows["helped"].append(events.helped[0])
-        rows["took_over"].append(events.took_over[0])
         rows["help_reward"].append(result.terms["help"][0])
         rows["familiarity_max"].append(world.state.familiarity[0].amax(-1))
-        rows["rent"].append(events.rent[0])
         rows["meters"].append(world.state.meters[0].clone())
         obs = result.obs
         if bool(result.env_done[0]):
@@ -105,5 +90,19 @@ def run_episode(
     if final_value is not None:
         rows["values"].append(final_value)
     return EpisodeTrace(
-        **{name: torch.stack(series).cpu() if series else None for name, series in rows.items()}
+        **{name: torch.stack(series).cpu() if series else None for name, series in rows.items()},
+        events={name: torch.stack(series).cpu() for name, series in events_rows.items()},
     )
+
+
+def _keep_events(rows: dict[str, list[torch.Tensor]], events, agents: int) -> None:
+    """Env 0's value of every declared event this tick ("nothing" where it was left out)."""
+    device = events.completed.device
+    for event in TICK_EVENTS:
+        value = getattr(events, event.name)
+        if value is None:
+            shape = (agents,) if event.scope == AGENT else ()
+            value = torch.full(shape, event.none, dtype=event.dtype, device=device)
+        else:
+            value = value[0]
+        rows[event.name].append(value)

@@ -17,7 +17,7 @@ from townlet.recording.events import episode_events
 from townlet.recording.index import RecordingIndex
 from townlet.scenarios import load_config
 from townlet.serve.frames import EpisodeFrames
-from townlet.world.social import ChatEvent
+from townlet.util.event_codes import ChatEvent
 
 
 def room(agents, relationships=(), width=6, height=1, affordances=(), world=None):

@@ -16,8 +16,8 @@ from townlet.scenarios import load_config
 from townlet.telemetry.schema import ALL_KEYS
 from townlet.telemetry.validate import check_record
 from townlet.tracking.names import metric_name
+from townlet.util.event_codes import RentEvent
 from townlet.world import ShiftEvent
-from townlet.world.calendar import RentEvent
 
 
 def test_each_weekday_gets_its_reward_per_agent_day_and_on_time_share():

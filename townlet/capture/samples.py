@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from townlet.capture.trace import EpisodeTrace
+from townlet.util.event_codes import ChatEvent, RentEvent
 from townlet.world import ShiftEvent, World
-from townlet.world.calendar import RentEvent
 from townlet.world.constants import ACTION_NAMES
-from townlet.world.social import ChatEvent
 
 
 @dataclass

@@ -33,8 +33,9 @@ from townlet.policy.population import Background, focal_agents
 from townlet.policy.telemetry_record import meal_types
 from townlet.scenarios.controller import validate_scripts
 from townlet.telemetry.schema import EVENT_PREFIX
+from townlet.util.event_codes import RentEvent
 from townlet.world import ShiftEvent, World
-from townlet.world.calendar import DAYS_A_WEEK, RentEvent
+from townlet.world.calendar import DAYS_A_WEEK
 
 EVAL_SEEDS = 4
 WHO = ("policy_deterministic", "policy_sampled", "scripted", "random")

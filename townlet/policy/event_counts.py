@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 
 from townlet.telemetry.schema import EVENT_PREFIX
+from townlet.util.event_codes import ChatEvent
 from townlet.world import ShiftEvent, StepEvents, WorldNames
 from townlet.world.events import allocate_events, store_tick
-from townlet.world.social import ChatEvent
 
 COMPLETION_ALIASES = (("shower_complete_events", "Shower"), ("sleep_complete_events", "Bed"))
 """Completions of these types also have a counter of their own (the system we replace's keys)."""

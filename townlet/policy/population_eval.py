@@ -21,8 +21,8 @@ from townlet.policy.evaluate import seed_groups
 from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, describe, focal_agents, source_names
 from townlet.tracking.seed_report import mean_interval
+from townlet.util.event_codes import ChatEvent
 from townlet.world import ShiftEvent, World
-from townlet.world.social import ChatEvent
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from townlet.policy.rollout import Rollout
+from townlet.util.event_codes import RentEvent
 from townlet.util.weekdays import WEEKDAY_NAMES
 from townlet.world import ShiftEvent
-from townlet.world.calendar import RentEvent
 
 
 def weekday_key(day: str, figure: str) -> str:

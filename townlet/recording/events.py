@@ -15,10 +15,10 @@ import numpy as np
 from townlet.config.choices import WEEKDAYS
 from townlet.recording.format import Episode
 from townlet.recording.wording import worded
+from townlet.util.event_codes import ChatEvent, RentEvent, ShiftEvent
 
 EVENT_COLUMNS = ("completed", "shift_event", "fainted", "chat", "helped", "took_over")
-SHIFT_KINDS = {1: "on_time", 2: "late", 3: "absent"}  # ShiftEvent values a replay shows
-RENT_PAID, RENT_MISSED = 1, 2  # the rent column's values (townlet.world.calendar.RentEvent)
+SHIFT_KINDS = {ShiftEvent.ON_TIME: "on_time", ShiftEvent.LATE: "late", ShiftEvent.ABSENT: "absent"}
 WEEKDAY_NAMES = tuple(day.value for day in WEEKDAYS)  # the weekday column's values, in order
 
 
@@ -50,11 +50,11 @@ def episode_events(episode: Episode) -> list[list[dict[str, Any]]]:
     partner = cols["chat_partner"].astype(np.int64)
     quality = cols["chat_quality"].astype(np.float64) if "chat_quality" in cols else None
     add(
-        chat > 0,
+        chat != ChatEvent.NONE,
         lambda t, a: {
             "kind": "chat",
             "with": everyone[partner[t, a]] if 0 <= partner[t, a] < len(everyone) else None,
-            "success": bool(chat[t, a] == 1),
+            "success": bool(chat[t, a] == ChatEvent.SUCCESS),
             **({"quality": round(float(quality[t, a]), 3)} if quality is not None else {}),
         },
     )
@@ -63,8 +63,8 @@ def episode_events(episode: Episode) -> list[list[dict[str, Any]]]:
     add(took > 0, lambda t, a: {"kind": "takeover", "shifts": int(took[t, a])})
     if "rent" in cols:  # a multi-day town's weekly rent
         rent = cols["rent"].astype(np.int64)
-        add(rent == RENT_PAID, lambda t, a: {"kind": "rent_paid"})
-        add(rent == RENT_MISSED, lambda t, a: {"kind": "rent_missed"})
+        add(rent == RentEvent.PAID, lambda t, a: {"kind": "rent_paid"})
+        add(rent == RentEvent.MISSED, lambda t, a: {"kind": "rent_missed"})
     for t, _, event in sorted(found, key=lambda item: (item[0], item[1])):
         steps[t].append(worded(event))
     return steps

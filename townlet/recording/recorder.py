@@ -40,10 +40,10 @@ from townlet.recording.format import (
 )
 from townlet.recording.index import FOLDER_NAME, RecordingIndex, reindex
 from townlet.recording.policies import RecordingPolicy
+from townlet.util.event_codes import ChatEvent, ShiftEvent
 from townlet.util.version import git_commit
 from townlet.world import World
-from townlet.world.constants import ACTION_NAMES, ShiftEvent
-from townlet.world.social import ChatEvent
+from townlet.world.constants import ACTION_NAMES
 from townlet.world.state_hash import PARTS
 
 _STOP = object()

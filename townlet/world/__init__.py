@@ -1,6 +1,7 @@
 """The vectorised town world."""
 
-from townlet.world.constants import ACTION_NAMES, Action, ShiftEvent, ShiftState
+from townlet.util.event_codes import ShiftEvent
+from townlet.world.constants import ACTION_NAMES, Action, ShiftState
 from townlet.world.events import StepEvents
 from townlet.world.layout import ConfigError, Layout, compile_layout
 from townlet.world.observations import Observation

@@ -16,6 +16,7 @@ import torch
 
 from townlet.config.choices import WEEKDAYS
 from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.util.event_codes import RentEvent
 from townlet.world.draws import uniform
 from townlet.world.layout import hour_to_tick
 
@@ -24,12 +25,6 @@ FATIGUE_KEY = 0x7A1E_D5EE_9B1C_4F03
 """Salts the episode key for fatigue draws, so they are not the queue tie-break's draws."""
 CALENDAR_FEATURES = ("weekday_sin", "weekday_cos", "works_today", "works_tomorrow")
 RENT_FEATURES = ("rent_due_in", "rent_covered")
-
-
-class RentEvent:
-    """Per agent and tick: what the rent did (0 where it did not fall due)."""
-
-    NONE, PAID, MISSED = 0, 1, 2
 
 
 @dataclass

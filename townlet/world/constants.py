@@ -56,15 +56,6 @@ class ShiftPhase(IntEnum):
 ARRIVAL_KINDS = 3
 
 
-class ShiftEvent(IntEnum):
-    """What happened to an agent's shift this tick."""
-
-    NONE = 0
-    ON_TIME = 1
-    LATE = 2
-    ABSENT = 3
-
-
 # Map codes: one small integer per cell = terrain * OCCUPANT_KINDS + occupant.
 # Terrain 0 = wall (also outside the grid), 1 = floor, then three codes per affordance type:
 # idle, occupied (someone using it), queued (someone waiting for it).

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from townlet.config.schema import SocialConfig
-from townlet.world.constants import ShiftEvent
+from townlet.util.event_codes import ShiftEvent
 from townlet.world.layout import Layout
 from townlet.world.state import WorldState
 

@@ -18,13 +18,13 @@ import torch
 
 from townlet.config.errors import ConfigError
 from townlet.config.schema import AffordanceTypeConfig, ScenarioConfig, WorldConfig
+from townlet.util.event_codes import ShiftEvent
 from townlet.world.constants import (
     ACTION_DELTAS,
     MAX_CODE,
     OCCUPANT_KINDS,
     TERRAIN_FLOOR,
     TERRAIN_WALL,
-    ShiftEvent,
     ShiftPhase,
     terrain_code,
     terrain_names,

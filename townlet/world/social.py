@@ -20,19 +20,12 @@ Late help and takeovers happen in employment (`employment.work`) from the cowork
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import torch
 
 from townlet.config.schema import SocialConfig
 from townlet.world.layout import Layout
 from townlet.world.state import WorldState
-
-
-class ChatEvent(IntEnum):
-    NONE = 0
-    SUCCESS = 1
-    FAILURE = 2
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from townlet.config.schema import ScenarioConfig, WorldConfig
+from townlet.util.event_codes import ChatEvent
 from townlet.util.phases import PhaseClock
 from townlet.world.calendar import Calendar, Today
 from townlet.world.constants import (
@@ -34,7 +35,6 @@ from townlet.world.observations import Observation, ObservationBuilder
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
 from townlet.world.social import (
-    ChatEvent,
     chat,
     chat_partners,
     decay_familiarity,

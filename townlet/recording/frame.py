@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from townlet.world import StepResult, World
+from townlet.world.events import RECORDED_EVENTS
 from townlet.world.state_hash import state_digest
 
 
@@ -52,20 +53,14 @@ def frame_of(
 
 def outcome_of(result: StepResult, env: int = 0) -> dict[str, torch.Tensor]:
     """The step's reward, done and event columns of `env`, added to its frame after the step:
-    what each agent completed, its shift event, faint, chat (event, partner, quality), late
-    help received and shifts taken over, so a replay can show why a meter moved."""
-    events = result.events
+    every recorded event (what each agent completed, its shift event, faint, chat, late help
+    received, shifts taken over, rent), so a replay can show why a meter moved."""
     columns = {
         "rewards": result.reward[env],
         "dones": result.terminated[env] | result.truncated[env],
-        "completed": events.completed[env],
-        "shift_event": events.shift_event[env],
-        "fainted": events.fainted[env],
-        "chat": events.chat[env],
-        "chat_partner": events.chat_partner[env],
-        "chat_quality": events.chat_quality[env],
-        "helped": events.helped[env],
-        "took_over": events.took_over[env],
-        "rent": events.rent[env],
     }
+    for event in RECORDED_EVENTS:  # declared once, in townlet.world.events
+        value = getattr(result.events, event.name)
+        if value is not None:
+            columns[event.name] = value[env]
     return {name: column.cpu() for name, column in columns.items()}

@@ -355,3 +355,24 @@ def test_encoded_episodes_are_self_describing():
     back = decode_episode(data, "episode 1", check=False)  # the codec alone: any columns
     assert back.header["agent_ids"] == ["x"] and size > len(data) * 0
     np.testing.assert_allclose(back.columns["meters"], 0.25, atol=1e-4)
+
+
+def test_a_run_recording_a_town_without_affordances_writes_checkpoints_it_can_read(tmp_path):
+    """evening_chat has no affordances, so the recorder's start state holds an empty stock;
+    pickled as bytes() it made every checkpoint unreadable by the safe loader (resume, live
+    and `townlet evaluate` refused them)."""
+    from townlet.policy.checkpoint import load_checkpoint
+    from townlet.policy.train import train
+    from townlet.scenarios import load_config
+
+    overrides = ["scenario=evening_chat", "ppo=fast", "ppo.num_envs=2", "tracking=off"]
+    recording = ["recording=periodic", "recording.periodic=1"]
+    train(load_config([*overrides, *recording, "train.total_ticks=32"]), tmp_path)
+    data = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+    start = data["recording"]["start"]["state"]
+    assert start["stock"]["shape"] == [1, 0]
+    resumed = train(
+        load_config([*overrides, *recording, "train.total_ticks=64", "train.resume=true"]),
+        tmp_path,
+    )
+    assert resumed.epochs > data["epoch"]

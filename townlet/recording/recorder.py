@@ -213,7 +213,7 @@ class EpisodeRecorder:
         return {
             "t": self.t,
             "steps": {name: self.buffers[name][: self.t].clone() for name in self._tapped},
-            "start": self._start,
+            "start": _bytes_as_tensors(self._start),
             "policy": self.policy.state_dict(),
         }
 
@@ -223,7 +223,7 @@ class EpisodeRecorder:
         for name, steps in state["steps"].items():
             self.buffers[name][: self.t] = steps
         self._tapped = tuple(name for name in self.buffers if name in state["steps"])
-        self._start = state.get("start")
+        self._start = _tensors_as_bytes(state.get("start"))
         self._partial = False
 
     def resumed_blind(self) -> None:
@@ -305,6 +305,32 @@ class EpisodeRecorder:
             "recording_reasons": [*episode.metadata.get("recording_reasons", []), reason],
         }
         self.index.rewrite(Episode({**episode.header, "metadata": metadata}, episode.columns))
+
+
+def _bytes_as_tensors(value: Any) -> Any:
+    """The start state's packed arrays with their bytes as uint8 tensors, for a checkpoint:
+    the safe loader refuses `bytes()`, which is how pickle writes an empty array's b"" (a town
+    without affordances has an empty stock)."""
+    if isinstance(value, dict):
+        return {key: _bytes_as_tensors(item) for key, item in value.items()}
+    if isinstance(value, bytes):
+        return torch.frombuffer(bytearray(value), dtype=torch.uint8) if value else _NO_BYTES
+    return value
+
+
+def _tensors_as_bytes(value: Any) -> Any:
+    """Undo `_bytes_as_tensors` (a checkpoint from before it holds bytes, kept as they are)."""
+    if isinstance(value, dict):
+        return {
+            key: item.numpy().tobytes()
+            if key == "data" and isinstance(item, torch.Tensor)
+            else _tensors_as_bytes(item)
+            for key, item in value.items()
+        }
+    return value
+
+
+_NO_BYTES = torch.zeros(0, dtype=torch.uint8)
 
 
 def env_start(world: World, env: int) -> dict[str, Any]:

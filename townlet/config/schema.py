@@ -293,6 +293,19 @@ class OutageConfig:
 
 
 @dataclass
+class RandomOutageConfig:
+    """Random outages of a utility: each env draws, every tick the utility is up, whether an
+    outage begins (from the episode's own key, so deterministic under the seed); one lasts
+    `hours`, closing the utility's affordances like a scheduled one."""
+
+    utility: str = MISSING
+    per_day: float = MISSING
+    """Expected outages a day (a chance of per_day / ticks_per_day each tick it is up)."""
+    hours: float = MISSING
+    """How long each lasts (at least one tick)."""
+
+
+@dataclass
 class AgentConfig:
     id: str = MISSING
     pos: list[int] = MISSING
@@ -347,6 +360,8 @@ class ScenarioConfig:
     seed: int = 0
     relationships: list[RelationshipConfig] = field(default_factory=list)
     outages: list[OutageConfig] = field(default_factory=list)
+    random_outages: list[RandomOutageConfig] = field(default_factory=list)
+    """Utilities that go out at random, per env (see RandomOutageConfig)."""
     expect: list[ExpectationConfig] = field(default_factory=list)
     """Behaviour the scenario must show, asserted on a fresh capture by its test."""
 

@@ -35,7 +35,7 @@ def frame_of(
         "time_of_day": world.time_of_day()[env],
         "queued": state.queued[env],
         "using": state.using[env],
-        "outages": world.layout.outage_active[world.time_of_day()[env]] > 0,
+        "outages": world.outages_now()[env],
         "rivalry": state.rivalry[env],
         "familiarity": state.familiarity[env],
     }

@@ -94,13 +94,16 @@ def start_state(world: World, start: object, label: str) -> dict[str, torch.Tens
         raise ConfigError(f"{label}: the start state is not a mapping of arrays")
     expected = {f.name: getattr(world.state, f.name) for f in fields(WorldState)}
     unknown = sorted(set(given) - set(expected))
-    missing = sorted(set(expected) - set(given) - {"rng_key"})  # older files: drawn anew
+    # older files: rng_key drawn anew; outage_left none (no random outages then)
+    missing = sorted(set(expected) - set(given) - {"rng_key", "outage_left"})
     if unknown or missing:
         listed = (
             f"unknown: {', '.join(map(str, unknown)) or '-'}; missing: {', '.join(missing) or '-'}"
         )
         raise ConfigError(f"{label}: the start state's fields differ from the world's ({listed})")
     values = {name: _fitting(given, name, expected[name], label) for name in given}
+    if "outage_left" not in values:
+        values["outage_left"] = torch.zeros_like(expected["outage_left"]).cpu()
     layout = world.layout
     bounds = {
         "pos": (0, layout.padded_width * layout.padded_height - 1),

@@ -22,6 +22,7 @@ from townlet.config.schema import RivalryConfig
 from townlet.world.constants import Action
 from townlet.world.draws import uniform
 from townlet.world.layout import Layout
+from townlet.world.outages import closed_here
 from townlet.world.state import WorldState
 
 
@@ -40,6 +41,8 @@ def can_start_here(state: WorldState, layout: Layout, tod_cells: torch.Tensor) -
     afford. The action mask and the admission rule both use this, so they cannot disagree.
     `tod_cells` is (E, 1): tick of day times the padded cell count (the table's row offset)."""
     ok = torch.take(layout.open_here, state.pos + tod_cells)
+    if layout.random_outages:
+        ok &= ~closed_here(state, layout)
     if layout.money_index >= 0:
         ok &= state.meters[..., layout.money_index] >= torch.take(layout.cost_here, state.pos)
     return ok

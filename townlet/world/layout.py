@@ -112,8 +112,11 @@ class Layout:
     initial_familiarity: torch.Tensor  # (A, A) float32
     initial_rivalry: torch.Tensor  # (A, A) float32
     meal_type: torch.Tensor  # (T,) bool: the affordance type feeds (raises satiation)
-    utility_names: tuple[str, ...]  # utilities with a scheduled outage
-    outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out
+    utility_names: tuple[str, ...]  # utilities with an outage (scheduled or random)
+    outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out on schedule
+    random_chance: torch.Tensor  # (U,) float64 chance a tick that a random outage begins
+    random_ticks: torch.Tensor  # (U,) int64 ticks a random outage lasts (0: none)
+    utility_instances: torch.Tensor  # (U, N) bool: the instances each utility powers
     hours_names: tuple[str, ...]  # affordance types that keep hours (open_cafe, ...)
     hours_open: torch.Tensor  # (tpd, H) float32: 1 while some instance of the type is open
     outage_starts: torch.Tensor  # (tpd,) int64 outages starting at this tick of day
@@ -124,6 +127,7 @@ class Layout:
     ticks_per_day: int
     start_tick: int
     episode_ticks: int
+    random_outages: bool = False  # some utility goes out at random (scenario.random_outages)
 
     @property
     def num_agents(self) -> int:
@@ -569,6 +573,9 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         initial_rivalry=social.rivalry,
         utility_names=social.utility_names,
         outage_active=social.outage_active,
+        random_chance=social.random_chance,
+        random_ticks=social.random_ticks,
+        utility_instances=social.utility_instances,
         hours_names=tuple(f"open_{name.lower()}" for name in hours_types),
         hours_open=hours_open,
         outage_starts=social.outage_starts,
@@ -577,6 +584,7 @@ def compile_layout(world: WorldConfig, scenario: ScenarioConfig) -> Layout:
         ticks_per_day=tpd,
         start_tick=start_tick,
         episode_ticks=scenario.ticks,
+        random_outages=bool(social.random_ticks.any()) and bool(inst_type),
     )
 
 

@@ -31,6 +31,7 @@ from townlet.world.constants import (
 )
 from townlet.world.interactions import can_start_here
 from townlet.world.layout import Layout
+from townlet.world.outages import out_now
 from townlet.world.rivalry import rivalry_summary
 from townlet.world.social import chat_partners, familiarity_in_view
 from townlet.world.state import WorldState
@@ -117,6 +118,7 @@ class ObservationBuilder:
             SHIFT_SLACK,
             *STATUS_FEATURES,
         )
+        self._first_outage = len(layout.meter_names) + len(CLOCK_FEATURES)
         first_status = len(self.feature_names) - len(STATUS_FEATURES)
         self._status = {name: first_status + i for i, name in enumerate(STATUS_FEATURES)}
         self.channel_names = dense_channel_names(layout.affordance_types)
@@ -204,7 +206,24 @@ class ObservationBuilder:
         all_alive: bool,
         social_active: bool = False,
     ) -> torch.Tensor:
-        """(E, A, F) float32 named features; idle parts are filled without computing them."""
+        """(E, A, F) float32 named features; idle parts are filled without computing them.
+        A utility out by a random outage raises its `outage_<utility>` flag in that env."""
+        out = self._features(state, clock, engaged, rivalry_active, all_alive, social_active)
+        if self.layout.random_outages:
+            columns = slice(self._first_outage, self._first_outage + len(self.layout.utility_names))
+            random = out_now(state).unsqueeze(1).to(out.dtype)  # (E, 1, U)
+            out[..., columns] = torch.maximum(out[..., columns], random)
+        return out
+
+    def _features(
+        self,
+        state: WorldState,
+        clock: torch.Tensor,
+        engaged: bool,
+        rivalry_active: bool,
+        all_alive: bool,
+        social_active: bool,
+    ) -> torch.Tensor:
         layout = self.layout
         e, a = state.pos.shape
         parts = [

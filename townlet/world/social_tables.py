@@ -17,10 +17,13 @@ class SocialTables:
     coworkers: torch.Tensor  # (A, A) bool: another agent with the same workplace
     familiarity: torch.Tensor  # (A, A) float32 starting familiarity (symmetric)
     rivalry: torch.Tensor  # (A, A) float32 starting rivalry (symmetric)
-    utility_names: tuple[str, ...]  # utilities with an outage in this scenario
-    outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out
+    utility_names: tuple[str, ...]  # utilities with an outage (scheduled or random)
+    outage_active: torch.Tensor  # (tpd, U) float32: 1 while the utility is out on schedule
     outage_starts: torch.Tensor  # (tpd,) int64 outages starting at this tick of day
-    closed: torch.Tensor  # (tpd, N) bool: instance closed by an outage
+    closed: torch.Tensor  # (tpd, N) bool: instance closed by a scheduled outage
+    random_chance: torch.Tensor  # (U,) float64 chance a tick that a random outage begins
+    random_ticks: torch.Tensor  # (U,) int64 ticks a random outage lasts (0: none)
+    utility_instances: torch.Tensor  # (U, N) bool: the instances the utility powers
 
 
 def compile_social(
@@ -63,7 +66,8 @@ def compile_social(
                 raise ConfigError(
                     f"world.utilities.{utility}: unknown affordance type '{kind}' ({known})"
                 )
-    utilities = tuple(sorted({outage.utility for outage in scenario.outages}))
+    random = scenario.random_outages
+    utilities = tuple(sorted({o.utility for o in scenario.outages} | {o.utility for o in random}))
     outage_active = torch.zeros(tpd, len(utilities))
     outage_starts = torch.zeros(tpd, dtype=torch.int64)
     closed = torch.zeros(tpd, len(inst_types), dtype=torch.bool)
@@ -87,6 +91,44 @@ def compile_social(
         for n, kind in enumerate(inst_types):
             if kind in world.utilities[outage.utility]:
                 closed[window, n] = True
+    chance, ticks = _random_outages(world, scenario, utilities, hour_to_tick)
+    powered = torch.tensor(
+        [[kind in world.utilities.get(u, ()) for kind in inst_types] for u in utilities],
+        dtype=torch.bool,
+    ).view(len(utilities), len(inst_types))
     return SocialTables(
-        coworkers, familiarity, rivalry, utilities, outage_active, outage_starts, closed
+        coworkers,
+        familiarity,
+        rivalry,
+        utilities,
+        outage_active,
+        outage_starts,
+        closed,
+        chance,
+        ticks,
+        powered,
     )
+
+
+def _random_outages(
+    world: WorldConfig, scenario: ScenarioConfig, utilities: tuple[str, ...], hour_to_tick
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U,) per-tick chance and (U,) duration in ticks of each utility's random outages."""
+    tpd = world.ticks_per_day
+    chance = torch.zeros(len(utilities), dtype=torch.float64)
+    ticks = torch.zeros(len(utilities), dtype=torch.int64)
+    for k, outage in enumerate(scenario.random_outages):
+        where = f"scenario '{scenario.name}': random_outages[{k}]"
+        if outage.utility not in world.utilities:
+            known = ", ".join(world.utilities) or "none"
+            raise ConfigError(f"{where}.utility: unknown utility '{outage.utility}' ({known})")
+        if not 0.0 <= outage.per_day <= tpd:
+            raise ConfigError(f"{where}.per_day: {outage.per_day} is outside [0, {tpd}]")
+        if not 0.0 < outage.hours <= 24.0:
+            raise ConfigError(f"{where}.hours: {outage.hours} is outside (0, 24]")
+        u = utilities.index(outage.utility)
+        if ticks[u] > 0:
+            raise ConfigError(f"{where}.utility: '{outage.utility}' is listed twice")
+        chance[u] = outage.per_day / tpd
+        ticks[u] = max(1, hour_to_tick(outage.hours, tpd))
+    return chance, ticks

@@ -34,6 +34,7 @@ class WorldState:
     start_offset: torch.Tensor  # (E,) int64 ticks after the scenario's start hour this began
     commute_potential: torch.Tensor  # (E, A) float32 shaping potential after the last tick
     rng_key: torch.Tensor  # (E,) int64 this episode's key for counter-based draws (see draws.py)
+    outage_left: torch.Tensor  # (E, U) int64 ticks left of each utility's random outage
 
     @classmethod
     def initial(cls, layout: Layout, num_envs: int, device: torch.device) -> WorldState:
@@ -62,6 +63,7 @@ class WorldState:
             start_offset=full((e,), 0, torch.int64),
             commute_potential=full((e, a), 0.0, torch.float32),
             rng_key=full((e,), 0, torch.int64),
+            outage_left=full((e, len(layout.utility_names)), 0, torch.int64),
         )
 
     def reset_where(self, done: torch.Tensor, fresh: WorldState) -> None:

@@ -18,7 +18,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "positions": ("pos",),
     "meters": ("meters", "alive"),
     "queue": ("queued", "ticket"),
-    "interactions": ("using", "progress", "stock"),
+    "interactions": ("using", "progress", "stock", "outage_left"),
     "relationships": ("rivalry", "familiarity", "last_chat"),
     "shift": ("arrived", "commute_potential"),
     "episode": ("tick", "episode", "start_offset", "episode_return", "rng_key"),

@@ -32,6 +32,7 @@ from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_t
 from townlet.world.movement import leave_on_move, move
 from townlet.world.needs import update_meters
 from townlet.world.observations import Observation, ObservationBuilder
+from townlet.world.outages import draw_outages, out_now
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
 from townlet.world.social import (
@@ -242,6 +243,12 @@ class World:
         """(E,) tick of day of the current state."""
         return self._tod
 
+    def outages_now(self) -> torch.Tensor:
+        """(E, U) bool: the utilities out this tick (`layout.utility_names`), on schedule or
+        by a random outage."""
+        scheduled = self.layout.outage_active[self._tod] > 0
+        return scheduled | out_now(self.state) if self.layout.random_outages else scheduled
+
     def weekday(self) -> torch.Tensor:
         """(E,) day of the week of the current state (0 = Monday)."""
         if self._today is not None:
@@ -331,6 +338,11 @@ class World:
         s.tick += 1
         fast.oldest_tick += 1
         end = self._end(reward, terms, used.engaged, potential_before, rest_before)
+        outage_starts = (
+            torch.take(layout.outage_starts, tod) if self._outages else self._zero_env_int
+        )
+        if layout.random_outages:  # for the next tick, in the envs that go on
+            outage_starts = outage_starts + draw_outages(s, layout, ~end.env_done)
         events = StepEvents(
             started=used.started,
             completed=used.completed,
@@ -344,9 +356,7 @@ class World:
             chat_partner=used.chat[2],
             helped=self._zero_bool if shift.helped is None else shift.helped,
             took_over=self._zero_int if shift.took_over is None else shift.took_over,
-            outage_starts=torch.take(layout.outage_starts, tod)
-            if self._outages
-            else self._zero_env_int,
+            outage_starts=outage_starts,
             rent=needs.rent_event,
             weekday=today.weekday if today is not None else None,
         )
@@ -729,6 +739,8 @@ class World:
     def restore(self, snapshot: dict) -> None:
         device = self.device  # a checkpoint is read onto the CPU; the world may live elsewhere
         values = {k: v.to(device, copy=True) for k, v in snapshot["state"].items()}
+        if "outage_left" not in values:  # a checkpoint from before random outages
+            values["outage_left"] = torch.zeros_like(self._fresh.outage_left)
         self.generator.set_state(snapshot["generator"])
         if "rng_key" not in values:  # a checkpoint from before episodes had their own draws
             values["rng_key"] = torch.randint(

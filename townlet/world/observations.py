@@ -206,24 +206,7 @@ class ObservationBuilder:
         all_alive: bool,
         social_active: bool = False,
     ) -> torch.Tensor:
-        """(E, A, F) float32 named features; idle parts are filled without computing them.
-        A utility out by a random outage raises its `outage_<utility>` flag in that env."""
-        out = self._features(state, clock, engaged, rivalry_active, all_alive, social_active)
-        if self.layout.random_outages:
-            columns = slice(self._first_outage, self._first_outage + len(self.layout.utility_names))
-            random = out_now(state).unsqueeze(1).to(out.dtype)  # (E, 1, U)
-            out[..., columns] = torch.maximum(out[..., columns], random)
-        return out
-
-    def _features(
-        self,
-        state: WorldState,
-        clock: torch.Tensor,
-        engaged: bool,
-        rivalry_active: bool,
-        all_alive: bool,
-        social_active: bool,
-    ) -> torch.Tensor:
+        """(E, A, F) float32 named features; idle parts are filled without computing them."""
         layout = self.layout
         e, a = state.pos.shape
         parts = [
@@ -239,7 +222,8 @@ class ObservationBuilder:
             parts[3] = torch.where(works_today.unsqueeze(-1), parts[3], 1.0)
             parts.insert(3, calendar)
         if all_alive and not engaged and not rivalry_active and not social_active:
-            return torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
+            idle = torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
+            return self._random_outages(idle, state)
         out = torch.cat(
             (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
         )
@@ -266,6 +250,15 @@ class ObservationBuilder:
         out[..., col["familiarity_max"]] = (
             familiarity_in_view(state, layout, all_alive) if social_active else 0.0
         )
+        return self._random_outages(out, state)
+
+    def _random_outages(self, out: torch.Tensor, state: WorldState) -> torch.Tensor:
+        """A utility out by a random outage raises its `outage_<utility>` flag in that env."""
+        if self.layout.random_outages:
+            first = self._first_outage
+            columns = slice(first, first + len(self.layout.utility_names))
+            random = out_now(state).unsqueeze(1).to(out.dtype)  # (E, 1, U)
+            out[..., columns] = torch.maximum(out[..., columns], random)
         return out
 
     def shift_slack(self, state: WorldState, clock: torch.Tensor) -> torch.Tensor:

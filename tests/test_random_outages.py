@@ -10,8 +10,7 @@ from conftest import A, make_world
 
 from townlet.capture import capture
 from townlet.config.errors import ConfigError
-from townlet.policy.event_counts import count_events
-from townlet.policy.telemetry_record import meal_types
+from townlet.policy.event_counts import count_events, meal_types
 from townlet.recording.events import outages_by_step
 from townlet.recording.index import RecordingIndex
 from townlet.recording.verify import verify_episode

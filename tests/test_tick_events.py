@@ -8,8 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from townlet.policy.event_counts import EventTally, count_events
-from townlet.policy.telemetry_record import meal_types
+from townlet.policy.event_counts import EventTally, count_events, meal_types
 from townlet.scenarios import build_world, load_config
 from townlet.world.events import AGENT, TICK_EVENTS, StepEvents, allocate_events, store_tick
 

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from townlet.capture.trace import EpisodeTrace
+from townlet.policy.event_counts import count_events, meal_types
+from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.util.event_codes import ChatEvent, RentEvent
-from townlet.world import ShiftEvent, World
+from townlet.world import World
 from townlet.world.constants import ACTION_NAMES
 
 
@@ -72,6 +74,34 @@ def build_sample(world: World, trace: EpisodeTrace, agent: int, gamma: float) ->
     )
 
 
+COUNTED = {
+    "contention_events": "queue_conflict_events",
+    "contention_intensity": "queue_conflict_intensity_sum",
+    "on_time_events": "shift_on_time_events",
+    "late_events": "shift_late_events",
+    "absent_events": "shift_absent_events",
+    "chat_success": "chat_success_events",
+    "chat_failure": "chat_failure_events",
+    "late_help_received": "late_help_events",
+    "shift_takeovers": "shift_takeover_events",
+}
+"""Capture (and golden) metric <- the `count_events` counter it is, over one agent's ticks:
+one counting function for telemetry, evaluation, demonstrations and captures."""
+
+
+def agent_counts(world: World, trace: EpisodeTrace, agent: int, t: int) -> dict[str, float]:
+    """`count_events` over agent `agent`'s first `t` ticks of the trace."""
+    events = {
+        name: (series if series.dim() == 2 else series.unsqueeze(1))[:t]
+        for name, series in trace.events.items()
+    }
+    rows = torch.zeros(t, world.layout.num_agents, dtype=torch.bool)
+    rows[:, agent] = True
+    return count_events(
+        events, world.layout.num_agents, world.names, meal_types(world.layout), rows
+    )
+
+
 def sample_metrics(
     world: World, trace: EpisodeTrace, agent: int, t: int, values: torch.Tensor
 ) -> dict[str, float]:
@@ -80,11 +110,13 @@ def sample_metrics(
     rewards = trace.rewards[:t, agent].double()
     actions = trace.actions[:t, agent]
     events = {name: series[:t, agent] for name, series in trace.events.items() if series.dim() == 2}
-    completed, shift_event = events["completed"], events["shift_event"]
+    counts = agent_counts(world, trace, agent, t)
+
+    def counted(key: str) -> int:
+        return int(counts[COUNTED[key]])
+
     features = trace.features[:t, agent]
     shift_cols = [names.features.index(f"shift_{s}") for s in ("on_time", "late", "absent")]
-    late = int((shift_event == ShiftEvent.LATE).sum())
-    absent = int((shift_event == ShiftEvent.ABSENT).sum())
     rivalry = trace.rivalry_max[:t, agent].double()
     chat, quality = events["chat"], events["chat_quality"].double()
     chatted = chat != ChatEvent.NONE
@@ -95,33 +127,35 @@ def sample_metrics(
         "reward_std": float(rewards.std(unbiased=False)),
         "log_prob_mean": float(trace.log_probs[:t, agent].double().mean()),
         "value_pred_mean": float(values[:-1].double().mean()),
-        "contention_events": int(events["contention"].sum()),
-        "contention_intensity": float(events["contention_intensity"].double().sum()),
+        "contention_events": counted("contention_events"),
+        "contention_intensity": float(counts[COUNTED["contention_intensity"]]),
         "rivalry_max_mean": float(rivalry.mean()),
         "rivalry_max_max": float(rivalry.max()),
         "rivalry_max_final": float(rivalry[-1]),
         "on_time_ticks": int(features[:, shift_cols[0]].sum()),
         "late_ticks": int(features[:, shift_cols[1]].sum()),
         "absent_ticks": int(features[:, shift_cols[2]].sum()),
-        "on_time_events": int((shift_event == ShiftEvent.ON_TIME).sum()),
-        "late_events": late,
-        "absent_events": absent,
+        "on_time_events": counted("on_time_events"),
+        "late_events": counted("late_events"),
+        "absent_events": counted("absent_events"),
         "shift_penalty": float(trace.shift_penalty[:t, agent].double().sum()),
         "wage_earned": float(events["wage"].double().sum()),
         "faints": int(trace.terminated[:t, agent].sum()),
-        "chat_success": int((chat == ChatEvent.SUCCESS).sum()),
-        "chat_failure": int((chat == ChatEvent.FAILURE).sum()),
+        "chat_success": counted("chat_success"),
+        "chat_failure": counted("chat_failure"),
         "chat_quality_mean": float(quality[chatted].mean()) if bool(chatted.any()) else 0.0,
-        "late_help_received": int(events["helped"].sum()),
+        "late_help_received": counted("late_help_received"),
         "help_reward": float(trace.help_reward[:t, agent].double().sum()),
-        "shift_takeovers": int(events["took_over"].sum()),
+        "shift_takeovers": counted("shift_takeovers"),
         "familiarity_max_final": float(trace.familiarity_max[t - 1, agent]),
-        "completions_total": int((completed >= 0).sum()),
+        "completions_total": sum(
+            int(counts[f"{EVENT_PREFIX}{name}"]) for name in layout.affordance_types
+        ),
     }
     for i, name in enumerate(ACTION_NAMES):
         metrics[f"action_counts.{name}"] = int((actions == i).sum())
-    for i, name in enumerate(layout.affordance_types):
-        metrics[f"completions.{name}"] = int((completed == i).sum())
+    for name in layout.affordance_types:
+        metrics[f"completions.{name}"] = int(counts[f"{EVENT_PREFIX}{name}"])
     for utility in layout.utility_names:  # ticks the agent saw the utility out
         column = names.features.index(f"outage_{utility}")
         metrics[f"outage_ticks.{utility}"] = int(features[:, column].sum())

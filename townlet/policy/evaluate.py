@@ -27,10 +27,9 @@ from townlet.policy.choosers import (
     evaluating,
     scripts_of,
 )
-from townlet.policy.event_counts import EventTally
+from townlet.policy.event_counts import EventTally, meal_types
 from townlet.policy.network import ActorCritic
 from townlet.policy.population import Background, focal_agents
-from townlet.policy.telemetry_record import meal_types
 from townlet.scenarios.controller import validate_scripts
 from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.util.event_codes import RentEvent

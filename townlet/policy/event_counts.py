@@ -1,6 +1,7 @@
 """The counters of a run of ticks' events, in one place: telemetry's epoch records, the
-demonstrations' records and evaluation all count with `count_events`, over buffers laid out by
-`townlet.world.events.allocate_events`."""
+demonstrations' records, evaluation and capture (and so golden) metrics all count with
+`count_events`, over buffers laid out by `townlet.world.events.allocate_events` (a capture's
+per-agent metrics are its counters over one agent's rows, `capture.samples.COUNTED`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import torch
 
 from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.util.event_codes import ChatEvent
-from townlet.world import ShiftEvent, StepEvents, WorldNames
+from townlet.world import Layout, ShiftEvent, StepEvents, WorldNames
 from townlet.world.events import allocate_events, store_tick
 
 COMPLETION_ALIASES = (("shower_complete_events", "Shower"), ("sleep_complete_events", "Bed"))
 """Completions of these types also have a counter of their own (the system we replace's keys)."""
+
+
+def meal_types(layout: Layout) -> tuple[int, ...]:
+    """Affordance types that feed (the layout's `meal_type`, the rule the world's shared-meal
+    familiarity uses too): what `shared_meal_events` counts."""
+    return tuple(i for i, meal in enumerate(layout.meal_type.tolist()) if meal)
 
 
 def count_events(

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from townlet.config.choices import Precision
 from townlet.config.schema import TownletConfig
 from townlet.policy.choosers import ScriptChooser, scripts_of
+from townlet.policy.event_counts import meal_types
 from townlet.policy.network import ActorCritic
 from townlet.policy.precision import precision_scope
 from townlet.policy.replay import discover, replay_events
-from townlet.policy.telemetry_record import meal_types, rollout_events
+from townlet.policy.telemetry_record import rollout_events
 from townlet.scenarios.controller import validate_scripts
 from townlet.world import World
 from townlet.world.constants import NUM_ACTIONS

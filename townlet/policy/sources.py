@@ -14,13 +14,14 @@ import torch
 from townlet.config.schema import TownletConfig
 from townlet.policy.choosers import mix
 from townlet.policy.epoch import EpochData
+from townlet.policy.event_counts import meal_types
 from townlet.policy.novelty import beta_at
 from townlet.policy.population import Background
 from townlet.policy.ppo import Batch
 from townlet.policy.precision import precision_scope
 from townlet.policy.replay import load_chunk
 from townlet.policy.rollout import Rollout, compute_gae
-from townlet.policy.telemetry_record import meal_types, rollout_events
+from townlet.policy.telemetry_record import rollout_events
 from townlet.policy.train_state import TrainState
 from townlet.policy.week_record import week_figures
 from townlet.recording.frame import frame_of, outcome_of

@@ -13,7 +13,7 @@ import torch
 
 from townlet.policy.epoch import EpochData, UpdateResult
 from townlet.policy.event_counts import count_events
-from townlet.world import Layout, WorldNames
+from townlet.world import WorldNames
 
 # What data without world events (behaviour cloning passes) reports for the social keys.
 NO_SOCIAL_EVENTS: dict[str, float] = {
@@ -41,12 +41,6 @@ def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
         return 0.0
     var = float(returns.var())
     return 0.0 if var == 0.0 else 1.0 - float((returns - values).var()) / var
-
-
-def meal_types(layout: Layout) -> tuple[int, ...]:
-    """Affordance types that feed (the layout's `meal_type`, the rule the world's shared-meal
-    familiarity uses too): what `shared_meal_events` counts."""
-    return tuple(i for i, meal in enumerate(layout.meal_type.tolist()) if meal)
 
 
 def rollout_events(

@@ -183,3 +183,19 @@ def test_a_scenario_describes_a_town_and_a_recipe_says_how_to_learn_it():
     assert recipe("experiment=smoke") == ([], 0)
     scenario_file = (CONF_DIR / "scenario" / "town.yaml").read_text()
     assert "anneal" not in scenario_file and "select_every" not in scenario_file
+
+
+def test_every_experiment_composes_and_the_week_keeps_its_measured_recipe():
+    """An experiment file is read only when someone runs it: a misspelt key there would first
+    fail at the start of a 15-minute job. The week's recipe is the one its figures were
+    measured with (docs/guides/training.md, "A week")."""
+    from townlet.scenarios.build import typed
+
+    experiments = sorted((CONF_DIR / "experiment").glob("*.yaml"))
+    assert len(experiments) >= 6
+    for path in experiments:
+        typed(load_config([f"experiment={path.stem}"]))
+    week = typed(load_config(["experiment=week"]))
+    assert week.scenario.name == "town_week"
+    assert (week.ppo.hidden_size, week.train.bc.ppo_anchor) == (128, 0.05)
+    assert (week.train.select_every, week.train.select_episodes) == (10, 16)

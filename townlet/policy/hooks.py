@@ -1,5 +1,6 @@
 """What happens between epochs, as hooks the trainer calls in order after every epoch and once
-at the end: the progress line and bar, validation for selection, periodic evaluation.
+at the end: checkpoints, the progress line and bar, validation for selection, periodic
+evaluation.
 Each hook gets only the callables it needs, so the trainer's loop stays the algorithm and a
 new between-epochs job is a new hook."""
 
@@ -13,9 +14,12 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from townlet.policy.checkpoint import save_checkpoint
 from townlet.policy.run_report import progress_line
 from townlet.policy.selection import Selection
+from townlet.policy.train_state import TrainState
 from townlet.util.phases import PhaseClock
+from townlet.util.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,40 @@ class EpochHook(Protocol):
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> None: ...
 
     def at_end(self, last_epoch: int) -> None: ...
+
+
+class CheckpointHook:
+    """After every epoch: `latest.pt` (what a resume continues from), `best.pt` when the epoch
+    set a new best episodic return, and `epoch_N.pt` every `train.checkpoint_every` epochs.
+    The recorder is flushed first, so what ended before a checkpoint is on disk when it is.
+    First among the hooks: the others read the epoch it records in the train state."""
+
+    def __init__(
+        self,
+        state: TrainState,
+        run_dir: RunDir,
+        every: int,
+        payload: Callable[[], dict[str, Any]],
+        phases: PhaseClock,
+    ) -> None:
+        self.state, self.run_dir, self.every = state, run_dir, every
+        self.payload, self.phases = payload, phases
+
+    def after_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        state = self.state
+        state.epoch = epoch
+        if state.recorder is not None:
+            state.recorder.flush()
+        with self.phases.time("checkpoint"):
+            payload = self.payload()
+            save_checkpoint(self.run_dir.latest, payload)
+            if state.best_epoch == epoch:  # this epoch's return is the best so far
+                save_checkpoint(self.run_dir.best, payload)
+            if self.every > 0 and epoch % self.every == 0:
+                save_checkpoint(self.run_dir.checkpoints / f"epoch_{epoch:06d}.pt", payload)
+
+    def at_end(self, last_epoch: int) -> None:
+        pass
 
 
 class ProgressHook:

@@ -2,8 +2,8 @@
 
 Reads in the order it runs (CleanRL): set-up and seeding, resume, then per epoch the data from
 a source (`townlet.policy.sources`: a rollout of `rollout_ticks` over `num_envs` envs, or a
-chunk of captured samples — both hand over the same `EpochData`), the PPO update, the epoch
-record and checkpoints, then the between-epochs hooks (`townlet.policy.hooks`: progress,
+chunk of captured samples — both hand over the same `EpochData`), the PPO update and the epoch
+record, then the between-epochs hooks (`townlet.policy.hooks`: checkpoints, progress,
 validation for selection, periodic evaluation), and at the end the final evaluation.
 `train.source`: `rollout`, `replay`, `mixed` (rollout and replay epochs alternate) or `bc`
 (behaviour cloning only); `train.anneal` schedules BC and PPO phases. `TrainState` is the one
@@ -30,11 +30,17 @@ from townlet.config.hashing import config_hash
 from townlet.config.schema import AnnealStageConfig, TownletConfig
 from townlet.curriculum import Curriculum
 from townlet.policy.anneal import AnnealSchedule
-from townlet.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from townlet.policy.checkpoint import CheckpointError, load_checkpoint
 from townlet.policy.episode_stats import FinishedEpisodes
 from townlet.policy.epoch import UpdateResult
 from townlet.policy.evaluate import baseline_reports, evaluate
-from townlet.policy.hooks import EpochHook, EvaluationHook, ProgressHook, SelectionHook
+from townlet.policy.hooks import (
+    CheckpointHook,
+    EpochHook,
+    EvaluationHook,
+    ProgressHook,
+    SelectionHook,
+)
 from townlet.policy.imitation import (
     accuracy,
     clone_epoch,
@@ -311,16 +317,24 @@ class Trainer:
         )
 
     def _hooks(self, run_start: float) -> list[EpochHook]:
-        """Between epochs, in this order: progress, validation (selection), evaluation."""
+        """Between epochs, in this order: checkpoints, progress, validation (selection),
+        evaluation."""
         opts = self.config.train
         hooks: list[EpochHook] = [
+            CheckpointHook(
+                self.state,
+                self.run_dir,
+                opts.checkpoint_every,
+                self._payload,
+                self.phases,
+            ),
             ProgressHook(
                 opts.progress,
                 opts.progress_every_sec,
                 self.start_epoch,
                 self.num_epochs,
                 lambda: self.curriculum.stage,
-            )
+            ),
         ]
         if self.selection is not None:
             hooks.append(
@@ -415,7 +429,7 @@ class Trainer:
             self.schedule.ppo_epoch_done()
         self._log(epoch, record)
 
-        # --- checkpoints: latest every epoch, best by episodic return, periodic
+        # --- the best episodic return so far (the checkpoint hook writes best.pt for it)
         improved = bool(data.finished_returns) and (
             state.best_return is None or record["episodic_return"] > state.best_return
         )
@@ -423,7 +437,6 @@ class Trainer:
             state.best_return, state.best_epoch = record["episodic_return"], epoch
         if self.curriculum.maybe_advance(self.world, epoch) and self.recorder is not None:
             self.recorder.stage_changed(self.curriculum.stage)
-        self._save(epoch, improved)
         return record
 
     def _anchor(self) -> Anchor | None:
@@ -481,7 +494,6 @@ class Trainer:
         record.update(self._anneal_fields("bc", score, anneal_rolled_back=gate.rolled_back))
         record["anneal_cycle"] = cycle
         self._log(epoch, record)
-        self._save(epoch, improved=False)
         return record
 
     def _log(self, epoch: int, record: dict[str, Any]) -> None:
@@ -515,20 +527,6 @@ class Trainer:
                 )
                 total += float(behaviour_kl(part, logits, logprob).sum())
         return total / len(batch)
-
-    def _save(self, epoch: int, improved: bool) -> None:
-        """Checkpoint after `epoch`: latest always, best when improved, and periodic ones."""
-        self.state.epoch = epoch
-        if self.recorder is not None:
-            self.recorder.flush()  # what ended before this checkpoint is on disk when it is
-        with self.phases.time("checkpoint"):
-            payload = self._payload()
-            save_checkpoint(self.run_dir.latest, payload)
-            if improved:
-                save_checkpoint(self.run_dir.best, payload)
-            every = self.config.train.checkpoint_every
-            if every > 0 and epoch % every == 0:
-                save_checkpoint(self.run_dir.checkpoints / f"epoch_{epoch:06d}.pt", payload)
 
     def _payload(self) -> dict[str, Any]:
         return self.state.state_dict(

@@ -20,6 +20,7 @@ from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.util.event_codes import ChatEvent, RentEvent
 from townlet.world import World
 from townlet.world.constants import ACTION_NAMES
+from townlet.world.events import AGENT, TICK_EVENTS
 
 
 @dataclass
@@ -91,10 +92,7 @@ one counting function for telemetry, evaluation, demonstrations and captures."""
 
 def agent_counts(world: World, trace: EpisodeTrace, agent: int, t: int) -> dict[str, float]:
     """`count_events` over agent `agent`'s first `t` ticks of the trace."""
-    events = {
-        name: (series if series.dim() == 2 else series.unsqueeze(1))[:t]
-        for name, series in trace.events.items()
-    }
+    events = {name: series[:t] for name, series in trace.events.items()}
     rows = torch.zeros(t, world.layout.num_agents, dtype=torch.bool)
     rows[:, agent] = True
     return count_events(
@@ -109,7 +107,7 @@ def sample_metrics(
     layout, names = world.layout, world.names
     rewards = trace.rewards[:t, agent].double()
     actions = trace.actions[:t, agent]
-    events = {name: series[:t, agent] for name, series in trace.events.items() if series.dim() == 2}
+    events = {e.name: trace.events[e.name][:t, agent] for e in TICK_EVENTS if e.scope == AGENT}
     counts = agent_counts(world, trace, agent, t)
 
     def counted(key: str) -> int:

@@ -13,7 +13,7 @@ import torch
 from townlet.recording.frame import frame_of, outcome_of
 from townlet.recording.recorder import EpisodeRecorder
 from townlet.world import World
-from townlet.world.events import AGENT, TICK_EVENTS
+from townlet.world.events import AGENT, TICK_EVENTS, allocate_events, store_tick
 
 
 @dataclass
@@ -35,8 +35,8 @@ class EpisodeTrace:
     works: torch.Tensor  # (T, A) bool: the agent's job ran on the tick's day
     meters: torch.Tensor  # (T + 1, A, M) float32, before each step and after the last
     events: dict[str, torch.Tensor] = field(default_factory=dict)
-    """Env 0's declared tick events (`townlet.world.events.TICK_EVENTS`): (T, A) per agent,
-    (T,) per env, "nothing" where the world left an event out."""
+    """Env 0's declared tick events (`townlet.world.events.TICK_EVENTS`) in the rollout's
+    buffer layout: (T, A) per agent, (T, 1) per env, "nothing" where the world left one out."""
     values: torch.Tensor | None = None  # (T + 1, A) the behaviour's value estimates, if it has any
 
     @property
@@ -50,12 +50,13 @@ def run_episode(
     """Step env 0 for `ticks` ticks (or until every agent is down) under a behaviour; with a
     recorder, also tap every tick into it (the caller ends the episode)."""
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in EpisodeTrace.__dataclass_fields__}
-    events_rows: dict[str, list[torch.Tensor]] = {event.name: [] for event in TICK_EVENTS}
     del rows["events"]
+    agents = world.layout.num_agents
+    events = allocate_events(ticks, world.num_envs, agents, world.device)
     world.track_terms = True  # the penalties charged, by term
     obs = world.observe()
     rows["meters"].append(world.state.meters[0].clone())
-    for _ in range(ticks):
+    for t in range(ticks):
         actions, log_probs, values = behaviour.act(obs)
         if values is not None:
             rows["values"].append(values)
@@ -71,13 +72,12 @@ def run_episode(
         if recorder is not None:
             recorder.tap(**frame, **outcome_of(result))
         behaviour.update(result)
-        events = result.events
         rows["actions"].append(actions[0])
         rows["log_probs"].append(log_probs)
         rows["rewards"].append(result.reward[0])
         rows["terminated"].append(result.terminated[0])
         rows["truncated"].append(result.truncated[0])
-        _keep_events(events_rows, events, world.layout.num_agents)
+        store_tick(events, t, result.events)
         rows["shift_penalty"].append(-(result.terms["late"][0] + result.terms["absent"][0]))
         rows["rivalry_max"].append(world.state.rivalry[0].amax(-1))
         rows["help_reward"].append(result.terms["help"][0])
@@ -89,20 +89,9 @@ def run_episode(
     final_value = behaviour.value(obs)
     if final_value is not None:
         rows["values"].append(final_value)
+    steps = len(rows["actions"])
+    env0 = {event.name: agents if event.scope == AGENT else 1 for event in TICK_EVENTS}
     return EpisodeTrace(
         **{name: torch.stack(series).cpu() if series else None for name, series in rows.items()},
-        events={name: torch.stack(series).cpu() for name, series in events_rows.items()},
+        events={name: events[name][:steps, :width].cpu() for name, width in env0.items()},
     )
-
-
-def _keep_events(rows: dict[str, list[torch.Tensor]], events, agents: int) -> None:
-    """Env 0's value of every declared event this tick ("nothing" where it was left out)."""
-    device = events.completed.device
-    for event in TICK_EVENTS:
-        value = getattr(events, event.name)
-        if value is None:
-            shape = (agents,) if event.scope == AGENT else ()
-            value = torch.full(shape, event.none, dtype=event.dtype, device=device)
-        else:
-            value = value[0]
-        rows[event.name].append(value)

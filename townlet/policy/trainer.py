@@ -178,7 +178,7 @@ class Trainer:
             spread_starts=True,
             keep_final_obs=ppo.bootstrap_truncated,
         )
-        self.e, self.a = ppo.num_envs, world.layout.num_agents
+        self.e = ppo.num_envs
         # The policy, its buffers and its sampling generator live where the world does.
         self.device = world.device
         return world

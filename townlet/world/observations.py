@@ -118,7 +118,8 @@ class ObservationBuilder:
             SHIFT_SLACK,
             *STATUS_FEATURES,
         )
-        self._first_outage = len(layout.meter_names) + len(CLOCK_FEATURES)
+        first = self.feature_names.index(outage_names[0]) if outage_names else 0
+        self._outage_columns = slice(first, first + len(outage_names))
         first_status = len(self.feature_names) - len(STATUS_FEATURES)
         self._status = {name: first_status + i for i, name in enumerate(STATUS_FEATURES)}
         self.channel_names = dense_channel_names(layout.affordance_types)
@@ -255,8 +256,7 @@ class ObservationBuilder:
     def _random_outages(self, out: torch.Tensor, state: WorldState) -> torch.Tensor:
         """A utility out by a random outage raises its `outage_<utility>` flag in that env."""
         if self.layout.random_outages:
-            first = self._first_outage
-            columns = slice(first, first + len(self.layout.utility_names))
+            columns = self._outage_columns
             random = out_now(state).unsqueeze(1).to(out.dtype)  # (E, 1, U)
             out[..., columns] = torch.maximum(out[..., columns], random)
         return out

@@ -68,6 +68,10 @@ def compile_social(
                 )
     random = scenario.random_outages
     utilities = tuple(sorted({o.utility for o in scenario.outages} | {o.utility for o in random}))
+    powered = torch.tensor(  # (U, N): the instances each utility powers
+        [[kind in world.utilities.get(u, ()) for kind in inst_types] for u in utilities],
+        dtype=torch.bool,
+    ).view(len(utilities), len(inst_types))
     outage_active = torch.zeros(tpd, len(utilities))
     outage_starts = torch.zeros(tpd, dtype=torch.int64)
     closed = torch.zeros(tpd, len(inst_types), dtype=torch.bool)
@@ -88,14 +92,8 @@ def compile_social(
         u = utilities.index(outage.utility)
         outage_active[window, u] = 1.0
         outage_starts[start % tpd] += 1
-        for n, kind in enumerate(inst_types):
-            if kind in world.utilities[outage.utility]:
-                closed[window, n] = True
+        closed[window] |= powered[u]
     chance, ticks = _random_outages(world, scenario, utilities, hour_to_tick)
-    powered = torch.tensor(
-        [[kind in world.utilities.get(u, ()) for kind in inst_types] for u in utilities],
-        dtype=torch.bool,
-    ).view(len(utilities), len(inst_types))
     return SocialTables(
         coworkers,
         familiarity,

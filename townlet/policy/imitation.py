@@ -58,11 +58,11 @@ class Demonstrations:
 
     def take(self, index: torch.Tensor) -> Demonstrations:
         return Demonstrations(
-            self.codes[index],
-            self.features[index],
-            self.masks[index],
-            self.labels[index],
-            self.returns[index],
+            self.codes.index_select(0, index),
+            self.features.index_select(0, index),
+            self.masks.index_select(0, index),
+            self.labels.index_select(0, index),
+            self.returns.index_select(0, index),
             self.label,
             self.events,
         )

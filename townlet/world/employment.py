@@ -58,7 +58,7 @@ def work(
 ) -> ShiftOutcome:
     """Update arrivals in place and return this tick's shift events, wages and penalties.
     `works` (E, A) marks whose job runs today (None: everyone's); the others are off."""
-    in_shift = layout.shift_in_progress[clock]
+    in_shift = torch.take(layout.shift_in_progress, clock)
     if works is not None:
         in_shift = in_shift & works
     arrived = torch.where(in_shift, state.arrived, 0)
@@ -66,14 +66,15 @@ def work(
     if not all_alive:
         present &= state.alive
     arriving = present & in_shift & (arrived == 0)
-    arrival = torch.where(arriving, layout.shift_arrival_kind[clock], 0)
+    arrival = torch.where(arriving, torch.take(layout.shift_arrival_kind, clock), 0)
     arrived = arrived + arrival
     state.arrived = arrived
     wage = torch.where(present & (arrived > 0), layout.wage, 0.0)
-    absent = layout.shift_last_tick[clock] & (arrived == 0)
+    absent = torch.take(layout.shift_last_tick, clock) & (arrived == 0)
     if not all_alive:
         absent &= state.alive
-    late_charge, absence_charge = layout.late_charge[clock], layout.absence_charge[clock]
+    late_charge = torch.take(layout.late_charge, clock)
+    absence_charge = torch.take(layout.absence_charge, clock)
     if works is not None:
         absent &= works
         late_charge, absence_charge = late_charge * works, absence_charge * works

@@ -22,6 +22,7 @@ from townlet.config.schema import RivalryConfig
 from townlet.world.constants import Action
 from townlet.world.draws import uniform
 from townlet.world.layout import Layout
+from townlet.world.lookup import rows
 from townlet.world.outages import closed_here
 from townlet.world.state import WorldState
 
@@ -60,12 +61,12 @@ def interact(
     busy = using >= 0
     state.progress += busy
     used_inst = using.clamp(min=0)
-    done_now = busy & (state.progress >= layout.inst_duration[used_inst])
-    completed = torch.where(done_now, layout.inst_type[used_inst], -1)
+    done_now = busy & (state.progress >= torch.take(layout.inst_duration, used_inst))
+    completed = torch.where(done_now, torch.take(layout.inst_type, used_inst), -1)
     if layout.effects_per_tick:
-        meter_delta = layout.inst_rate[used_inst] * busy.unsqueeze(-1)
+        meter_delta = rows(layout.inst_rate, used_inst) * busy.unsqueeze(-1)
     else:
-        meter_delta = layout.inst_delta[used_inst] * done_now.unsqueeze(-1)
+        meter_delta = rows(layout.inst_delta, used_inst) * done_now.unsqueeze(-1)
     using = torch.where(done_now, -1, using)
     state.progress = torch.where(done_now, 0, state.progress)
 
@@ -97,8 +98,10 @@ def interact(
     state.ticket = ticket
     state.stock.scatter_add_(1, cand_inst, -admitted.long())
     if layout.effects_per_tick:  # the price is paid on starting, the effects while it lasts
-        meter_delta = meter_delta + layout.inst_start_delta[cand_inst] * admitted.unsqueeze(-1)
-    started = torch.where(admitted, layout.inst_type[cand_inst], -1)
+        meter_delta = meter_delta + rows(layout.inst_start_delta, cand_inst) * admitted.unsqueeze(
+            -1
+        )
+    started = torch.where(admitted, torch.take(layout.inst_type, cand_inst), -1)
     intensity = (rank - slot_here.clamp(min=0) + 1).float() * joined
 
     if bool(joined.any()):

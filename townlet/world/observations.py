@@ -31,10 +31,12 @@ from townlet.world.constants import (
 )
 from townlet.world.interactions import can_start_here
 from townlet.world.layout import Layout
+from townlet.world.lookup import rows
 from townlet.world.outages import out_now
 from townlet.world.rivalry import rivalry_summary
 from townlet.world.social import chat_partners, familiarity_in_view
 from townlet.world.state import WorldState
+from townlet.world.windows import WindowTables, draw_windows, pair_offsets
 
 CLOCK_FEATURES: tuple[str, ...] = (
     "time_sin",
@@ -123,8 +125,7 @@ class ObservationBuilder:
         first_status = len(self.feature_names) - len(STATUS_FEATURES)
         self._status = {name: first_status + i for i, name in enumerate(STATUS_FEATURES)}
         self.channel_names = dense_channel_names(layout.affordance_types)
-        v = layout.window
-        self._center = layout.radius * v + layout.radius
+        self.windows = WindowTables(layout, device)
         phases, arrivals = len(ShiftPhase), ARRIVAL_KINDS
         states = shift_state_codes(
             torch.arange(phases).repeat_interleave(arrivals), torch.arange(arrivals).repeat(phases)
@@ -160,33 +161,20 @@ class ObservationBuilder:
 
     # ------------------------------------------------------------------ map codes
     def map_codes(
-        self, state: WorldState, instance_state: torch.Tensor | None, all_alive: bool
+        self,
+        state: WorldState,
+        instance_state: torch.Tensor | None,
+        all_alive: bool,
+        offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(E, A, V, V) uint8 window codes around every agent."""
-        layout = self.layout
+        """(E, A, V, V) uint8 window codes around every agent (`offsets`: `pair_offsets`,
+        computed here when there are several agents and the caller has none)."""
         e, a = state.pos.shape
-        grid = layout.base_codes.expand(e, -1).clone()
-        if instance_state is not None:
-            codes = (layout.inst_idle_code + instance_state) * OCCUPANT_KINDS
-            grid[:, layout.inst_cell] = codes.to(torch.uint8)
-        if a == 1:  # a lone agent: draw it as SELF, nothing else can share its tile
-            grid.scatter_(1, state.pos, grid.gather(1, state.pos) + OCCUPANT_SELF)
-            index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
-            window = grid.gather(1, index)
-        else:
-            drawn = (
-                state.pos if all_alive else torch.where(state.alive, state.pos, layout.sink_cell)
-            )
-            # Occupant bits are 0 before drawing, so adding OTHER is exact even for shared tiles.
-            grid.scatter_(1, drawn, grid.gather(1, drawn) + OCCUPANT_OTHER)
-            index = (state.pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
-            window = grid.gather(1, index).view(e, a, -1)
-            # At its own window centre an agent's OTHER becomes SELF (2), or SELF+OTHER (3)
-            # when another agent shares the tile: XOR with 3 or 2 respectively.
-            shared = (drawn.unsqueeze(2) == drawn.unsqueeze(1)).sum(-1) > 1
-            window[:, :, self._center] ^= (OCCUPANT_OTHER | OCCUPANT_SELF) - shared.to(torch.uint8)
-        v = layout.window
-        return window.view(e, a, v, v)
+        if a > 1 and offsets is None:
+            offsets = pair_offsets(state, self.windows.origin)
+        codes = draw_windows(self.windows, self.layout, state, instance_state, offsets, all_alive)
+        v = self.layout.window
+        return codes.view(e, a, v, v)
 
     @staticmethod
     def instance_state(state: WorldState, num_instances: int) -> torch.Tensor:
@@ -206,14 +194,16 @@ class ObservationBuilder:
         rivalry_active: bool,
         all_alive: bool,
         social_active: bool = False,
+        offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(E, A, F) float32 named features; idle parts are filled without computing them."""
+        """(E, A, F) float32 named features; idle parts are filled without computing them
+        (`offsets`: this state's `pair_offsets`, when the caller has them)."""
         layout = self.layout
         e, a = state.pos.shape
         parts = [
             state.meters,
-            self._clock_shift[clock * ARRIVAL_KINDS + state.arrived],
-            layout.cell_features[layout.agent_cell_base + state.pos],
+            rows(self._clock_shift, clock * ARRIVAL_KINDS + state.arrived),
+            rows(layout.cell_features, layout.agent_cell_base + state.pos),
             self.shift_slack(state, clock).unsqueeze(-1),
         ]
         if self.calendar is not None:  # a day off has no shift to be late for
@@ -249,7 +239,7 @@ class ObservationBuilder:
             out[..., col["rivalry_max"]] = 0.0
             out[..., col["rivalry_avoid_count"]] = 0.0
         out[..., col["familiarity_max"]] = (
-            familiarity_in_view(state, layout, all_alive) if social_active else 0.0
+            familiarity_in_view(state, layout, all_alive, offsets) if social_active else 0.0
         )
         return self._random_outages(out, state)
 
@@ -270,7 +260,12 @@ class ObservationBuilder:
 
     # ------------------------------------------------------------------ masks
     def action_mask(
-        self, state: WorldState, tod_cells: torch.Tensor, engaged: bool, all_alive: bool
+        self,
+        state: WorldState,
+        tod_cells: torch.Tensor,
+        engaged: bool,
+        all_alive: bool,
+        offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(E, A, NUM_ACTIONS) bool: blocked moves and pointless INTERACTs are masked
         (INTERACT is allowed where something can be used, or someone is near to chat with who
@@ -281,7 +276,7 @@ class ObservationBuilder:
         if engaged:
             here |= torch.maximum(state.using, state.queued) >= 0
         if self._social:
-            here |= chat_partners(state, layout, self.social_config, all_alive).any(-1)
+            here |= chat_partners(state, layout, self.social_config, all_alive, offsets).any(-1)
         mask[..., Action.INTERACT] = here
         if all_alive:
             return mask

@@ -26,6 +26,7 @@ import torch
 from townlet.config.schema import SocialConfig
 from townlet.world.layout import Layout
 from townlet.world.state import WorldState
+from townlet.world.windows import pair_offsets
 
 
 @dataclass
@@ -36,32 +37,54 @@ class ChatOutcome:
     social_gain: torch.Tensor  # (E, A) float32 social meter gained (as starter or partner)
 
 
-def _pairs(state: WorldState, layout: Layout, table: torch.Tensor, all_alive: bool) -> torch.Tensor:
-    """(E, A, A) bool: the pair's tile offset is in `table`, both standing, i != j."""
-    offset = state.pos.unsqueeze(2) - state.pos.unsqueeze(1) + (table.shape[0] // 2)
-    pairs = torch.take(table, offset) & ~layout.self_pair
+def _pairs(
+    state: WorldState,
+    layout: Layout,
+    table: torch.Tensor,
+    all_alive: bool,
+    offsets: torch.Tensor | None,
+) -> torch.Tensor:
+    """(E, A, A) bool: the pair's tile offset is in `table` (symmetric), both standing, i != j;
+    `offsets` are this state's `pair_offsets` when the caller has them already."""
+    if offsets is None:
+        offsets = pair_offsets(state, table.shape[0] // 2)
+    pairs = torch.take(table, offsets) & ~layout.self_pair
     if not all_alive:
         pairs &= state.alive.unsqueeze(1) & state.alive.unsqueeze(2)
     return pairs
 
 
-def neighbours(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
+def neighbours(
+    state: WorldState,
+    layout: Layout,
+    all_alive: bool = False,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(E, A, A) bool: j stands on i's tile or next to it (4-neighbourhood), both standing."""
-    return _pairs(state, layout, layout.near_by_offset, all_alive)
+    return _pairs(state, layout, layout.near_by_offset, all_alive, offsets)
 
 
-def in_view(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
+def in_view(
+    state: WorldState,
+    layout: Layout,
+    all_alive: bool = False,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(E, A, A) bool: j is inside i's observation window, both standing."""
-    return _pairs(state, layout, layout.in_view_by_offset, all_alive)
+    return _pairs(state, layout, layout.in_view_by_offset, all_alive, offsets)
 
 
 def chat_partners(
-    state: WorldState, layout: Layout, config: SocialConfig, all_alive: bool = False
+    state: WorldState,
+    layout: Layout,
+    config: SocialConfig,
+    all_alive: bool = False,
+    offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(E, A, A) bool: j is next to i and the pair has not chatted for the cooldown."""
-    near = neighbours(state, layout, all_alive)
-    since = state.tick.view(-1, 1, 1) - state.last_chat
-    return near & (since >= config.chat_cooldown_ticks)
+    near = neighbours(state, layout, all_alive, offsets)
+    latest = state.tick.view(-1, 1, 1) - config.chat_cooldown_ticks  # the last chat allowed
+    return near & (state.last_chat <= latest)
 
 
 def chat(
@@ -87,19 +110,31 @@ def chat(
     success = attempt & (quality >= config.chat_success_threshold)
     failure = attempt ^ success
     event = success.long() + 2 * failure.long()  # ChatEvent
-    agents = torch.arange(near.shape[-1], device=near.device)
-    pair = (agents == partner.unsqueeze(-1)) & attempt.unsqueeze(-1)  # (E, starter, partner)
+    e, a = attempt.shape
     gain = quality * success
-    talked = pair | pair.transpose(1, 2)
-    state.last_chat = torch.where(talked, state.tick.view(-1, 1, 1), state.last_chat)
+    # Each starter's pair as flat (E, A, A) cells, starter -> partner and back. Agents that did
+    # not chat point at their own diagonal, which nothing reads, and put 0 or its own value
+    # there: writing a few cells instead of building (E, A, A) masks (measured 2026-12-07).
+    agents = torch.arange(a, device=attempt.device)
+    env_cell = torch.arange(e, device=attempt.device).unsqueeze(1) * (a * a)
+    target = torch.where(attempt, partner, agents)
+    one_way = (env_cell + agents * a + target).view(-1)
+    other_way = (env_cell + target * a + agents).view(-1)
+    last_chat = state.last_chat.clone()
+    unchanged = last_chat.diagonal(dim1=1, dim2=2)
+    stamp = torch.where(attempt, state.tick.unsqueeze(1), unchanged).view(-1)
+    last_chat.view(-1)[one_way] = stamp
+    last_chat.view(-1)[other_way] = stamp
+    state.last_chat = last_chat
     if bool(success.any()):
-        closeness = _both_ways(pair * (config.chat_familiarity_gain * gain).unsqueeze(-1))
+        closeness = _both_ways(_pair_cells(config.chat_familiarity_gain * gain, one_way))
         state.familiarity = (state.familiarity + closeness).clamp_(max=1.0)
     if bool(failure.any()):
-        friction = _both_ways(pair * (config.chat_failure_rivalry * failure).unsqueeze(-1))
+        friction = _both_ways(_pair_cells(config.chat_failure_rivalry * failure, one_way))
         state.rivalry = (state.rivalry + friction).clamp_(max=1.0)
     gain = config.chat_social_gain * gain
-    social_gain = gain + (pair * gain.unsqueeze(-1)).sum(1)  # the starter's and the partner's
+    # the starter's gain and, summed over who chose it, the partner's
+    social_gain = gain + _pair_cells(gain, one_way).sum(1)
     return ChatOutcome(event, quality, torch.where(attempt, partner, -1), social_gain)
 
 
@@ -121,10 +156,23 @@ def decay_familiarity(state: WorldState, config: SocialConfig) -> None:
     state.familiarity.mul_(1.0 - config.familiarity_decay)
 
 
-def familiarity_in_view(state: WorldState, layout: Layout, all_alive: bool = False) -> torch.Tensor:
+def familiarity_in_view(
+    state: WorldState,
+    layout: Layout,
+    all_alive: bool = False,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(E, A): the strongest familiarity an agent has with anyone in its window (0 if none)."""
-    seen = in_view(state, layout, all_alive)
+    seen = in_view(state, layout, all_alive, offsets)
     return torch.where(seen, state.familiarity, 0.0).amax(-1)
+
+
+def _pair_cells(values: torch.Tensor, one_way: torch.Tensor) -> torch.Tensor:
+    """(E, A, A) float32: each starter's value (E, A), >= 0, at its pair's cell, 0 elsewhere."""
+    e, a = values.shape
+    cells = torch.zeros(e * a * a, dtype=torch.float32, device=values.device)
+    cells[one_way] = values.reshape(-1).float()
+    return cells.view(e, a, a)
 
 
 def _both_ways(delta: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from townlet.world.events import StepEvents
 from townlet.world.fast_path import FastPath, FastPathError
 from townlet.world.interactions import interact
 from townlet.world.layout import UNLIMITED_STOCK, Layout, compile_layout, hour_to_tick
+from townlet.world.lookup import rows
 from townlet.world.movement import leave_on_move, move
 from townlet.world.needs import update_meters
 from townlet.world.observations import Observation, ObservationBuilder
@@ -43,6 +44,7 @@ from townlet.world.social import (
 )
 from townlet.world.state import WorldState
 from townlet.world.tunables import Tunables
+from townlet.world.windows import pair_offsets
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,8 @@ class World:
         self.phases = PhaseClock(enabled=False)  # a trainer that profiles sets its own
         self._has_jobs = bool(layout.has_job.any())
         self._social = layout.num_agents > 1  # chats, shared meals: someone to meet
+        self._offsets_of: torch.Tensor | None = None  # the positions `_offsets` describe
+        self._offsets = torch.empty(0)
         self._has_instances = len(layout.instance_names) > 0
         self._coworkers = bool(layout.coworkers.any())
         self._outages = bool(layout.outage_starts.any())
@@ -269,17 +273,22 @@ class World:
                 if engaged
                 else None
             )
+            observer = self.observer
+            # where each agent stands relative to each other: the windows, the chat mask and
+            # the familiarity in view all read it
+            offsets = self._pair_offsets() if self._social else None
             return Observation(
-                map_codes=self.observer.map_codes(s, inst_state, all_alive),
-                features=self.observer.features(
+                map_codes=observer.map_codes(s, inst_state, all_alive, offsets),
+                features=observer.features(
                     s,
                     self._clock,
                     engaged,
                     self.fast.rivalry_active,
                     all_alive,
                     self.fast.social_active,
+                    offsets,
                 ),
-                action_mask=self.observer.action_mask(s, self._tod_cells, engaged, all_alive),
+                action_mask=observer.action_mask(s, self._tod_cells, engaged, all_alive, offsets),
             )
 
     def dense_map(self, obs: Observation) -> torch.Tensor:
@@ -528,7 +537,7 @@ class World:
                 if layout.social_index >= 0
                 else self._zero_float
             )
-            near = chat_partners(s, layout, social, fast.all_alive)
+            near = chat_partners(s, layout, social, fast.all_alive, self._pair_offsets())
             talk = chat(s, social, wants, near, need)
             event, quality, partner = talk.event, talk.quality, talk.partner
             if layout.social_index >= 0:
@@ -539,6 +548,16 @@ class World:
             share_meals(s, social, completed, layout.meal_type)
             fast.social_active = fast.social_active or bool((s.familiarity > 0).any())
         return event, quality, partner
+
+    def _pair_offsets(self) -> torch.Tensor:
+        """`pair_offsets` of the current positions; the tick's chats and the observation after
+        them share one (positions only change by moving and by new episodes, each of which
+        makes a new `pos` tensor)."""
+        pos = self.state.pos
+        if self._offsets_of is not pos:
+            self._offsets = pair_offsets(self.state, self.observer.windows.origin)
+            self._offsets_of = pos
+        return self._offsets
 
     def shaping_potential(self) -> torch.Tensor:
         """(E, A) the potentials the reward's shaping terms pay differences of, summed (commute
@@ -569,10 +588,10 @@ class World:
         busy = s.using >= 0
         inst = s.using.clamp(min=0)
         if layout.effects_per_tick:
-            left = (layout.inst_duration[inst] - s.progress).clamp(min=0) * busy
-            remaining = layout.inst_rate[inst] * left.unsqueeze(-1)
+            left = (torch.take(layout.inst_duration, inst) - s.progress).clamp(min=0) * busy
+            remaining = rows(layout.inst_rate, inst) * left.unsqueeze(-1)
         else:
-            remaining = layout.inst_delta[inst] * busy.unsqueeze(-1)
+            remaining = rows(layout.inst_delta, inst) * busy.unsqueeze(-1)
         capped = torch.minimum(torch.maximum(remaining, -s.meters), 1.0 - s.meters)
         return (capped @ self.tunables.need_weights) * self._interaction_weight
 

@@ -28,7 +28,7 @@ def reference_windows(world, pos, alive, instance_state):
     e, a = pos.shape
     grid = layout.base_codes.expand(e, -1).clone()
     if instance_state is not None:
-        codes = (layout.inst_idle_code + instance_state) * OCCUPANT_KINDS
+        codes = (layout.inst_idle_code + instance_state.long()) * OCCUPANT_KINDS
         grid[:, layout.inst_cell] = codes.to(torch.uint8)
     index = (pos.unsqueeze(-1) + layout.window_offsets).view(e, -1)
     center = layout.window * layout.window // 2
@@ -58,7 +58,7 @@ def states(draw):
     instance_state = None
     if n and draw(st.booleans()):
         flags = draw(st.lists(st.integers(0, 2), min_size=e * n, max_size=e * n))
-        instance_state = torch.tensor(flags).view(e, n)
+        instance_state = torch.tensor(flags, dtype=torch.uint8).view(e, n)
     return world, pos.view(e, a), alive.view(e, a), instance_state
 
 

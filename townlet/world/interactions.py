@@ -76,9 +76,7 @@ def interact(
     is_candidate = ((state.queued >= 0) & ok) | wants
     cand = torch.where(is_candidate, tile, -1)
 
-    tie_break = uniform(state.rng_key, state.tick, wants.shape[1])
-    new_ticket = state.tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
-    ticket = torch.where(wants, new_ticket, state.ticket)
+    ticket = _new_tickets(state, wants)
 
     same = (cand.unsqueeze(2) == cand.unsqueeze(1)) & is_candidate.unsqueeze(1)
     ahead = same & (ticket.unsqueeze(1) < ticket.unsqueeze(2))
@@ -111,3 +109,17 @@ def interact(
         state.rivalry = (state.rivalry + raised).clamp_(max=1.0)
     nothing_to_use = (actions == Action.INTERACT) & ~ok
     return InteractionOutcome(started, completed, meter_delta, joined, intensity, nothing_to_use)
+
+
+def _new_tickets(state: WorldState, wants: torch.Tensor) -> torch.Tensor:
+    """(E, A) float64 queue tickets: the tick plus half a seeded draw for the agents that ask
+    to use something now, the held ticket for the others. The draws are made for the envs
+    where someone asks only (a few percent of envs at a tick under random play)."""
+    envs = wants.any(1).nonzero().squeeze(1)
+    if envs.numel() == 0:
+        return state.ticket
+    tick, held = state.tick.index_select(0, envs), state.ticket.index_select(0, envs)
+    tie_break = uniform(state.rng_key.index_select(0, envs), tick, wants.shape[1])
+    new_ticket = tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
+    fresh = torch.where(wants.index_select(0, envs), new_ticket, held)
+    return state.ticket.index_copy(0, envs, fresh)

@@ -122,8 +122,6 @@ class ObservationBuilder:
         )
         first = self.feature_names.index(outage_names[0]) if outage_names else 0
         self._outage_columns = slice(first, first + len(outage_names))
-        first_status = len(self.feature_names) - len(STATUS_FEATURES)
-        self._status = {name: first_status + i for i, name in enumerate(STATUS_FEATURES)}
         self.channel_names = dense_channel_names(layout.affordance_types)
         self.windows = WindowTables(layout, device)
         phases, arrivals = len(ShiftPhase), ARRIVAL_KINDS
@@ -155,6 +153,7 @@ class ObservationBuilder:
         )
         self._social = layout.num_agents > 1
         self._idle_tail = torch.tensor(_IDLE_STATUS, device=device)
+        self._zero = torch.zeros((), device=device)
         self._dense_table = self._build_dense_table().to(device)
         self._wait_only = torch.zeros(NUM_ACTIONS, dtype=torch.bool, device=device)
         self._wait_only[Action.WAIT] = True
@@ -178,9 +177,9 @@ class ObservationBuilder:
 
     @staticmethod
     def instance_state(state: WorldState, num_instances: int) -> torch.Tensor:
-        """(E, N) int64: 0 idle, 1 occupied, 2 someone queued."""
+        """(E, N) uint8: 0 idle, 1 occupied, 2 someone queued."""
         e = state.pos.shape[0]
-        flags = torch.zeros(e, num_instances + 1, dtype=torch.int64, device=state.pos.device)
+        flags = torch.zeros(e, num_instances + 1, dtype=torch.uint8, device=state.pos.device)
         flags.scatter_(1, state.using + 1, 1)
         flags.scatter_(1, state.queued + 1, 2)
         return flags[:, 1:]
@@ -215,32 +214,23 @@ class ObservationBuilder:
         if all_alive and not engaged and not rivalry_active and not social_active:
             idle = torch.cat((*parts, self._idle_tail.expand(e, a, -1)), dim=-1)
             return self._random_outages(idle, state)
-        out = torch.cat(
-            (*parts, torch.empty(e, a, len(self._idle_tail), device=state.pos.device)), dim=-1
-        )
-        col = self._status
-        out[..., col["alive"]] = state.alive
+        zero = self._zero.expand(e, a)
+        in_queue = interacting = progress = zero
         if engaged:
             interacting = state.using >= 0
             duration = torch.take(layout.inst_duration, state.using.clamp(min=0))
-            out[..., col["in_queue"]] = state.queued >= 0
-            out[..., col["interacting"]] = interacting
-            out[..., col["interaction_progress"]] = torch.where(
-                interacting, state.progress / duration, 0.0
-            )
-        else:
-            for name in ("in_queue", "interacting", "interaction_progress"):
-                out[..., col[name]] = 0.0
+            in_queue = state.queued >= 0
+            progress = torch.where(interacting, state.progress / duration, 0.0)
+        riv_max = avoid = zero
         if rivalry_active:
             riv_max, avoid = rivalry_summary(state.rivalry, self.rivalry_threshold)
-            out[..., col["rivalry_max"]] = riv_max
-            out[..., col["rivalry_avoid_count"]] = avoid
-        else:
-            out[..., col["rivalry_max"]] = 0.0
-            out[..., col["rivalry_avoid_count"]] = 0.0
-        out[..., col["familiarity_max"]] = (
-            familiarity_in_view(state, layout, all_alive, offsets) if social_active else 0.0
-        )
+        familiarity = zero
+        if social_active:
+            familiarity = familiarity_in_view(state, layout, all_alive, offsets)
+        # in STATUS_FEATURES' order; one stack (it promotes to float32) instead of a write per
+        # column
+        status = (state.alive, in_queue, interacting, progress, riv_max, avoid, familiarity)
+        out = torch.cat((*parts, torch.stack(status, dim=-1)), dim=-1)
         return self._random_outages(out, state)
 
     def _random_outages(self, out: torch.Tensor, state: WorldState) -> torch.Tensor:

@@ -60,7 +60,7 @@ def draw_windows(
     window = tables.base.index_select(0, state.pos.reshape(-1)).view(e, a, -1)
     if instance_state is not None:  # busy or queued instances: + their state x OCCUPANT_KINDS
         inst_slots = tables.inst_slots.index_select(0, state.pos.reshape(-1)).view(e, a, -1)
-        codes = (instance_state * OCCUPANT_KINDS).to(torch.uint8).unsqueeze(1)
+        codes = (instance_state * OCCUPANT_KINDS).unsqueeze(1)
         window.scatter_add_(2, inst_slots, codes.expand(e, a, -1))
     center = window[:, :, tables.center]
     if offsets is None:  # a lone agent: SELF, nobody can share its tile

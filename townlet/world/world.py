@@ -36,12 +36,7 @@ from townlet.world.observations import Observation, ObservationBuilder
 from townlet.world.outages import draw_outages, out_now
 from townlet.world.rewards import TickOutcome, compute_reward, reward_terms
 from townlet.world.rivalry import decay_rivalry
-from townlet.world.social import (
-    chat,
-    chat_partners,
-    decay_familiarity,
-    share_meals,
-)
+from townlet.world.social import chats, decay_familiarity, share_meals
 from townlet.world.state import WorldState
 from townlet.world.tunables import Tunables
 from townlet.world.windows import pair_offsets
@@ -537,8 +532,8 @@ class World:
                 if layout.social_index >= 0
                 else self._zero_float
             )
-            near = chat_partners(s, layout, social, fast.all_alive, self._pair_offsets())
-            talk = chat(s, social, wants, near, need)
+            offsets = self._pair_offsets()
+            talk = chats(s, layout, social, wants, need, offsets, fast.all_alive)
             event, quality, partner = talk.event, talk.quality, talk.partner
             if layout.social_index >= 0:
                 meter_delta[..., layout.social_index] += talk.social_gain

@@ -309,3 +309,37 @@ def test_a_town_training_run_counts_real_chats(tmp_path):
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())
     assert "chats_per_agent_day" in evaluation["random"]["behaviour"]
     assert torch.isfinite(torch.tensor(evaluation["random"]["behaviour"]["chats_per_agent_day"]))
+
+
+def test_chats_on_the_rows_of_the_asking_envs_equal_chats_over_every_env():
+    """The world runs a tick's chats on the rows of the envs where someone wants one; every
+    chat, relation and gain is the same as running them over all envs."""
+    from townlet.scenarios import build_world
+    from townlet.world.social import ChatRows, chat, chat_partners, chats
+    from townlet.world.windows import pair_offsets
+
+    world = build_world(load_config(["scenario=town"]), num_envs=6, seed=3)
+    state, layout, config = world.state, world.layout, world.config.social
+    generator = torch.Generator().manual_seed(0)
+    # crowd the agents onto a few tiles so that most can chat, and give them a history
+    tiles = layout.walkable[:-1].nonzero().squeeze(1)[:3]
+    state.pos = tiles[torch.randint(0, 3, state.pos.shape, generator=generator)]
+    state.familiarity = torch.rand(state.familiarity.shape, generator=generator)
+    state.rivalry = torch.rand(state.rivalry.shape, generator=generator) * 0.5
+    wants = torch.rand(state.pos.shape, generator=generator) < 0.6
+    wants[[1, 4]] = False  # two envs where nobody asks
+    need = torch.rand(state.pos.shape, generator=generator)
+    offsets = pair_offsets(state, world.observer.windows.origin)
+
+    everywhere = state.clone()
+    rows = ChatRows.of(everywhere, None)
+    near = chat_partners(rows, layout, config, True, offsets)
+    expected = chat(rows, config, wants, near, need)
+    rows.write_back(everywhere, None)
+
+    got = chats(state, layout, config, wants, need, offsets, True)
+    assert (expected.event > 0).sum() >= 3, "the case has chats"
+    for name in ("event", "quality", "partner", "social_gain"):
+        assert torch.equal(getattr(got, name), getattr(expected, name)), name
+    for name in ("familiarity", "rivalry", "last_chat"):
+        assert torch.equal(getattr(state, name), getattr(everywhere, name)), name

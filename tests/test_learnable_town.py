@@ -262,6 +262,34 @@ def test_an_anneal_run_logs_version_1_2_records_and_is_deterministic(tmp_path):
         assert torch.equal(value, weights[1]["model"][key])
 
 
+def test_ppo_epochs_measure_the_clone_every_n_epochs_and_learn_the_same(tmp_path):
+    """`train.bc.accuracy_every` only thins the telemetry: the weights do not change."""
+    args = [
+        *KITCHEN,
+        "train.bc.demo_envs=4",
+        "train.anneal=[{mode: bc, epochs: 1}, {mode: ppo, epochs: 3}]",
+        "train.anneal_threshold=0.0",
+        "train.eval_episodes=2",
+    ]
+    runs = {}
+    for every in (1, 2):
+        run = tmp_path / f"every_{every}"
+        train(load_config([*args, f"train.bc.accuracy_every={every}"]), run)
+        runs[every] = run
+    records = [r for _, r in validate_log(runs[2] / "telemetry" / "ppo.jsonl")]
+    measured = [r["epoch"] for r in records if "anneal_bc_accuracy" in r]
+    assert [r["anneal_stage"] for r in records] == ["bc", "ppo", "ppo", "ppo"]
+    assert measured == [1, 2, 4], "the BC epoch, then every second epoch"
+    assert all(("anneal_bc_passed" in r) == (r["epoch"] in measured) for r in records)
+    every_epoch = [r for _, r in validate_log(runs[1] / "telemetry" / "ppo.jsonl")]
+    assert all("anneal_bc_accuracy" in r for r in every_epoch)
+    weights = [
+        torch.load(r / "checkpoints" / "latest.pt", weights_only=True) for r in runs.values()
+    ]
+    for key, value in weights[0]["model"].items():
+        assert torch.equal(value, weights[1]["model"][key]), key
+
+
 def test_a_failed_gate_skips_ppo(tmp_path):
     args = [
         *KITCHEN,

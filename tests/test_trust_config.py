@@ -72,6 +72,7 @@ def test_validation_holds_outside_the_entry_points_too(tmp_path):
     for overrides, key in (
         (["+world.no_such_key=1"], "world.no_such_key"),
         (["ppo.num_minibatches=0"], "ppo.num_minibatches"),
+        (["train.bc.accuracy_every=0"], "train.bc.accuracy_every"),
         (["curriculum=staged", "curriculum.survival_threshold=2"], "survival_threshold"),
         (["world.reward.clip_min=2"], "clip_min"),
     ):

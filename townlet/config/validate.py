@@ -87,6 +87,7 @@ RANGES: dict[str, Range] = {
     "world.social.chat_success_threshold": UNIT,
     "world.social.chat_cooldown_ticks": NON_NEGATIVE,
     "train.bc.ppo_anchor": NON_NEGATIVE,
+    "train.bc.accuracy_every": AT_LEAST_ONE,
     "train.select_every": NON_NEGATIVE,
     "train.select_episodes": AT_LEAST_ONE,
     "world.reward.faint_penalty": NON_NEGATIVE,

@@ -423,8 +423,10 @@ class Trainer:
                 self.recorder.flush()
             record.update(self.recorder.stats())
         if self.schedule is not None:
-            with self.phases.time("bc"):
-                score = accuracy(self.net, self.accuracy_demos)
+            score = None  # measured every `train.bc.accuracy_every` PPO epochs
+            if epoch % self.config.train.bc.accuracy_every == 0:
+                with self.phases.time("bc"):
+                    score = accuracy(self.net, self.accuracy_demos)
             record.update(self._anneal_fields("ppo", score))
             self.schedule.ppo_epoch_done()
         self._log(epoch, record)
@@ -446,15 +448,20 @@ class Trainer:
             return None
         return Anchor(self.demos, weight)
 
-    def _anneal_fields(self, stage: str, bc_accuracy: float, **extra: Any) -> dict[str, Any]:
+    def _anneal_fields(self, stage: str, bc_accuracy: float | None, **extra: Any) -> dict[str, Any]:
+        """The schedule's telemetry; no accuracy keys for an epoch that did not measure it."""
         threshold = self.schedule.threshold
+        measured = (
+            {}
+            if bc_accuracy is None
+            else {"anneal_bc_accuracy": bc_accuracy, "anneal_bc_passed": bc_accuracy >= threshold}
+        )
         return {
             "anneal_cycle": self.schedule.cycle,
             "anneal_stage": stage,
             "anneal_dataset": self.demos.label,
-            "anneal_bc_accuracy": bc_accuracy,
             "anneal_bc_threshold": threshold,
-            "anneal_bc_passed": bc_accuracy >= threshold,
+            **measured,
             **extra,
         }
 

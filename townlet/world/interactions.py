@@ -113,13 +113,7 @@ def interact(
 
 def _new_tickets(state: WorldState, wants: torch.Tensor) -> torch.Tensor:
     """(E, A) float64 queue tickets: the tick plus half a seeded draw for the agents that ask
-    to use something now, the held ticket for the others. The draws are made for the envs
-    where someone asks only (a few percent of envs at a tick under random play)."""
-    envs = wants.any(1).nonzero().squeeze(1)
-    if envs.numel() == 0:
-        return state.ticket
-    tick, held = state.tick.index_select(0, envs), state.ticket.index_select(0, envs)
-    tie_break = uniform(state.rng_key.index_select(0, envs), tick, wants.shape[1])
-    new_ticket = tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
-    fresh = torch.where(wants.index_select(0, envs), new_ticket, held)
-    return state.ticket.index_copy(0, envs, fresh)
+    to use something now, the held ticket for the others."""
+    tie_break = uniform(state.rng_key, state.tick, wants.shape[1])
+    new_ticket = state.tick.unsqueeze(1).to(torch.float64) + 0.5 * tie_break
+    return torch.where(wants, new_ticket, state.ticket)

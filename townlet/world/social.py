@@ -31,7 +31,7 @@ from townlet.world.windows import pair_offsets
 
 @dataclass
 class ChatRows:
-    """What a chat reads and writes, for the envs where someone wants one (`rows_of`): at
+    """What a chat reads and writes, for the envs where someone wants one (`ChatRows.of`): at
     1,024 envs of the town under random play 7% of envs have an agent that wants a chat at a
     tick, so chats run on their rows only (measured 2026-12-07)."""
 

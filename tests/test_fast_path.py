@@ -55,6 +55,24 @@ def test_a_stale_fact_is_caught_after_the_step():
         _random_steps(world, 1)
 
 
+def test_pair_offsets_cached_for_positions_changed_in_place_are_caught(monkeypatch):
+    """The tick's chats and the observation share pair offsets cached on the `pos` tensor;
+    a step that moved agents in place after the chats would observe stale offsets."""
+    world = _world("town", check_fast_path=True)
+    _random_steps(world, 5)  # the cache holds and the check passes
+    employment = World._employment
+
+    def swap_in_place(self, clock, works):
+        self._pair_offsets()  # as after this tick's chats
+        self.state.pos[:, [0, 1]] = self.state.pos[:, [1, 0]].clone()
+        return employment(self, clock, works)
+
+    monkeypatch.setattr(World, "_employment", swap_in_place)
+    assert bool((world.state.pos[:, 0] != world.state.pos[:, 1]).any()), "a swap to see"
+    with pytest.raises(FastPathError, match="pair offsets"):
+        _random_steps(world, 1)
+
+
 def test_stage_decay_lives_in_tunables_and_round_trips_a_snapshot():
     world = _world("kitchen_breakfast", num_envs=1)
     base = world.tunables.base_decay.clone()

@@ -297,6 +297,10 @@ class World:
             result = self._step(actions.to(self.device))
         if self.check_fast_path:
             problems = self.fast.problems(self.state)
+            if self._offsets_of is self.state.pos and not torch.equal(
+                self._offsets, pair_offsets(self.state, self.observer.windows.origin)
+            ):
+                problems.append("pair offsets: cached for positions changed in place")
             if problems:
                 raise FastPathError("fast-path facts out of sync: " + "; ".join(problems))
         return result

@@ -96,9 +96,8 @@ def interact(
     state.ticket = ticket
     state.stock.scatter_add_(1, cand_inst, -admitted.long())
     if layout.effects_per_tick:  # the price is paid on starting, the effects while it lasts
-        meter_delta = meter_delta + rows(layout.inst_start_delta, cand_inst) * admitted.unsqueeze(
-            -1
-        )
+        price = rows(layout.inst_start_delta, cand_inst)
+        meter_delta = meter_delta + price * admitted.unsqueeze(-1)
     started = torch.where(admitted, torch.take(layout.inst_type, cand_inst), -1)
     intensity = (rank - slot_here.clamp(min=0) + 1).float() * joined
 

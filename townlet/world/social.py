@@ -204,7 +204,7 @@ def share_meals(
     state: WorldState, config: SocialConfig, completed: torch.Tensor, meal: torch.Tensor
 ) -> None:
     """Agents of an env finishing the same meal type on the same tick grow familiar."""
-    is_meal = (completed >= 0) & meal[completed.clamp(min=0)]
+    is_meal = (completed >= 0) & torch.take(meal, completed.clamp(min=0))
     same = (completed.unsqueeze(2) == completed.unsqueeze(1)) & is_meal.unsqueeze(2)
     same &= is_meal.unsqueeze(1)
     same.diagonal(dim1=1, dim2=2).fill_(False)

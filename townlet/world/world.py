@@ -245,7 +245,7 @@ class World:
     def outages_now(self) -> torch.Tensor:
         """(E, U) bool: the utilities out this tick (`layout.utility_names`), on schedule or
         by a random outage."""
-        scheduled = self.layout.outage_active[self._tod] > 0
+        scheduled = rows(self.layout.outage_active, self._tod) > 0
         return scheduled | out_now(self.state) if self.layout.random_outages else scheduled
 
     def weekday(self) -> torch.Tensor:

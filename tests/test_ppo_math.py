@@ -1,5 +1,6 @@
 """The PPO maths against hand-computed cases: GAE, the clipped losses, the categorical KL, and
-the custom embedding backward against torch's own gradient."""
+the custom embedding backward against torch's own gradient, the fused map layer against the
+plain modules."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from townlet.policy.network import CODE_VOCAB, CodeEmbedding, _CodeLookup
+from townlet.policy.network import CODE_VOCAB, ActorCritic, CodeEmbedding, _CodeLookup
 from townlet.policy.ppo import categorical_kl, clipped_policy_loss, value_loss
 from townlet.policy.rollout import compute_gae
 
@@ -83,3 +86,22 @@ def test_code_lookup_passes_gradcheck():
     weight = torch.randn(10, 2, dtype=torch.float64, requires_grad=True)
     codes = torch.tensor([[1, 3, 3], [9, 0, 1]])
     assert torch.autograd.gradcheck(lambda w: _CodeLookup.apply(w, codes), (weight,))
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 2600), seed=st.integers(0, 2**16))
+def test_fused_map_layer_equals_embedding_then_linear_bit_for_bit(rows, seed):
+    """The fused map layer forms its embedding gradient in chunks (`GRAD_CHUNK`); its output
+    and every gradient must equal the plain modules' exactly, a last partial chunk included."""
+    generator = torch.Generator().manual_seed(seed)
+    net = ActorCritic(window=5, num_features=3, num_actions=4, hidden=8, embedding=3)
+    codes = torch.randint(0, CODE_VOCAB, (rows, 5, 5), generator=generator).to(torch.uint8)
+    upstream = torch.randn(rows, 8, generator=generator)
+    params = (net.embed.weight, net.map_fc.weight, net.map_fc.bias)
+
+    def gradients(output: torch.Tensor) -> list[torch.Tensor]:
+        return [output.detach(), *torch.autograd.grad((output * upstream).sum(), params)]
+
+    fused = gradients(net.read_map(codes))
+    plain = gradients(net.map_fc(net.embed(codes).flatten(1)))
+    assert all(torch.equal(a, b) for a, b in zip(fused, plain, strict=True))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from townlet.policy.network import CODE_VOCAB, ActorCritic, CodeEmbedding, _CodeLookup
-from townlet.policy.ppo import categorical_kl, clipped_policy_loss, value_loss
+from townlet.policy.ppo import categorical_kl, clipped_policy_loss, narrow_log_softmax, value_loss
 from townlet.policy.rollout import compute_gae
 
 
@@ -68,6 +68,17 @@ def test_categorical_kl_is_exact_and_ignores_masked_actions():
     expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
     assert float(categorical_kl(old, new)[0]) == pytest.approx(expected, abs=1e-6)
     assert float(categorical_kl(old, old)[0]) == pytest.approx(0.0, abs=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 300), actions=st.integers(2, 12), seed=st.integers(0, 2**16))
+def test_narrow_log_softmax_equals_log_softmax(rows, actions, seed):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, actions, generator=generator) * 5
+    logits[:, 0] = torch.where(logits[:, 1] > 0, -1e9, logits[:, 0])  # masked actions too
+    ours = narrow_log_softmax(logits)
+    assert ours.shape == logits.shape
+    assert torch.allclose(ours, torch.log_softmax(logits, -1), atol=1e-5, rtol=1e-6)
 
 
 def test_code_embedding_gradient_equals_torch_embedding_gradient():

@@ -36,6 +36,10 @@ class Batch:
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
+    def rows(self, start: int, stop: int) -> Batch:
+        """Transitions `start` to `stop`, as views (no copy)."""
+        return Batch(**{k: None if v is None else v[start:stop] for k, v in self.__dict__.items()})
+
     def take(self, index: torch.Tensor) -> Batch:
         """The transitions at `index` (`index_select`: 5x faster than `v[index]` for a
         minibatch's maps, measured 2026-12-07)."""
@@ -65,10 +69,18 @@ class Anchor:
     weight: float
 
 
+def narrow_log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """`log_softmax(logits, -1)` for (rows, a few actions), taken down the columns of the
+    transposed copy: torch's CPU kernel along a last dimension of 6 took 631 us for 8,192
+    rows against about 180 us this way (measured 2026-12-07). Equal up to rounding, so it
+    serves statistics only; the loss keeps torch's own."""
+    return torch.log_softmax(logits.t().contiguous(), 0).t()
+
+
 def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
-    """Exact KL(old || new) per row for masked logits."""
-    old_logp = torch.log_softmax(old_logits, -1)
-    new_logp = torch.log_softmax(new_logits, -1)
+    """Exact KL(old || new) per row for masked logits (a statistic: see `narrow_log_softmax`)."""
+    old_logp = narrow_log_softmax(old_logits)
+    new_logp = narrow_log_softmax(new_logits)
     return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
 
 

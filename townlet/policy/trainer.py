@@ -528,7 +528,7 @@ class Trainer:
         total = 0.0
         with torch.no_grad(), precision_scope(self.config.ppo.precision, self.device):
             for i in range(0, len(batch), KL_CHUNK):
-                part = batch.take(torch.arange(i, min(i + KL_CHUNK, len(batch))))
+                part = batch.rows(i, i + KL_CHUNK)
                 _, logprob, _, _, logits = self.net.get_action_and_value(
                     part.codes, part.features, part.masks, action=part.actions
                 )

@@ -151,7 +151,7 @@ class ActorCritic(nn.Module):
         h = self.hidden(codes, features)
         # fp32 from here on under bf16 autocast: masking, sampling and log-probabilities
         logits = self.actor(h).float().masked_fill(~mask, -1e9)
-        dist = Categorical(logits=logits)
+        dist = Categorical(logits=logits, validate_args=False)  # ours, masked: valid
         if action is None:
             if deterministic:
                 action = logits.argmax(-1)

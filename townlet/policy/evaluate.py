@@ -35,6 +35,7 @@ from townlet.telemetry.schema import EVENT_PREFIX
 from townlet.util.event_codes import RentEvent
 from townlet.world import ShiftEvent, World
 from townlet.world.calendar import DAYS_A_WEEK
+from townlet.world.side_by_side import side_by_side
 
 EVAL_SEEDS = 4
 WHO = ("policy_deterministic", "policy_sampled", "scripted", "random")
@@ -46,9 +47,15 @@ def play(
     episodes: int,
     seed: int,
     seeds: int = EVAL_SEEDS,
+    together: bool = False,
 ) -> dict:
-    """`episodes` episodes from the scenario's fixed start, spread over `seeds` world seeds."""
+    """`episodes` episodes from the scenario's fixed start, spread over `seeds` world seeds.
+    With `together` the groups' envs step in one batch (`side_by_side`), for a chooser whose
+    action in a row depends on that row alone and draws nothing (a deterministic policy): the
+    same report, one pass instead of one per group."""
     groups = seed_groups(episodes, seed, seeds)
+    if together and not config.population.background and len(groups) > 1:
+        return _report([_play_together(config, make_chooser, groups)])
     return _report([_play_group(config, make_chooser, envs, s) for envs, s in groups])
 
 
@@ -60,16 +67,40 @@ def seed_groups(episodes: int, seed: int, seeds: int = EVAL_SEEDS) -> list[tuple
     return [(per_group, seed + 7919 * g) for g in range(groups)]
 
 
+def _eval_world(config: TownletConfig, envs: int, seed: int) -> World:
+    return World(config.world, config.scenario, num_envs=envs, seed=seed, track_terms=True)
+
+
 def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
-    world = World(config.world, config.scenario, num_envs=envs, seed=seed, track_terms=True)
+    world = _eval_world(config, envs, seed)
     chooser = make_chooser(world, seed)
-    a, types = world.layout.num_agents, world.layout.affordance_types
-    device = world.device
     taking_part = world.state.alive.clone()
     if config.population.background:  # the chooser drives the focal agents, who are measured
-        focal = focal_agents(config).to(device)
+        focal = focal_agents(config).to(world.device)
         chooser = MixedChooser(chooser, Background(world, config, seed), focal)
         taking_part &= focal
+    return _play_world(world, chooser, taking_part)
+
+
+def _play_together(config, make_chooser, groups: list[tuple[int, int]]) -> dict:
+    """Every group's envs in one batch; the tally of them all, its agent-days summed group
+    by group as `_report` sums separate tallies (so the figures are the same to the bit)."""
+    parts = [_eval_world(config, envs, s) for envs, s in groups]
+    world = side_by_side(parts, lambda envs: _eval_world(config, envs, groups[0][1]))
+    tally = _play_world(world, make_chooser(world, groups[0][1]), world.state.alive.clone())
+    days, start = 0.0, 0
+    for envs, _ in groups:
+        part = slice(start, start + envs)
+        ticks = tally["lengths"][part].unsqueeze(1) * tally["taking_part"][part]
+        days += float(ticks.sum()) / world.layout.ticks_per_day
+        start += envs
+    tally["agent_days"], tally["seeds"] = days, len(groups)
+    return tally
+
+
+def _play_world(world: World, chooser: Chooser, taking_part: torch.Tensor) -> dict:
+    envs, a, types = world.num_envs, world.layout.num_agents, world.layout.affordance_types
+    device = world.device
     returns = torch.zeros(envs, a, device=device)
     terms: dict[str, torch.Tensor] = {}
     tally = EventTally(envs, a, world.names, meal_types(world.layout), device)
@@ -100,8 +131,10 @@ def _play_group(config, make_chooser, envs: int, seed: int) -> dict:
         "agent_days": float((lengths.unsqueeze(1) * taking_part).sum())
         / world.layout.ticks_per_day,
         "lengths": lengths.cpu(),
+        "taking_part": taking_part.cpu(),
         "types": types,
         "week": week,
+        "seeds": 1,
     }
 
 
@@ -131,7 +164,7 @@ def _report(tallies: list[dict]) -> dict:
         "return_std": float(returns.std(unbiased=False)),
         "episodes": sum(len(t["lengths"]) for t in tallies),
         "agent_episodes": n,
-        "seeds": len(tallies),
+        "seeds": sum(t["seeds"] for t in tallies),
         "length_mean": float(torch.cat([t["lengths"] for t in tallies]).mean()),
         "survival_rate": 1.0 - faints / n,
         "components": components,
@@ -239,7 +272,9 @@ def random_report(config: TownletConfig, episodes: int, seed: int) -> dict:
 def policy_report(config: TownletConfig, net: ActorCritic, episodes: int, seed: int, det: bool):
     """The policy's report, played in eval mode (its training mode restored after)."""
     with evaluating(net):
-        return play(config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed)
+        return play(
+            config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed, together=det
+        )
 
 
 def baseline_reports(config: TownletConfig, episodes: int, seed: int) -> dict:

@@ -228,6 +228,19 @@ def test_the_anneal_gate_passes_rolls_back_and_skips_ppo_after_a_failed_clone():
     assert schedule.finished  # the PPO phase after a failed clone never runs
 
 
+def test_the_anneal_gate_needs_the_last_passes_accuracy_only():
+    schedule = AnnealSchedule(
+        [AnnealStageConfig("bc", 3), AnnealStageConfig("ppo", 1)], threshold=0.9
+    )
+    weights = {"w": torch.ones(2)}
+    assert not schedule.gate_is_next
+    for _ in range(2):  # not measured: no verdict
+        assert not schedule.bc_epoch_done(None, weights).phase_over
+    assert schedule.gate_is_next
+    with pytest.raises(ValueError, match="last pass"):
+        schedule.bc_epoch_done(None, weights)
+
+
 @pytest.mark.slow
 def test_an_anneal_run_logs_version_1_2_records_and_is_deterministic(tmp_path):
     args = [
@@ -262,12 +275,13 @@ def test_an_anneal_run_logs_version_1_2_records_and_is_deterministic(tmp_path):
         assert torch.equal(value, weights[1]["model"][key])
 
 
-def test_ppo_epochs_measure_the_clone_every_n_epochs_and_learn_the_same(tmp_path):
-    """`train.bc.accuracy_every` only thins the telemetry: the weights do not change."""
+def test_epochs_measure_the_clone_every_n_epochs_and_learn_the_same(tmp_path):
+    """`train.bc.accuracy_every` only thins the telemetry: the weights do not change. A BC
+    phase is measured every n passes and at its last (the gate's), PPO every n epochs."""
     args = [
         *KITCHEN,
         "train.bc.demo_envs=4",
-        "train.anneal=[{mode: bc, epochs: 1}, {mode: ppo, epochs: 3}]",
+        "train.anneal=[{mode: bc, epochs: 3}, {mode: ppo, epochs: 3}]",
         "train.anneal_threshold=0.0",
         "train.eval_episodes=2",
     ]
@@ -278,8 +292,8 @@ def test_ppo_epochs_measure_the_clone_every_n_epochs_and_learn_the_same(tmp_path
         runs[every] = run
     records = [r for _, r in validate_log(runs[2] / "telemetry" / "ppo.jsonl")]
     measured = [r["epoch"] for r in records if "anneal_bc_accuracy" in r]
-    assert [r["anneal_stage"] for r in records] == ["bc", "ppo", "ppo", "ppo"]
-    assert measured == [1, 2, 4], "the BC epoch, then every second epoch"
+    assert [r["anneal_stage"] for r in records] == ["bc"] * 3 + ["ppo"] * 3
+    assert measured == [2, 3, 4, 6], "BC's second and last passes, then every second epoch"
     assert all(("anneal_bc_passed" in r) == (r["epoch"] in measured) for r in records)
     every_epoch = [r for _, r in validate_log(runs[1] / "telemetry" / "ppo.jsonl")]
     assert all("anneal_bc_accuracy" in r for r in every_epoch)

@@ -64,12 +64,21 @@ class AnnealSchedule:
         self.done_in_stage = 0
         self._enter()
 
-    def bc_epoch_done(self, accuracy: float, weights: dict[str, torch.Tensor]) -> GateResult:
-        """Record a BC pass; returns what the gate decided. On a failed gate the caller loads
+    @property
+    def gate_is_next(self) -> bool:
+        """Whether the next BC pass is its phase's last, whose accuracy the gate judges."""
+        return self.done_in_stage + 1 >= self.stages[self.stage][1]
+
+    def bc_epoch_done(self, accuracy: float | None, weights: dict[str, torch.Tensor]) -> GateResult:
+        """Record a BC pass and its accuracy (None where it was not measured: any pass but the
+        last); returns what the gate decided. On a failed gate the caller loads
         `gate_weights` (when not None) into the policy."""
         self.done_in_stage += 1
-        passed = accuracy >= self.threshold
-        if self.done_in_stage < self.stages[self.stage][1]:
+        last = self.done_in_stage >= self.stages[self.stage][1]
+        if accuracy is None and last:
+            raise ValueError("the gate needs the accuracy of a BC phase's last pass")
+        passed = accuracy is not None and accuracy >= self.threshold
+        if not last:
             return GateResult(passed=passed, rolled_back=False, phase_over=False)
         if passed:
             self.gate_weights = {k: v.detach().clone() for k, v in weights.items()}

@@ -116,3 +116,17 @@ def test_fused_map_layer_equals_embedding_then_linear_bit_for_bit(rows, seed):
     fused = gradients(net.read_map(codes))
     plain = gradients(net.map_fc(net.embed(codes).flatten(1)))
     assert all(torch.equal(a, b) for a, b in zip(fused, plain, strict=True))
+
+
+def test_masked_logits_are_the_full_forward_passes_logits():
+    generator = torch.Generator().manual_seed(3)
+    net = ActorCritic(window=5, num_features=3, num_actions=4, hidden=8, embedding=3)
+    codes = torch.randint(0, CODE_VOCAB, (32, 5, 5), generator=generator).to(torch.uint8)
+    features = torch.randn(32, 3, generator=generator)
+    mask = torch.rand(32, 4, generator=generator) > 0.3
+    mask[:, 0] = True
+    action, *_, logits = net.get_action_and_value(codes, features, mask, deterministic=True)
+    alone = net.masked_logits(codes, features, mask)
+    assert torch.equal(alone, logits)
+    assert torch.equal(alone.argmax(-1), action)
+    assert bool((alone[~mask] == -1e9).all())

@@ -33,14 +33,15 @@ class PolicyChooser(Chooser):
 
     def act(self, obs: Observation) -> torch.Tensor:
         e, a = obs.features.shape[:2]
+        inputs = (
+            obs.map_codes.reshape(e * a, *obs.map_codes.shape[2:]),
+            obs.features.reshape(e * a, -1),
+            obs.action_mask.reshape(e * a, -1),
+        )
         with torch.inference_mode():
-            action, *_ = self.net.get_action_and_value(
-                obs.map_codes.reshape(e * a, *obs.map_codes.shape[2:]),
-                obs.features.reshape(e * a, -1),
-                obs.action_mask.reshape(e * a, -1),
-                generator=self.generator,
-                deterministic=self.deterministic,
-            )
+            if self.deterministic:
+                return self.net.masked_logits(*inputs).argmax(-1).view(e, a)
+            action, *_ = self.net.get_action_and_value(*inputs, generator=self.generator)
         return action.view(e, a)
 
 

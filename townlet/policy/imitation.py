@@ -217,8 +217,6 @@ def accuracy(net: ActorCritic, demos: Demonstrations, chunk: int = 16384) -> flo
     with torch.no_grad():
         for start in range(0, len(demos), chunk):
             part = demos.take(torch.arange(start, min(start + chunk, len(demos))))
-            action, *_ = net.get_action_and_value(
-                part.codes, part.features, part.masks, deterministic=True
-            )
+            action = net.masked_logits(part.codes, part.features, part.masks).argmax(-1)
             hits += int((action == part.labels).sum())
     return hits / len(demos)

@@ -132,6 +132,18 @@ class ActorCritic(nn.Module):
             )
         return self.map_fc(self.embed(codes).flatten(1))
 
+    def _masked_logits(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # fp32 from here on under bf16 autocast: masking, sampling and log-probabilities
+        return self.actor(h).float().masked_fill(~mask, -1e9)
+
+    def masked_logits(
+        self, codes: torch.Tensor, features: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The masked logits alone, as `get_action_and_value` computes them: for readers that
+        need no value, entropy or sample (the greedy action, a KL), which cost a third of a
+        small batch's forward pass."""
+        return self._masked_logits(self.hidden(codes, features), mask)
+
     def get_value(self, codes: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self.critic(self.hidden(codes, features)).float().squeeze(-1)
 
@@ -149,8 +161,7 @@ class ActorCritic(nn.Module):
         Returns (action, log_prob, entropy, value, logits); the logits are already masked.
         """
         h = self.hidden(codes, features)
-        # fp32 from here on under bf16 autocast: masking, sampling and log-probabilities
-        logits = self.actor(h).float().masked_fill(~mask, -1e9)
+        logits = self._masked_logits(h, mask)
         dist = Categorical(logits=logits, validate_args=False)  # ours, masked: valid
         if action is None:
             if deterministic:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from torch.distributions import Categorical
 
 from townlet.config.hashing import config_hash
 from townlet.config.schema import AnnealStageConfig, TownletConfig
@@ -532,9 +533,9 @@ class Trainer:
         with torch.no_grad(), precision_scope(self.config.ppo.precision, self.device):
             for i in range(0, len(batch), KL_CHUNK):
                 part = batch.rows(i, i + KL_CHUNK)
-                _, logprob, _, _, logits = self.net.get_action_and_value(
-                    part.codes, part.features, part.masks, action=part.actions
-                )
+                logits = self.net.masked_logits(part.codes, part.features, part.masks)
+                dist = Categorical(logits=logits, validate_args=False)
+                logprob = dist.log_prob(part.actions)
                 total += float(behaviour_kl(part, logits, logprob).sum())
         return total / len(batch)
 

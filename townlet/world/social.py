@@ -25,6 +25,7 @@ import torch
 
 from townlet.config.schema import SocialConfig
 from townlet.world.layout import Layout
+from townlet.world.lookup import entries
 from townlet.world.state import WorldState
 from townlet.world.windows import pair_offsets
 
@@ -80,7 +81,7 @@ def _pairs(
     `offsets` are this state's `pair_offsets` when the caller has them already."""
     if offsets is None:
         offsets = pair_offsets(state, table.shape[0] // 2)
-    pairs = torch.take(table, offsets) & ~layout.self_pair
+    pairs = entries(table, offsets) & ~layout.self_pair
     if not all_alive:
         pairs &= state.alive.unsqueeze(1) & state.alive.unsqueeze(2)
     return pairs

@@ -15,6 +15,7 @@ import torch
 
 from townlet.world.constants import OCCUPANT_KINDS, OCCUPANT_OTHER, OCCUPANT_SELF
 from townlet.world.layout import Layout
+from townlet.world.lookup import entries
 from townlet.world.state import WorldState
 
 
@@ -66,7 +67,7 @@ def draw_windows(
     if offsets is None:  # a lone agent: SELF, nobody can share its tile
         center += OCCUPANT_SELF
         return window[..., : tables.slots].contiguous()
-    slots = torch.take(tables.slot_by_offset, offsets)
+    slots = entries(tables.slot_by_offset, offsets)
     same_tile = offsets == tables.origin
     if not all_alive:  # the fainted are drawn nowhere (they share the sink with each other)
         alive = state.alive

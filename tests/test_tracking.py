@@ -250,3 +250,29 @@ def test_the_mlflow_ui_serves_the_store(store, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_epoch_metrics_are_written_in_batches_with_their_steps_and_times(store):
+    from townlet.tracking.tracker import MetricBatches, MlflowTracker
+
+    mlflow = client(store)
+    experiment = mlflow.create_experiment("batches")
+    run = mlflow.create_run(experiment)
+    now = [0.0]
+    batches = MetricBatches(MlflowTracker(mlflow, run.info.run_id), 10.0, lambda: now[0])
+
+    def history() -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in mlflow.get_metric_history(run.info.run_id, "loss")]
+
+    for step in (1, 2, 3):
+        batches.add({"loss": float(step), "note": "not a number"}, step)
+        time.sleep(0.002)  # each row keeps the time it was made
+    assert history() == [], "nothing is written before the interval"
+    now[0] = 10.0
+    batches.add({"loss": 4.0}, 4)
+    assert history() == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
+    batches.add({"loss": 5.0}, 5)
+    batches.flush()
+    written = mlflow.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in written] == [1, 2, 3, 4, 5]
+    assert len({m.timestamp for m in written[:3]}) == 3

@@ -24,6 +24,7 @@ from townlet.telemetry.plot import TRAINING_KEYS, plot
 from townlet.tracking import Tracker
 from townlet.tracking.names import grouped
 from townlet.tracking.optuna_trial import trial_reporter
+from townlet.tracking.tracker import MetricBatches
 from townlet.util.atomic import atomic_write_json
 from townlet.util.run_dir import RunDir
 from townlet.util.stopping import PRUNED_FILE, Pruned
@@ -45,16 +46,21 @@ def train(
         set() if config.curriculum.stages else {"curriculum_stage"}
     )
 
+    batches = MetricBatches(tracker)
+
     def log_record(epoch: int, record: dict) -> None:
         shown = {k: v for k, v in record.items() if k not in constant}
-        tracker.log_metrics(grouped(shown), step=epoch)
+        batches.add(grouped(shown), epoch)
 
     reporter = trial_reporter(config.train.trial)
     try:
         links = {"run_dir": str(output_dir.resolve())}
         if tracker.run_id is not None:  # the recordings point at the run that made them
             links |= {"mlflow_run_id": tracker.run_id, "tracking_uri": tracker.uri or ""}
-        result = Trainer(config, output_dir, log_record, reporter, links).run()
+        try:
+            result = Trainer(config, output_dir, log_record, reporter, links).run()
+        finally:
+            batches.flush()
     except Pruned as pruned:  # a clean end: what the run has so far is logged
         atomic_write_json(output_dir / PRUNED_FILE, {"epoch": pruned.epoch, "value": pruned.value})
         plot_training(output_dir, config)

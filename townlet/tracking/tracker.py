@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ class Tracker:
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         pass
+
+    def log_metric_steps(self, rows: list[tuple[dict[str, Any], int, int]]) -> None:
+        """Several steps' metrics, each row (metrics, step, time in ms), in one write where
+        the store allows it."""
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         pass
@@ -127,13 +131,19 @@ class MlflowTracker(Tracker):
         self.client, self.run_id, self.uri = client, run_id, uri
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self.log_metric_steps([(metrics, step or 0, int(time.time() * 1000))])
+
+    def log_metric_steps(self, rows: list[tuple[dict[str, Any], int, int]]) -> None:
         from mlflow.entities import Metric
 
-        stamp = int(time.time() * 1000)
-        rows = [Metric(k[:250], v, stamp, step or 0) for k, v in _numeric(metrics).items()]
+        found = [
+            Metric(k[:250], v, stamp, step)
+            for metrics, step, stamp in rows
+            for k, v in _numeric(metrics).items()
+        ]
         with writes_finish_first():
-            for i in range(0, len(rows), 1000):
-                self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+            for i in range(0, len(found), 1000):  # MLflow's limit for one batch
+                self.client.log_batch(self.run_id, metrics=found[i : i + 1000])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
@@ -147,6 +157,35 @@ class MlflowTracker(Tracker):
         with writes_finish_first():
             for key, value in tags.items():
                 self.client.set_tag(self.run_id, key, str(value)[:8000])
+
+
+class MetricBatches:
+    """Epoch metrics gathered and written every `every_sec` seconds in one batch, each kept
+    with its step and the time it was made. One write per epoch cost the default job 4.6 s
+    of its 158 (220 SQLite transactions; measured 2026-12-07); `flush` writes what is left
+    (the trainer calls it when it stops, however it stops). A killed job loses at most the
+    last `every_sec` seconds from the store, never from the run's own telemetry."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        every_sec: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tracker, self.every_sec, self.clock = tracker, every_sec, clock
+        self.rows: list[tuple[dict[str, Any], int, int]] = []
+        self.last = clock()
+
+    def add(self, metrics: dict[str, Any], step: int) -> None:
+        self.rows.append((metrics, step, int(time.time() * 1000)))
+        if self.clock() - self.last >= self.every_sec:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        self.last = self.clock()
+        if rows:
+            self.tracker.log_metric_steps(rows)
 
 
 def _hydra_context() -> dict[str, str]:

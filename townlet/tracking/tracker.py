@@ -161,10 +161,11 @@ class MlflowTracker(Tracker):
 
 class MetricBatches:
     """Epoch metrics gathered and written every `every_sec` seconds in one batch, each kept
-    with its step and the time it was made. One write per epoch cost the default job 4.6 s
-    of its 158 (220 SQLite transactions; measured 2026-12-07); `flush` writes what is left
-    (the trainer calls it when it stops, however it stops). A killed job loses at most the
-    last `every_sec` seconds from the store, never from the run's own telemetry."""
+    with its step and the time it was made. With one write per epoch the default town's
+    epochs spent 30 ms on work outside their phases, batched 22 ms (SQLite transactions of
+    about 90 metrics; measured 2026-12-07); `flush` writes what is left (the trainer calls it
+    when it stops, however it stops). A killed job loses at most the last `every_sec` seconds
+    from the store, never from the run's own telemetry."""
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ QUICK = {
     "capture": [],
     "telemetry": ["--records", "200000"],
     "recording": [],
+    "evaluation": ["--repeats", "2"],
 }
 """Scripts of the default set and the arguments that keep each to a minute or two."""
 SLOW = {"learning": [], "serve": [], "viewer": [], "sweeps": [], "video": [], "hostile": []}

@@ -5,7 +5,7 @@ with an evaluation (16 episodes, deterministic and sampled); an anneal run first
 the scripts. This times each on the default `town` with a freshly initialised network (an
 episode costs the same whatever the weights): the deterministic policy with its seed groups
 side by side in one batch (what runs use) and group by group (what they did before
-2026-12-07), the sampled policy, and the demonstrations. Best of `--repeats`, one thread.
+2026-12-07), the sampled policy both ways, and the demonstrations. Best of `--repeats`, one thread.
 Run: python benchmarks/evaluation.py [--repeats N]
 """
 
@@ -53,15 +53,16 @@ def main() -> None:
     )
     seed = config.seed + 1000
 
-    def by_groups(episodes: int) -> None:
-        play(config, lambda _w, s: PolicyChooser(net, True, s), episodes, seed, together=False)
+    def by_groups(episodes: int, deterministic: bool = True) -> None:
+        play(config, lambda _w, s: PolicyChooser(net, deterministic, s), episodes, seed)
 
     cases = [
         ("deterministic", 8, "side by side", lambda: policy_report(config, net, 8, seed, True)),
         ("deterministic", 8, "group by group", lambda: by_groups(8)),
         ("deterministic", 16, "side by side", lambda: policy_report(config, net, 16, seed, True)),
         ("deterministic", 16, "group by group", lambda: by_groups(16)),
-        ("sampled", 16, "group by group", lambda: policy_report(config, net, 16, seed, False)),
+        ("sampled", 16, "side by side", lambda: policy_report(config, net, 16, seed, False)),
+        ("sampled", 16, "group by group", lambda: by_groups(16, False)),
     ]
     conditions = {
         "scenario": config.scenario.name,

@@ -1,5 +1,5 @@
-"""Envs of several worlds stepped in one batch go on exactly as in their own worlds, and the
-deterministic evaluation played that way reports what it reports group by group."""
+"""Envs of several worlds stepped in one batch go on exactly as in their own worlds, and an
+evaluation played that way reports what it reports group by group."""
 
 from __future__ import annotations
 
@@ -74,11 +74,15 @@ def test_side_by_side_refuses_a_batch_that_resets_and_an_empty_list():
         side_by_side([], lambda envs: _world(cfg, envs, 0))
 
 
-def test_deterministic_evaluation_together_reports_what_groups_report():
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_an_evaluation_side_by_side_reports_what_its_groups_report(deterministic):
+    """Greedy, or sampled with each group's noise from its own generator."""
     cfg = load_config()
     probe = _world(cfg, 1, 0)
     torch.manual_seed(4)
     net = ActorCritic(probe.layout.window, len(probe.names.features), NUM_ACTIONS)
-    by_groups = play(cfg, lambda _w, s: PolicyChooser(net, True, s), 8, 77, together=False)
-    assert policy_report(cfg, net, 8, 77, True) == by_groups
+    by_groups = play(cfg, lambda _w, s: PolicyChooser(net, deterministic, s), 8, 77)
+    assert policy_report(cfg, net, 8, 77, deterministic) == by_groups
     assert by_groups["seeds"] == 4
+    other_seed = policy_report(cfg, net, 8, 78, deterministic)
+    assert deterministic or other_seed["return_mean"] != by_groups["return_mean"]

@@ -4,7 +4,7 @@ populations (the trained policy, the scenario's scripts, a uniform random policy
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -26,10 +26,24 @@ class Chooser:
 
 
 class PolicyChooser(Chooser):
-    def __init__(self, net: ActorCritic, deterministic: bool, seed: int) -> None:
+    """The policy, greedy or sampled. `groups`, (envs, seed) of the worlds whose envs share
+    this batch in order (`side_by_side`): each group's rows sample from a generator of its own
+    seed, drawing what they would draw alone, so a sampled evaluation played side by side is
+    the one played group by group."""
+
+    def __init__(
+        self,
+        net: ActorCritic,
+        deterministic: bool,
+        seed: int,
+        groups: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
         self.net, self.deterministic = net, deterministic
         device = next(net.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.groups = [
+            (envs, torch.Generator(device=device).manual_seed(s)) for envs, s in groups or ()
+        ]
 
     def act(self, obs: Observation) -> torch.Tensor:
         e, a = obs.features.shape[:2]
@@ -41,8 +55,20 @@ class PolicyChooser(Chooser):
         with torch.inference_mode():
             if self.deterministic:
                 return self.net.masked_logits(*inputs).argmax(-1).view(e, a)
+            if self.groups:
+                return self._sample_by_group(self.net.masked_logits(*inputs), a).view(e, a)
             action, *_ = self.net.get_action_and_value(*inputs, generator=self.generator)
         return action.view(e, a)
+
+    def _sample_by_group(self, logits: torch.Tensor, agents: int) -> torch.Tensor:
+        """Gumbel-max as `ActorCritic.get_action_and_value` samples, each group's noise from
+        its own generator."""
+        noise = [
+            torch.rand(envs * agents, logits.shape[1], generator=g, device=logits.device)
+            for envs, g in self.groups
+        ]
+        uniform = torch.cat(noise)
+        return (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
 
 
 class RandomChooser(Chooser):

@@ -47,15 +47,16 @@ def play(
     episodes: int,
     seed: int,
     seeds: int = EVAL_SEEDS,
-    together: bool = False,
+    together: Callable[[World, list[tuple[int, int]]], Chooser] | None = None,
 ) -> dict:
     """`episodes` episodes from the scenario's fixed start, spread over `seeds` world seeds.
-    With `together` the groups' envs step in one batch (`side_by_side`), for a chooser whose
-    action in a row depends on that row alone and draws nothing (a deterministic policy): the
-    same report, one pass instead of one per group."""
+    With `together`, a chooser for the groups' envs stepping in one batch (`side_by_side`),
+    given the (envs, seed) of each group, that acts in every row as `make_chooser`'s would in
+    its own group's world (the policy: its action depends on the row alone, its noise comes
+    from the group's generator): the same report, one pass instead of one per group."""
     groups = seed_groups(episodes, seed, seeds)
-    if together and not config.population.background and len(groups) > 1:
-        return _report([_play_together(config, make_chooser, groups)])
+    if together is not None and not config.population.background and len(groups) > 1:
+        return _report([_play_together(config, together, groups)])
     return _report([_play_group(config, make_chooser, envs, s) for envs, s in groups])
 
 
@@ -87,7 +88,7 @@ def _play_together(config, make_chooser, groups: list[tuple[int, int]]) -> dict:
     by group as `_report` sums separate tallies (so the figures are the same to the bit)."""
     parts = [_eval_world(config, envs, s) for envs, s in groups]
     world = side_by_side(parts, lambda envs: _eval_world(config, envs, groups[0][1]))
-    tally = _play_world(world, make_chooser(world, groups[0][1]), world.state.alive.clone())
+    tally = _play_world(world, make_chooser(world, groups), world.state.alive.clone())
     days, start = 0.0, 0
     for envs, _ in groups:
         part = slice(start, start + envs)
@@ -273,7 +274,11 @@ def policy_report(config: TownletConfig, net: ActorCritic, episodes: int, seed: 
     """The policy's report, played in eval mode (its training mode restored after)."""
     with evaluating(net):
         return play(
-            config, lambda _world, s: PolicyChooser(net, det, s), episodes, seed, together=det
+            config,
+            lambda _world, s: PolicyChooser(net, det, s),
+            episodes,
+            seed,
+            together=lambda _world, groups: PolicyChooser(net, det, groups[0][1], groups),
         )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from townlet.config.schema import TownletConfig
-from townlet.policy.network import ActorCritic
+from townlet.policy.network import ActorCritic, gumbel_max
 from townlet.scenarios.controller import ScriptedController
 from townlet.world import StepResult, World
 from townlet.world.observations import Observation
@@ -61,14 +61,13 @@ class PolicyChooser(Chooser):
         return action.view(e, a)
 
     def _sample_by_group(self, logits: torch.Tensor, agents: int) -> torch.Tensor:
-        """Gumbel-max as `ActorCritic.get_action_and_value` samples, each group's noise from
-        its own generator."""
+        """As `ActorCritic.get_action_and_value` samples, each group's noise from its own
+        generator."""
         noise = [
             torch.rand(envs * agents, logits.shape[1], generator=g, device=logits.device)
             for envs, g in self.groups
         ]
-        uniform = torch.cat(noise)
-        return (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
+        return gumbel_max(logits, torch.cat(noise))
 
 
 class RandomChooser(Chooser):

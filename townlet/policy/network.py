@@ -83,6 +83,12 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+def gumbel_max(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """A sample of each row's categorical from uniform noise of the same shape (Gumbel-max):
+    the noise is drawn by the caller, from the generator the sample must depend on."""
+    return (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
+
+
 class CodeEmbedding(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -167,8 +173,8 @@ class ActorCritic(nn.Module):
             if deterministic:
                 action = logits.argmax(-1)
             else:
-                # Gumbel-max with our own generator: reproducible without touching global RNG.
+                # our own generator: reproducible without touching global RNG
                 uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
-                action = (logits - torch.log(-torch.log(uniform.clamp_min(1e-20)))).argmax(-1)
+                action = gumbel_max(logits, uniform)
         value = self.critic(h).float().squeeze(-1)
         return action, dist.log_prob(action), dist.entropy(), value, logits

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import torch
 from torch import nn
+from torch.distributions import Categorical
 
 from townlet.config.schema import PPOConfig
 from townlet.policy.network import ActorCritic
@@ -84,11 +85,16 @@ def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.
     return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
 
 
-def behaviour_kl(batch: Batch, new_logits: torch.Tensor, new_logprob: torch.Tensor) -> torch.Tensor:
+def behaviour_kl(
+    batch: Batch, new_logits: torch.Tensor, new_logprob: torch.Tensor | None = None
+) -> torch.Tensor:
     """KL(behaviour || new) per transition: exact from the behaviour's logits when stored,
-    else the k3 estimator from the taken actions' log-ratio (unbiased for sampled actions)."""
+    else the k3 estimator from the taken actions' log-ratio (unbiased for sampled actions);
+    the taken actions' new log-probabilities come from `new_logits` unless given."""
     if batch.logits is not None:
         return categorical_kl(batch.logits, new_logits)
+    if new_logprob is None:
+        new_logprob = Categorical(logits=new_logits, validate_args=False).log_prob(batch.actions)
     logratio = new_logprob - batch.logprobs
     return logratio.exp() - 1.0 - logratio
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from torch.distributions import Categorical
 
 from townlet.config.hashing import config_hash
 from townlet.config.schema import AnnealStageConfig, TownletConfig
@@ -534,9 +533,7 @@ class Trainer:
             for i in range(0, len(batch), KL_CHUNK):
                 part = batch.rows(i, i + KL_CHUNK)
                 logits = self.net.masked_logits(part.codes, part.features, part.masks)
-                dist = Categorical(logits=logits, validate_args=False)
-                logprob = dist.log_prob(part.actions)
-                total += float(behaviour_kl(part, logits, logprob).sum())
+                total += float(behaviour_kl(part, logits).sum())
         return total / len(batch)
 
     def _payload(self) -> dict[str, Any]:

@@ -34,6 +34,19 @@ class FastPath:
             arrivals_pending_reset=bool((state.arrived != 0).any()),
         )
 
+    @classmethod
+    def either(cls, parts: list[FastPath]) -> FastPath:
+        """The facts of several batches' envs taken together (`side_by_side`): each one-way
+        fact raised if any part raised it, all alive only if all are."""
+        return cls(
+            engaged=any(f.engaged for f in parts),
+            rivalry_active=any(f.rivalry_active for f in parts),
+            social_active=any(f.social_active for f in parts),
+            all_alive=all(f.all_alive for f in parts),
+            oldest_tick=max(f.oldest_tick for f in parts),
+            arrivals_pending_reset=any(f.arrivals_pending_reset for f in parts),
+        )
+
     def problems(self, state: WorldState) -> list[str]:
         """Where the cache disagrees with the state. Exact facts must match; the two
         one-way facts (rivalry raised, arrivals pending) may only be true with nothing to show."""

@@ -33,19 +33,6 @@ def side_by_side(worlds: Sequence[World], make: Callable[[int], World]) -> World
         name: torch.cat([p["state"][name] for p in parts]) for name in snapshot["state"]
     }
     snapshot["fresh_alive"] = torch.cat([p["fresh_alive"] for p in parts])
-    snapshot["flags"] = _either(w.fast for w in worlds).as_dict()
+    snapshot["flags"] = FastPath.either([w.fast for w in worlds]).as_dict()
     joined.restore(snapshot)
     return joined
-
-
-def _either(flags) -> FastPath:
-    """The facts of the envs together: each one-way fact raised if any part raised it."""
-    flags = list(flags)
-    return FastPath(
-        engaged=any(f.engaged for f in flags),
-        rivalry_active=any(f.rivalry_active for f in flags),
-        social_active=any(f.social_active for f in flags),
-        all_alive=all(f.all_alive for f in flags),
-        oldest_tick=max(f.oldest_tick for f in flags),
-        arrivals_pending_reset=any(f.arrivals_pending_reset for f in flags),
-    )
